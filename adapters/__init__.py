@@ -1,0 +1,1 @@
+"""The outside world: OpenStreetMap extracts and the ``pilotage`` command line."""

@@ -1,0 +1,303 @@
+"""OpenStreetMap: local extracts read with osmnx into a :class:`~pilotage.core.RoadNetwork`.
+
+This is the only module that imports osmnx and networkx. No step touches the network: osmnx
+reads the file given, nothing else.
+
+The rules, applied in :func:`network_from_graph`:
+
+- **Drivable ways** (:func:`is_drivable`): ``highway`` in :data:`ROAD_CLASS_SPEED_KPH` (motorways
+  down to living streets, links, ``road``, ``busway`` and ``service``); not ``area=yes``; none of
+  ``access``, ``vehicle``, ``motor_vehicle``, ``motorcar`` is ``no`` or ``private``; a ``service``
+  way whose ``service`` tag is one of :data:`EXCLUDED_SERVICE` (parking aisles, driveways...) is
+  left out. Footways, paths, cycleways, steps, tracks, raceways, construction and the like are
+  not in the list, so they are left out.
+- **One-way streets** as osmnx reads them (``oneway=yes/true/1/-1/reverse``, roundabouts).
+- **Free-flow speed**: the ``maxspeed`` tag (:func:`parse_maxspeed`: km/h, mph, implicit values
+  such as ``FR:urban``; the mean where several are given); where it gives nothing, the default of
+  the road class in :data:`ROAD_CLASS_SPEED_KPH`; ``highway`` values outside the list (graphs
+  built elsewhere) count as ``unclassified``.
+- **Length**: osmnx's ``length``; where an edge has none, the straight line between its nodes.
+- **Simplification**: chains of degree-two nodes are merged into one edge (osmnx), except at
+  traffic-signal nodes and where ``highway`` or ``maxspeed`` changes.
+- **Signalised intersections**: ``highway=traffic_signals`` nodes, grouped as
+  :data:`~pilotage.core.SIGNAL_GROUPING_RADIUS_M` says.
+
+Networks built from a file are cached as ``.npz`` under :func:`cache_directory`, keyed by the
+file's content and :data:`BUILD_VERSION`, so the next start loads in milliseconds.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import logging
+import lzma
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pilotage.core import SIGNAL_GROUPING_RADIUS_M, DataFileError, RoadNetwork
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+logger = logging.getLogger(__name__)
+
+#: The OSM extract shipped with pilotage: Luxembourg City, from the LuST scenario
+#: (see ``data/ATTRIBUTION.md``).
+EMBEDDED_CITY = Path(__file__).with_name("data") / "luxembourg-lust.osm.xz"
+
+#: Drivable road classes (OSM ``highway`` values) and their free-flow speed (km/h) where no
+#: ``maxspeed`` is tagged: urban European defaults.
+ROAD_CLASS_SPEED_KPH: dict[str, float] = {
+    "motorway": 110.0,
+    "motorway_link": 60.0,
+    "trunk": 90.0,
+    "trunk_link": 50.0,
+    "primary": 50.0,
+    "primary_link": 40.0,
+    "secondary": 50.0,
+    "secondary_link": 40.0,
+    "tertiary": 50.0,
+    "tertiary_link": 30.0,
+    "unclassified": 40.0,
+    "residential": 30.0,
+    "living_street": 20.0,
+    "road": 30.0,
+    "busway": 50.0,
+    "service": 20.0,
+}
+
+#: ``service=*`` values of ``highway=service`` ways that are not through roads.
+EXCLUDED_SERVICE = frozenset({"parking_aisle", "parking", "driveway", "drive-through", "alley",
+                              "emergency_access", "private"})
+
+#: Access tags that close a way to cars when ``no`` or ``private``.
+ACCESS_TAGS = ("access", "vehicle", "motor_vehicle", "motorcar")
+
+#: Implicit ``maxspeed`` values (the part after ``XX:``), km/h.
+IMPLICIT_MAXSPEED_KPH: dict[str, float] = {
+    "urban": 50.0,
+    "rural": 80.0,
+    "trunk": 110.0,
+    "motorway": 130.0,
+    "zone30": 30.0,
+    "zone20": 20.0,
+    "living_street": 20.0,
+    "bicycle_road": 30.0,
+    "walk": 6.0,
+}
+
+#: Bump when a rule above changes, so cached networks are rebuilt.
+BUILD_VERSION = 1
+
+_KPH_PER_MPH = 1.609344
+_NUMERIC_SPEED = re.compile(r"(\d+(?:\.\d+)?)\s*(mph|km/h|kmh|kph)?")
+_SIGNAL_MARK = "pilotage_signal"
+
+
+def is_drivable(tags: Mapping[str, object]) -> bool:
+    """Whether a way with these OSM tags is open to cars (the rule in the module docstring)."""
+    highway = _first(tags.get("highway"))
+    if highway not in ROAD_CLASS_SPEED_KPH or _first(tags.get("area")) == "yes":
+        return False
+    if any(_first(tags.get(tag)) in ("no", "private") for tag in ACCESS_TAGS):
+        return False
+    return not (highway == "service" and _first(tags.get("service")) in EXCLUDED_SERVICE)
+
+
+def parse_maxspeed(value: object) -> float:
+    """Speed (km/h) given by an OSM ``maxspeed`` value, NaN when it gives none.
+
+    Understands ``"50"``, ``"30 mph"``, ``"50 km/h"``, implicit values such as ``"FR:urban"`` or
+    ``"DE:zone30"``, and several values (``"50;30"`` or a list, as osmnx gives after
+    simplification), of which it takes the mean. ``"none"``, ``"signals"``, ``"variable"`` and
+    anything else unknown give NaN: the road class's default applies.
+    """
+    if isinstance(value, list | tuple) or (isinstance(value, str) and ";" in value):
+        parts = value.split(";") if isinstance(value, str) else value
+        speeds = [s for s in (parse_maxspeed(part) for part in parts) if not math.isnan(s)]
+        return float(np.mean(speeds)) if speeds else math.nan
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) if math.isfinite(value) and value > 0 else math.nan
+    if not isinstance(value, str):
+        return math.nan
+    text = value.strip().lower()
+    if ":" in text:
+        return IMPLICIT_MAXSPEED_KPH.get(text.split(":", 1)[1].replace(" ", ""), math.nan)
+    match = _NUMERIC_SPEED.fullmatch(text)
+    if match is None or float(match.group(1)) <= 0:
+        return math.nan
+    speed = float(match.group(1))
+    return speed * _KPH_PER_MPH if match.group(2) == "mph" else speed
+
+
+def read_osm(path: str | os.PathLike[str]) -> nx.MultiDiGraph:
+    """Read a local OSM XML file (``.osm``, ``.osm.xml``, compressed with gzip, bzip2 or xz) with osmnx.
+
+    Returns osmnx's unsimplified graph of every way, with the tags the rules above need, and all
+    its components. Compression is recognised from the file's first bytes, not its name.
+
+    Raises:
+        DataFileError: the file is missing, unreadable, or not OSM XML with ways.
+    """
+    import osmnx as ox  # noqa: PLC0415 - costs a second at import; only a build needs it
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"no OSM file at {path}; give the path of a .osm, .osm.xml, .gz, .bz2 or .xz extract")
+    useful_tags = ox.settings.useful_tags_way
+    ox.settings.useful_tags_way = sorted({*useful_tags, *ACCESS_TAGS})
+    try:
+        with tempfile.TemporaryDirectory(prefix="pilotage-osm-") as tmp:
+            xml_path = _decompressed(path, Path(tmp))
+            return ox.graph_from_xml(xml_path, bidirectional=False, simplify=False, retain_all=True)
+    except DataFileError:
+        raise
+    except Exception as exc:
+        # osmnx and the XML parser raise many kinds of errors on bad input; all mean the same here.
+        raise DataFileError(f"cannot read {path} as an OSM XML extract: {type(exc).__name__}: {exc}") from exc
+    finally:
+        ox.settings.useful_tags_way = useful_tags
+
+
+def network_from_graph(graph: nx.MultiDiGraph, *, grouping_radius_m: float = SIGNAL_GROUPING_RADIUS_M,
+                       build_report: dict[str, object] | None = None) -> RoadNetwork:
+    """Build a :class:`RoadNetwork` from an osmnx graph (simplified or not), with the rules above.
+
+    Raises:
+        DataFileError: the graph has no drivable way.
+    """
+    import osmnx as ox  # noqa: PLC0415 - see read_osm
+
+    report = dict(build_report or {})
+    drivable = [(u, v, k) for u, v, k, tags in graph.edges(keys=True, data=True) if is_drivable(tags)]
+    report["non_drivable_edges_dropped"] = graph.number_of_edges() - len(drivable)
+    graph = graph.edge_subgraph(drivable).copy()
+    if graph.number_of_edges() == 0:
+        raise DataFileError("the map holds no drivable way (highway=motorway ... service, open to cars); "
+                            "give an extract of a street network")
+    for _, tags in graph.nodes(data=True):
+        if _first(tags.get("highway")) == "traffic_signals":
+            tags[_SIGNAL_MARK] = True
+    if not graph.graph.get("simplified", False):
+        graph = ox.simplify_graph(graph, node_attrs_include=[_SIGNAL_MARK],
+                                  edge_attrs_differ=["highway", "maxspeed"])
+
+    nodes = list(graph.nodes)
+    position = {node: i for i, node in enumerate(nodes)}
+    node_data = [graph.nodes[node] for node in nodes]
+    road_classes = tuple(ROAD_CLASS_SPEED_KPH)
+    class_index = {name: i for i, name in enumerate(road_classes)}
+    edges = list(graph.edges(data=True))
+    road_class = np.array([class_index.get(_first(d.get("highway")), class_index["unclassified"])
+                           for _, _, d in edges], dtype=np.int64)
+    maxspeed_kph = np.array([parse_maxspeed(d.get("maxspeed")) for _, _, d in edges], dtype=np.float64)
+    default_kph = np.array([ROAD_CLASS_SPEED_KPH[road_classes[c]] for c in road_class], dtype=np.float64)
+    length_m = np.array([_number(d.get("length")) for _, _, d in edges], dtype=np.float64)
+    report["speed_from_class_default"] = int(np.isnan(maxspeed_kph).sum())
+    report["length_from_straight_line"] = int(np.isnan(length_m).sum())
+    return RoadNetwork.from_edges(
+        node_osmid=np.array([_osm_id(node) for node in nodes], dtype=np.int64),
+        node_lon=np.array([d["x"] for d in node_data], dtype=np.float64),
+        node_lat=np.array([d["y"] for d in node_data], dtype=np.float64),
+        tail=np.array([position[u] for u, _, _ in edges], dtype=np.int64),
+        head=np.array([position[v] for _, v, _ in edges], dtype=np.int64),
+        length_m=length_m,
+        speed_kph=np.where(np.isnan(maxspeed_kph), default_kph, maxspeed_kph),
+        road_class=road_class,
+        road_classes=road_classes,
+        edge_osmid=np.array([_osm_id(_first(d.get("osmid", -1))) for _, _, d in edges], dtype=np.int64),
+        signal_nodes=np.array([i for i, d in enumerate(node_data) if d.get(_SIGNAL_MARK)], dtype=np.int64),
+        grouping_radius_m=grouping_radius_m,
+        build_report=report,
+    )
+
+
+def cache_directory() -> Path:
+    """Where built networks are cached: ``$PILOTAGE_CACHE_DIR``, else ``$XDG_CACHE_HOME/pilotage``,
+    else ``~/.cache/pilotage``."""
+    if os.environ.get("PILOTAGE_CACHE_DIR"):
+        return Path(os.environ["PILOTAGE_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "pilotage"
+
+
+def load_network(path: str | os.PathLike[str] | None = None, *, cache_dir: str | os.PathLike[str] | None = None,
+                 rebuild: bool = False, grouping_radius_m: float = SIGNAL_GROUPING_RADIUS_M) -> RoadNetwork:
+    """The road network of an OSM extract (default: the embedded city), from the cache when built before.
+
+    The first call for a file builds the network (a few seconds) and writes it to the cache; later
+    calls load it. A cache that cannot be written or read only costs a rebuild, with a warning.
+
+    Raises:
+        DataFileError: the file is missing, unreadable, or holds no drivable network.
+    """
+    path = Path(path) if path is not None else EMBEDDED_CITY
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise DataFileError(f"cannot read the OSM file {path}: {exc.strerror or exc}; "
+                            "give the path of a .osm, .osm.xml, .gz, .bz2 or .xz extract") from exc
+    digest = hashlib.sha256(content)
+    digest.update(f"build {BUILD_VERSION} radius {grouping_radius_m!r}".encode())
+    cached = Path(cache_dir) if cache_dir is not None else cache_directory()
+    cached = cached / f"network-{digest.hexdigest()[:24]}.npz"
+    if cached.is_file() and not rebuild:
+        try:
+            return RoadNetwork.load(cached)
+        except DataFileError as exc:
+            logger.warning("rebuilding the network: the cache is unusable (%s)", exc)
+    logger.info("building the road network of %s (first use; cached afterwards)", path.name)
+    network = network_from_graph(read_osm(path), grouping_radius_m=grouping_radius_m,
+                                 build_report={"source": path.name, "sha256": hashlib.sha256(content).hexdigest()})
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        network.save(cached)
+    except OSError as exc:
+        logger.warning("could not cache the network in %s (%s); the next start builds it again", cached.parent, exc)
+    return network
+
+
+def _decompressed(path: Path, folder: Path) -> Path:
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    opener = {b"\x1f\x8b": gzip.open, b"BZh": bz2.open, b"\xfd7zXZ": lzma.open}
+    for prefix, open_compressed in opener.items():
+        if magic.startswith(prefix):
+            target = folder / "extract.osm"
+            try:
+                with open_compressed(path, "rb") as source, open(target, "wb") as out:
+                    shutil.copyfileobj(source, out)
+            except (OSError, EOFError, lzma.LZMAError) as exc:
+                raise DataFileError(f"cannot decompress {path}: {exc}") from exc
+            return target
+    return path
+
+
+def _first(value: object) -> object:
+    # Simplified osmnx edges carry a list where merged ways differed; the first one stands for all.
+    return value[0] if isinstance(value, list) and value else value
+
+
+def _number(value: object) -> float:
+    try:
+        number = float(_first(value))
+    except (TypeError, ValueError):
+        return math.nan
+    return number if math.isfinite(number) and number >= 0 else math.nan
+
+
+def _osm_id(value: object) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1

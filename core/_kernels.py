@@ -1,0 +1,196 @@
+"""Numba kernels of the road network: shortest paths and nearest nodes over CSR arrays.
+
+The graph is given as ``indptr`` (n + 1,) int64 and ``indices`` (m,) int64: the edges leaving node
+``u`` are ``indptr[u]:indptr[u + 1]`` and ``indices[e]`` is the head node of edge ``e``; ``weight``
+(m,) float64 is the non-negative cost of each edge. Node coordinates are degrees (WGS84).
+
+Kernels take contiguous arrays and scalars, write their results into ``out`` arrays, never raise
+and do no I/O. Inputs are validated by :mod:`pilotage.core.network`.
+"""
+
+import numpy as np
+
+from pilotage.core._jit import kernel
+
+# Mean Earth radius, as osmnx uses for edge lengths, so straight lines never exceed OSM lengths.
+EARTH_RADIUS_M = 6_371_009.0
+
+
+@kernel
+def _haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    phi1 = np.radians(lat1)
+    phi2 = np.radians(lat2)
+    sin_dphi = np.sin((phi2 - phi1) * 0.5)
+    sin_dlambda = np.sin(np.radians(lon2 - lon1) * 0.5)
+    a = sin_dphi * sin_dphi + np.cos(phi1) * np.cos(phi2) * sin_dlambda * sin_dlambda
+    return 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(min(1.0, a)))
+
+
+@kernel
+def straight_line_m(lon_a, lat_a, lon_b, lat_b, out):
+    """Great-circle distance (m) between points ``a[i]`` and ``b[i]``, into ``out[i]``."""
+    for i in range(out.size):
+        out[i] = _haversine_m(lon_a[i], lat_a[i], lon_b[i], lat_b[i])
+
+
+@kernel
+def nearest_nodes(node_lon, node_lat, lon, lat, out_node, out_distance_m):
+    """For each point ``(lon[i], lat[i])``, the nearest node and its distance (m), by brute force."""
+    for i in range(lon.size):
+        best = np.inf
+        best_node = -1
+        for v in range(node_lon.size):
+            d = _haversine_m(lon[i], lat[i], node_lon[v], node_lat[v])
+            if d < best:
+                best = d
+                best_node = v
+        out_node[i] = best_node
+        out_distance_m[i] = best
+
+
+@kernel
+def _heap_push(keys, nodes, size, key, node):
+    i = size
+    keys[i] = key
+    nodes[i] = node
+    while i > 0:
+        parent = (i - 1) >> 1
+        if keys[parent] <= keys[i]:
+            break
+        keys[parent], keys[i] = keys[i], keys[parent]
+        nodes[parent], nodes[i] = nodes[i], nodes[parent]
+        i = parent
+    return size + 1
+
+
+@kernel
+def _heap_pop(keys, nodes, size):
+    # Removes the root; the caller has read keys[0] and nodes[0] before.
+    size -= 1
+    keys[0] = keys[size]
+    nodes[0] = nodes[size]
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= size:
+            break
+        child = left
+        if left + 1 < size and keys[left + 1] < keys[left]:
+            child = left + 1
+        if keys[i] <= keys[child]:
+            break
+        keys[child], keys[i] = keys[i], keys[child]
+        nodes[child], nodes[i] = nodes[i], nodes[child]
+        i = child
+    return size
+
+
+@kernel
+def _search(indptr, indices, weight, node_lon, node_lat, source, goal, heuristic_per_m,
+            is_target, n_targets, dist, pred_edge, settled, heap_keys, heap_nodes):
+    """Label-setting search from ``source`` until the ``n_targets`` flagged nodes are settled.
+
+    Dijkstra when ``heuristic_per_m`` is 0; A* towards ``goal`` otherwise, with the heuristic
+    ``heuristic_per_m * straight_line_m(v, goal)``, which the caller makes consistent (a lower bound
+    of every edge's weight per metre of straight line), so each node is settled once.
+    Every successful relaxation pushes once and each edge relaxes at most once: the heap holds at
+    most m + 1 entries.
+    """
+    for v in range(dist.size):
+        dist[v] = np.inf
+        pred_edge[v] = -1
+        settled[v] = False
+    dist[source] = 0.0
+    h = 0.0
+    if heuristic_per_m > 0.0:
+        h = heuristic_per_m * _haversine_m(node_lon[source], node_lat[source],
+                                           node_lon[goal], node_lat[goal])
+    size = _heap_push(heap_keys, heap_nodes, 0, h, source)
+    remaining = n_targets
+    while size > 0 and remaining > 0:
+        u = heap_nodes[0]
+        size = _heap_pop(heap_keys, heap_nodes, size)
+        if settled[u]:
+            continue
+        settled[u] = True
+        if is_target[u]:
+            remaining -= 1
+        du = dist[u]
+        for e in range(indptr[u], indptr[u + 1]):
+            v = indices[e]
+            if settled[v]:
+                continue
+            candidate = du + weight[e]
+            if candidate < dist[v]:
+                dist[v] = candidate
+                pred_edge[v] = e
+                h = 0.0
+                if heuristic_per_m > 0.0:
+                    h = heuristic_per_m * _haversine_m(node_lon[v], node_lat[v],
+                                                       node_lon[goal], node_lat[goal])
+                size = _heap_push(heap_keys, heap_nodes, size, candidate + h, v)
+
+
+@kernel
+def shortest_path_tree(indptr, indices, weight, node_lon, node_lat, source, target,
+                       heuristic_per_m, dist, pred_edge):
+    """One-to-one search: ``dist`` (n,) and ``pred_edge`` (n,) of the nodes settled up to ``target``.
+
+    ``dist[target]`` is inf when ``target`` cannot be reached; the path is read backwards through
+    ``pred_edge`` (-1 at ``source``). ``heuristic_per_m`` 0 gives Dijkstra, > 0 gives A*.
+    """
+    n = dist.size
+    is_target = np.zeros(n, dtype=np.bool_)
+    is_target[target] = True
+    settled = np.empty(n, dtype=np.bool_)
+    heap_keys = np.empty(indices.size + 1, dtype=np.float64)
+    heap_nodes = np.empty(indices.size + 1, dtype=np.int64)
+    _search(indptr, indices, weight, node_lon, node_lat, source, target, heuristic_per_m,
+            is_target, 1, dist, pred_edge, settled, heap_keys, heap_nodes)
+
+
+@kernel
+def trace_path(pred_edge, edge_source, source, target, out_edges):
+    """Write the edges of the path ``source`` -> ``target`` of a search tree into ``out_edges``, in order.
+
+    Returns their number, or -1 when ``target`` was not reached (or ``out_edges`` is too short).
+    """
+    count = 0
+    node = target
+    while node != source:
+        edge = pred_edge[node]
+        if edge < 0 or count == out_edges.size:
+            return -1
+        out_edges[count] = edge
+        count += 1
+        node = edge_source[edge]
+    for i in range(count // 2):
+        out_edges[i], out_edges[count - 1 - i] = out_edges[count - 1 - i], out_edges[i]
+    return count
+
+
+@kernel
+def many_to_many(indptr, indices, weight, sources, targets, out):
+    """Shortest-path costs ``out[i, j]`` from ``sources[i]`` to ``targets[j]``; inf if unreachable.
+
+    One Dijkstra per source, each stopped once every target is settled. Releases the GIL, so
+    callers split the sources across threads to use several cores.
+    """
+    n = indptr.size - 1
+    is_target = np.zeros(n, dtype=np.bool_)
+    n_targets = 0
+    for j in range(targets.size):
+        if not is_target[targets[j]]:
+            is_target[targets[j]] = True
+            n_targets += 1
+    dist = np.empty(n, dtype=np.float64)
+    pred_edge = np.empty(n, dtype=np.int64)
+    settled = np.empty(n, dtype=np.bool_)
+    heap_keys = np.empty(indices.size + 1, dtype=np.float64)
+    heap_nodes = np.empty(indices.size + 1, dtype=np.int64)
+    no_coordinates = np.empty(0, dtype=np.float64)
+    for i in range(sources.size):
+        _search(indptr, indices, weight, no_coordinates, no_coordinates, sources[i], sources[i], 0.0,
+                is_target, n_targets, dist, pred_edge, settled, heap_keys, heap_nodes)
+        for j in range(targets.size):
+            out[i, j] = dist[targets[j]]

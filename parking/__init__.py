@@ -1,0 +1,1 @@
+"""Car parks: live availability, reservations ahead, forecasts and guidance."""

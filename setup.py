@@ -1,0 +1,43 @@
+"""Packaging for pilotage: the repository's top-level folders install as subpackages of ``pilotage``."""
+
+from pathlib import Path
+
+from setuptools import setup
+
+SUBPACKAGES = ("core", "signal_priority", "routing", "parking", "adapters")
+
+setup(
+    name="pilotage",
+    version="0.1.0",
+    description="Real-time traffic and mobility optimisation core for a city's connected control centre",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    # The repository root is the ``pilotage`` package, so no generic name such as ``core``
+    # lands in site-packages.
+    package_dir={"pilotage": "."},
+    packages=["pilotage", *(f"pilotage.{name}" for name in SUBPACKAGES)],
+    package_data={"pilotage.adapters": ["data/*.osm.xz", "data/*.md"]},
+    install_requires=[
+        "numpy>=1.26,<3",
+        "numba>=0.59,<1",
+        "scipy>=1.11,<2",
+        "networkx>=3.2,<4",
+        "osmnx>=2.0,<3",
+        "ortools>=9.10,<10",
+        "pyzmq>=25,<28",
+        "msgspec>=0.18,<1",
+    ],
+    extras_require={
+        "sim": ["eclipse-sumo>=1.20,<2", "libsumo>=1.20,<2", "sumolib>=1.20,<2"],
+        "test": ["pytest>=8,<10", "pytest-benchmark>=4,<6", "hypothesis>=6.100,<7", "ruff>=0.6"],
+    },
+    entry_points={"console_scripts": ["pilotage = pilotage.adapters.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: MIT License",
+        "Topic :: Scientific/Engineering :: GIS",
+        "Intended Audience :: Science/Research",
+    ],
+)

@@ -1,0 +1,194 @@
+"""RoadNetwork: construction, validation, persistence, and shortest paths against networkx on the city."""
+
+import math
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pilotage.core import (
+    InvalidInputError,
+    NoRouteError,
+    OutsideNetworkError,
+    RoadNetwork,
+    UnknownEntityError,
+)
+
+# One degree of latitude, in metres, on the sphere the kernels use.
+M_PER_DEG_LAT = 6_371_009.0 * math.pi / 180.0
+
+
+def line_network(signal_gaps_m: list[float], **overrides: object) -> RoadNetwork:
+    """A two-way street along a meridian, a node at each gap, every node a signal node."""
+    lat = np.concatenate(([0.0], np.cumsum(signal_gaps_m))) / M_PER_DEG_LAT
+    n = lat.size
+    tail = np.concatenate((np.arange(n - 1), np.arange(1, n)))
+    head = np.concatenate((np.arange(1, n), np.arange(n - 1)))
+    arguments = {
+        "node_osmid": np.arange(100, 100 + n), "node_lon": np.zeros(n), "node_lat": lat,
+        "tail": tail, "head": head, "length_m": np.full(tail.size, np.nan), "speed_kph": np.full(tail.size, 36.0),
+        "road_class": np.zeros(tail.size, dtype=np.int64), "road_classes": ("residential",),
+        "edge_osmid": np.full(tail.size, 7), "signal_nodes": np.arange(n),
+    }
+    arguments.update(overrides)
+    return RoadNetwork.from_edges(**arguments)
+
+
+def test_unknown_lengths_are_straight_lines_and_times_follow_speed() -> None:
+    network = line_network([100.0])
+    assert network.length_m == pytest.approx([100.0, 100.0])
+    assert network.travel_time_s == pytest.approx([10.0, 10.0])  # 100 m at 36 km/h
+
+
+def test_keeps_the_largest_strongly_connected_component() -> None:
+    # Nodes 0-1-2 form a two-way street; node 3 is reached by a one-way edge and never left.
+    network = RoadNetwork.from_edges(
+        node_osmid=np.array([10, 11, 12, 13]), node_lon=np.zeros(4), node_lat=np.arange(4) * 1e-3,
+        tail=np.array([0, 1, 1, 2, 2]), head=np.array([1, 0, 2, 1, 3]), length_m=np.full(5, np.nan),
+        speed_kph=np.full(5, 50.0), road_class=np.zeros(5, dtype=np.int64), road_classes=("primary",),
+        edge_osmid=np.arange(5), signal_nodes=np.array([3]))
+    assert network.n_nodes == 3
+    assert network.n_edges == 4
+    assert network.build_report["scc_dropped_nodes"] == 1
+    assert network.build_report["scc_dropped_edges"] == 1
+    assert network.build_report["signal_nodes_dropped"] == 1
+    assert len(network.intersections) == 0
+
+
+def test_signal_nodes_within_the_radius_are_one_intersection() -> None:
+    # Gaps of 30 m join; a gap of 100 m separates.
+    network = line_network([30.0, 100.0, 30.0])
+    intersections = network.intersections
+    assert len(intersections) == 2
+    assert intersections.ids.tolist() == [100, 102]
+    assert sorted(intersections.signal_nodes(0).tolist()) == [0, 1]
+    assert intersections.of_node.tolist() == [0, 0, 1, 1]
+    assert intersections.index_of(102) == 1
+    # Approaches come from farther than the signal node they enter: the 100 m link, once each side.
+    for k in range(2):
+        for e in intersections.approaches(k):
+            assert intersections.of_node[network.indices[e]] == k
+            assert intersections.of_node[network.edge_source[e]] != k
+        assert intersections.approaches(k).size == 1
+
+
+def test_unknown_intersection_id_names_the_field() -> None:
+    with pytest.raises(UnknownEntityError) as error:
+        line_network([10.0]).intersections.index_of(5)
+    assert error.value.field == "intersection"
+
+
+@pytest.mark.parametrize(("override", "field"), [
+    ({"speed_kph": np.array([36.0, 0.0])}, "speed_kph"),
+    ({"head": np.array([1, 5])}, "head"),
+    ({"length_m": np.array([1.0, -2.0])}, "length_m"),
+    ({"node_lat": np.array([0.0])}, "node_lat"),
+    ({"road_class": np.array([0, 3])}, "road_class"),
+])
+def test_invalid_arrays_are_refused_with_the_field(override: dict, field: str) -> None:
+    with pytest.raises(InvalidInputError) as error:
+        line_network([50.0], **override)
+    assert error.value.field == field
+
+
+def test_save_and_load_round_trip(city: RoadNetwork, tmp_path: Path) -> None:
+    city.save(tmp_path / "city.npz")
+    loaded = RoadNetwork.load(tmp_path / "city.npz")
+    for name in ("indptr", "indices", "length_m", "travel_time_s", "node_osmid", "road_class", "edge_source"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(city, name))
+    np.testing.assert_array_equal(loaded.intersections.approach_edges, city.intersections.approach_edges)
+    assert loaded.summary() == city.summary()
+    assert not loaded.indices.flags.writeable
+
+
+def test_snap_and_its_errors(city: RoadNetwork) -> None:
+    node = 42
+    found, distance_m = city.snap(float(city.node_lon[node]), float(city.node_lat[node]))
+    assert (found, distance_m) == (node, 0.0)
+    with pytest.raises(OutsideNetworkError, match="m from the nearest node"):
+        city.snap(2.35, 48.85)
+    with pytest.raises(InvalidInputError, match="LON,LAT"):
+        city.snap(49.6, 200.0)
+
+
+def test_node_errors(city: RoadNetwork) -> None:
+    with pytest.raises(UnknownEntityError) as error:
+        city.shortest_path(0, city.n_nodes)
+    assert error.value.field == "destination"
+    with pytest.raises(InvalidInputError):
+        city.shortest_path(0, 1.5)
+    with pytest.raises(InvalidInputError):
+        city.shortest_path(0, 1, weight="fuel")
+    with pytest.raises(UnknownEntityError):
+        city.matrix([0], [-1])
+    with pytest.raises(UnknownEntityError):
+        city.node_index(123456789)
+    assert city.node_index(int(city.node_osmid[7])) == 7
+
+
+def test_no_route_is_a_clear_error() -> None:
+    # Arrays straight from storage are not checked for strong connectivity: a one-way pair.
+    network = line_network([50.0])
+    one_way = RoadNetwork(
+        indptr=np.array([0, 1, 1]), indices=np.array([1]), length_m=np.array([50.0]), speed_kph=np.array([50.0]),
+        road_class=np.array([0]), road_classes=("residential",), node_lon=network.node_lon,
+        node_lat=network.node_lat, node_osmid=network.node_osmid, edge_osmid=np.array([1]),
+        intersections=network.intersections, build_report={})
+    assert one_way.shortest_path(0, 1).length_m == 50.0
+    with pytest.raises(NoRouteError, match="no path"):
+        one_way.shortest_path(1, 0)
+    assert one_way.matrix([1], [0, 1]).tolist() == [[math.inf, 0.0]]
+
+
+def test_route_is_a_connected_path_whose_costs_add_up(city: RoadNetwork) -> None:
+    route = city.shortest_path(0, city.n_nodes - 1)
+    assert route.nodes[0] == 0
+    assert route.nodes[-1] == city.n_nodes - 1
+    np.testing.assert_array_equal(city.edge_source[route.edges], route.nodes[:-1])
+    np.testing.assert_array_equal(city.indices[route.edges], route.nodes[1:])
+    assert route.travel_time_s == pytest.approx(city.travel_time_s[route.edges].sum())
+    assert route.length_m == pytest.approx(city.length_m[route.edges].sum())
+
+
+def test_route_to_itself_is_empty(city: RoadNetwork) -> None:
+    route = city.shortest_path(5, 5)
+    assert route.nodes.tolist() == [5]
+    assert route.edges.size == 0
+    assert route.travel_time_s == 0.0
+
+
+def test_crossed_intersections_are_in_order_once_per_visit(city: RoadNetwork) -> None:
+    plain = np.flatnonzero(city.intersections.of_node < 0)[:2].tolist()
+    first, second = (city.intersections.signal_nodes(k)[0] for k in (3, 8))
+    path = [plain[0], first, first, second, plain[1], first, plain[0]]
+    assert city.crossed_intersections(path).tolist() == [3, 8, 3]
+    assert city.crossed_intersections(plain).tolist() == []
+
+
+node_pairs = st.tuples(st.integers(0, 10**9), st.integers(0, 10**9))
+
+
+@given(node_pairs, st.sampled_from(["travel_time_s", "length_m"]), st.sampled_from(["astar", "dijkstra"]))
+def test_shortest_path_equals_networkx(city: RoadNetwork, city_graph: nx.MultiDiGraph, pair: tuple[int, int],
+                                       weight: str, method: str) -> None:
+    origin, destination = (p % city.n_nodes for p in pair)
+    route = city.shortest_path(origin, destination, weight=weight, method=method)
+    expected = nx.dijkstra_path_length(city_graph, origin, destination, weight=weight)
+    assert getattr(route, weight) == pytest.approx(expected, rel=1e-9, abs=1e-6)
+
+
+@given(st.lists(st.integers(0, 10**9), min_size=1, max_size=8), st.lists(st.integers(0, 10**9), min_size=1, max_size=8),
+       st.sampled_from(["travel_time_s", "length_m"]))
+def test_matrix_equals_networkx(city: RoadNetwork, city_graph: nx.MultiDiGraph, origins: list[int],
+                                destinations: list[int], weight: str) -> None:
+    origins = [o % city.n_nodes for o in origins]
+    destinations = [d % city.n_nodes for d in destinations]
+    matrix = city.matrix(origins, destinations, weight=weight, workers=2)
+    for i, origin in enumerate(origins):
+        expected = nx.single_source_dijkstra_path_length(city_graph, origin, weight=weight)
+        np.testing.assert_allclose(matrix[i], [expected[d] for d in destinations], rtol=1e-9, atol=1e-6)
+    np.testing.assert_array_equal(city.one_to_many(origins[0], destinations, weight=weight), matrix[0])
+    np.testing.assert_array_equal(city.matrix(origins, destinations, weight=weight, workers=1), matrix)
