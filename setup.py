@@ -3,8 +3,17 @@
 from pathlib import Path
 
 from setuptools import setup
+from setuptools.command.build_py import build_py
 
 SUBPACKAGES = ("core", "signal_priority", "routing", "parking", "adapters")
+
+
+class BuildPy(build_py):
+    """Leaves this script out of the ``pilotage`` package, whose folder it shares."""
+
+    def find_package_modules(self, package: str, package_dir: str) -> list[tuple[str, str, str]]:
+        modules = super().find_package_modules(package, package_dir)
+        return [module for module in modules if (module[0], module[1]) != ("pilotage", "setup")]
 
 setup(
     name="pilotage",
@@ -21,7 +30,7 @@ setup(
     package_data={"pilotage.adapters": ["data/*.osm.xz", "data/*.md"]},
     install_requires=[
         "numpy>=1.26,<3",
-        "numba>=0.59,<1",
+        "numba>=0.60,<1",
         "scipy>=1.11,<2",
         "networkx>=3.2,<4",
         "osmnx>=2.0,<3",
@@ -31,12 +40,12 @@ setup(
     ],
     extras_require={
         "sim": ["eclipse-sumo>=1.20,<2", "libsumo>=1.20,<2", "sumolib>=1.20,<2"],
-        "test": ["pytest>=8,<10", "pytest-benchmark>=4,<6", "hypothesis>=6.100,<7", "ruff>=0.6"],
+        "test": ["pytest>=8,<10", "pytest-benchmark>=4,<6", "hypothesis>=6.100,<7", "ruff>=0.17,<0.18"],
     },
     entry_points={"console_scripts": ["pilotage = pilotage.adapters.cli:main"]},
+    cmdclass={"build_py": BuildPy},
     classifiers=[
         "Programming Language :: Python :: 3",
-        "License :: OSI Approved :: MIT License",
         "Topic :: Scientific/Engineering :: GIS",
         "Intended Audience :: Science/Research",
     ],

@@ -101,12 +101,18 @@ def _network_route(args: argparse.Namespace) -> dict[str, object]:
                      "snap_m": round(snap_m, 1), "end": name})
     route = network.shortest_path(ends[0]["node"], ends[1]["node"], weight=args.weight)
     crossed = network.intersections
+    arrival_s = route.cumulative(network.travel_time_s)[route.intersection_positions]
+    distance_m = route.cumulative(network.length_m)[route.intersection_positions]
     result = {
         "from": ends[0], "to": ends[1], "weight": args.weight,
         "travel_time_s": round(route.travel_time_s, 3), "length_m": round(route.length_m, 3),
-        "nodes": len(route.nodes),
         "intersections": [{"id": int(crossed.ids[k]), "lon": round(float(crossed.lon[k]), 7),
-                           "lat": round(float(crossed.lat[k]), 7)} for k in route.intersections],
+                           "lat": round(float(crossed.lat[k]), 7), "arrival_s": round(float(t), 3),
+                           "distance_m": round(float(d), 3)}
+                          for k, t, d in zip(route.intersections, arrival_s, distance_m, strict=True)],
+        # Node positions along the route, as a GeoJSON LineString's coordinates.
+        "coordinates": [[round(float(network.node_lon[v]), 7), round(float(network.node_lat[v]), 7)]
+                        for v in route.nodes],
     }
     if args.json:
         return result
@@ -118,7 +124,8 @@ def _network_route(args: argparse.Namespace) -> dict[str, object]:
     print(f"distance     {route.length_m / 1000.0:.2f} km")
     print(f"signalised intersections crossed: {len(result['intersections'])}")
     for n, intersection in enumerate(result["intersections"], 1):
-        print(f"  {n:>3}. {intersection['id']:>12}  at {intersection['lon']:.5f},{intersection['lat']:.5f}")
+        print(f"  {n:>3}. {intersection['id']:>12}  at {intersection['lon']:.5f},{intersection['lat']:.5f}"
+              f"   after {intersection['arrival_s']:6.1f} s, {intersection['distance_m'] / 1000.0:5.2f} km")
     return result
 
 

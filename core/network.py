@@ -57,7 +57,8 @@ class Route:
         edges: edge indices, one fewer than ``nodes``.
         travel_time_s: free-flow travel time along the path (s).
         length_m: length of the path (m).
-        intersections: indices of the signalised intersections crossed, in order.
+        intersections: indices of the signalised intersections crossed, in order, once per visit.
+        intersection_positions: for each visit, the position in ``nodes`` where it starts.
     """
 
     nodes: np.ndarray
@@ -65,6 +66,14 @@ class Route:
     travel_time_s: float
     length_m: float
     intersections: np.ndarray
+    intersection_positions: np.ndarray
+
+    def cumulative(self, costs: np.ndarray) -> np.ndarray:
+        """Cost from the origin to each node of the route, given the network's per-edge ``costs``
+        (``network.travel_time_s`` gives arrival times in s, ``network.length_m`` distances in m)."""
+        out = np.zeros(self.nodes.size, dtype=np.float64)
+        np.cumsum(costs[self.edges], out=out[1:])
+        return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -420,10 +429,11 @@ class RoadNetwork:
         nodes = np.empty(edges.size + 1, dtype=np.int64)
         nodes[0] = source
         nodes[1:] = self.indices[edges]
+        intersections, positions = self.crossed_intersections(nodes)
         return Route(nodes=nodes, edges=edges,
                      travel_time_s=float(self.travel_time_s[edges].sum()),
                      length_m=float(self.length_m[edges].sum()),
-                     intersections=self.crossed_intersections(nodes))
+                     intersections=intersections, intersection_positions=positions)
 
     def one_to_many(self, origin: int, destinations: Iterable[int], *,
                     weight: Weight = "travel_time_s") -> np.ndarray:
@@ -461,12 +471,16 @@ class RoadNetwork:
                 chunk.result()
         return out
 
-    def crossed_intersections(self, nodes: Iterable[int]) -> np.ndarray:
-        """Indices of the signalised intersections that a node sequence crosses, in order, each visit once."""
+    def crossed_intersections(self, nodes: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The signalised intersections that a node sequence crosses, in order, once per visit.
+
+        A visit is a run of consecutive nodes of one intersection. Returns the intersection index
+        of each visit and the position in ``nodes`` where the visit starts.
+        """
         at = self.intersections.of_node[np.asarray(nodes, dtype=np.int64)]
-        # A visit is a run of consecutive nodes of one intersection.
         entering = np.concatenate(([True], at[1:] != at[:-1])) if at.size else np.empty(0, dtype=bool)
-        return at[entering & (at >= 0)]
+        positions = np.flatnonzero(entering & (at >= 0))
+        return at[positions], positions
 
     # -- helpers --------------------------------------------------------------------------------
 

@@ -49,6 +49,11 @@ def test_network_route_json(city: RoadNetwork, cache_dir: Path) -> None:
     assert route["intersections"]
     expected = city.shortest_path(route["from"]["node"], route["to"]["node"])
     assert route["travel_time_s"] == pytest.approx(expected.travel_time_s, abs=1e-3)
+    arrivals = [intersection["arrival_s"] for intersection in route["intersections"]]
+    assert arrivals == sorted(arrivals)
+    assert arrivals[0] >= 0
+    assert arrivals[-1] <= route["travel_time_s"]
+    assert len(route["coordinates"]) == expected.nodes.size
 
 
 def test_network_route_table(city: RoadNetwork, cache_dir: Path) -> None:

@@ -164,8 +164,23 @@ def test_crossed_intersections_are_in_order_once_per_visit(city: RoadNetwork) ->
     plain = np.flatnonzero(city.intersections.of_node < 0)[:2].tolist()
     first, second = (city.intersections.signal_nodes(k)[0] for k in (3, 8))
     path = [plain[0], first, first, second, plain[1], first, plain[0]]
-    assert city.crossed_intersections(path).tolist() == [3, 8, 3]
-    assert city.crossed_intersections(plain).tolist() == []
+    intersections, positions = city.crossed_intersections(path)
+    assert intersections.tolist() == [3, 8, 3]
+    assert positions.tolist() == [1, 3, 5]
+    assert city.crossed_intersections(plain)[0].tolist() == []
+
+
+def test_route_gives_the_arrival_at_each_intersection(city: RoadNetwork) -> None:
+    origin, destination = city.snap(6.1300, 49.6100)[0], city.snap(6.1700, 49.5900)[0]
+    route = city.shortest_path(origin, destination)
+    assert route.intersections.size > 0
+    arrival_s = route.cumulative(city.travel_time_s)
+    assert arrival_s[0] == 0.0
+    assert arrival_s[-1] == pytest.approx(route.travel_time_s)
+    assert (np.diff(arrival_s) >= 0).all()
+    np.testing.assert_array_equal(city.intersections.of_node[route.nodes[route.intersection_positions]],
+                                  route.intersections)
+    assert route.cumulative(city.length_m)[-1] == pytest.approx(route.length_m)
 
 
 node_pairs = st.tuples(st.integers(0, 10**9), st.integers(0, 10**9))
