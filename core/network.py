@@ -222,7 +222,7 @@ class RoadNetwork:
         n, m = node_osmid.size, tail.size
         _check_shape("node_lon", node_lon, n)
         _check_shape("node_lat", node_lat, n)
-        for name, values in (("head", head), ("length_m", length_m), ("speed_kph", speed_kph),
+        for name, values in (("tail", tail), ("head", head), ("length_m", length_m), ("speed_kph", speed_kph),
                              ("road_class", road_class), ("edge_osmid", edge_osmid)):
             _check_shape(name, values, m)
         if n == 0 or m == 0:
