@@ -27,6 +27,17 @@ def _haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
 
 
 @kernel
+def earth_xyz_m(lon, lat, out):
+    """Position (m) of each point in an Earth-centred frame on the sphere, into ``out`` (n, 3)."""
+    for i in range(lon.size):
+        phi = np.radians(lat[i])
+        lam = np.radians(lon[i])
+        out[i, 0] = EARTH_RADIUS_M * np.cos(phi) * np.cos(lam)
+        out[i, 1] = EARTH_RADIUS_M * np.cos(phi) * np.sin(lam)
+        out[i, 2] = EARTH_RADIUS_M * np.sin(phi)
+
+
+@kernel
 def straight_line_m(lon_a, lat_a, lon_b, lat_b, out):
     """Great-circle distance (m) between points ``a[i]`` and ``b[i]``, into ``out[i]``."""
     for i in range(out.size):
@@ -86,13 +97,23 @@ def _heap_pop(keys, nodes, size):
 
 
 @kernel
-def _search(indptr, indices, weight, node_lon, node_lat, source, goal, heuristic_per_m,
+def _chord_m(node_xyz_m, u, v):
+    dx = node_xyz_m[u, 0] - node_xyz_m[v, 0]
+    dy = node_xyz_m[u, 1] - node_xyz_m[v, 1]
+    dz = node_xyz_m[u, 2] - node_xyz_m[v, 2]
+    return np.sqrt(dx * dx + dy * dy + dz * dz)
+
+
+@kernel
+def _search(indptr, indices, weight, node_xyz_m, source, goal, heuristic_per_m,
             is_target, n_targets, dist, pred_edge, settled, heap_keys, heap_nodes):
     """Label-setting search from ``source`` until the ``n_targets`` flagged nodes are settled.
 
     Dijkstra when ``heuristic_per_m`` is 0; A* towards ``goal`` otherwise, with the heuristic
-    ``heuristic_per_m * straight_line_m(v, goal)``, which the caller makes consistent (a lower bound
-    of every edge's weight per metre of straight line), so each node is settled once.
+    ``heuristic_per_m * chord(v, goal)``: the straight line through the Earth between the nodes'
+    positions ``node_xyz_m`` (n, 3). The chord obeys the triangle inequality, so when the caller
+    takes ``heuristic_per_m`` no larger than any edge's weight per metre of its chord, the
+    heuristic is consistent and each node is settled once.
     Every successful relaxation pushes once and each edge relaxes at most once: the heap holds at
     most m + 1 entries.
     """
@@ -103,8 +124,7 @@ def _search(indptr, indices, weight, node_lon, node_lat, source, goal, heuristic
     dist[source] = 0.0
     h = 0.0
     if heuristic_per_m > 0.0:
-        h = heuristic_per_m * _haversine_m(node_lon[source], node_lat[source],
-                                           node_lon[goal], node_lat[goal])
+        h = heuristic_per_m * _chord_m(node_xyz_m, source, goal)
     size = _heap_push(heap_keys, heap_nodes, 0, h, source)
     remaining = n_targets
     while size > 0 and remaining > 0:
@@ -126,18 +146,17 @@ def _search(indptr, indices, weight, node_lon, node_lat, source, goal, heuristic
                 pred_edge[v] = e
                 h = 0.0
                 if heuristic_per_m > 0.0:
-                    h = heuristic_per_m * _haversine_m(node_lon[v], node_lat[v],
-                                                       node_lon[goal], node_lat[goal])
+                    h = heuristic_per_m * _chord_m(node_xyz_m, v, goal)
                 size = _heap_push(heap_keys, heap_nodes, size, candidate + h, v)
 
 
 @kernel
-def shortest_path_tree(indptr, indices, weight, node_lon, node_lat, source, target,
-                       heuristic_per_m, dist, pred_edge):
+def shortest_path_tree(indptr, indices, weight, node_xyz_m, source, target, heuristic_per_m, dist, pred_edge):
     """One-to-one search: ``dist`` (n,) and ``pred_edge`` (n,) of the nodes settled up to ``target``.
 
     ``dist[target]`` is inf when ``target`` cannot be reached; the path is read backwards through
-    ``pred_edge`` (-1 at ``source``). ``heuristic_per_m`` 0 gives Dijkstra, > 0 gives A*.
+    ``pred_edge`` (-1 at ``source``), or with :func:`trace_path`. ``heuristic_per_m`` 0 gives
+    Dijkstra, > 0 gives A* (see ``_search``).
     """
     n = dist.size
     is_target = np.zeros(n, dtype=np.bool_)
@@ -145,7 +164,7 @@ def shortest_path_tree(indptr, indices, weight, node_lon, node_lat, source, targ
     settled = np.empty(n, dtype=np.bool_)
     heap_keys = np.empty(indices.size + 1, dtype=np.float64)
     heap_nodes = np.empty(indices.size + 1, dtype=np.int64)
-    _search(indptr, indices, weight, node_lon, node_lat, source, target, heuristic_per_m,
+    _search(indptr, indices, weight, node_xyz_m, source, target, heuristic_per_m,
             is_target, 1, dist, pred_edge, settled, heap_keys, heap_nodes)
 
 
@@ -188,9 +207,9 @@ def many_to_many(indptr, indices, weight, sources, targets, out):
     settled = np.empty(n, dtype=np.bool_)
     heap_keys = np.empty(indices.size + 1, dtype=np.float64)
     heap_nodes = np.empty(indices.size + 1, dtype=np.int64)
-    no_coordinates = np.empty(0, dtype=np.float64)
+    no_coordinates = np.empty((0, 3), dtype=np.float64)
     for i in range(sources.size):
-        _search(indptr, indices, weight, no_coordinates, no_coordinates, sources[i], sources[i], 0.0,
+        _search(indptr, indices, weight, no_coordinates, sources[i], sources[i], 0.0,
                 is_target, n_targets, dist, pred_edge, settled, heap_keys, heap_nodes)
         for j in range(targets.size):
             out[i, j] = dist[targets[j]]

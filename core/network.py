@@ -171,6 +171,7 @@ class RoadNetwork:
         self.edge_source = _frozen(np.repeat(np.arange(self.n_nodes), np.diff(self.indptr)), np.int64)
         self._node_of_osmid = {int(o): i for i, o in enumerate(self.node_osmid)}
         self._heuristic_per_m: dict[str, float] = {}
+        self._xyz_m: np.ndarray | None = None
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -399,7 +400,7 @@ class RoadNetwork:
 
         ``method="astar"`` guides the search with a straight-line lower bound, which is admissible
         for any edge costs: the bound is scaled by the smallest cost per metre of straight line over
-        all edges. Both methods return a least-cost path.
+        all edges. Both methods return a least-cost path; A* settles fewer nodes.
 
         Raises:
             InvalidInputError: an unknown weight or method.
@@ -417,8 +418,8 @@ class RoadNetwork:
             raise InvalidInputError(f"expected method 'astar' or 'dijkstra', got {method!r}", field="method")
         dist = np.empty(self.n_nodes, dtype=np.float64)
         pred_edge = np.empty(self.n_nodes, dtype=np.int64)
-        _kernels.shortest_path_tree(self.indptr, self.indices, cost, self.node_lon, self.node_lat,
-                                    source, target, heuristic_per_m, dist, pred_edge)
+        _kernels.shortest_path_tree(self.indptr, self.indices, cost, self._node_xyz_m(), source, target,
+                                    heuristic_per_m, dist, pred_edge)
         # A least-cost path visits each node at most once: n - 1 edges at most.
         edges = np.empty(self.n_nodes, dtype=np.int64)
         count = _kernels.trace_path(pred_edge, self.edge_source, source, target, edges)
@@ -509,15 +510,23 @@ class RoadNetwork:
                                      f"got {array.min()}..{array.max()}", field=name)
         return array
 
+    def _node_xyz_m(self) -> np.ndarray:
+        if self._xyz_m is None:
+            xyz_m = np.empty((self.n_nodes, 3), dtype=np.float64)
+            _kernels.earth_xyz_m(self.node_lon, self.node_lat, xyz_m)
+            xyz_m.flags.writeable = False
+            self._xyz_m = xyz_m
+        return self._xyz_m
+
     def _admissible_heuristic_per_m(self, weight: str) -> float:
+        # The smallest cost per metre of chord over all edges: the A* bound of _kernels._search.
         if weight not in self._heuristic_per_m:
-            chord_m = np.empty(self.n_edges)
-            _kernels.straight_line_m(self.node_lon[self.edge_source], self.node_lat[self.edge_source],
-                                     self.node_lon[self.indices], self.node_lat[self.indices], chord_m)
+            xyz_m = self._node_xyz_m()
+            chord_m = np.linalg.norm(xyz_m[self.indices] - xyz_m[self.edge_source], axis=1)
             cost = self._weight(weight)
             moving = chord_m > 0
             rate = float((cost[moving] / chord_m[moving]).min()) if moving.any() else 0.0
-            # Slack against rounding in the haversine, so the bound stays below every true cost.
+            # Slack against rounding, so the bound stays below every true cost.
             self._heuristic_per_m[weight] = rate * (1.0 - 1e-9)
         return self._heuristic_per_m[weight]
 

@@ -45,11 +45,11 @@ def test_route_networkx_dijkstra(benchmark, city_graph: nx.DiGraph, pairs: np.nd
 def test_route_networkx_astar(benchmark, city: RoadNetwork, city_graph: nx.DiGraph, pairs: np.ndarray) -> None:
     benchmark.group = f"route one-to-one, {ROUTES} pairs"
     rate = city._admissible_heuristic_per_m("travel_time_s")
-    lon, lat = city.node_lon.tolist(), city.node_lat.tolist()
+    xyz_m = city._node_xyz_m()
 
     def straight_line_s(u: int, v: int) -> float:
         # The same admissible bound as pilotage's A*, so both searches are guided alike.
-        return rate * _kernels._haversine_m(lon[u], lat[u], lon[v], lat[v])
+        return rate * _kernels._chord_m(xyz_m, u, v)
 
     benchmark(lambda: [nx.astar_path(city_graph, int(s), int(t), heuristic=straight_line_s, weight="travel_time_s")
                        for s, t in pairs])

@@ -104,9 +104,7 @@ def test_shortest_path_tree_matches_reference(graph: tuple[int, list], data: st.
     indptr, indices, weight = to_csr(n, edges)
     dist = np.empty(n)
     pred_edge = np.empty(n, dtype=np.int64)
-    no_coordinates = np.zeros(n)
-    _kernels.shortest_path_tree(indptr, indices, weight, no_coordinates, no_coordinates, source, target, 0.0,
-                                dist, pred_edge)
+    _kernels.shortest_path_tree(indptr, indices, weight, np.zeros((n, 3)), source, target, 0.0, dist, pred_edge)
     expected = dijkstra_reference(n, edges, source)[target]
     assert dist[target] == pytest.approx(expected) if math.isfinite(expected) else math.isinf(dist[target])
     edge_source = np.repeat(np.arange(n), np.diff(indptr))
@@ -126,6 +124,38 @@ def test_shortest_path_tree_matches_reference(graph: tuple[int, list], data: st.
         assert edge_source[path[0]] == source
         assert indices[path[count - 1]] == target
         assert (indices[path[:count - 1]] == edge_source[path[1:count]]).all()
+
+
+@given(st.lists(st.tuples(st.floats(6.0, 6.2), st.floats(49.5, 49.7)), min_size=2, max_size=12),
+       st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11), st.floats(1.0, 3.0)), max_size=40), st.data())
+def test_astar_matches_reference(points: list, links: list, data: st.DataObject) -> None:
+    # Edge costs at least their chord, as travel along a road is never shorter than the straight line.
+    n = len(points)
+    xyz_m = np.empty((n, 3))
+    _kernels.earth_xyz_m(np.array([p[0] for p in points]), np.array([p[1] for p in points]), xyz_m)
+    edges = [(u % n, v % n, factor * float(np.linalg.norm(xyz_m[u % n] - xyz_m[v % n]))) for u, v, factor in links]
+    source, target = data.draw(st.integers(0, n - 1)), data.draw(st.integers(0, n - 1))
+    indptr, indices, weight = to_csr(n, edges)
+    dist = np.empty(n)
+    pred_edge = np.empty(n, dtype=np.int64)
+    _kernels.shortest_path_tree(indptr, indices, weight, xyz_m, source, target, 1.0 - 1e-9, dist, pred_edge)
+    expected = dijkstra_reference(n, edges, source)[target]
+    assert dist[target] == pytest.approx(expected) if math.isfinite(expected) else math.isinf(dist[target])
+
+
+@given(st.lists(st.tuples(lons, lats, lons, lats), min_size=1, max_size=10))
+def test_earth_xyz_chord_matches_the_great_circle(pairs: list[tuple[float, float, float, float]]) -> None:
+    lon_a, lat_a, lon_b, lat_b = (np.array(column) for column in zip(*pairs, strict=True))
+    a, b = np.empty((len(pairs), 3)), np.empty((len(pairs), 3))
+    _kernels.earth_xyz_m(lon_a, lat_a, a)
+    _kernels.earth_xyz_m(lon_b, lat_b, b)
+    for i, pair in enumerate(pairs):
+        arc_m = haversine_reference(*pair)
+        # A chord subtends the arc: chord = 2 R sin(arc / 2R), never longer than the arc.
+        expected_m = 2 * EARTH_RADIUS_M * math.sin(arc_m / (2 * EARTH_RADIUS_M))
+        assert np.linalg.norm(a[i] - b[i]) == pytest.approx(expected_m, rel=1e-7, abs=1e-3)
+        assert np.linalg.norm(a[i] - b[i]) <= arc_m + 1e-3
+    assert np.linalg.norm(a, axis=1) == pytest.approx(EARTH_RADIUS_M)
 
 
 @given(graphs(), st.data())
