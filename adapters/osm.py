@@ -14,9 +14,9 @@ The rules, applied in :func:`network_from_graph`:
 - **One-way streets** as osmnx reads them (``oneway=yes/true/1/-1/reverse``, roundabouts).
 - **Free-flow speed**: the ``maxspeed`` tag (:func:`parse_maxspeed`: km/h, mph, implicit values
   such as ``FR:urban``; the mean where several are given); where it gives nothing, the default of
-  the road class in :data:`ROAD_CLASS_SPEED_KPH`; ``highway`` values outside the list (graphs
-  built elsewhere) count as ``unclassified``.
-- **Length**: osmnx's ``length``; where an edge has none, the straight line between its nodes.
+  the road class in :data:`ROAD_CLASS_SPEED_KPH`.
+- **Length**: osmnx's ``length``; where a segment has none, the straight line between its nodes
+  (before simplification, so a merged edge follows the street).
 - **Simplification**: chains of degree-two nodes are merged into one edge (osmnx), except at
   traffic-signal nodes and where ``highway`` or ``maxspeed`` changes.
 - **Signalised intersections**: ``highway=traffic_signals`` nodes, grouped as
@@ -189,6 +189,12 @@ def network_from_graph(graph: nx.MultiDiGraph, *, grouping_radius_m: float = SIG
         if _first(tags.get("highway")) == "traffic_signals":
             tags[_SIGNAL_MARK] = True
     if not graph.graph.get("simplified", False):
+        # Segments without a length get their straight line before merging, so sums follow the street.
+        no_length = [(u, v, k) for u, v, k, d in graph.edges(keys=True, data=True)
+                     if math.isnan(_number(d.get("length")))]
+        report["length_from_straight_line"] = len(no_length)
+        if no_length:
+            ox.distance.add_edge_lengths(graph, edges=no_length)
         graph = ox.simplify_graph(graph, node_attrs_include=[_SIGNAL_MARK],
                                   edge_attrs_differ=["highway", "maxspeed"])
 
@@ -198,13 +204,12 @@ def network_from_graph(graph: nx.MultiDiGraph, *, grouping_radius_m: float = SIG
     road_classes = tuple(ROAD_CLASS_SPEED_KPH)
     class_index = {name: i for i, name in enumerate(road_classes)}
     edges = list(graph.edges(data=True))
-    road_class = np.array([class_index.get(_first(d.get("highway")), class_index["unclassified"])
-                           for _, _, d in edges], dtype=np.int64)
+    road_class = np.array([class_index[_first(d.get("highway"))] for _, _, d in edges], dtype=np.int64)
     maxspeed_kph = np.array([parse_maxspeed(d.get("maxspeed")) for _, _, d in edges], dtype=np.float64)
     default_kph = np.array([ROAD_CLASS_SPEED_KPH[road_classes[c]] for c in road_class], dtype=np.float64)
     length_m = np.array([_number(d.get("length")) for _, _, d in edges], dtype=np.float64)
     report["speed_from_class_default"] = int(np.isnan(maxspeed_kph).sum())
-    report["length_from_straight_line"] = int(np.isnan(length_m).sum())
+    report["length_from_straight_line"] = report.get("length_from_straight_line", 0) + int(np.isnan(length_m).sum())
     return RoadNetwork.from_edges(
         node_osmid=np.array([_osm_id(node) for node in nodes], dtype=np.int64),
         node_lon=np.array([d["x"] for d in node_data], dtype=np.float64),
