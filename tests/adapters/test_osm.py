@@ -79,18 +79,24 @@ def test_one_way_streets_are_respected() -> None:
     assert not [(u, v, w) for u, v, w in one_way_edges if u != v and (v, u, w) in edges]
 
 
-def test_edges_without_length_or_speed_are_handled(helsinki: RoadNetwork) -> None:
+def test_edges_without_length_are_measured_along_the_street(helsinki: RoadNetwork) -> None:
     graph = osm.read_osm(HELSINKI)
     for _, _, tags in graph.edges(data=True):
         del tags["length"]
-        tags.pop("maxspeed", None)
     network = osm.network_from_graph(graph)
     drivable = graph.number_of_edges() - network.build_report["non_drivable_edges_dropped"]
     assert network.build_report["length_from_straight_line"] == drivable
+    # osmnx's own lengths are these straight segments, summed along each street.
+    np.testing.assert_allclose(network.length_m, helsinki.length_m, rtol=1e-9)
+
+
+def test_edges_without_maxspeed_take_their_class_default() -> None:
+    graph = osm.read_osm(HELSINKI)
+    for _, _, tags in graph.edges(data=True):
+        tags.pop("maxspeed", None)
+    network = osm.network_from_graph(graph)
     # Counted over the simplified edges, before the strongly connected component is kept.
     assert network.build_report["speed_from_class_default"] >= network.n_edges
-    # osmnx's lengths are the same straight segments, summed along each street.
-    np.testing.assert_allclose(network.length_m, helsinki.length_m, rtol=1e-9)
     expected_kph = [osm.ROAD_CLASS_SPEED_KPH[network.road_classes[c]] for c in network.road_class]
     np.testing.assert_array_equal(network.speed_kph, expected_kph)
 
