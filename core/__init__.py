@@ -10,6 +10,7 @@ from pilotage.core.errors import (
     OutsideNetworkError,
     PilotageError,
     UnknownEntityError,
+    UnsafePlanError,
 )
 from pilotage.core.network import (
     MAX_SNAP_DISTANCE_M,
@@ -33,4 +34,5 @@ __all__ = [
     "Route",
     "SignalisedIntersections",
     "UnknownEntityError",
+    "UnsafePlanError",
 ]

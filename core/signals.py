@@ -1,0 +1,257 @@
+"""The signal model: signal groups, stages, intergreens and the coordinated base plan of each intersection.
+
+A **signal group** is one movement or approach (vehicles) or one crossing (pedestrians), with its
+minimum green; a pedestrian group also has its walk time and clearance time. Two groups
+**conflict** when they may not be green together; the **intergreen** ``intergreen_s[i, j]`` is the
+time (amber + all-red, or pedestrian clearance) from the end of the green of ``i`` to the start of the
+green of a conflicting ``j``. A **stage** is a set of non-conflicting groups green together; its
+green may be cut to ``stage_min_s`` or extended to ``stage_max_s``. The **base plan** runs the
+stages in their listed order, each for its base green, with the interstages between them, in a
+cycle of ``cycle_s`` that starts at ``offset_s`` on the clock.
+A group green in consecutive stages stays green through the interstage between them.
+
+:class:`IntersectionPlan` holds one intersection and checks it; :class:`SignalPlans` holds them all
+as padded arrays, so one kernel call covers the whole city.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pilotage.core.errors import InvalidInputError, UnknownEntityError
+
+VEHICLE = 0
+PEDESTRIAN = 1
+GROUP_KINDS = ("vehicle", "pedestrian")
+
+
+@dataclass(frozen=True, eq=False)
+class IntersectionPlan:
+    """The signal groups, stages and base plan of one intersection.
+
+    Attributes:
+        id: the intersection's id (as in :class:`~pilotage.core.SignalisedIntersections`, or a SUMO
+            traffic-light id).
+        group_names: (G,) one name per signal group, unique in the intersection.
+        group_kind: (G,) :data:`VEHICLE` or :data:`PEDESTRIAN`.
+        min_green_s: (G,) shortest green of each group (the whole interval it is green, across
+            stages); for pedestrians, at least the walk.
+        walk_s: (G,) pedestrian walk time (0 for vehicles).
+        clearance_s: (G,) pedestrian clearance time (0 for vehicles): a conflicting group starts
+            no sooner than this after the pedestrian green ends.
+        intergreen_s: (G, G) time from the end of green of ``i`` to the start of green of ``j``;
+            NaN where ``i`` and ``j`` do not conflict.
+        stage_groups: (S, G) the groups green in each stage, stages in the order of the base plan.
+        green_s: (S,) base green of each stage.
+        stage_min_s: (S,) shortest green of each stage, when a planner cuts it.
+        stage_max_s: (S,) longest green of each stage, when a planner extends it.
+        offset_s: start of the first stage of a cycle, on the clock, modulo the cycle.
+        max_cycle_s: no group waits longer than this between the starts of two of its greens.
+        group_edges: (G,) approach edge of each group in the road network, -1 if none.
+
+    Raises:
+        InvalidInputError: shapes that disagree, conflicts that are not symmetric, a stage with two
+            conflicting groups, a group in no stage, a base green under its stage's minimum, a
+            pedestrian clearance longer than its intergreens, or a cycle over its maximum.
+    """
+
+    id: int | str
+    group_names: tuple[str, ...]
+    group_kind: np.ndarray
+    min_green_s: np.ndarray
+    walk_s: np.ndarray
+    clearance_s: np.ndarray
+    intergreen_s: np.ndarray
+    stage_groups: np.ndarray
+    green_s: np.ndarray
+    stage_min_s: np.ndarray
+    stage_max_s: np.ndarray
+    offset_s: float
+    max_cycle_s: float
+    group_edges: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+
+    def __post_init__(self) -> None:
+        g = len(self.group_names)
+        arrays = {"group_kind": np.int64, "min_green_s": np.float64, "walk_s": np.float64,
+                  "clearance_s": np.float64, "green_s": np.float64, "stage_min_s": np.float64,
+                  "stage_max_s": np.float64, "intergreen_s": np.float64, "stage_groups": np.bool_,
+                  "group_edges": np.int64}
+        for name, dtype in arrays.items():
+            array = np.array(getattr(self, name), dtype=dtype)
+            array.flags.writeable = False
+            object.__setattr__(self, name, array)
+        object.__setattr__(self, "group_names", tuple(str(name) for name in self.group_names))
+        if self.group_edges.size == 0:
+            object.__setattr__(self, "group_edges", np.full(g, -1, dtype=np.int64))
+        self._validate()
+
+    @property
+    def n_groups(self) -> int:
+        """Number of signal groups."""
+        return len(self.group_names)
+
+    @property
+    def n_stages(self) -> int:
+        """Number of stages."""
+        return int(self.stage_groups.shape[0])
+
+    @property
+    def conflicts(self) -> np.ndarray:
+        """(G, G) True where two groups may not be green together."""
+        return ~np.isnan(self.intergreen_s)
+
+    def interstage_s(self, stage_from: int, stage_to: int) -> float:
+        """Time between the end of ``stage_from`` and the start of ``stage_to``: the longest
+        intergreen from a group that ends to a conflicting group that starts (0 if none)."""
+        ending = self.stage_groups[stage_from] & ~self.stage_groups[stage_to]
+        starting = self.stage_groups[stage_to] & ~self.stage_groups[stage_from]
+        block = self.intergreen_s[np.ix_(ending, starting)]
+        return float(np.nanmax(block)) if block.size and not np.isnan(block).all() else 0.0
+
+    @property
+    def cycle_s(self) -> float:
+        """Length of the base cycle: the greens and the interstages between consecutive stages."""
+        s = self.n_stages
+        return float(self.green_s.sum() + sum(self.interstage_s(i, (i + 1) % s) for i in range(s)))
+
+    def _fail(self, field_name: str, message: str) -> InvalidInputError:
+        return InvalidInputError(f"intersection {self.id}: {message}", field=field_name)
+
+    def _validate(self) -> None:
+        g, s = self.n_groups, self.n_stages
+        if g == 0 or s < 2:
+            raise self._fail("stage_groups", f"expected at least one group and two stages, got {g} and {s}")
+        if len(set(self.group_names)) != g:
+            raise self._fail("group_names", "expected unique group names")
+        for name in ("group_kind", "min_green_s", "walk_s", "clearance_s", "group_edges"):
+            if getattr(self, name).shape != (g,):
+                raise self._fail(name, f"expected shape ({g},), got {getattr(self, name).shape}")
+        for name, shape in (("intergreen_s", (g, g)), ("green_s", (s,)), ("stage_min_s", (s,)),
+                            ("stage_max_s", (s,))):
+            if getattr(self, name).shape != shape:
+                raise self._fail(name, f"expected shape {shape}, got {getattr(self, name).shape}")
+        if not np.isin(self.group_kind, (VEHICLE, PEDESTRIAN)).all():
+            raise self._fail("group_kind", f"expected kinds {VEHICLE} (vehicle) or {PEDESTRIAN} (pedestrian)")
+        times = np.concatenate((self.min_green_s, self.walk_s, self.clearance_s, self.green_s, self.stage_min_s,
+                                self.stage_max_s))
+        if not (np.isfinite(times).all() and (times >= 0).all()):
+            raise self._fail("min_green_s", "expected finite, non-negative times")
+        if (self.min_green_s < self.walk_s).any():
+            raise self._fail("min_green_s", "expected every min_green_s >= walk_s")
+        if not ((self.stage_min_s <= self.green_s) & (self.green_s <= self.stage_max_s)).all():
+            raise self._fail("green_s", "expected stage_min_s <= green_s <= stage_max_s for every stage")
+        conflicts = self.conflicts
+        if (conflicts != conflicts.T).any() or conflicts.diagonal().any():
+            raise self._fail("intergreen_s", "expected conflicts to be symmetric, and no group to conflict with itself")
+        if (self.intergreen_s[conflicts] < 0).any():
+            raise self._fail("intergreen_s", "expected non-negative intergreens")
+        clearance_cut = conflicts & (self.intergreen_s < self.clearance_s[:, None])
+        if clearance_cut.any():
+            i, j = np.argwhere(clearance_cut)[0]
+            raise self._fail("clearance_s", f"intergreen {self.group_names[i]} -> {self.group_names[j]} is "
+                                            f"shorter than the clearance of {self.group_names[i]}")
+        for k, groups in enumerate(self.stage_groups):
+            if conflicts[np.ix_(groups, groups)].any():
+                raise self._fail("stage_groups", f"stage {k} holds conflicting groups")
+        unserved = ~self.stage_groups.any(axis=0)
+        if unserved.any():
+            raise self._fail("stage_groups", f"groups {[self.group_names[i] for i in np.flatnonzero(unserved)]} "
+                                             "are green in no stage")
+        if self.cycle_s > self.max_cycle_s:
+            raise self._fail("max_cycle_s", f"base cycle {self.cycle_s:.1f} s exceeds max_cycle_s {self.max_cycle_s}")
+        self._check_base_intergreens()
+
+    def _check_base_intergreens(self) -> None:
+        # Interstages only look at the stage before; an intergreen also binds a group that ended two
+        # or more stages earlier when the stages between are short. Two base cycles show every case.
+        s = self.n_stages
+        last_end = np.full(self.n_groups, -np.inf)
+        end = 0.0
+        for position in range(2 * s):
+            stage, previous = position % s, (position - 1) % s
+            start = end + (self.interstage_s(previous, stage) if position else 0.0)
+            starting = self.stage_groups[stage] & ~(self.stage_groups[previous] if position else False)
+            for j in np.flatnonzero(starting):
+                gaps = start - last_end - self.intergreen_s[:, j]
+                late = np.flatnonzero(self.conflicts[:, j] & (gaps < -1e-9))
+                if late.size:
+                    raise self._fail("intergreen_s", f"the base plan starts {self.group_names[j]} in stage {stage} "
+                                                     f"before the intergreen from {self.group_names[late[0]]} has "
+                                                     "elapsed; lengthen the stages between them")
+            end = start + self.green_s[stage]
+            following = (position + 1) % s
+            last_end[self.stage_groups[stage] & ~self.stage_groups[following]] = end
+
+
+class SignalPlans:
+    """The signal plans of all intersections, padded to the largest, for kernels.
+
+    Arrays (K intersections, at most Gm groups and Sm stages each; padding is 0, False or NaN):
+    ``n_groups`` (K,), ``n_stages`` (K,), ``group_kind`` (K, Gm), ``min_green_s``, ``walk_s``,
+    ``clearance_s`` (K, Gm), ``intergreen_s`` (K, Gm, Gm), ``stage_groups`` (K, Sm, Gm),
+    ``green_s``, ``stage_min_s``, ``stage_max_s`` (K, Sm), ``cycle_s``, ``offset_s``,
+    ``max_cycle_s`` (K,).
+    """
+
+    def __init__(self, plans: Sequence[IntersectionPlan]) -> None:
+        self.plans = tuple(plans)
+        k = len(self.plans)
+        if k == 0:
+            raise InvalidInputError("expected at least one intersection plan", field="plans")
+        gm = max(plan.n_groups for plan in self.plans)
+        sm = max(plan.n_stages for plan in self.plans)
+        self.ids = tuple(plan.id for plan in self.plans)
+        self._index_of_id = {plan.id: i for i, plan in enumerate(self.plans)}
+        if len(self._index_of_id) != k:
+            raise InvalidInputError("expected unique intersection ids", field="id")
+        self.n_groups = np.array([plan.n_groups for plan in self.plans], dtype=np.int64)
+        self.n_stages = np.array([plan.n_stages for plan in self.plans], dtype=np.int64)
+        self.group_kind = np.zeros((k, gm), dtype=np.int64)
+        self.min_green_s = np.zeros((k, gm))
+        self.walk_s = np.zeros((k, gm))
+        self.clearance_s = np.zeros((k, gm))
+        self.intergreen_s = np.full((k, gm, gm), np.nan)
+        self.stage_groups = np.zeros((k, sm, gm), dtype=np.bool_)
+        self.green_s = np.zeros((k, sm))
+        self.stage_min_s = np.zeros((k, sm))
+        self.stage_max_s = np.zeros((k, sm))
+        self.cycle_s = np.array([plan.cycle_s for plan in self.plans])
+        self.offset_s = np.array([plan.offset_s for plan in self.plans], dtype=np.float64)
+        self.max_cycle_s = np.array([plan.max_cycle_s for plan in self.plans], dtype=np.float64)
+        for i, plan in enumerate(self.plans):
+            g, s = plan.n_groups, plan.n_stages
+            self.group_kind[i, :g] = plan.group_kind
+            self.min_green_s[i, :g] = plan.min_green_s
+            self.walk_s[i, :g] = plan.walk_s
+            self.clearance_s[i, :g] = plan.clearance_s
+            self.intergreen_s[i, :g, :g] = plan.intergreen_s
+            self.stage_groups[i, :s, :g] = plan.stage_groups
+            self.green_s[i, :s] = plan.green_s
+            self.stage_min_s[i, :s] = plan.stage_min_s
+            self.stage_max_s[i, :s] = plan.stage_max_s
+        for value in vars(self).values():
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+
+    def __len__(self) -> int:
+        return len(self.plans)
+
+    def index_of(self, intersection_id: int | str) -> int:
+        """Index of the intersection with this id; raises :class:`UnknownEntityError`."""
+        try:
+            return self._index_of_id[intersection_id]
+        except (KeyError, TypeError):
+            raise UnknownEntityError(f"no signal plan for intersection {intersection_id!r}",
+                                     field="intersection") from None
+
+    def group_index(self, intersection: int, group_name: str) -> int:
+        """Index of the group named ``group_name`` at intersection index ``intersection``."""
+        plan = self.plans[intersection]
+        try:
+            return plan.group_names.index(group_name)
+        except ValueError:
+            raise UnknownEntityError(f"intersection {plan.id} has no signal group {group_name!r}; it has "
+                                     f"{', '.join(plan.group_names)}", field="group") from None

@@ -1,0 +1,320 @@
+"""The bus priority engine: the plan ahead of every signalised intersection, and priority decisions.
+
+A controller asks for priority for a vehicle approaching an intersection (its signal group and its
+arrival time); the engine answers with a decision and its strategy:
+
+- ``already_green``: the plan gives the group green from before the arrival to after it;
+- ``extension``: the green the vehicle would meet ends too soon, so it lasts longer, up to the
+  stage's maximum green;
+- ``early_green``: the stages before the group's green are cut to their minimum (pedestrian walk
+  included) so that it starts sooner, the intergreens between them kept;
+- ``insertion``: the group's stage is served right after the current one, then the sequence
+  resumes, when cutting alone would not reach the vehicle in time;
+- ``none``: denied, with the reason.
+
+Priority is **conditional**: emergency > tram > bus; a bus only when late by at least
+``bus_lateness_s``; lateness then occupancy rank requests at one intersection, and one change of
+plan per intersection per decision call. It is **rationed**: after a grant the intersection
+recovers for ``recovery_cycles`` cycles (emergencies excepted), and each stage that was cut gets
+its time back at its next green, up to its maximum. A grant changes the plan only until the green
+it gives ends, so a priority that is not renewed ends by itself; a check-out ends it sooner.
+
+Every changed plan passes :func:`pilotage.core.safety.check_schedule` before it is applied; one
+that fails is not applied and its request is marked unsafe.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pilotage.core import InvalidInputError
+from pilotage.core.safety import GreenSchedule, check_schedule
+from pilotage.core.signals import SignalPlans
+from pilotage.signal_priority import _kernels
+
+logger = logging.getLogger(__name__)
+
+VEHICLE_CLASSES = {"bus": _kernels.BUS, "tram": _kernels.TRAM, "emergency": _kernels.EMERGENCY}
+STRATEGIES = ("none", "already_green", "extension", "early_green", "insertion")
+REASONS = {
+    _kernels.OK: "",
+    _kernels.NOT_LATE: "not late enough for priority",
+    _kernels.RECOVERING: "the intersection is recovering from a recent priority",
+    _kernels.OUTRANKED: "a higher-ranked request changed this intersection's plan first",
+    _kernels.TOO_EARLY: "arrival beyond the plan ahead; ask again closer",
+    _kernels.OVER_MAX_GREEN: "the green would exceed its stage's maximum",
+    _kernels.OVER_MAX_CYCLE: "another group would wait longer than the maximum cycle",
+    _kernels.NO_GAIN: "no change would bring the green sooner",
+}
+
+
+@dataclass(frozen=True)
+class PriorityConfig:
+    """Parameters of the engine (seconds unless said otherwise).
+
+    Attributes:
+        bus_lateness_s: a bus gets priority only when at least this late (-inf: always).
+        tram_lateness_s: the same for trams.
+        recovery_cycles: cycles after a grant during which an intersection grants no other change.
+        eta_window_s: the green must last this long past the arrival, when a request gives none.
+        min_gain_s: an early green or insertion must bring the green at least this much sooner.
+        allow_insertion: whether stages may be served out of sequence.
+        horizon_s: how far ahead plans are kept.
+        max_eta_s: requests for arrivals farther ahead are refused as invalid.
+        plan_entries: stage entries kept per intersection (history and plan ahead).
+    """
+
+    bus_lateness_s: float = 60.0
+    tram_lateness_s: float = -math.inf
+    recovery_cycles: float = 1.0
+    eta_window_s: float = 5.0
+    min_gain_s: float = 2.0
+    allow_insertion: bool = True
+    horizon_s: float = 300.0
+    max_eta_s: float = 240.0
+    plan_entries: int = 96
+
+
+@dataclass(frozen=True)
+class PriorityRequest:
+    """A request for priority: ``vehicle`` reaches signal group ``group`` of ``intersection`` in
+    ``eta_s`` seconds, ``lateness_s`` behind its schedule, carrying ``occupancy`` passengers."""
+
+    vehicle: str
+    intersection: int | str
+    group: str
+    eta_s: float
+    vehicle_class: str = "bus"
+    lateness_s: float = 0.0
+    occupancy: float = 0.0
+    eta_window_s: float | None = None
+
+
+@dataclass(frozen=True)
+class PriorityDecision:
+    """The answer to a :class:`PriorityRequest`.
+
+    ``green_from`` and ``green_until`` (s on the engine's clock) bound the green the vehicle will
+    meet when granted, and are None when denied. ``unsafe`` is True when the safety monitor refused
+    the plan the decision needed; ``reason`` then lists the violations.
+    """
+
+    vehicle: str
+    intersection: int | str
+    decision: str
+    strategy: str
+    green_from: float | None
+    green_until: float | None
+    reason: str
+    unsafe: bool = False
+
+
+@dataclass(frozen=True)
+class _Grant:
+    intersection: int
+    group: int
+    strategy: str
+    green_until: float
+
+
+class PriorityEngine:
+    """Bus priority for every intersection of :class:`SignalPlans`, on an injected clock.
+
+    ``clock`` returns the time in seconds (wall time in service, simulation time under SUMO).
+    """
+
+    def __init__(self, plans: SignalPlans, clock: Callable[[], float], config: PriorityConfig | None = None) -> None:
+        self.plans = plans
+        self.clock = clock
+        self.config = config or PriorityConfig()
+        k, h, sm = len(plans), self.config.plan_entries, plans.green_s.shape[1]
+        self._stage = np.zeros((k, h), dtype=np.int64)
+        self._start_s = np.zeros((k, h))
+        self._end_s = np.zeros((k, h))
+        self._n = np.zeros(k, dtype=np.int64)
+        self._recovery_until_s = np.full(k, -np.inf)
+        self._plan_stage = np.empty_like(self._stage)
+        self._plan_start_s = np.empty_like(self._start_s)
+        self._plan_end_s = np.empty_like(self._end_s)
+        self._plan_n = np.empty_like(self._n)
+        self._plan_recovery_until_s = np.empty_like(self._recovery_until_s)
+        self._cut_s = np.zeros((k, sm))
+        self._changed = np.zeros(k, dtype=np.bool_)
+        self._grants: dict[tuple[str, int], _Grant] = {}
+        # Two maximum cycles behind: every group's last green before now stays in the plan.
+        self._history_s = 2.0 * plans.max_cycle_s
+        self.advance()
+
+    def advance(self) -> float:
+        """Bring every plan to the clock's time and forget grants whose green has ended; returns the time."""
+        now = float(self.clock())
+        plans = self.plans
+        _kernels.advance(now, self.config.horizon_s, plans.n_stages, plans.n_groups, plans.stage_groups,
+                         plans.intergreen_s, plans.green_s, plans.cycle_s, plans.offset_s, self._history_s,
+                         self._stage, self._start_s, self._end_s, self._n)
+        self._grants = {key: grant for key, grant in self._grants.items() if grant.green_until >= now}
+        return now
+
+    def decide(self, requests: Sequence[PriorityRequest]) -> list[PriorityDecision]:
+        """Decide a batch of requests at once (one kernel call for the whole city).
+
+        Raises:
+            InvalidInputError: a request with an unknown class, a negative or non-finite time, an
+                arrival beyond ``max_eta_s``.
+            UnknownEntityError: an unknown intersection or signal group (from :class:`SignalPlans`).
+        """
+        now = self.advance()
+        count = len(requests)
+        intersection = np.empty(count, dtype=np.int64)
+        group = np.empty(count, dtype=np.int64)
+        eta = np.empty(count)
+        window = np.empty(count)
+        vehicle_class = np.empty(count, dtype=np.int64)
+        lateness = np.empty(count)
+        occupancy = np.empty(count)
+        holds_grant = np.empty(count, dtype=np.bool_)
+        for r, request in enumerate(requests):
+            intersection[r] = self.plans.index_of(request.intersection)
+            group[r] = self.plans.group_index(int(intersection[r]), request.group)
+            eta_s = _finite(request.eta_s, "eta_s", 0.0, self.config.max_eta_s)
+            eta[r] = now + eta_s
+            window[r] = _finite(self.config.eta_window_s if request.eta_window_s is None else request.eta_window_s,
+                                "eta_window_s", 0.0, self.config.max_eta_s)
+            if request.vehicle_class not in VEHICLE_CLASSES:
+                raise InvalidInputError(f"expected class in {sorted(VEHICLE_CLASSES)}, got {request.vehicle_class!r}",
+                                        field="class")
+            vehicle_class[r] = VEHICLE_CLASSES[request.vehicle_class]
+            lateness[r] = _finite(request.lateness_s, "lateness_s", -86400.0, 86400.0)
+            occupancy[r] = _finite(request.occupancy, "occupancy", 0.0, 1e4)
+            holds_grant[r] = (request.vehicle, int(intersection[r])) in self._grants
+
+        decision = np.empty(count, dtype=np.int64)
+        strategy = np.empty(count, dtype=np.int64)
+        green_from = np.empty(count)
+        green_until = np.empty(count)
+        reason = np.empty(count, dtype=np.int64)
+        self._propose()
+        plans = self.plans
+        config = self.config
+        _kernels.decide(now, intersection, group, eta, window, vehicle_class, lateness, occupancy, holds_grant,
+                        config.bus_lateness_s, config.tram_lateness_s, config.recovery_cycles, config.min_gain_s,
+                        config.allow_insertion, plans.n_stages, plans.n_groups, plans.stage_groups,
+                        plans.intergreen_s, plans.green_s, plans.stage_min_s, plans.stage_max_s, plans.cycle_s,
+                        plans.max_cycle_s,
+                        self._stage, self._start_s, self._end_s, self._n, self._recovery_until_s,
+                        self._plan_stage, self._plan_start_s, self._plan_end_s, self._plan_n,
+                        self._plan_recovery_until_s, self._cut_s,
+                        decision, strategy, green_from, green_until, reason, self._changed)
+        refused = {int(k): self._commit_if_safe(int(k)) for k in np.flatnonzero(self._changed)}
+        decisions = []
+        for r, request in enumerate(requests):
+            k = int(intersection[r])
+            changes_plan = decision[r] == _kernels.GRANTED and strategy[r] != _kernels.ALREADY_GREEN
+            if changes_plan and refused.get(k):
+                decisions.append(PriorityDecision(request.vehicle, request.intersection, "denied",
+                                                  STRATEGIES[strategy[r]], None, None, refused[k], unsafe=True))
+                continue
+            granted = decision[r] == _kernels.GRANTED
+            if changes_plan:
+                self._grants[(request.vehicle, k)] = _Grant(k, int(group[r]), STRATEGIES[strategy[r]],
+                                                            float(green_until[r]))
+            decisions.append(PriorityDecision(
+                request.vehicle, request.intersection, "granted" if granted else "denied", STRATEGIES[strategy[r]],
+                float(green_from[r]) if granted else None, float(green_until[r]) if granted else None,
+                REASONS[int(reason[r])]))
+        return decisions
+
+    def checkout(self, vehicle: str, intersection: int | str) -> bool:
+        """The vehicle has passed: end the green its priority gave, as soon as the stage's minimum
+        allows. Returns whether a green was shortened (False when the vehicle held no priority
+        there, or its green cannot end sooner).
+
+        Raises:
+            UnknownEntityError: an unknown intersection.
+        """
+        now = self.advance()
+        k = self.plans.index_of(intersection)
+        grant = self._grants.pop((vehicle, k), None)
+        if grant is None:
+            return False
+        self._propose()
+        plans = self.plans
+        ended = _kernels.release(now, k, grant.group, plans.n_groups, plans.stage_groups, plans.intergreen_s,
+                                 plans.stage_min_s, self._plan_stage, self._plan_start_s, self._plan_end_s,
+                                 self._plan_n)
+        return not math.isnan(ended) and not self._commit_if_safe(k)
+
+    def schedule(self, intersection: int | str) -> GreenSchedule:
+        """The green intervals of every group of ``intersection`` over the plan kept (history and ahead)."""
+        k = self.plans.index_of(intersection)
+        return _schedule(self.plans.stage_groups[k], self._stage[k], self._start_s[k], self._end_s[k],
+                         int(self._n[k]))
+
+    def plan_ahead(self, intersection: int | str) -> list[tuple[int, float, float]]:
+        """The stages from the current one on: ``(stage, green start, green end)``, s on the clock."""
+        now = self.advance()
+        k = self.plans.index_of(intersection)
+        n = int(self._n[k])
+        current = max(0, int(np.searchsorted(self._start_s[k, :n], now, side="right")) - 1)
+        return [(int(self._stage[k, i]), float(self._start_s[k, i]), float(self._end_s[k, i]))
+                for i in range(current, n)]
+
+    def _propose(self) -> None:
+        np.copyto(self._plan_stage, self._stage)
+        np.copyto(self._plan_start_s, self._start_s)
+        np.copyto(self._plan_end_s, self._end_s)
+        np.copyto(self._plan_n, self._n)
+        np.copyto(self._plan_recovery_until_s, self._recovery_until_s)
+
+    def _commit_if_safe(self, k: int) -> str:
+        """Apply intersection ``k``'s proposed plan if the monitor finds it safe; else return why not."""
+        n = int(self._plan_n[k])
+        proposed = _schedule(self.plans.stage_groups[k], self._plan_stage[k], self._plan_start_s[k],
+                             self._plan_end_s[k], n)
+        violations = check_schedule(self.plans.plans[k], proposed)
+        if violations:
+            logger.warning("intersection %s: plan refused by the safety monitor: %s", self.plans.ids[k],
+                           "; ".join(f"{v.rule} {v.group} at {v.time_s:.1f} s ({v.detail})" for v in violations))
+            return "unsafe: " + "; ".join(f"{v.rule} of {v.group} at {v.time_s:.1f} s" for v in violations)
+        self._stage[k] = self._plan_stage[k]
+        self._start_s[k] = self._plan_start_s[k]
+        self._end_s[k] = self._plan_end_s[k]
+        self._n[k] = n
+        self._recovery_until_s[k] = self._plan_recovery_until_s[k]
+        return ""
+
+
+def _schedule(stage_groups: np.ndarray, stage: np.ndarray, start_s: np.ndarray, end_s: np.ndarray,
+              n: int) -> GreenSchedule:
+    """Stage entries as group greens: a group green in consecutive entries is green between them."""
+    group, green_start, green_end = [], [], []
+    for g in range(stage_groups.shape[1]):
+        i = 0
+        while i < n:
+            if stage_groups[stage[i], g]:
+                first = i
+                while i + 1 < n and stage_groups[stage[i + 1], g]:
+                    i += 1
+                group.append(g)
+                green_start.append(start_s[first])
+                green_end.append(end_s[i])
+            i += 1
+    return GreenSchedule(group=np.array(group, dtype=np.int64), start_s=np.array(green_start),
+                         end_s=np.array(green_end), horizon_start_s=float(start_s[0]),
+                         horizon_end_s=float(end_s[n - 1]))
+
+
+def _finite(value: float, name: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"expected a number for {name}, got {value!r}", field=name) from None
+    if not (math.isfinite(number) and low <= number <= high):
+        raise InvalidInputError(f"expected {name} in [{low}, {high}], got {value!r}", field=name)
+    return number
+

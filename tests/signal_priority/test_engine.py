@@ -1,0 +1,215 @@
+"""The priority engine: decisions on fixed cases, and safety and fairness on random intersections."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from pilotage.core import InvalidInputError, UnknownEntityError
+from pilotage.core.safety import check_schedule
+from pilotage.core.signals import PEDESTRIAN, VEHICLE, IntersectionPlan, SignalPlans
+from pilotage.signal_priority import PriorityConfig, PriorityEngine, PriorityRequest
+
+NAN = math.nan
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now_s: float = 1000.0) -> None:
+        self.now_s = now_s
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def crossroads(intersection_id: str = "x") -> IntersectionPlan:
+    """Main road (stage 0: ``main``, 40 s), side road and its pedestrians (stage 1: ``side``, ``walk``,
+    30 s); 5 s between vehicles, pedestrians clear in 10 s; cycle 85 s, at most 120 s."""
+    return IntersectionPlan(
+        id=intersection_id, group_names=("main", "side", "walk"), group_kind=[VEHICLE, VEHICLE, PEDESTRIAN],
+        min_green_s=[8.0, 5.0, 7.0], walk_s=[0.0, 0.0, 7.0], clearance_s=[0.0, 0.0, 10.0],
+        intergreen_s=[[NAN, 5.0, 5.0], [5.0, NAN, NAN], [10.0, NAN, NAN]],
+        stage_groups=[[True, False, False], [False, True, True]], green_s=[40.0, 30.0], stage_min_s=[8.0, 7.0],
+        stage_max_s=[60.0, 50.0], offset_s=0.0, max_cycle_s=120.0)
+
+
+def engine_at(now_s: float, config: PriorityConfig | None = None) -> tuple[PriorityEngine, Clock]:
+    clock = Clock(now_s)
+    return PriorityEngine(SignalPlans([crossroads()]), clock, config), clock
+
+
+def bus(group: str, eta_s: float, **fields: object) -> PriorityRequest:
+    return PriorityRequest(vehicle=str(fields.pop("vehicle", "bus-1")), intersection="x", group=group, eta_s=eta_s,
+                           lateness_s=float(fields.pop("lateness_s", 120.0)), **fields)
+
+
+def assert_safe(engine: PriorityEngine, intersection: str = "x") -> None:
+    plan = engine.plans.plans[engine.plans.index_of(intersection)]
+    assert check_schedule(plan, engine.schedule(intersection)) == []
+
+
+# The base cycle, from t = 0 on: main 0-40, then 5 s, side and walk 45-75, then 10 s for the pedestrians
+# to clear, main 85-125, and so on every 85 s.
+
+
+def test_the_base_plan_is_aligned_on_the_offset() -> None:
+    engine, _ = engine_at(1000.0)
+    _, start, _ = engine.plan_ahead("x")[0]
+    assert (start - 0.0) % 85.0 == pytest.approx(0.0) or (start - 45.0) % 85.0 == pytest.approx(0.0)
+    assert_safe(engine)
+
+
+def test_already_green() -> None:
+    engine, _ = engine_at(85.0 * 10 + 1.0)  # main is green from 850 to 890
+    (decision,) = engine.decide([bus("main", 10.0)])
+    assert (decision.decision, decision.strategy) == ("granted", "already_green")
+    assert decision.green_from == pytest.approx(850.0)
+    assert decision.green_until == pytest.approx(890.0)
+
+
+def test_extension_up_to_the_stage_maximum() -> None:
+    engine, _ = engine_at(850.0 + 30.0)  # main green since 850, ends at 890
+    (decision,) = engine.decide([bus("main", 15.0)])
+    assert (decision.decision, decision.strategy) == ("granted", "extension")
+    assert decision.green_until == pytest.approx(880.0 + 15.0 + 5.0)
+    assert_safe(engine)
+    engine, _ = engine_at(880.0)
+    (decision,) = engine.decide([bus("main", 40.0)])  # would make main green 70 s, over its 60 s maximum
+    assert (decision.decision, decision.reason) == ("denied", "the green would exceed its stage's maximum")
+
+
+def test_early_green_cuts_the_current_stage_to_its_minimum() -> None:
+    engine, _ = engine_at(852.0)  # main green since 850 (minimum 8 s), side due at 895
+    (decision,) = engine.decide([bus("side", 20.0)])
+    assert (decision.decision, decision.strategy) == ("granted", "early_green")
+    assert decision.green_from == pytest.approx(858.0 + 5.0)
+    assert_safe(engine)
+
+
+def test_a_bus_on_time_gets_nothing_and_the_intersection_recovers_after_a_grant() -> None:
+    engine, clock = engine_at(852.0)
+    (on_time,) = engine.decide([bus("side", 20.0, lateness_s=10.0)])
+    assert (on_time.decision, on_time.reason) == ("denied", "not late enough for priority")
+    (granted,) = engine.decide([bus("side", 20.0)])
+    assert granted.decision == "granted"
+    clock.now_s += 60.0
+    # Main is green again now, and side red for a while: a second bus on side must wait its turn.
+    assert engine.plan_ahead("x")[0][0] == 0
+    (other,) = engine.decide([bus("side", 5.0, vehicle="bus-2")])
+    assert other.reason == "the intersection is recovering from a recent priority"
+    (emergency,) = engine.decide([bus("side", 5.0, vehicle="fire-1", vehicle_class="emergency")])
+    assert emergency.decision == "granted"
+    assert emergency.strategy in ("early_green", "insertion")
+
+
+def test_one_change_per_intersection_ranked_by_class_then_lateness() -> None:
+    engine, _ = engine_at(852.0)
+    decisions = engine.decide([bus("side", 20.0, vehicle="late", lateness_s=300.0),
+                               bus("side", 20.0, vehicle="later", lateness_s=400.0, vehicle_class="tram"),
+                               bus("main", 120.0, vehicle="other", lateness_s=500.0)])
+    by_vehicle = {d.vehicle: d for d in decisions}
+    assert by_vehicle["later"].strategy == "early_green"
+    assert by_vehicle["late"].strategy == "already_green"
+    assert by_vehicle["other"].reason == "a higher-ranked request changed this intersection's plan first"
+    # The main road was cut from 40 s to 8 s: its next green gets 20 s back, up to its 60 s maximum.
+    assert [(stage, end - start) for stage, start, end in engine.plan_ahead("x")[:3]] == [
+        (0, pytest.approx(8.0)), (1, pytest.approx(30.0)), (0, pytest.approx(60.0))]
+
+
+def test_checkout_ends_the_extension() -> None:
+    engine, clock = engine_at(880.0)
+    (decision,) = engine.decide([bus("main", 15.0)])
+    assert decision.strategy == "extension"
+    clock.now_s = 893.0
+    assert engine.checkout("bus-1", "x")
+    stage, _, end = engine.plan_ahead("x")[0]
+    assert (stage, end) == (0, pytest.approx(893.0))
+    assert_safe(engine)
+    assert not engine.checkout("bus-1", "x")
+
+
+def test_bad_requests() -> None:
+    engine, _ = engine_at(0.0)
+    with pytest.raises(UnknownEntityError) as error:
+        engine.decide([PriorityRequest("b", "nowhere", "main", 10.0)])
+    assert error.value.field == "intersection"
+    with pytest.raises(UnknownEntityError) as error:
+        engine.decide([bus("left-turn", 10.0)])
+    assert error.value.field == "group"
+    for request, field in ((bus("main", -1.0), "eta_s"), (bus("main", math.nan), "eta_s"),
+                           (bus("main", 10.0, vehicle_class="taxi"), "class"),
+                           (bus("main", 1e6), "eta_s")):
+        with pytest.raises(InvalidInputError) as error:
+            engine.decide([request])
+        assert error.value.field == field
+
+
+@st.composite
+def intersections(draw: st.DrawFn) -> IntersectionPlan:
+    """Random valid intersections: 2-6 stages, groups green in one stage or two consecutive ones,
+    vehicles and pedestrians, random intergreens (at least the clearance) and minimums."""
+    n_stages = draw(st.integers(2, 6))
+    n_groups = draw(st.integers(n_stages, 10))
+    first_stage = [g if g < n_stages else draw(st.integers(0, n_stages - 1)) for g in range(n_groups)]
+    spans_two = [draw(st.booleans()) for _ in range(n_groups)]
+    stage_groups = np.zeros((n_stages, n_groups), dtype=bool)
+    for g, (s, two) in enumerate(zip(first_stage, spans_two, strict=True)):
+        stage_groups[s, g] = True
+        if two:
+            stage_groups[(s + 1) % n_stages, g] = True
+    shared = (stage_groups.T.astype(int) @ stage_groups.astype(int)) > 0
+    kind = np.array([draw(st.sampled_from([VEHICLE, VEHICLE, PEDESTRIAN])) for _ in range(n_groups)])
+    walk = np.where(kind == PEDESTRIAN, [draw(st.floats(4.0, 8.0)) for _ in range(n_groups)], 0.0)
+    clearance = np.where(kind == PEDESTRIAN, [draw(st.floats(3.0, 15.0)) for _ in range(n_groups)], 0.0)
+    min_green = np.maximum(walk, [draw(st.floats(3.0, 10.0)) for _ in range(n_groups)])
+    intergreen = np.full((n_groups, n_groups), np.nan)
+    for i in range(n_groups):
+        for j in range(i + 1, n_groups):
+            if not shared[i, j]:
+                intergreen[i, j] = max(clearance[i], draw(st.floats(2.0, 8.0)))
+                intergreen[j, i] = max(clearance[j], draw(st.floats(2.0, 8.0)))
+    stage_min = np.array([min_green[groups].max() for groups in stage_groups])
+    green = stage_min + np.array([draw(st.floats(0.0, 30.0)) for _ in range(n_stages)])
+    stage_max = green + np.array([draw(st.floats(0.0, 30.0)) for _ in range(n_stages)])
+    try:
+        draft = IntersectionPlan(
+            id="random", group_names=tuple(f"g{g}" for g in range(n_groups)), group_kind=kind,
+            min_green_s=min_green, walk_s=walk, clearance_s=clearance, intergreen_s=intergreen,
+            stage_groups=stage_groups, green_s=green, stage_min_s=stage_min, stage_max_s=stage_max,
+            offset_s=draw(st.floats(0.0, 100.0)), max_cycle_s=1e6)
+    except InvalidInputError:
+        # A base plan whose own cycle breaks an intergreen: not a valid intersection.
+        assume(False)
+    return IntersectionPlan(
+        id="random", group_names=draft.group_names, group_kind=kind, min_green_s=min_green, walk_s=walk,
+        clearance_s=clearance, intergreen_s=intergreen, stage_groups=stage_groups, green_s=green,
+        stage_min_s=stage_min, stage_max_s=stage_max, offset_s=draft.offset_s,
+        max_cycle_s=draft.cycle_s + draw(st.floats(0.0, 60.0)))
+
+
+requests = st.tuples(st.integers(0, 9), st.floats(0.0, 150.0), st.sampled_from(["bus", "tram", "emergency"]),
+                     st.floats(-60.0, 600.0), st.floats(0.0, 100.0), st.sampled_from(["a", "b", "c"]))
+
+
+@given(intersections(), st.floats(0.0, 1e5),
+       st.lists(st.tuples(st.floats(0.0, 40.0), st.lists(requests, max_size=4), st.booleans()), max_size=12))
+def test_every_plan_is_safe_and_no_group_starves(plan: IntersectionPlan, start_s: float, steps: list) -> None:
+    clock = Clock(start_s)
+    engine = PriorityEngine(SignalPlans([plan]), clock, PriorityConfig(bus_lateness_s=0.0, recovery_cycles=0.0))
+    for wait_s, batch, check_out in steps:
+        clock.now_s += wait_s
+        decisions = engine.decide([PriorityRequest(vehicle, "random", f"g{g % plan.n_groups}", eta, vehicle_class,
+                                                   lateness, occupancy)
+                                   for g, eta, vehicle_class, lateness, occupancy, vehicle in batch])
+        assert not [d for d in decisions if d.unsafe]
+        for d in decisions:
+            if d.strategy == "already_green":
+                assert d.green_from <= d.green_until
+        if check_out and batch:
+            engine.checkout(batch[0][5], "random")
+        # The whole plan kept, history and ahead, passes the monitor: no conflict, no cut minimum or
+        # clearance, and every group green again within the maximum cycle.
+        assert check_schedule(plan, engine.schedule("random")) == []
