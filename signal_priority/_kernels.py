@@ -133,23 +133,22 @@ def _waits_too_long(k, n, max_cycle_s, n_stages, n_groups, stage_groups, intergr
                 if entry_start_s[k, i] - last_start[g] > max_cycle_s + 1e-6:
                     return True
                 last_start[g] = entry_start_s[k, i]
-    # The base stages appended after the plan close the waits of the groups that are red at its end.
+    # The base stages that will follow the plan close the last waits; two base cycles reach every
+    # group's next start, including the groups still green when the plan ends.
     last_end_s = np.empty(stage_groups.shape[2])
     _last_green_ends(k, n - 1, n_groups, stage_groups, entry_stage, entry_end_s, last_end_s)
-    waiting = np.zeros(stage_groups.shape[2], dtype=np.bool_)
-    for g in range(n_groups[k]):
-        waiting[g] = not stage_groups[k, entry_stage[k, n - 1], g] and not np.isnan(last_start[g])
     stage = entry_stage[k, n - 1]
     end = entry_end_s[k, n - 1]
-    for _ in range(n_stages[k]):
+    for _ in range(2 * n_stages[k]):
         following = (stage + 1) % n_stages[k]
         start = _start_after(k, following, stage, end, -np.inf, n_groups, stage_groups, intergreen_s, last_end_s)
         end = start + green_s[k, following]
         for g in range(n_groups[k]):
             if stage_groups[k, following, g]:
-                if waiting[g] and start - last_start[g] > max_cycle_s + 1e-6:
-                    return True
-                waiting[g] = False
+                if not stage_groups[k, stage, g]:
+                    if start - last_start[g] > max_cycle_s + 1e-6:
+                        return True
+                    last_start[g] = start
                 last_end_s[g] = end
         stage = following
     return False
