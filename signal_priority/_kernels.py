@@ -195,8 +195,8 @@ def decide(now_s, request_intersection, request_group, request_eta_s, request_wi
     """Decide every pending request in rank order, changing at most one plan per intersection.
 
     The current plans (``entry_*``, ``n_entries``, ``recovery_until_s``) are read; the decided ones
-    are written into ``plan_*`` and ``plan_recovery_until_s``, which the caller fills with a copy of
-    the current ones beforehand, and ``out_changed[k]`` says which changed. ``cut_s`` (K, Sm) is
+    are written into ``plan_*`` and ``plan_recovery_until_s``, for the intersections that requests
+    name only, and ``out_changed[k]`` says which changed. ``cut_s`` (K, Sm) is
     scratch, zero on entry and on return. Requests are ranked by class (emergency, tram, bus), then
     lateness, then occupancy; each gets a decision, a strategy, the green it will meet
     (``out_green_from_s``, ``out_green_until_s``; NaN when denied) and a reason code. Every stage a
@@ -206,6 +206,7 @@ def decide(now_s, request_intersection, request_group, request_eta_s, request_wi
         + np.minimum(np.maximum(request_occupancy, 0.0), 99.0)
     order = np.argsort(-rank_key, kind="mergesort")
     last_end_s = np.empty(stage_groups.shape[2])
+    touched = np.zeros(out_changed.size, dtype=np.bool_)
     for k in range(out_changed.size):
         out_changed[k] = False
     for position in range(order.size):
@@ -218,6 +219,11 @@ def decide(now_s, request_intersection, request_group, request_eta_s, request_wi
         out_strategy[r] = NONE
         out_green_from_s[r] = np.nan
         out_green_until_s[r] = np.nan
+        if not touched[k]:
+            _copy_plan(k, 0, entry_stage, entry_start_s, entry_end_s, n_entries, plan_stage, plan_start_s,
+                       plan_end_s, plan_n)
+            plan_recovery_until_s[k] = recovery_until_s[k]
+            touched[k] = True
         n = plan_n[k]
         if request_class[r] == BUS and request_lateness_s[r] < bus_lateness_s:
             out_reason[r] = NOT_LATE

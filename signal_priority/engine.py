@@ -115,6 +115,18 @@ class PriorityDecision:
 
 
 @dataclass(frozen=True)
+class _RequestArrays:
+    intersection: np.ndarray
+    group: np.ndarray
+    eta_s: np.ndarray
+    window_s: np.ndarray
+    vehicle_class: np.ndarray
+    lateness_s: np.ndarray
+    occupancy: np.ndarray
+    holds_grant: np.ndarray
+
+
+@dataclass(frozen=True)
 class _Grant:
     intersection: int
     group: int
@@ -169,39 +181,63 @@ class PriorityEngine:
             UnknownEntityError: an unknown intersection or signal group (from :class:`SignalPlans`).
         """
         now = self.advance()
-        count = len(requests)
-        intersection = np.empty(count, dtype=np.int64)
-        group = np.empty(count, dtype=np.int64)
-        eta = np.empty(count)
-        window = np.empty(count)
-        vehicle_class = np.empty(count, dtype=np.int64)
-        lateness = np.empty(count)
-        occupancy = np.empty(count)
-        holds_grant = np.empty(count, dtype=np.bool_)
+        batch = self._encode(requests, now)
+        decision, strategy, green_from, green_until, reason = self._decide(now, batch)
+        refused = {int(k): self._commit_if_safe(int(k)) for k in np.flatnonzero(self._changed)}
+        decisions = []
         for r, request in enumerate(requests):
-            intersection[r] = self.plans.index_of(request.intersection)
-            group[r] = self.plans.group_index(int(intersection[r]), request.group)
-            eta_s = _finite(request.eta_s, "eta_s", 0.0, self.config.max_eta_s)
-            eta[r] = now + eta_s
-            window[r] = _finite(self.config.eta_window_s if request.eta_window_s is None else request.eta_window_s,
-                                "eta_window_s", 0.0, self.config.max_eta_s)
+            k = int(batch.intersection[r])
+            changes_plan = decision[r] == _kernels.GRANTED and strategy[r] != _kernels.ALREADY_GREEN
+            if changes_plan and refused.get(k):
+                decisions.append(PriorityDecision(request.vehicle, request.intersection, "denied",
+                                                  STRATEGIES[strategy[r]], None, None, refused[k], unsafe=True))
+                continue
+            granted = decision[r] == _kernels.GRANTED
+            if changes_plan:
+                self._grants[(request.vehicle, k)] = _Grant(k, int(batch.group[r]), STRATEGIES[strategy[r]],
+                                                            float(green_until[r]))
+            decisions.append(PriorityDecision(
+                request.vehicle, request.intersection, "granted" if granted else "denied", STRATEGIES[strategy[r]],
+                float(green_from[r]) if granted else None, float(green_until[r]) if granted else None,
+                REASONS[int(reason[r])]))
+        return decisions
+
+    def _encode(self, requests: Sequence[PriorityRequest], now: float) -> _RequestArrays:
+        """Validate the requests once and turn them into the kernel's arrays (indices, absolute times)."""
+        count = len(requests)
+        batch = _RequestArrays(
+            intersection=np.empty(count, dtype=np.int64), group=np.empty(count, dtype=np.int64),
+            eta_s=np.empty(count), window_s=np.empty(count), vehicle_class=np.empty(count, dtype=np.int64),
+            lateness_s=np.empty(count), occupancy=np.empty(count), holds_grant=np.empty(count, dtype=np.bool_))
+        for r, request in enumerate(requests):
+            k = self.plans.index_of(request.intersection)
+            batch.intersection[r] = k
+            batch.group[r] = self.plans.group_index(k, request.group)
+            batch.eta_s[r] = now + _finite(request.eta_s, "eta_s", 0.0, self.config.max_eta_s)
+            window = self.config.eta_window_s if request.eta_window_s is None else request.eta_window_s
+            batch.window_s[r] = _finite(window, "eta_window_s", 0.0, self.config.max_eta_s)
             if request.vehicle_class not in VEHICLE_CLASSES:
                 raise InvalidInputError(f"expected class in {sorted(VEHICLE_CLASSES)}, got {request.vehicle_class!r}",
                                         field="class")
-            vehicle_class[r] = VEHICLE_CLASSES[request.vehicle_class]
-            lateness[r] = _finite(request.lateness_s, "lateness_s", -86400.0, 86400.0)
-            occupancy[r] = _finite(request.occupancy, "occupancy", 0.0, 1e4)
-            holds_grant[r] = (request.vehicle, int(intersection[r])) in self._grants
+            batch.vehicle_class[r] = VEHICLE_CLASSES[request.vehicle_class]
+            batch.lateness_s[r] = _finite(request.lateness_s, "lateness_s", -86400.0, 86400.0)
+            batch.occupancy[r] = _finite(request.occupancy, "occupancy", 0.0, 1e4)
+            batch.holds_grant[r] = (request.vehicle, k) in self._grants
+        return batch
 
+    def _decide(self, now: float, batch: _RequestArrays) -> tuple[np.ndarray, ...]:
+        """Propose the plans the requests need, in one kernel call; nothing is applied yet. Returns
+        the decision, strategy, green start and end, and reason of each request."""
+        count = batch.intersection.size
         decision = np.empty(count, dtype=np.int64)
         strategy = np.empty(count, dtype=np.int64)
         green_from = np.empty(count)
         green_until = np.empty(count)
         reason = np.empty(count, dtype=np.int64)
-        self._propose()
         plans = self.plans
         config = self.config
-        _kernels.decide(now, intersection, group, eta, window, vehicle_class, lateness, occupancy, holds_grant,
+        _kernels.decide(now, batch.intersection, batch.group, batch.eta_s, batch.window_s, batch.vehicle_class,
+                        batch.lateness_s, batch.occupancy, batch.holds_grant,
                         config.bus_lateness_s, config.tram_lateness_s, config.recovery_cycles, config.min_gain_s,
                         config.allow_insertion, plans.n_stages, plans.n_groups, plans.stage_groups,
                         plans.intergreen_s, plans.green_s, plans.stage_min_s, plans.stage_max_s, plans.cycle_s,
@@ -210,24 +246,7 @@ class PriorityEngine:
                         self._plan_stage, self._plan_start_s, self._plan_end_s, self._plan_n,
                         self._plan_recovery_until_s, self._cut_s,
                         decision, strategy, green_from, green_until, reason, self._changed)
-        refused = {int(k): self._commit_if_safe(int(k)) for k in np.flatnonzero(self._changed)}
-        decisions = []
-        for r, request in enumerate(requests):
-            k = int(intersection[r])
-            changes_plan = decision[r] == _kernels.GRANTED and strategy[r] != _kernels.ALREADY_GREEN
-            if changes_plan and refused.get(k):
-                decisions.append(PriorityDecision(request.vehicle, request.intersection, "denied",
-                                                  STRATEGIES[strategy[r]], None, None, refused[k], unsafe=True))
-                continue
-            granted = decision[r] == _kernels.GRANTED
-            if changes_plan:
-                self._grants[(request.vehicle, k)] = _Grant(k, int(group[r]), STRATEGIES[strategy[r]],
-                                                            float(green_until[r]))
-            decisions.append(PriorityDecision(
-                request.vehicle, request.intersection, "granted" if granted else "denied", STRATEGIES[strategy[r]],
-                float(green_from[r]) if granted else None, float(green_until[r]) if granted else None,
-                REASONS[int(reason[r])]))
-        return decisions
+        return decision, strategy, green_from, green_until, reason
 
     def checkout(self, vehicle: str, intersection: int | str) -> bool:
         """The vehicle has passed: end the green its priority gave, as soon as the stage's minimum
@@ -242,7 +261,7 @@ class PriorityEngine:
         grant = self._grants.pop((vehicle, k), None)
         if grant is None:
             return False
-        self._propose()
+        self._propose(k)
         plans = self.plans
         ended = _kernels.release(now, k, grant.group, plans.n_groups, plans.stage_groups, plans.intergreen_s,
                                  plans.stage_min_s, self._plan_stage, self._plan_start_s, self._plan_end_s,
@@ -264,12 +283,13 @@ class PriorityEngine:
         return [(int(self._stage[k, i]), float(self._start_s[k, i]), float(self._end_s[k, i]))
                 for i in range(current, n)]
 
-    def _propose(self) -> None:
-        np.copyto(self._plan_stage, self._stage)
-        np.copyto(self._plan_start_s, self._start_s)
-        np.copyto(self._plan_end_s, self._end_s)
-        np.copyto(self._plan_n, self._n)
-        np.copyto(self._plan_recovery_until_s, self._recovery_until_s)
+    def _propose(self, k: int) -> None:
+        """Start a proposal for intersection ``k`` from its current plan."""
+        self._plan_stage[k] = self._stage[k]
+        self._plan_start_s[k] = self._start_s[k]
+        self._plan_end_s[k] = self._end_s[k]
+        self._plan_n[k] = self._n[k]
+        self._plan_recovery_until_s[k] = self._recovery_until_s[k]
 
     def _commit_if_safe(self, k: int) -> str:
         """Apply intersection ``k``'s proposed plan if the monitor finds it safe; else return why not."""

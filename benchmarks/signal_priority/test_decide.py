@@ -1,0 +1,71 @@
+"""The priority decision for every signalised intersection of the embedded city, against an empty
+numba call in the same run.
+
+``kernel, N requests`` times what one decision call costs the engine for N pending requests spread
+over the city: copying the plans into the proposal and the kernel call that decides them all.
+``engine, 1 request`` is the whole path of one request: validation, the kernel, the safety monitor
+on the changed plan, and the commit (on a fresh engine each round, so that it always grants).
+"""
+
+import numpy as np
+import pytest
+
+from pilotage.core import RoadNetwork
+from pilotage.core._jit import kernel
+from pilotage.core.default_plans import default_plans
+from pilotage.core.signals import SignalPlans
+from pilotage.signal_priority import PriorityConfig, PriorityEngine, PriorityRequest
+
+GROUP = "priority decision, embedded city"
+NOW_S = 3600.0
+
+
+@kernel
+def empty_kernel(values):
+    """The reference: a numba call that does nothing with its array."""
+    return values.size
+
+
+@pytest.fixture(scope="module")
+def plans(city: RoadNetwork) -> SignalPlans:
+    return SignalPlans(default_plans(city))
+
+
+def city_requests(plans: SignalPlans, count: int, rng: np.random.Generator) -> list[PriorityRequest]:
+    """``count`` late buses at random intersections, each for a group of its second stage."""
+    chosen = rng.choice(len(plans), size=count, replace=count > len(plans))
+    return [PriorityRequest(f"bus-{i}", plans.plans[k].id,
+                            plans.plans[k].group_names[int(np.argmax(plans.plans[k].stage_groups[1]))],
+                            float(rng.uniform(5.0, 60.0)), lateness_s=float(rng.uniform(60.0, 300.0)),
+                            occupancy=float(rng.uniform(0.0, 80.0)))
+            for i, k in enumerate(chosen)]
+
+
+def test_empty_numba_call(benchmark) -> None:
+    benchmark.group = GROUP
+    benchmark.extra_info["reference"] = True
+    values = np.zeros(1)
+    empty_kernel(values)
+    benchmark(empty_kernel, values)
+
+
+@pytest.mark.parametrize("count", [1, 10, 180])
+def test_kernel(benchmark, plans: SignalPlans, rng: np.random.Generator, count: int) -> None:
+    benchmark.group = GROUP
+    benchmark.name = f"kernel, {count} requests"
+    engine = PriorityEngine(plans, lambda: NOW_S, PriorityConfig(bus_lateness_s=0.0))
+    batch = engine._encode(city_requests(plans, count, rng), NOW_S)
+    decision = engine._decide(NOW_S, batch)[0]
+    benchmark.extra_info["granted"] = int(decision.sum())
+    benchmark(engine._decide, NOW_S, batch)
+
+
+def test_engine_one_request(benchmark, plans: SignalPlans, rng: np.random.Generator) -> None:
+    benchmark.group = GROUP
+    benchmark.name = "engine, 1 request (validation, kernel, monitor, commit)"
+    request = city_requests(plans, 1, rng)
+
+    def fresh_engine() -> tuple[tuple, dict]:
+        return (PriorityEngine(plans, lambda: NOW_S, PriorityConfig(bus_lateness_s=0.0)),), {}
+
+    benchmark.pedantic(lambda engine: engine.decide(request), setup=fresh_engine, rounds=200, iterations=1)
