@@ -21,7 +21,7 @@ DENIED, GRANTED = 0, 1
 NONE, ALREADY_GREEN, EXTENSION, EARLY_GREEN, INSERTION = 0, 1, 2, 3, 4
 
 # Reasons.
-OK, NOT_LATE, RECOVERING, OUTRANKED, TOO_EARLY, OVER_MAX_GREEN, OVER_MAX_CYCLE, NO_GAIN = 0, 1, 2, 3, 4, 5, 6, 7
+OK, NOT_LATE, RECOVERING, OUTRANKED, TOO_EARLY, OVER_MAX_GREEN, OVER_MAX_CYCLE, NO_GAIN, UNDER_MIN_GREEN = range(9)
 
 
 @kernel
@@ -155,6 +155,24 @@ def _waits_too_long(k, n, max_cycle_s, n_stages, n_groups, stage_groups, intergr
 
 
 @kernel
+def _green_too_short(k, n, n_groups, stage_groups, min_green_s, entry_stage, entry_start_s, entry_end_s):
+    """Whether some group's green, a run of consecutive entries that holds it, is shorter than its
+    minimum; the first run may have started before the plan, and the last may go on after it."""
+    for g in range(n_groups[k]):
+        i = 0
+        while i < n:
+            if stage_groups[k, entry_stage[k, i], g]:
+                first = i
+                while i + 1 < n and stage_groups[k, entry_stage[k, i + 1], g]:
+                    i += 1
+                whole = first > 0 and i < n - 1
+                if whole and entry_end_s[k, i] - entry_start_s[k, first] < min_green_s[k, g] - 1e-6:
+                    return True
+            i += 1
+    return False
+
+
+@kernel
 def _compensate(k, after, now_s, cut_s, n_groups, stage_groups, intergreen_s, stage_max_s, entry_stage,
                 entry_start_s, entry_end_s, n_entries):
     """Give each stage the green it was cut by (``cut_s``) at its next entry after ``after``, up to
@@ -188,7 +206,8 @@ def _copy_plan(k, first, from_stage, from_start_s, from_end_s, from_n, to_stage,
 def decide(now_s, request_intersection, request_group, request_eta_s, request_window_s, request_class,
            request_lateness_s, request_occupancy, request_holds_grant,
            bus_lateness_s, tram_lateness_s, recovery_cycles, min_gain_s, allow_insertion,
-           n_stages, n_groups, stage_groups, intergreen_s, green_s, stage_min_s, stage_max_s, cycle_s, max_cycle_s,
+           n_stages, n_groups, stage_groups, intergreen_s, min_green_s, green_s, stage_min_s, stage_max_s, cycle_s,
+           max_cycle_s,
            entry_stage, entry_start_s, entry_end_s, n_entries, recovery_until_s,
            plan_stage, plan_start_s, plan_end_s, plan_n, plan_recovery_until_s, cut_s,
            out_decision, out_strategy, out_green_from_s, out_green_until_s, out_reason, out_changed):
@@ -327,6 +346,10 @@ def decide(now_s, request_intersection, request_group, request_eta_s, request_wi
                 first = last = resume
                 _compensate(k, resume, now_s, cut_s, n_groups, stage_groups, intergreen_s, stage_max_s,
                             plan_stage, plan_start_s, plan_end_s, plan_n)
+        if strategy != NONE and _green_too_short(k, plan_n[k], n_groups, stage_groups, min_green_s, plan_stage,
+                                                 plan_start_s, plan_end_s):
+            strategy = NONE
+            reason = UNDER_MIN_GREEN
         if strategy != NONE and _waits_too_long(k, plan_n[k], max_cycle_s[k], n_stages, n_groups, stage_groups,
                                                 intergreen_s, green_s, plan_stage, plan_start_s, plan_end_s):
             strategy = NONE

@@ -50,6 +50,7 @@ REASONS = {
     _kernels.OVER_MAX_GREEN: "the green would exceed its stage's maximum",
     _kernels.OVER_MAX_CYCLE: "another group would wait longer than the maximum cycle",
     _kernels.NO_GAIN: "no change would bring the green sooner",
+    _kernels.UNDER_MIN_GREEN: "a green would be shorter than its group's minimum",
 }
 
 
@@ -240,8 +241,8 @@ class PriorityEngine:
                         batch.lateness_s, batch.occupancy, batch.holds_grant,
                         config.bus_lateness_s, config.tram_lateness_s, config.recovery_cycles, config.min_gain_s,
                         config.allow_insertion, plans.n_stages, plans.n_groups, plans.stage_groups,
-                        plans.intergreen_s, plans.green_s, plans.stage_min_s, plans.stage_max_s, plans.cycle_s,
-                        plans.max_cycle_s,
+                        plans.intergreen_s, plans.min_green_s, plans.green_s, plans.stage_min_s, plans.stage_max_s,
+                        plans.cycle_s, plans.max_cycle_s,
                         self._stage, self._start_s, self._end_s, self._n, self._recovery_until_s,
                         self._plan_stage, self._plan_start_s, self._plan_end_s, self._plan_n,
                         self._plan_recovery_until_s, self._cut_s,
@@ -322,7 +323,8 @@ def _schedule(stage_groups: np.ndarray, stage: np.ndarray, start_s: np.ndarray, 
                     i += 1
                 group.append(g)
                 green_start.append(start_s[first])
-                green_end.append(end_s[i])
+                # Green at the plan's end: it goes on, and how long is not known yet.
+                green_end.append(end_s[i] if i < n - 1 else np.inf)
             i += 1
     return GreenSchedule(group=np.array(group, dtype=np.int64), start_s=np.array(green_start),
                          end_s=np.array(green_end), horizon_start_s=float(start_s[0]),

@@ -1,12 +1,14 @@
 """The priority engine: decisions on fixed cases, and safety and fairness on random intersections."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from pilotage.adapters.sumo import read_signal_plans
 from pilotage.core import InvalidInputError, UnknownEntityError
 from pilotage.core.safety import check_schedule
 from pilotage.core.signals import PEDESTRIAN, VEHICLE, IntersectionPlan, SignalPlans
@@ -213,3 +215,22 @@ def test_every_plan_is_safe_and_no_group_starves(plan: IntersectionPlan, start_s
         # The whole plan kept, history and ahead, passes the monitor: no conflict, no cut minimum or
         # clearance, and every group green again within the maximum cycle.
         assert check_schedule(plan, engine.schedule("random")) == []
+
+
+BOLOGNA_TLS = Path(__file__).resolve().parents[3] / "shared" / "data" / "sumo" / "bologna-acosta" / "acosta_tls.add.xml"
+
+
+@given(st.lists(st.tuples(st.floats(0.0, 20.0), st.integers(0, 6), st.integers(0, 7), st.floats(0.0, 120.0),
+                          st.sampled_from(["bus", "tram", "emergency"])), min_size=1, max_size=30))
+def test_the_city_programs_of_bologna_stay_safe(stream: list) -> None:
+    plans = SignalPlans(read_signal_plans(BOLOGNA_TLS))
+    clock = Clock(7 * 3600.0)
+    engine = PriorityEngine(plans, clock, PriorityConfig(bus_lateness_s=0.0, recovery_cycles=0.5))
+    for wait_s, k, g, eta, vehicle_class in stream:
+        clock.now_s += wait_s
+        plan = plans.plans[k]
+        (decision,) = engine.decide([PriorityRequest("bus", plan.id, plan.group_names[g % plan.n_groups], eta,
+                                                     vehicle_class, lateness_s=120.0)])
+        assert not decision.unsafe
+    for plan in plans.plans:
+        assert check_schedule(plan, engine.schedule(plan.id)) == []
