@@ -10,7 +10,6 @@ from pilotage.core.errors import (
     OutsideNetworkError,
     PilotageError,
     UnknownEntityError,
-    UnsafePlanError,
 )
 from pilotage.core.network import (
     MAX_SNAP_DISTANCE_M,
@@ -34,5 +33,4 @@ __all__ = [
     "Route",
     "SignalisedIntersections",
     "UnknownEntityError",
-    "UnsafePlanError",
 ]

@@ -40,9 +40,3 @@ class UnknownEntityError(PilotageError, LookupError):
 
 class NoRouteError(UnknownEntityError):
     """No path exists between two nodes of the road network."""
-
-
-class UnsafePlanError(PilotageError):
-    """A timing plan that the safety monitor refused: it was not applied."""
-
-    code = "UNSAFE"

@@ -11,10 +11,20 @@ from collections.abc import Callable
 
 import pytest
 
-# Compiles (or loads) every kernel of pilotage.core: routes, a matrix, a snap on the city.
-KERNELS = ["-c", "from pilotage.adapters.osm import load_network; n = load_network(); "
-                 "n.shortest_path(0, 1); n.shortest_path(0, 1, method='dijkstra'); n.matrix([0], [1]); "
-                 "n.snap(6.13, 49.61)"]
+# Compiles (or loads) every kernel: routes, a matrix and a snap on the city, then a priority decision
+# (with a grant) and a check-out at every intersection of it.
+KERNELS = ["-c", """
+from pilotage.adapters.osm import load_network
+from pilotage.core.default_plans import default_plans
+from pilotage.core.signals import SignalPlans
+from pilotage.signal_priority import PriorityConfig, PriorityEngine, PriorityRequest
+n = load_network()
+n.shortest_path(0, 1); n.shortest_path(0, 1, method="dijkstra"); n.matrix([0], [1]); n.snap(6.13, 49.61)
+plans = SignalPlans(default_plans(n))
+engine = PriorityEngine(plans, lambda: 3610.0, PriorityConfig(bus_lateness_s=0.0))
+engine.decide([PriorityRequest(str(k), p.id, p.group_names[0], 30.0) for k, p in enumerate(plans.plans)])
+engine.checkout("0", plans.plans[0].id)
+"""]
 NETWORK_INFO = ["-m", "pilotage", "network", "info"]
 GROUP = "start-up, fresh process"
 
