@@ -106,10 +106,10 @@ def advance(now_s, horizon_s, n_stages, n_groups, stage_groups, intergreen_s, gr
 
 
 @kernel
-def _green_run(stage_groups, entry_stage, entry_start_s, entry_end_s, n, k, g, t):
-    """The entries (first, last) of the green of group ``g`` that holds time ``t`` or starts after it
-    first; (-1, -1) if there is none in the plan."""
-    i = 0
+def _green_run(stage_groups, entry_stage, entry_start_s, entry_end_s, n, k, g, t, from_entry):
+    """The entries (first, last) of the green of group ``g``, from entry ``from_entry`` on, that holds
+    time ``t`` or starts after it first; (-1, -1) if there is none in the plan."""
+    i = from_entry
     while i < n:
         if stage_groups[k, entry_stage[k, i], g]:
             first = i
@@ -159,16 +159,13 @@ def _green_too_short(k, n, n_groups, stage_groups, min_green_s, entry_stage, ent
     """Whether some group's green, a run of consecutive entries that holds it, is shorter than its
     minimum; the first run may have started before the plan, and the last may go on after it."""
     for g in range(n_groups[k]):
-        i = 0
-        while i < n:
-            if stage_groups[k, entry_stage[k, i], g]:
-                first = i
-                while i + 1 < n and stage_groups[k, entry_stage[k, i + 1], g]:
-                    i += 1
-                whole = first > 0 and i < n - 1
-                if whole and entry_end_s[k, i] - entry_start_s[k, first] < min_green_s[k, g] - 1e-6:
-                    return True
-            i += 1
+        first, last = _green_run(stage_groups, entry_stage, entry_start_s, entry_end_s, n, k, g, -np.inf, 0)
+        while first >= 0:
+            whole = first > 0 and last < n - 1
+            if whole and entry_end_s[k, last] - entry_start_s[k, first] < min_green_s[k, g] - 1e-6:
+                return True
+            first, last = _green_run(stage_groups, entry_stage, entry_start_s, entry_end_s, n, k, g, -np.inf,
+                                     last + 1)
     return False
 
 
@@ -250,7 +247,7 @@ def decide(now_s, request_intersection, request_group, request_eta_s, request_wi
         if request_class[r] == TRAM and request_lateness_s[r] < tram_lateness_s:
             out_reason[r] = NOT_LATE
             continue
-        first, last = _green_run(stage_groups, plan_stage, plan_start_s, plan_end_s, n, k, g, eta)
+        first, last = _green_run(stage_groups, plan_stage, plan_start_s, plan_end_s, n, k, g, eta, 0)
         if first >= 0 and plan_start_s[k, first] <= eta and plan_end_s[k, last] >= need_until:
             out_decision[r] = GRANTED
             out_strategy[r] = ALREADY_GREEN
@@ -271,7 +268,7 @@ def decide(now_s, request_intersection, request_group, request_eta_s, request_wi
         while current + 1 < n and plan_start_s[k, current + 1] <= now_s:
             current += 1
         # The green the group has now, if any, is the one to extend: the vehicle is on its way to it.
-        now_first, now_last = _green_run(stage_groups, plan_stage, plan_start_s, plan_end_s, n, k, g, now_s)
+        now_first, now_last = _green_run(stage_groups, plan_stage, plan_start_s, plan_end_s, n, k, g, now_s, 0)
         if now_first >= 0 and plan_start_s[k, now_first] <= now_s:
             first, last = now_first, now_last
         strategy = NONE
@@ -376,7 +373,7 @@ def release(now_s, k, g, n_groups, stage_groups, intergreen_s, stage_min_s, entr
     """End the green of group ``g`` at intersection ``k`` early (a check-out): its last entry ends at
     ``now_s`` or at its stage's minimum, whichever is later, and the entries after it come as early as
     is safe. Returns the time it now ends, or NaN when ``g`` is not green or cannot end sooner."""
-    first, last = _green_run(stage_groups, entry_stage, entry_start_s, entry_end_s, n_entries[k], k, g, now_s)
+    first, last = _green_run(stage_groups, entry_stage, entry_start_s, entry_end_s, n_entries[k], k, g, now_s, 0)
     if first < 0 or entry_start_s[k, first] > now_s:
         return np.nan
     new_end = max(now_s, entry_start_s[k, last] + stage_min_s[k, entry_stage[k, last]])
