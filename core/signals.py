@@ -166,14 +166,17 @@ class IntersectionPlan:
 
     def _check_base_intergreens(self) -> None:
         # Interstages only look at the stage before; an intergreen also binds a group that ended two
-        # or more stages earlier when the stages between are short. Two base cycles show every case.
+        # or more stages earlier when the stages between are short, and a group's green may span
+        # several stages. Two base cycles show every case.
         s = self.n_stages
         last_end = np.full(self.n_groups, -np.inf)
+        green_from = np.full(self.n_groups, np.nan)
         end = 0.0
         for position in range(2 * s):
             stage, previous = position % s, (position - 1) % s
             start = end + (self.interstage_s(previous, stage) if position else 0.0)
             starting = self.stage_groups[stage] & ~(self.stage_groups[previous] if position else False)
+            green_from[starting] = start
             for j in np.flatnonzero(starting):
                 gaps = start - last_end - self.intergreen_s[:, j]
                 late = np.flatnonzero(self.conflicts[:, j] & (gaps < -1e-9))
@@ -183,7 +186,13 @@ class IntersectionPlan:
                                                      "elapsed; lengthen the stages between them")
             end = start + self.green_s[stage]
             following = (position + 1) % s
-            last_end[self.stage_groups[stage] & ~self.stage_groups[following]] = end
+            ending = self.stage_groups[stage] & ~self.stage_groups[following]
+            short = np.flatnonzero(ending & (end - green_from < self.min_green_s - 1e-9))
+            if short.size:
+                raise self._fail("min_green_s", f"the base plan gives {self.group_names[short[0]]} "
+                                                f"{end - green_from[short[0]]:.1f} s of green, under its minimum "
+                                                f"of {self.min_green_s[short[0]]:.1f} s")
+            last_end[ending] = end
 
 
 class SignalPlans:

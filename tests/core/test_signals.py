@@ -62,6 +62,13 @@ def test_an_intergreen_across_two_stages_is_checked() -> None:
     assert IntersectionPlan(**(three | {"green_s": [10.0, 10.0, 6.0]})).cycle_s == 26.0
 
 
+def test_a_base_green_under_its_group_minimum_is_refused() -> None:
+    # Side and its pedestrians get 30 s in the base plan; side's own minimum says 35 s.
+    with pytest.raises(InvalidInputError, match=r"gives side 30\.0 s of green, under its minimum of 35\.0 s") as error:
+        IntersectionPlan(**(CROSSROADS | {"min_green_s": [8.0, 35.0, 7.0]}))
+    assert error.value.field == "min_green_s"
+
+
 def test_plans_are_padded_for_kernels() -> None:
     small = IntersectionPlan(**CROSSROADS)
     big = IntersectionPlan(**(CROSSROADS | {"id": "z", "stage_groups": [[True, False, False], [False, True, True],
