@@ -129,9 +129,7 @@ class _RequestArrays:
 
 @dataclass(frozen=True)
 class _Grant:
-    intersection: int
     group: int
-    strategy: str
     green_until: float
 
 
@@ -195,8 +193,7 @@ class PriorityEngine:
                 continue
             granted = decision[r] == _kernels.GRANTED
             if changes_plan:
-                self._grants[(request.vehicle, k)] = _Grant(k, int(batch.group[r]), STRATEGIES[strategy[r]],
-                                                            float(green_until[r]))
+                self._grants[(request.vehicle, k)] = _Grant(int(batch.group[r]), float(green_until[r]))
             decisions.append(PriorityDecision(
                 request.vehicle, request.intersection, "granted" if granted else "denied", STRATEGIES[strategy[r]],
                 float(green_from[r]) if granted else None, float(green_until[r]) if granted else None,

@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 
 from pilotage.adapters.sumo import read_signal_plans
 from pilotage.core import InvalidInputError, UnknownEntityError
-from pilotage.core.safety import check_schedule
+from pilotage.core.safety import Violation, check_schedule
 from pilotage.core.signals import PEDESTRIAN, VEHICLE, IntersectionPlan, SignalPlans
 from pilotage.signal_priority import PriorityConfig, PriorityEngine, PriorityRequest
+from pilotage.signal_priority import engine as engine_module
 
 NAN = math.nan
 
@@ -130,6 +131,20 @@ def test_checkout_ends_the_extension() -> None:
     stage, _, end = engine.plan_ahead("x")[0]
     assert (stage, end) == (0, pytest.approx(893.0))
     assert_safe(engine)
+    assert not engine.checkout("bus-1", "x")
+
+
+def test_a_plan_the_monitor_refuses_is_not_applied(monkeypatch: pytest.MonkeyPatch,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    engine, _ = engine_at(852.0)
+    before = engine.plan_ahead("x")
+    refusal = Violation("intergreen", "side", 860.0, "starts 1.0 s after main ends, intergreen 5.0 s", "main")
+    monkeypatch.setattr(engine_module, "check_schedule", lambda plan, schedule: [refusal])
+    (decision,) = engine.decide([bus("side", 20.0)])
+    assert (decision.decision, decision.unsafe) == ("denied", True)
+    assert decision.reason == "unsafe: intergreen of side at 860.0 s"
+    assert engine.plan_ahead("x") == before
+    assert "refused by the safety monitor" in caplog.text
     assert not engine.checkout("bus-1", "x")
 
 
