@@ -79,7 +79,7 @@ from pathlib import Path
 import numpy as np
 
 from pilotage.core import DataFileError, InvalidInputError
-from pilotage.core.signals import VEHICLE, IntersectionPlan
+from pilotage.core.signals import VEHICLE, IntersectionPlan, interstages_s
 
 logger = logging.getLogger(__name__)
 
@@ -245,8 +245,7 @@ def _plan(program: _Program, path: Path) -> IntersectionPlan:
         stage_phase[[(first + k) % timeline.n_phases for k in range(n_phases)]] = True
     intergreen_ms = _intergreens(green, timeline, stage_phase)
     stage_groups = np.array([green[first] for first, _ in stages])
-    interstage_ms = np.array([_interstage(intergreen_ms, stage_groups[k], stage_groups[(k + 1) % len(stages)])
-                              for k in range(len(stages))])
+    interstage_ms = interstages_s(intergreen_ms, stage_groups).astype(np.int64)
     green_ms, first_start_ms = _stage_greens(stages, stage_groups, interstage_ms, green, timeline)
     span_ms = np.array([timeline.span_sum(program.duration_ms, first, n) for first, n in stages])
     carried_ms = green_ms - span_ms
@@ -353,12 +352,6 @@ def _intergreens(green: np.ndarray, timeline: _Timeline, stage_phase: np.ndarray
     return intergreen_ms
 
 
-def _interstage(intergreen_ms: np.ndarray, stage_from: np.ndarray, stage_to: np.ndarray) -> int:
-    # The same rule as IntersectionPlan.interstage_s, so that the plan's cycle is the one built here.
-    block = intergreen_ms[np.ix_(stage_from & ~stage_to, stage_to & ~stage_from)]
-    return int(np.nanmax(block)) if block.size and not np.isnan(block).all() else 0
-
-
 def _stages(green: np.ndarray, amber: np.ndarray) -> list[tuple[int, int]]:
     """(first phase, number of phases) of each stage, in the order of the plan."""
     green_sets: list[frozenset[int] | None] = [
@@ -452,8 +445,7 @@ def _warn_where_plan_shows_more_green(plan: IntersectionPlan, green: np.ndarray,
     # Both timelines from phase 0, what SUMO shows and what the plan shows, in steps that divide every
     # boundary (whole seconds for most programs).
     stage_ms = np.round(plan.green_s * _MS_PER_S).astype(np.int64)
-    interstage_ms = np.array([round(plan.interstage_s(k, (k + 1) % plan.n_stages) * _MS_PER_S)
-                              for k in range(plan.n_stages)], dtype=np.int64)
+    interstage_ms = np.round(interstages_s(plan.intergreen_s, plan.stage_groups) * _MS_PER_S).astype(np.int64)
     step_ms = int(np.gcd.reduce(np.concatenate((program.duration_ms, stage_ms, interstage_ms, [first_start_ms]))))
     shown = np.repeat(green, program.duration_ms // step_ms, axis=0)
     rows = []

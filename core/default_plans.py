@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pilotage.core.network import RoadNetwork
-from pilotage.core.signals import PEDESTRIAN, VEHICLE, IntersectionPlan
+from pilotage.core.signals import PEDESTRIAN, VEHICLE, IntersectionPlan, interstages_s
 
 #: Width (m) of the carriageway a pedestrian crosses, by road class, both directions.
 ROAD_WIDTH_M: dict[str, float] = {
@@ -118,16 +118,10 @@ def _plan(network: RoadNetwork, k: int, timings: DefaultTimings) -> Intersection
     walk_s = np.where(kind == PEDESTRIAN, timings.walk_s, 0.0)
     min_green_s = np.maximum(timings.min_green_s, walk_s)
     stage_min_s = np.array([min_green_s[groups].max() for groups in stage_groups])
-    draft = IntersectionPlan(
+    # The greens share what the interstages leave of the cycle.
+    green_s = np.maximum(stage_min_s, (timings.cycle_s - interstages_s(intergreen_s, stage_groups).sum()) / n_stages)
+    return IntersectionPlan(
         id=int(network.intersections.ids[k]), group_names=tuple(names), group_kind=kind, min_green_s=min_green_s,
         walk_s=walk_s, clearance_s=clearance_s, intergreen_s=intergreen_s, stage_groups=stage_groups,
-        green_s=stage_min_s, stage_min_s=stage_min_s, stage_max_s=stage_min_s + timings.max_extension_s,
-        offset_s=0.0, max_cycle_s=timings.max_cycle_s)
-    # The greens share what the interstages leave of the cycle.
-    interstages_s = draft.cycle_s - stage_min_s.sum()
-    green_s = np.maximum(stage_min_s, (timings.cycle_s - interstages_s) / n_stages)
-    return IntersectionPlan(
-        id=draft.id, group_names=draft.group_names, group_kind=kind, min_green_s=min_green_s, walk_s=walk_s,
-        clearance_s=clearance_s, intergreen_s=intergreen_s, stage_groups=stage_groups, green_s=green_s,
-        stage_min_s=stage_min_s, stage_max_s=green_s + timings.max_extension_s, offset_s=0.0,
+        green_s=green_s, stage_min_s=stage_min_s, stage_max_s=green_s + timings.max_extension_s, offset_s=0.0,
         max_cycle_s=timings.max_cycle_s, group_edges=np.concatenate((approaches, np.full(n_pedestrian, -1))))

@@ -28,6 +28,21 @@ PEDESTRIAN = 1
 GROUP_KINDS = ("vehicle", "pedestrian")
 
 
+def interstage_s(intergreen_s: np.ndarray, groups_from: np.ndarray, groups_to: np.ndarray) -> float:
+    """Time between the end of a stage of ``groups_from`` and the start of one of ``groups_to``
+    ((G,) bool each): the longest intergreen from a group that ends to a conflicting group that
+    starts, 0 if none; in the unit of ``intergreen_s`` (G, G), NaN where groups do not conflict."""
+    block = intergreen_s[np.ix_(groups_from & ~groups_to, groups_to & ~groups_from)]
+    return float(np.nanmax(block)) if block.size and not np.isnan(block).all() else 0.0
+
+
+def interstages_s(intergreen_s: np.ndarray, stage_groups: np.ndarray) -> np.ndarray:
+    """(S,) the interstage after each stage of ``stage_groups`` (S, G), to the next one in the cycle."""
+    n_stages = stage_groups.shape[0]
+    return np.array([interstage_s(intergreen_s, stage_groups[k], stage_groups[(k + 1) % n_stages])
+                     for k in range(n_stages)])
+
+
 @dataclass(frozen=True, eq=False)
 class IntersectionPlan:
     """The signal groups, stages and base plan of one intersection.
@@ -104,18 +119,13 @@ class IntersectionPlan:
         return ~np.isnan(self.intergreen_s)
 
     def interstage_s(self, stage_from: int, stage_to: int) -> float:
-        """Time between the end of ``stage_from`` and the start of ``stage_to``: the longest
-        intergreen from a group that ends to a conflicting group that starts (0 if none)."""
-        ending = self.stage_groups[stage_from] & ~self.stage_groups[stage_to]
-        starting = self.stage_groups[stage_to] & ~self.stage_groups[stage_from]
-        block = self.intergreen_s[np.ix_(ending, starting)]
-        return float(np.nanmax(block)) if block.size and not np.isnan(block).all() else 0.0
+        """Time between the end of ``stage_from`` and the start of ``stage_to`` (:func:`interstage_s`)."""
+        return interstage_s(self.intergreen_s, self.stage_groups[stage_from], self.stage_groups[stage_to])
 
     @property
     def cycle_s(self) -> float:
         """Length of the base cycle: the greens and the interstages between consecutive stages."""
-        s = self.n_stages
-        return float(self.green_s.sum() + sum(self.interstage_s(i, (i + 1) % s) for i in range(s)))
+        return float(self.green_s.sum() + interstages_s(self.intergreen_s, self.stage_groups).sum())
 
     def _fail(self, field_name: str, message: str) -> InvalidInputError:
         return InvalidInputError(f"intersection {self.id}: {message}", field=field_name)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pilotage.adapters.sumo import read_signal_plans
 from pilotage.core import InvalidInputError, UnknownEntityError
 from pilotage.core.safety import Violation, check_schedule
-from pilotage.core.signals import PEDESTRIAN, VEHICLE, IntersectionPlan, SignalPlans
+from pilotage.core.signals import PEDESTRIAN, VEHICLE, IntersectionPlan, SignalPlans, interstages_s
 from pilotage.signal_priority import PriorityConfig, PriorityEngine, PriorityRequest
 from pilotage.signal_priority import engine as engine_module
 
@@ -191,20 +191,16 @@ def intersections(draw: st.DrawFn) -> IntersectionPlan:
     stage_min = np.array([min_green[groups].max() for groups in stage_groups])
     green = stage_min + np.array([draw(st.floats(0.0, 30.0)) for _ in range(n_stages)])
     stage_max = green + np.array([draw(st.floats(0.0, 30.0)) for _ in range(n_stages)])
+    base_cycle_s = green.sum() + interstages_s(intergreen, stage_groups).sum()
     try:
-        draft = IntersectionPlan(
+        return IntersectionPlan(
             id="random", group_names=tuple(f"g{g}" for g in range(n_groups)), group_kind=kind,
             min_green_s=min_green, walk_s=walk, clearance_s=clearance, intergreen_s=intergreen,
             stage_groups=stage_groups, green_s=green, stage_min_s=stage_min, stage_max_s=stage_max,
-            offset_s=draw(st.floats(0.0, 100.0)), max_cycle_s=1e6)
+            offset_s=draw(st.floats(0.0, 100.0)), max_cycle_s=base_cycle_s + draw(st.floats(0.0, 60.0)))
     except InvalidInputError:
         # A base plan whose own cycle breaks an intergreen: not a valid intersection.
         assume(False)
-    return IntersectionPlan(
-        id="random", group_names=draft.group_names, group_kind=kind, min_green_s=min_green, walk_s=walk,
-        clearance_s=clearance, intergreen_s=intergreen, stage_groups=stage_groups, green_s=green,
-        stage_min_s=stage_min, stage_max_s=stage_max, offset_s=draft.offset_s,
-        max_cycle_s=draft.cycle_s + draw(st.floats(0.0, 60.0)))
 
 
 requests = st.tuples(st.integers(0, 9), st.floats(0.0, 150.0), st.sampled_from(["bus", "tram", "emergency"]),
