@@ -8,14 +8,20 @@ everything else.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
+import os
+import signal
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from pilotage import __version__
-from pilotage.core import WEIGHTS, PilotageError, RoadNetwork
+from pilotage.core import WEIGHTS, InvalidInputError, PilotageError, RoadNetwork
+from pilotage.core.protocol import DEFAULT_ENDPOINT, DEFAULT_EVENTS_ENDPOINT, MAX_MESSAGE_BYTES, MESSAGES, ROLES
 
 logger = logging.getLogger("pilotage")
 
@@ -55,7 +61,66 @@ def _parser() -> argparse.ArgumentParser:
     route.add_argument("--weight", choices=WEIGHTS, default="travel_time_s",
                        help="what to minimise (default: travel_time_s)")
     route.set_defaults(run=_network_route)
+    _add_service_commands(commands)
     return parser
+
+
+def _add_service_commands(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser("serve", help="serve the engines over ZeroMQ (docs/protocol.md)")
+    serve.add_argument("--osm", metavar="FILE", help="OSM extract of the city; default: the embedded city")
+    serve.add_argument("--bind", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
+                       help=f"request endpoint (ROUTER; default {DEFAULT_ENDPOINT}; tcp://HOST:* picks a port)")
+    serve.add_argument("--pub", default=DEFAULT_EVENTS_ENDPOINT, metavar="ENDPOINT",
+                       help=f"event endpoint (PUB; default {DEFAULT_EVENTS_ENDPOINT})")
+    serve.add_argument("--keys", metavar="DIR", help="CurveZMQ on, with this keys directory (`pilotage keys new`)")
+    serve.add_argument("--insecure", action="store_true",
+                       help="serve without CurveZMQ on an endpoint beyond loopback (not advised)")
+    serve.add_argument("--audit", metavar="FILE",
+                       help="audit log, JSON lines, rotated at 50 MB (default: audit.jsonl in the state directory)")
+    serve.add_argument("--max-message-bytes", type=int, default=MAX_MESSAGE_BYTES, metavar="N",
+                       help=f"larger requests get TOO_LARGE (default {MAX_MESSAGE_BYTES})")
+    serve.add_argument("--queue-limit", type=int, default=1024, metavar="N",
+                       help="requests taken at once; more get OVERLOADED (default 1024)")
+    serve.set_defaults(run=_serve)
+
+    client = argparse.ArgumentParser(add_help=False)
+    client.add_argument("--server-key", metavar="FILE", help="CurveZMQ: the server's public key (server.key)")
+    client.add_argument("--key", metavar="FILE", help="CurveZMQ: this client's key pair (NAME.key_secret)")
+
+    call = commands.add_parser("call", parents=[client], help="send one request to a server, print the reply body")
+    call.add_argument("type", choices=sorted(MESSAGES), metavar="TYPE", help=f"one of {', '.join(MESSAGES)}")
+    call.add_argument("body", nargs="?", default="{}", type=_json_object, metavar="BODY",
+                      help="the body, a JSON object (default {})")
+    call.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help=f"default {DEFAULT_ENDPOINT}")
+    call.add_argument("--timeout", type=float, default=2.5, metavar="S", help="seconds per attempt (default 2.5)")
+    call.add_argument("--retries", type=int, default=3, help="attempts after the first (default 3)")
+    call.set_defaults(run=_call)
+
+    watch = commands.add_parser("watch", parents=[client], help="print a server's events, one JSON line each")
+    watch.add_argument("topics", nargs="*", metavar="TOPIC", help="priority, signals, server, ... (default: all)")
+    watch.add_argument("--endpoint", default=DEFAULT_EVENTS_ENDPOINT, help=f"default {DEFAULT_EVENTS_ENDPOINT}")
+    watch.add_argument("--count", type=int, metavar="N", help="stop after N events")
+    watch.set_defaults(run=_watch)
+
+    keys = commands.add_parser("keys", help="CurveZMQ keys for the server and its clients")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
+    new = keys_commands.add_parser("new", help="a client's key pair, allowed with a role; or the server's (--server)")
+    new.add_argument("name", nargs="?", help="the client's name (letters, digits, _ - .)")
+    new.add_argument("--role", choices=list(ROLES), help="what the client may do (docs/protocol.md)")
+    new.add_argument("--server", action="store_true", help="make the server's key pair instead")
+    new.add_argument("--dir", default="keys", help="the keys directory (default ./keys)")
+    new.set_defaults(run=_keys_new)
+
+
+def _json_object(text: str) -> dict[str, object]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"intersection\": -29436}}', "
+                                         f"got {text!r}: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 def _load(args: argparse.Namespace) -> RoadNetwork:
@@ -129,6 +194,73 @@ def _network_route(args: argparse.Namespace) -> dict[str, object]:
     return result
 
 
+def _state_directory() -> Path:
+    """Where the server keeps its state: ``$PILOTAGE_STATE_DIR``, else ``$XDG_STATE_HOME/pilotage``,
+    else ``~/.local/state/pilotage``."""
+    if os.environ.get("PILOTAGE_STATE_DIR"):
+        return Path(os.environ["PILOTAGE_STATE_DIR"])
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "pilotage"
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from pilotage.adapters.osm import load_network  # noqa: PLC0415
+    from pilotage.adapters.service import AuditLog, Service  # noqa: PLC0415
+    from pilotage.adapters.zeromq import Server  # noqa: PLC0415
+    from pilotage.core.default_plans import default_plans  # noqa: PLC0415
+    from pilotage.core.signals import SignalPlans  # noqa: PLC0415
+    from pilotage.signal_priority import PriorityEngine  # noqa: PLC0415
+
+    network = load_network(args.osm)
+    engine = PriorityEngine(SignalPlans(default_plans(network)), clock=time.time)
+    engine.decide([])  # compiles or loads the decision kernel now, not at the first request
+    audit = AuditLog(args.audit or _state_directory() / "audit.jsonl")
+    logger.info("audit log: %s", audit.path)
+    service = Service(network, engine, audit=audit, max_message_bytes=args.max_message_bytes)
+    server = Server(service, bind=args.bind, events=args.pub, keys=args.keys, insecure=args.insecure,
+                    queue_limit=args.queue_limit)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: server.stop())
+    try:
+        server.serve_forever()
+    finally:
+        audit.close()
+
+
+def _curve_files(args: argparse.Namespace) -> dict[str, str | None]:
+    return {"server_key": args.server_key, "client_key": args.key}
+
+
+def _call(args: argparse.Namespace) -> None:
+    from pilotage.adapters.zeromq import Client  # noqa: PLC0415
+
+    with Client(args.endpoint, timeout_s=args.timeout, retries=args.retries, **_curve_files(args)) as client:
+        print(json.dumps(client.request(args.type, args.body), indent=2))
+
+
+def _watch(args: argparse.Namespace) -> None:
+    from pilotage.adapters.zeromq import Subscriber  # noqa: PLC0415
+
+    with Subscriber(args.endpoint, args.topics, **_curve_files(args)) as subscriber:
+        for _ in itertools.count() if args.count is None else range(args.count):
+            topic, body = subscriber.receive(timeout_s=30.0)
+            print(json.dumps({"topic": topic, "body": body}), flush=True)
+
+
+def _keys_new(args: argparse.Namespace) -> None:
+    from pilotage.adapters.zeromq import new_client_keys, new_server_keys  # noqa: PLC0415
+
+    if args.server:
+        if args.name or args.role:
+            raise InvalidInputError("expected --server alone, or a NAME with --role; not both", field="name")
+        print(f"server public key: {new_server_keys(args.dir)} (give it to clients; keep server.key_secret here)")
+        return
+    if not (args.name and args.role):
+        raise InvalidInputError("expected a client NAME and --role, or --server", field="name")
+    secret = new_client_keys(args.dir, args.name, args.role)
+    print(f"client {args.name} allowed with role {args.role}; its key pair: {secret} (give it to the client)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _parser()
@@ -145,6 +277,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.debug("internal error", exc_info=True)
         print(f"pilotage: internal error: {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
         return 1
-    if args.json:
+    if getattr(args, "json", False):
         print(json.dumps(result, indent=2))
     return 0

@@ -40,3 +40,57 @@ class UnknownEntityError(PilotageError, LookupError):
 
 class NoRouteError(UnknownEntityError):
     """No path exists between two nodes of the road network."""
+
+
+class MalformedMessageError(InvalidInputError):
+    """A message that is not JSON, or not UTF-8."""
+
+    code = "BAD_JSON"
+
+
+class UnsupportedVersionError(InvalidInputError):
+    """A message for a protocol version this server does not speak."""
+
+    code = "UNSUPPORTED_VERSION"
+
+
+class UnknownTypeError(InvalidInputError):
+    """A request of a type this server does not serve."""
+
+    code = "UNKNOWN_TYPE"
+
+
+class MessageTooLargeError(InvalidInputError):
+    """A message over the size limit; it is not read."""
+
+    code = "TOO_LARGE"
+
+
+class ForbiddenError(PilotageError, PermissionError):
+    """A request the client's role does not allow."""
+
+    code = "FORBIDDEN"
+
+
+class UnsafePlanError(PilotageError):
+    """A decision whose timing plan the safety monitor refused: nothing was applied."""
+
+    code = "UNSAFE"
+
+
+class OverloadedError(PilotageError):
+    """More requests waiting than the server takes at once: ask again later."""
+
+    code = "OVERLOADED"
+
+
+class RemoteError(PilotageError):
+    """An error reply from a pilotage server, with the wire ``code`` it gave."""
+
+    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
+        super().__init__(f"{code}: {message}", field=field)
+        self.code = code
+
+
+class TimedOutError(PilotageError, TimeoutError):
+    """Nothing came from a pilotage server in time: no reply after every retry, or no event."""

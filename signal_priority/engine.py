@@ -200,28 +200,36 @@ class PriorityEngine:
                 REASONS[int(reason[r])]))
         return decisions
 
+    def validate(self, request: PriorityRequest) -> None:
+        """Check one request as :meth:`decide` would, without deciding it: a batch of requests that
+        each pass goes through :meth:`decide` without an error.
+
+        Raises:
+            InvalidInputError, UnknownEntityError: as :meth:`decide`.
+        """
+        self._encode_into(_empty_batch(1), 0, request, 0.0)
+
     def _encode(self, requests: Sequence[PriorityRequest], now: float) -> _RequestArrays:
         """Validate the requests once and turn them into the kernel's arrays (indices, absolute times)."""
-        count = len(requests)
-        batch = _RequestArrays(
-            intersection=np.empty(count, dtype=np.int64), group=np.empty(count, dtype=np.int64),
-            eta_s=np.empty(count), window_s=np.empty(count), vehicle_class=np.empty(count, dtype=np.int64),
-            lateness_s=np.empty(count), occupancy=np.empty(count), holds_grant=np.empty(count, dtype=np.bool_))
+        batch = _empty_batch(len(requests))
         for r, request in enumerate(requests):
-            k = self.plans.index_of(request.intersection)
-            batch.intersection[r] = k
-            batch.group[r] = self.plans.group_index(k, request.group)
-            batch.eta_s[r] = now + _finite(request.eta_s, "eta_s", 0.0, self.config.max_eta_s)
-            window = self.config.eta_window_s if request.eta_window_s is None else request.eta_window_s
-            batch.window_s[r] = _finite(window, "eta_window_s", 0.0, self.config.max_eta_s)
-            if request.vehicle_class not in VEHICLE_CLASSES:
-                raise InvalidInputError(f"expected class in {sorted(VEHICLE_CLASSES)}, got {request.vehicle_class!r}",
-                                        field="class")
-            batch.vehicle_class[r] = VEHICLE_CLASSES[request.vehicle_class]
-            batch.lateness_s[r] = _finite(request.lateness_s, "lateness_s", -86400.0, 86400.0)
-            batch.occupancy[r] = _finite(request.occupancy, "occupancy", 0.0, 1e4)
-            batch.holds_grant[r] = (request.vehicle, k) in self._grants
+            self._encode_into(batch, r, request, now)
         return batch
+
+    def _encode_into(self, batch: _RequestArrays, r: int, request: PriorityRequest, now: float) -> None:
+        k = self.plans.index_of(request.intersection)
+        batch.intersection[r] = k
+        batch.group[r] = self.plans.group_index(k, request.group)
+        batch.eta_s[r] = now + _finite(request.eta_s, "eta_s", 0.0, self.config.max_eta_s)
+        window = self.config.eta_window_s if request.eta_window_s is None else request.eta_window_s
+        batch.window_s[r] = _finite(window, "eta_window_s", 0.0, self.config.max_eta_s)
+        if request.vehicle_class not in VEHICLE_CLASSES:
+            raise InvalidInputError(f"expected class in {sorted(VEHICLE_CLASSES)}, got {request.vehicle_class!r}",
+                                    field="class")
+        batch.vehicle_class[r] = VEHICLE_CLASSES[request.vehicle_class]
+        batch.lateness_s[r] = _finite(request.lateness_s, "lateness_s", -86400.0, 86400.0)
+        batch.occupancy[r] = _finite(request.occupancy, "occupancy", 0.0, 1e4)
+        batch.holds_grant[r] = (request.vehicle, k) in self._grants
 
     def _decide(self, now: float, batch: _RequestArrays) -> tuple[np.ndarray, ...]:
         """Propose the plans the requests need, in one kernel call; nothing is applied yet. Returns
@@ -326,6 +334,13 @@ def _schedule(stage_groups: np.ndarray, stage: np.ndarray, start_s: np.ndarray, 
     return GreenSchedule(group=np.array(group, dtype=np.int64), start_s=np.array(green_start),
                          end_s=np.array(green_end), horizon_start_s=float(start_s[0]),
                          horizon_end_s=float(end_s[n - 1]))
+
+
+def _empty_batch(count: int) -> _RequestArrays:
+    return _RequestArrays(
+        intersection=np.empty(count, dtype=np.int64), group=np.empty(count, dtype=np.int64),
+        eta_s=np.empty(count), window_s=np.empty(count), vehicle_class=np.empty(count, dtype=np.int64),
+        lateness_s=np.empty(count), occupancy=np.empty(count), holds_grant=np.empty(count, dtype=np.bool_))
 
 
 def _finite(value: float, name: str, low: float, high: float) -> float:

@@ -1,0 +1,285 @@
+"""The request path of the control room: decode, authorise, ask the engines, reply, publish, audit.
+
+:class:`Service` turns request frames into reply frames (DESIGN.md, "Wire protocol v1") and knows
+nothing of sockets: the ZeroMQ server (:mod:`pilotage.adapters.zeromq`) moves the frames, and a
+simulator loop can call it the same way. It never raises: every frame gets exactly one reply, an
+error reply when the frame is bad, and an unexpected failure of an engine is logged and answered
+``INTERNAL``.
+
+Consecutive ``priority.request`` frames of one call are decided together, in one kernel call for
+the whole city (:meth:`PriorityEngine.decide`), after each was validated alone so that one bad
+request cannot fail the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from msgspec import Raw, Struct
+
+from pilotage.core import RoadNetwork
+from pilotage.core import protocol as wire
+from pilotage.core.errors import ForbiddenError, PilotageError, UnsafePlanError
+from pilotage.signal_priority import PriorityEngine
+from pilotage.signal_priority import PriorityRequest as EnginePriorityRequest
+
+logger = logging.getLogger(__name__)
+
+#: Error codes whose requests are audited even when they only read.
+_AUDITED_ERRORS = frozenset({ForbiddenError.code, UnsafePlanError.code})
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: a name for the logs (a client key's name, or a peer address) and its role."""
+
+    name: str
+    role: str
+
+
+#: Every caller when the server runs without CurveZMQ: loopback, trusted.
+LOCAL_CALLER = Caller("local", "operator")
+
+
+class AuditRecord(Struct):
+    """One line of the audit log: when (s, wall clock), who, the request and the reply as sent."""
+
+    time: float
+    client: str
+    role: str
+    type: str
+    request: Raw
+    reply: Raw
+
+
+class AuditLog:
+    """An append-only audit log of decisions: JSON lines (:class:`AuditRecord`), rotated by size.
+
+    ``path`` is written, then renamed to ``path.1`` (and older files to ``.2``, …) when it would grow
+    past ``max_bytes``; ``backups`` files are kept.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, max_bytes: int = 50 * 1024 * 1024, backups: int = 10) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handler = logging.handlers.RotatingFileHandler(self.path, maxBytes=max_bytes, backupCount=backups,
+                                                             encoding="utf-8")
+        self._handler.setFormatter(logging.Formatter("%(message)s"))
+        # A logger of its own, outside the logging tree, so nothing else writes to the audit file.
+        self._logger = logging.Logger("pilotage.audit")
+        self._logger.addHandler(self._handler)
+        self._logger.propagate = False
+
+    def write(self, record: AuditRecord) -> None:
+        """Append one record."""
+        self._logger.info("%s", wire.encode(record).decode("utf-8"))
+
+    def close(self) -> None:
+        """Flush and close the file."""
+        self._handler.close()
+
+
+class Service:
+    """The engines behind the wire protocol.
+
+    Args:
+        network: the road network the engines work on.
+        priority: the priority engine; its clock is the service's (times on the wire are on it).
+        audit: where decisions are logged, if anywhere.
+        publish: called with ``(topic, body)`` for each event (DESIGN.md, "Events on PUB").
+        max_message_bytes: requests larger than this get ``TOO_LARGE``.
+    """
+
+    def __init__(self, network: RoadNetwork, priority: PriorityEngine, *, audit: AuditLog | None = None,
+                 publish: Callable[[str, bytes], None] | None = None,
+                 max_message_bytes: int = wire.MAX_MESSAGE_BYTES) -> None:
+        self.network = network
+        self.priority = priority
+        self.clock = priority.clock
+        self.audit = audit
+        self.publish = publish
+        self.max_message_bytes = max_message_bytes
+        self.replies: Counter[str] = Counter()
+        self.requests = 0
+        self.dropped = 0
+        self._started_s = time.monotonic()
+        self._handlers: dict[str, Callable[[Struct], Struct]] = {
+            "ping": self._ping,
+            "network.info": self._network_info,
+            "signals.state": self._signals_state,
+            "priority.checkout": self._priority_checkout,
+            "server.stats": self._server_stats,
+        }
+
+    def handle(self, frames: Sequence[bytes], callers: Sequence[Caller] | None = None) -> list[bytes]:
+        """One reply for each request frame, in order; ``callers[i]`` sent ``frames[i]`` (default: every
+        frame from :data:`LOCAL_CALLER`). Never raises."""
+        replies: list[bytes] = [b""] * len(frames)
+        run: list[tuple[int, wire.Request, wire.PriorityRequest, Caller]] = []
+        for i, frame in enumerate(frames):
+            caller = LOCAL_CALLER if callers is None else callers[i]
+            self.requests += 1
+            request = None
+            try:
+                request, message, body = wire.decode_request(frame, max_bytes=self.max_message_bytes)
+                self._authorise(caller, message, body)
+                if isinstance(body, wire.PriorityRequest):
+                    self.priority.validate(_engine_request(body))
+                    run.append((i, request, body, caller))
+                    continue
+            except PilotageError as exc:
+                replies[i] = self._error(frame, request, exc, caller)
+                continue
+            self._decide(run, frames, replies)
+            run = []
+            replies[i] = self._answer(frame, request, message, body, caller)
+        self._decide(run, frames, replies)
+        return replies
+
+    def reject(self, frame: bytes, error: PilotageError) -> bytes:
+        """The error reply to a frame refused before it reached the engines (overload, framing)."""
+        self.requests += 1
+        return self._error(frame, None, error, LOCAL_CALLER)
+
+    def count_dropped(self) -> None:
+        """Count a message that could not be answered (no route back to its sender)."""
+        self.dropped += 1
+
+    # -- dispatch --------------------------------------------------------------------------------
+
+    def _authorise(self, caller: Caller, message: wire.Message, body: Struct) -> None:
+        permissions = wire.ROLES.get(caller.role, frozenset())
+        needed = message.permission
+        if isinstance(body, wire.PriorityRequest) and body.vehicle_class == "emergency":
+            needed = "emergency"
+        if needed not in permissions:
+            roles = ", ".join(role for role, held in wire.ROLES.items() if needed in held)
+            emergency = needed != message.permission
+            raise ForbiddenError(f"client {caller.name!r} has role {caller.role!r}, which may not send "
+                                 f"{message.type}{' for an emergency vehicle' if emergency else ''}; that needs "
+                                 f"the {needed!r} permission, held by roles {roles}",
+                                 field="body.class" if emergency else "type")
+
+    def _answer(self, frame: bytes, request: wire.Request, message: wire.Message, body: Struct,
+                caller: Caller) -> bytes:
+        try:
+            reply = wire.encode_reply(request.id, self._handlers[message.type](body))
+        except PilotageError as exc:
+            return self._error(frame, request, exc, caller)
+        except Exception:
+            logger.exception("internal error on %s request %r", message.type, request.id)
+            return self._error(frame, request, PilotageError(f"the server failed on this {message.type} request; "
+                                                             "it is logged, and the server goes on"), caller)
+        self.replies["OK"] += 1
+        if message.permission != "read":
+            self._audit(caller, message.type, frame, reply)
+        return reply
+
+    def _error(self, frame: bytes, request: wire.Request | None, error: PilotageError, caller: Caller) -> bytes:
+        if request is not None and error.field is not None and not error.field.startswith("body"):
+            # Engines name their own arguments; on the wire they sit in the body.
+            error.field = f"body.{error.field}"
+        request_id = request.id if request is not None else wire.request_id(frame, max_bytes=self.max_message_bytes)
+        reply = wire.encode_error(request_id, error)
+        self.replies[error.code] += 1
+        if request is not None and (error.code in _AUDITED_ERRORS or wire.MESSAGES[request.type].permission != "read"):
+            self._audit(caller, request.type, frame, reply)
+        return reply
+
+    def _audit(self, caller: Caller, message_type: str, frame: bytes, reply: bytes) -> None:
+        if self.audit is not None:
+            self.audit.write(AuditRecord(time.time(), caller.name, caller.role, message_type, Raw(frame), Raw(reply)))
+
+    def _emit(self, topic: str, event: Struct) -> None:
+        if self.publish is not None:
+            self.publish(topic, wire.encode(event))
+
+    # -- handlers --------------------------------------------------------------------------------
+
+    def _ping(self, _: Struct) -> wire.Ping:
+        return wire.Ping(time=float(self.clock()))
+
+    def _network_info(self, _: Struct) -> wire.NetworkInfo:
+        return wire.NetworkInfo(nodes=self.network.n_nodes, edges=self.network.n_edges,
+                                intersections=len(self.priority.plans), carparks=0)
+
+    def _server_stats(self, _: Struct) -> wire.ServerStats:
+        return wire.ServerStats(uptime_s=time.monotonic() - self._started_s, requests=self.requests,
+                                replies=dict(self.replies), dropped=self.dropped)
+
+    def _signals_state(self, body: wire.SignalsStateRequest) -> wire.SignalsState:
+        ids = self.priority.plans.ids if body.intersection is None else (body.intersection,)
+        now = float(self.clock())
+        return wire.SignalsState(time=now, intersections=[self._state(i, now, body.horizon_s) for i in ids])
+
+    def _state(self, intersection: int | str, now: float, horizon_s: float) -> wire.IntersectionState:
+        plans = self.priority.plans
+        plan = plans.plans[plans.index_of(intersection)]
+        ahead = [entry for entry in self.priority.plan_ahead(intersection) if entry[1] <= now + horizon_s]
+        stage, start, end = ahead[0]
+        return wire.IntersectionState(
+            intersection=intersection, stage=stage, green=start <= now <= end, time_in_stage_s=now - start,
+            plan=[wire.StageEntry(stage=s, green_from=a, green_until=b,
+                                  groups=[plan.group_names[g] for g in np.flatnonzero(plan.stage_groups[s])])
+                  for s, a, b in ahead])
+
+    def _priority_checkout(self, body: wire.PriorityCheckout) -> wire.CheckedOut:
+        ended_early = self.priority.checkout(body.vehicle, body.intersection)
+        if ended_early:
+            self._emit("priority", wire.PriorityEvent(body.vehicle, body.intersection, "checked_out", "none",
+                                                      None, None))
+            self._emit_signals(body.intersection)
+        return wire.CheckedOut(ended_early=ended_early)
+
+    def _emit_signals(self, intersection: int | str) -> None:
+        if self.publish is not None:
+            now = float(self.clock())
+            self._emit("signals", wire.SignalsEvent(time=now, state=self._state(intersection, now, 120.0)))
+
+    def _decide(self, run: list[tuple[int, wire.Request, wire.PriorityRequest, Caller]], frames: Sequence[bytes],
+                replies: list[bytes]) -> None:
+        """Decide a run of validated priority requests in one engine call, and write their replies."""
+        if not run:
+            return
+        message = wire.MESSAGES["priority.request"]
+        try:
+            decisions = self.priority.decide([_engine_request(body) for _, _, body, _ in run])
+        except Exception:
+            logger.exception("internal error deciding %d priority requests", len(run))
+            for i, request, _, caller in run:
+                replies[i] = self._error(frames[i], request, PilotageError(
+                    "the server failed deciding this priority request; it is logged, and the server goes on"), caller)
+            return
+        changed = []
+        for (i, request, body, caller), decision in zip(run, decisions, strict=True):
+            if decision.unsafe:
+                replies[i] = self._error(frames[i], request, UnsafePlanError(
+                    f"the safety monitor refused the plan this {decision.strategy} needed, so nothing was "
+                    f"applied: {decision.reason}"), caller)
+                continue
+            reply = wire.PriorityDecision(decision.decision, decision.strategy, decision.green_from,
+                                          decision.green_until, decision.reason)
+            replies[i] = wire.encode_reply(request.id, reply)
+            self.replies["OK"] += 1
+            self._audit(caller, message.type, frames[i], replies[i])
+            if decision.decision == "granted" and decision.strategy != "already_green":
+                self._emit("priority", wire.PriorityEvent(body.vehicle, body.intersection, "granted",
+                                                          decision.strategy, decision.green_from,
+                                                          decision.green_until))
+                changed.append(body.intersection)
+        for intersection in changed:
+            self._emit_signals(intersection)
+
+
+def _engine_request(body: wire.PriorityRequest) -> EnginePriorityRequest:
+    return EnginePriorityRequest(vehicle=body.vehicle, intersection=body.intersection, group=body.group,
+                                 eta_s=body.eta_s, vehicle_class=body.vehicle_class, lateness_s=body.lateness_s,
+                                 occupancy=body.occupancy, eta_window_s=body.eta_window_s)

@@ -1,0 +1,516 @@
+"""ZeroMQ: the server, the client, event subscribers and CurveZMQ keys. The only module that imports zmq.
+
+The **server** (:class:`Server`) answers requests on a ROUTER socket and publishes events on a PUB
+socket, through a :class:`~pilotage.adapters.service.Service`. One thread serves: at each turn it
+takes every request waiting (at most ``queue_limit`` go to the engines; the rest are answered
+``OVERLOADED`` at once, so memory stays bounded), answers them in order, and sends the replies
+without ever blocking on a slow client (a reply that cannot be delivered is dropped and counted).
+Frames are ``[identity, (empty delimiter from a REQ socket), request]``; any other count gets a
+``BAD_SCHEMA`` reply.
+
+**Security** is CurveZMQ: the server's key pair and an allow-list of client public keys, each with a
+role (:data:`pilotage.core.protocol.ROLES`), in a keys directory made by :func:`new_server_keys` and
+:func:`new_client_keys`::
+
+    KEYS/server.key           the server's public key: give it to clients
+    KEYS/server.key_secret    the server's key pair: stays on the server
+    KEYS/clients/NAME.key     an allowed client's public key, with its role
+    KEYS/clients/NAME.key_secret  that client's key pair: give it to the client; the server never reads it
+
+Without keys every client is :data:`~pilotage.adapters.service.LOCAL_CALLER`, which the server
+accepts on loopback (and IPC) endpoints only, unless told ``insecure``.
+
+The **client** (:class:`Client`) is synchronous, with a timeout and Lazy-Pirate retries: on a
+timeout it closes its socket, opens a new one and sends again, so a request may reach the server
+twice (priority requests renew, and check-outs repeat harmlessly).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import msgspec
+import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils import z85
+
+from pilotage.adapters.service import LOCAL_CALLER, Caller, Service
+from pilotage.core import protocol as wire
+from pilotage.core.errors import (
+    DataFileError,
+    InvalidInputError,
+    OverloadedError,
+    PilotageError,
+    RemoteError,
+    TimedOutError,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Topic of the heartbeat the server publishes, so subscribers know it is alive.
+HEARTBEAT_TOPIC = "server"
+
+_ROLE_LINE = re.compile(r"^\s+role\s*=\s*\"?([A-Za-z_-]+)\"?\s*$", re.MULTILINE)
+
+
+class Heartbeat(msgspec.Struct):
+    """Topic ``server``: the server is alive; its clock (s) and uptime (s)."""
+
+    time: float
+    uptime_s: float
+
+
+# -- keys ---------------------------------------------------------------------------------------
+
+
+def new_server_keys(directory: str | os.PathLike[str]) -> Path:
+    """Make the server's key pair in ``directory``; returns the public key file, for clients.
+
+    Raises:
+        InvalidInputError: the directory already holds a server key (delete it first to replace it).
+    """
+    folder = Path(directory)
+    return _new_keys(folder, "server", None)
+
+
+def new_client_keys(directory: str | os.PathLike[str], name: str, role: str) -> Path:
+    """Make a client's key pair in ``directory/clients``, allowed with ``role``; returns its secret
+    key file, to give to the client.
+
+    Raises:
+        InvalidInputError: an unknown role, a name that is not a plain file name, or a client of that
+            name already.
+    """
+    if role not in wire.ROLES:
+        raise InvalidInputError(f"expected a role among {', '.join(wire.ROLES)}, got {role!r}", field="role")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name) or name.startswith("."):
+        raise InvalidInputError(f"expected a client name of letters, digits, '_', '-', '.', got {name!r}",
+                                field="name")
+    _new_keys(Path(directory) / "clients", name, role)
+    return Path(directory) / "clients" / f"{name}.key_secret"
+
+
+def _new_keys(folder: Path, name: str, role: str | None) -> Path:
+    public_path, secret_path = folder / f"{name}.key", folder / f"{name}.key_secret"
+    if public_path.exists() or secret_path.exists():
+        raise InvalidInputError(f"{public_path} exists already; delete it first to make a new pair", field="name")
+    folder.mkdir(parents=True, exist_ok=True)
+    public, secret = (key.decode("ascii") for key in zmq.curve_keypair())
+    # The certificate format of zmq.auth (ZPL), with the role in its metadata, in both files.
+    metadata = f'metadata\n    role = "{role}"\n' if role else "metadata\n"
+    text = f'#   pilotage CurveZMQ certificate: {name}\n{metadata}curve\n    public-key = "{public}"\n'
+    public_path.write_text(text, encoding="utf-8")
+    # Readable by its owner only, from the start.
+    descriptor = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(f'{text}    secret-key = "{secret}"\n')
+    return public_path
+
+
+def read_allow_list(directory: str | os.PathLike[str]) -> dict[bytes, Caller]:
+    """The allowed clients of a keys directory: each public key (Z85) with its name and role.
+
+    Raises:
+        DataFileError: a key file that cannot be read, or names no known role.
+    """
+    allowed = {}
+    for path in sorted((Path(directory) / "clients").glob("*.key")):
+        try:
+            public, _ = zmq.auth.load_certificate(path)
+            role = _ROLE_LINE.search(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise DataFileError(f"cannot read client key {path}: {exc}") from None
+        if role is None or role.group(1) not in wire.ROLES:
+            raise DataFileError(f"client key {path} names no role among {', '.join(wire.ROLES)}; "
+                                "make it again with `pilotage keys new NAME --role ROLE`")
+        allowed[public] = Caller(path.stem, role.group(1))
+    return allowed
+
+
+def _key_pair(path: str | os.PathLike[str], what: str) -> tuple[bytes, bytes]:
+    try:
+        public, secret = zmq.auth.load_certificate(path)
+    except (OSError, ValueError) as exc:
+        raise DataFileError(f"cannot read the {what} {path}: {exc}") from None
+    if secret is None:
+        raise DataFileError(f"{path} holds no secret key; give the {what}, the file ending in .key_secret")
+    return public, secret
+
+
+def _public_key(path: str | os.PathLike[str]) -> bytes:
+    try:
+        public, _ = zmq.auth.load_certificate(path)
+    except (OSError, ValueError) as exc:
+        raise DataFileError(f"cannot read the server's public key {path}: {exc}") from None
+    return public
+
+
+def is_local(endpoint: str) -> bool:
+    """Whether ``endpoint`` is reachable from this machine only: loopback TCP, IPC or in-process."""
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return True
+    match = re.fullmatch(r"tcp://\[?([^\]]+?)\]?:(\d+|\*)", endpoint)
+    if match is None:
+        return False
+    host = match.group(1)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Authenticator(ThreadAuthenticator):
+    """ZAP handler: a client key on the allow-list is accepted, and its name becomes the User-Id."""
+
+    def __init__(self, context: zmq.Context, allowed: dict[bytes, Caller]) -> None:
+        super().__init__(context)
+        self.allowed = allowed
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        return key in self.allowed
+
+    def curve_user_id(self, client_public_key: bytes) -> str:
+        return self.allowed[z85.encode(client_public_key)].name
+
+
+# -- server -------------------------------------------------------------------------------------
+
+
+class Server:
+    """The service behind a ROUTER socket (requests) and a PUB socket (events).
+
+    Sockets are bound when the server is made, so :attr:`endpoint` and :attr:`events_endpoint` give
+    the ports chosen for ``*``. :meth:`serve_forever` serves in the calling thread until
+    :meth:`stop`, then answers what has arrived, and closes with ``linger_ms`` for replies to leave.
+
+    Args:
+        service: the request path.
+        bind: the request endpoint (``tcp://HOST:PORT``, ``tcp://HOST:*``, ``ipc://PATH``).
+        events: the event endpoint, or None for no events.
+        keys: a keys directory: CurveZMQ on, with its allow-list and roles.
+        insecure: serve without CurveZMQ on an endpoint that is not local.
+        queue_limit: at most this many requests go to the engines at each turn; more get ``OVERLOADED``.
+        linger_ms: how long replies may take to leave once the server stops.
+        heartbeat_s: a heartbeat event every so often (topic ``server``).
+
+    Raises:
+        InvalidInputError: a non-local endpoint without keys nor ``insecure``.
+        DataFileError: unreadable keys.
+    """
+
+    def __init__(self, service: Service, *, bind: str = wire.DEFAULT_ENDPOINT,
+                 events: str | None = wire.DEFAULT_EVENTS_ENDPOINT, keys: str | os.PathLike[str] | None = None,
+                 insecure: bool = False, queue_limit: int = 1024, linger_ms: int = 1000,
+                 heartbeat_s: float = 1.0) -> None:
+        endpoints = [bind] + ([events] if events else [])
+        if keys is None and not insecure and not all(is_local(endpoint) for endpoint in endpoints):
+            raise InvalidInputError(f"serving on {', '.join(endpoints)}, beyond this machine, needs CurveZMQ: give a "
+                                    "keys directory (`pilotage keys new`), or insecure to serve without it",
+                                    field="keys")
+        if queue_limit < 1:
+            raise InvalidInputError(f"expected queue_limit >= 1, got {queue_limit}", field="queue_limit")
+        self.service = service
+        self.queue_limit = queue_limit
+        self.linger_ms = linger_ms
+        self.heartbeat_s = heartbeat_s
+        self._stopping = threading.Event()
+        self._context = zmq.Context()
+        self._authenticator: _Authenticator | None = None
+        self._callers: dict[str, Caller] = {}
+        curve = None
+        if keys is not None:
+            curve = _key_pair(Path(keys) / "server.key_secret", "server's key pair")
+            allowed = read_allow_list(keys)
+            if not allowed:
+                logger.warning("no client key in %s: no client can connect", Path(keys) / "clients")
+            self._callers = {caller.name: caller for caller in allowed.values()}
+            self._authenticator = _Authenticator(self._context, allowed)
+            self._authenticator.start()
+            self._authenticator.configure_curve_callback("*", credentials_provider=self._authenticator)
+        try:
+            self._router = self._socket(zmq.ROUTER, curve)
+            # A reply to a client that is gone, or not reading, raises instead of waiting or vanishing.
+            self._router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            self._router.setsockopt(zmq.RCVHWM, queue_limit)
+            # ZeroMQ drops the connection of a peer that sends more than this: far past the reply limit,
+            # it only bounds memory against a hostile peer.
+            self._router.setsockopt(zmq.MAXMSGSIZE, 16 * service.max_message_bytes)
+            self.endpoint = self._bind(self._router, bind)
+            self._events = self._socket(zmq.PUB, curve) if events else None
+            self.events_endpoint = self._bind(self._events, events) if self._events is not None and events else None
+        except BaseException:
+            self._close()
+            raise
+        self.service.publish = self._publish
+
+    def _socket(self, kind: int, curve: tuple[bytes, bytes] | None) -> zmq.Socket:
+        socket = self._context.socket(kind)
+        socket.setsockopt(zmq.LINGER, self.linger_ms)
+        if curve is not None:
+            socket.curve_publickey, socket.curve_secretkey = curve
+            socket.curve_server = True
+        return socket
+
+    @staticmethod
+    def _bind(socket: zmq.Socket, endpoint: str) -> str:
+        try:
+            socket.bind(endpoint)
+        except zmq.ZMQError as exc:
+            raise InvalidInputError(f"cannot bind {endpoint}: {exc}; choose another endpoint or free the port",
+                                    field="bind") from None
+        return socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def stop(self) -> None:
+        """Ask :meth:`serve_forever` to finish; safe from any thread and from a signal handler."""
+        self._stopping.set()
+
+    def serve_forever(self) -> None:
+        """Serve until :meth:`stop`; then answer what has arrived and close the sockets."""
+        poller = zmq.Poller()
+        poller.register(self._router, zmq.POLLIN)
+        started = time.monotonic()
+        next_heartbeat = started
+        logger.info("serving requests on %s%s%s", self.endpoint,
+                    f", events on {self.events_endpoint}" if self.events_endpoint else "",
+                    ", CurveZMQ on" if self._authenticator else "")
+        try:
+            while not self._stopping.is_set():
+                now = time.monotonic()
+                if self._events is not None and now >= next_heartbeat:
+                    self._publish(HEARTBEAT_TOPIC, wire.encode(Heartbeat(float(self.service.clock()), now - started)))
+                    next_heartbeat = now + self.heartbeat_s
+                # Wake at least every 100 ms to see a stop, and in time for the heartbeat.
+                timeout_ms = max(1, min(100, int((next_heartbeat - now) * 1000)))
+                if poller.poll(timeout_ms):
+                    self._serve_waiting()
+            self._serve_waiting()
+        finally:
+            self._close()
+            logger.info("stopped")
+
+    def _serve_waiting(self) -> None:
+        """Take the requests waiting, answer them, and send the replies."""
+        routes: list[list[bytes]] = []
+        frames: list[bytes] = []
+        callers: list[Caller] = []
+        # Read past the queue's limit, so what is over it gets its answer now instead of waiting.
+        for _ in range(4 * self.queue_limit):
+            try:
+                parts = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            route, payload = _split_route(parts)
+            if len(payload) != 1:
+                self._reply(route, self.service.reject(b"", InvalidInputError(
+                    f"expected one request frame after the routing frames, got {len(payload)}; send the JSON "
+                    "request as a single frame", field="frames")))
+            elif len(frames) >= self.queue_limit:
+                self._reply(route, self.service.reject(payload[0].bytes, OverloadedError(
+                    f"more than {self.queue_limit} requests are waiting; ask again later")))
+            else:
+                routes.append(route)
+                frames.append(payload[0].bytes)
+                callers.append(self._caller(payload[0]))
+        if frames:
+            for route, reply in zip(routes, self.service.handle(frames, callers), strict=True):
+                self._reply(route, reply)
+
+    def _caller(self, frame: zmq.Frame) -> Caller:
+        if self._authenticator is None:
+            return LOCAL_CALLER
+        return self._callers[frame.get("User-Id")]
+
+    def _reply(self, route: list[bytes], reply: bytes) -> None:
+        try:
+            self._router.send_multipart([*route, reply], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            # Gone (EHOSTUNREACH), or not reading its replies (EAGAIN): the reply cannot be delivered.
+            logger.debug("reply dropped: %s", exc)
+            self.service.count_dropped()
+
+    def _publish(self, topic: str, body: bytes) -> None:
+        if self._events is not None:
+            try:
+                self._events.send_multipart([topic.encode("ascii"), body], zmq.NOBLOCK)
+            except zmq.Again:
+                self.service.count_dropped()
+
+    def _close(self) -> None:
+        for socket in (getattr(self, "_router", None), getattr(self, "_events", None)):
+            if socket is not None:
+                socket.close()
+        if self._authenticator is not None:
+            self._authenticator.stop()
+        self._context.term()
+
+
+def _split_route(parts: list[zmq.Frame]) -> tuple[list[bytes], list[zmq.Frame]]:
+    """The routing frames (identity, and the empty delimiter a REQ socket adds) and the rest."""
+    route = [parts[0].bytes]
+    if len(parts) > 1 and len(parts[1]) == 0:
+        route.append(b"")
+        return route, parts[2:]
+    return route, parts[1:]
+
+
+# -- client -------------------------------------------------------------------------------------
+
+
+class _Curve:
+    """The client side of CurveZMQ: the server's public key and the client's key pair."""
+
+    def __init__(self, server_key: str | os.PathLike[str] | None, client_key: str | os.PathLike[str] | None) -> None:
+        if (server_key is None) != (client_key is None):
+            raise InvalidInputError("expected both the server's public key and the client's key pair, or neither",
+                                    field="server_key" if server_key is None else "client_key")
+        self.server = _public_key(server_key) if server_key is not None else None
+        self.client = _key_pair(client_key, "client's key pair") if client_key is not None else None
+
+    def apply(self, socket: zmq.Socket) -> None:
+        if self.server is not None and self.client is not None:
+            socket.curve_serverkey = self.server
+            socket.curve_publickey, socket.curve_secretkey = self.client
+
+
+class Client:
+    """A synchronous client of a pilotage server, with a timeout and Lazy-Pirate retries.
+
+    Args:
+        endpoint: the server's request endpoint.
+        timeout_s: how long to wait for each reply.
+        retries: how many times to send again after a timeout, on a new socket.
+        server_key, client_key: for CurveZMQ, the server's public key file (``server.key``) and this
+            client's key pair file (``NAME.key_secret``).
+
+    Raises:
+        DataFileError: unreadable keys.
+    """
+
+    _instances = itertools.count()
+
+    def __init__(self, endpoint: str = wire.DEFAULT_ENDPOINT, *, timeout_s: float = 2.5, retries: int = 3,
+                 server_key: str | os.PathLike[str] | None = None,
+                 client_key: str | os.PathLike[str] | None = None) -> None:
+        self.endpoint = endpoint
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self._curve = _Curve(server_key, client_key)
+        self._context = zmq.Context()
+        self._socket = self._connect()
+        self._ids = itertools.count(1)
+        self._prefix = f"{os.getpid()}.{next(self._instances)}"
+        self._decoder = msgspec.json.Decoder(wire.Reply)
+
+    def _connect(self) -> zmq.Socket:
+        socket = self._context.socket(zmq.REQ)
+        socket.setsockopt(zmq.LINGER, 0)
+        self._curve.apply(socket)
+        socket.connect(self.endpoint)
+        return socket
+
+    def request(self, message_type: str, body: dict[str, object] | None = None) -> dict[str, object]:
+        """Send one request and return the body of its reply.
+
+        Raises:
+            RemoteError: the server answered with an error (its ``code``, message and ``field``).
+            TimedOutError: no reply after every retry.
+        """
+        request_id = f"{self._prefix}.{next(self._ids)}"
+        frame = msgspec.json.encode({"v": wire.VERSION, "id": request_id, "type": message_type, "body": body or {}})
+        return self._reply(self.send_frame(frame))
+
+    def send_frame(self, frame: bytes) -> bytes:
+        """Send one raw request frame and return the raw reply, with the same timeout and retries.
+
+        Raises:
+            TimedOutError: no reply after every retry.
+        """
+        for attempt in range(self.retries + 1):
+            self._socket.send(frame)
+            if self._socket.poll(int(self.timeout_s * 1000), zmq.POLLIN):
+                return self._socket.recv()
+            logger.warning("no reply from %s in %.1f s (attempt %d of %d)", self.endpoint, self.timeout_s,
+                           attempt + 1, self.retries + 1)
+            # Lazy Pirate: a REQ socket waiting for a lost reply is stuck; drop it for a new one.
+            self._socket.close()
+            self._socket = self._connect()
+        raise TimedOutError(f"no reply from {self.endpoint} in {self.retries + 1} attempts of {self.timeout_s} s; "
+                            "is `pilotage serve` running there, with the same keys?")
+
+    def _reply(self, raw: bytes) -> dict[str, object]:
+        try:
+            reply = self._decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise PilotageError(f"the server sent a reply that is not protocol v1: {exc}") from None
+        if not reply.ok:
+            error = reply.error
+            raise RemoteError(error.code, error.message, field=error.field)
+        return reply.body
+
+    def close(self) -> None:
+        """Close the socket at once."""
+        self._socket.close()
+        self._context.term()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class Subscriber:
+    """Events from a pilotage server's PUB socket: ``topics`` (all when empty), as ``(topic, body)``.
+
+    Args:
+        endpoint: the server's event endpoint.
+        topics: topic prefixes to receive (``priority``, ``signals``, ``server``, …).
+        server_key, client_key: for CurveZMQ, as :class:`Client`.
+    """
+
+    def __init__(self, endpoint: str = wire.DEFAULT_EVENTS_ENDPOINT, topics: Iterable[str] = (), *,
+                 server_key: str | os.PathLike[str] | None = None,
+                 client_key: str | os.PathLike[str] | None = None) -> None:
+        curve = _Curve(server_key, client_key)
+        self._context = zmq.Context()
+        self._socket = self._context.socket(zmq.SUB)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        curve.apply(self._socket)
+        for topic in list(topics) or [""]:
+            self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode("ascii"))
+        self._socket.connect(endpoint)
+        self.endpoint = endpoint
+
+    def receive(self, timeout_s: float = 5.0) -> tuple[str, dict[str, object]]:
+        """The next event.
+
+        Raises:
+            TimedOutError: no event in ``timeout_s``.
+        """
+        if not self._socket.poll(int(timeout_s * 1000), zmq.POLLIN):
+            raise TimedOutError(f"no event from {self.endpoint} in {timeout_s} s (the server sends a heartbeat "
+                                "every second: is it running, with the same keys?)")
+        topic, body = self._socket.recv_multipart()
+        return topic.decode("ascii"), msgspec.json.decode(body)
+
+    def close(self) -> None:
+        """Close the socket at once."""
+        self._socket.close()
+        self._context.term()
+
+    def __enter__(self) -> Subscriber:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -1,0 +1,351 @@
+"""The wire protocol v1: one schema per message, declared once, used to decode, validate and document.
+
+A request is ``{"v": 1, "id": "<client id>", "type": "<type>", "body": {...}}``; its reply is
+``{"v": 1, "id": "<same>", "ok": true, "body": {...}}`` or ``{"v": 1, "id": "<same, or null>",
+"ok": false, "error": {"code", "message", "field"}}``. :data:`MESSAGES` lists every request type
+with the schema of its body, of its reply body, and the permission it needs; :data:`ROLES` says
+which permissions each client role has. Events (:data:`EVENTS`) travel as two frames: the topic,
+then the JSON body.
+
+Decoding is strict: a body with a field it does not declare is refused, so a misspelt optional
+field (``lateness`` for ``lateness_s``) is an error rather than silently ignored. Errors raised here
+carry the wire code of their class (:mod:`pilotage.core.errors`) and the dotted path of the field
+at fault from the message's root (``body.eta_s``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Raw, Struct, field
+
+from pilotage.core.errors import (
+    InvalidInputError,
+    MalformedMessageError,
+    MessageTooLargeError,
+    PilotageError,
+    UnknownTypeError,
+    UnsupportedVersionError,
+)
+
+VERSION = 1
+
+#: Default endpoints: requests (ROUTER) and events (PUB).
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5570"
+DEFAULT_EVENTS_ENDPOINT = "tcp://127.0.0.1:5571"
+
+#: Default limit of one request's size (bytes); larger ones get ``TOO_LARGE`` and are not read.
+MAX_MESSAGE_BYTES = 64 * 1024
+
+Name = Annotated[str, Meta(min_length=1, max_length=64)]
+#: An intersection: its id in the signal plans (an OSM id for the embedded city, a SUMO id otherwise).
+IntersectionId = int | Annotated[str, Meta(min_length=1, max_length=64)]
+Seconds = Annotated[float, Meta(ge=0.0, le=3600.0)]
+
+
+class Request(Struct, forbid_unknown_fields=True):
+    """The envelope of every request; ``body`` is decoded by the schema of ``type``."""
+
+    v: int
+    id: Name
+    type: Annotated[str, Meta(max_length=64)]
+    body: Raw = Raw(b"{}")
+
+
+class Error(Struct):
+    """What went wrong: a code of :mod:`pilotage.core.errors`, a message, the field at fault."""
+
+    code: str
+    message: str
+    field: str | None = None
+
+
+class Reply(Struct):
+    """The answer to a request: ``body`` when ``ok``, else ``error``."""
+
+    v: int
+    id: str | None
+    ok: bool
+    body: Any = msgspec.UNSET
+    error: Error | msgspec.UnsetType = msgspec.UNSET
+
+
+# -- bodies and replies, by request type ---------------------------------------------------------
+
+
+class Empty(Struct, forbid_unknown_fields=True):
+    """No fields."""
+
+
+class Ping(Struct):
+    """``time``: the server's clock (s)."""
+
+    time: float
+
+
+class NetworkInfo(Struct):
+    """Counts of what the server drives."""
+
+    nodes: int
+    edges: int
+    intersections: int
+    carparks: int
+
+
+class SignalsStateRequest(Struct, forbid_unknown_fields=True):
+    """One intersection, or all when ``intersection`` is absent; stages up to ``horizon_s`` ahead."""
+
+    intersection: IntersectionId | None = None
+    horizon_s: Annotated[float, Meta(ge=0.0, le=600.0)] = 120.0
+
+
+class StageEntry(Struct):
+    """One stage of the plan: green from ``green_from`` to ``green_until`` (s on the clock)."""
+
+    stage: int
+    green_from: float
+    green_until: float
+    groups: list[str]
+
+
+class IntersectionState(Struct):
+    """The stage an intersection is in (or last was, during an interstage), and the plan ahead."""
+
+    intersection: IntersectionId
+    stage: int
+    green: bool
+    time_in_stage_s: float
+    plan: list[StageEntry]
+
+
+class SignalsState(Struct):
+    """The state of the intersections asked for, at ``time``."""
+
+    time: float
+    intersections: list[IntersectionState]
+
+
+class PriorityRequest(Struct, forbid_unknown_fields=True):
+    """A vehicle reaches signal group ``group`` of ``intersection`` in ``eta_s`` seconds."""
+
+    vehicle: Name
+    intersection: IntersectionId
+    group: Name
+    eta_s: Seconds
+    vehicle_class: Literal["bus", "tram", "emergency"] = field(name="class")
+    lateness_s: Annotated[float, Meta(ge=-86400.0, le=86400.0)] = 0.0
+    occupancy: Annotated[float, Meta(ge=0.0, le=10000.0)] = 0.0
+    eta_window_s: Seconds | None = None
+
+
+class PriorityDecision(Struct):
+    """The decision; ``green_from`` and ``green_until`` (s on the clock) when granted, else null."""
+
+    decision: Literal["granted", "denied"]
+    strategy: Literal["extension", "early_green", "insertion", "already_green", "none"]
+    green_from: float | None
+    green_until: float | None
+    reason: str
+
+
+class PriorityCheckout(Struct, forbid_unknown_fields=True):
+    """``vehicle`` has passed ``intersection``."""
+
+    vehicle: Name
+    intersection: IntersectionId
+
+
+class CheckedOut(Struct):
+    """``ended_early``: whether the green the vehicle's priority gave was cut short."""
+
+    ended_early: bool
+
+
+class ServerStats(Struct):
+    """Counts since the server started: requests read, replies by code, messages dropped."""
+
+    uptime_s: float
+    requests: int
+    replies: dict[str, int]
+    dropped: int
+
+
+# -- the registry -------------------------------------------------------------------------------
+
+#: Permissions, and the roles that hold them. ``emergency`` opens corridors and asks priority for
+#: emergency vehicles; ``operator`` is every client when the server runs without CurveZMQ.
+PERMISSIONS = ("read", "priority", "emergency")
+ROLES: dict[str, frozenset[str]] = {
+    "reader": frozenset({"read"}),
+    "controller": frozenset({"read", "priority"}),
+    "dispatch": frozenset({"read", "priority", "emergency"}),
+    "operator": frozenset(PERMISSIONS),
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    """A request type: the schema of its body and of its reply body, and the permission it needs."""
+
+    type: str
+    body: type[Struct]
+    reply: type[Struct]
+    permission: str
+    summary: str
+
+
+MESSAGES: dict[str, Message] = {message.type: message for message in (
+    Message("ping", Empty, Ping, "read", "liveness, and the server's clock"),
+    Message("network.info", Empty, NetworkInfo, "read", "counts of nodes, edges, intersections, car parks"),
+    Message("signals.state", SignalsStateRequest, SignalsState, "read",
+            "current stage, time in stage and the plan ahead of one or every intersection"),
+    Message("priority.request", PriorityRequest, PriorityDecision, "priority",
+            "ask for priority for a bus, tram or emergency vehicle at a signal group"),
+    Message("priority.checkout", PriorityCheckout, CheckedOut, "priority",
+            "the vehicle has passed: the green its priority gave may end"),
+    Message("server.stats", Empty, ServerStats, "read", "counts of requests, replies by code, drops"),
+)}
+
+
+class PriorityEvent(Struct):
+    """Topic ``priority``: a grant that changed a plan, or a check-out."""
+
+    vehicle: str
+    intersection: IntersectionId
+    event: Literal["granted", "checked_out"]
+    strategy: str
+    green_from: float | None
+    green_until: float | None
+
+
+class SignalsEvent(Struct):
+    """Topic ``signals``: an intersection's plan changed; its new state."""
+
+    time: float
+    state: IntersectionState
+
+
+EVENTS: dict[str, type[Struct]] = {"priority": PriorityEvent, "signals": SignalsEvent}
+
+
+# -- decoding and encoding ----------------------------------------------------------------------
+
+_REQUEST = msgspec.json.Decoder(Request)
+_BODIES = {name: msgspec.json.Decoder(message.body) for name, message in MESSAGES.items()}
+_ANY = msgspec.json.Decoder()
+_ENCODER = msgspec.json.Encoder()
+_AT = re.compile(r" - at `\$([^`]*)`$")
+_NAMED = re.compile(r"(?:missing required|unknown) field `([^`]+)`")
+
+
+def decode_request(frame: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple[Request, Message, Struct]:
+    """The envelope, its message type and its decoded body.
+
+    Raises:
+        MessageTooLargeError: ``frame`` is longer than ``max_bytes`` (it is not read).
+        MalformedMessageError: not JSON (or not UTF-8).
+        UnsupportedVersionError: ``v`` is not :data:`VERSION`.
+        UnknownTypeError: ``type`` is not in :data:`MESSAGES`.
+        InvalidInputError: the envelope or the body does not match its schema; ``field`` names it.
+    """
+    if len(frame) > max_bytes:
+        raise MessageTooLargeError(f"expected a message of at most {max_bytes} bytes, got {len(frame)}; "
+                                   "split the request or ask the operator to raise --max-message-bytes")
+    try:
+        request = _REQUEST.decode(frame)
+    except msgspec.ValidationError as exc:
+        _raise_version_error(frame)
+        raise _schema_error(exc, "", Request, "the envelope {\"v\": 1, \"id\", \"type\", \"body\"}") from None
+    except msgspec.DecodeError as exc:
+        raise MalformedMessageError(f"expected one JSON object in UTF-8, got bytes that are not: {exc}") from None
+    if request.v != VERSION:
+        raise UnsupportedVersionError(f"expected protocol version {VERSION}, got {request.v}", field="v")
+    message = MESSAGES.get(request.type)
+    if message is None:
+        raise UnknownTypeError(f"expected a type among {', '.join(MESSAGES)}, got {request.type!r}", field="type")
+    try:
+        body = _BODIES[request.type].decode(request.body)
+    except msgspec.ValidationError as exc:
+        raise _schema_error(exc, "body", message.body, f"the body of {request.type}") from None
+    return request, message, body
+
+
+def request_id(frame: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> str | None:
+    """The ``id`` of a request that could not be decoded, so its error reply can carry it; None when
+    there is no valid one to be found (too large, not JSON, not a string of 1 to 64 characters)."""
+    if len(frame) > max_bytes:
+        return None
+    try:
+        envelope = _ANY.decode(frame)
+    except msgspec.DecodeError:
+        return None
+    if isinstance(envelope, dict):
+        value = envelope.get("id")
+        if isinstance(value, str) and 1 <= len(value) <= 64:
+            return value
+    return None
+
+
+def encode_reply(request_id: str, body: Struct) -> bytes:
+    """The ``ok`` reply to request ``request_id``."""
+    return _ENCODER.encode(Reply(VERSION, request_id, True, body=body))
+
+
+def encode_error(request_id: str | None, error: PilotageError) -> bytes:
+    """The error reply to request ``request_id`` (None when it is not known)."""
+    return _ENCODER.encode(Reply(VERSION, request_id, False, error=Error(error.code, str(error), error.field)))
+
+
+def encode(value: object) -> bytes:
+    """JSON bytes of a schema instance (an event, an audit record)."""
+    return _ENCODER.encode(value)
+
+
+def _raise_version_error(frame: bytes) -> None:
+    # A request of another version may have another envelope: its version is the error to report.
+    try:
+        envelope = _ANY.decode(frame)
+    except msgspec.DecodeError:
+        # Typed decoding stops at the first wrong type; what follows may not even be JSON.
+        return
+    if isinstance(envelope, dict) and type(envelope.get("v")) is int and envelope["v"] != VERSION:
+        raise UnsupportedVersionError(f"expected protocol version {VERSION}, got {envelope['v']}", field="v")
+
+
+def _schema_error(exc: msgspec.ValidationError, prefix: str, schema: type[Struct], what: str) -> InvalidInputError:
+    message = str(exc)
+    at = _AT.search(message)
+    path = at.group(1) if at else ""
+    named = _NAMED.search(message)
+    if named:
+        path += f".{named.group(1)}"
+    field_path = f"{prefix}{path}".lstrip(".") or None
+    text = _AT.sub("", message)
+    fields = {f.encode_name: f for f in msgspec.inspect.type_info(schema).fields}
+    name = path.lstrip(".")
+    if "unknown field" in message:
+        expected = f"expected only the fields {', '.join(fields) or '(none)'}"
+    elif name in fields:
+        expected = f"expected {name} to be {_describe(fields[name].type)}"
+    else:
+        expected = f"expected {what}"
+    where = f" at {field_path}" if field_path else ""
+    return InvalidInputError(f"{text}{where} in {what}: {expected} (docs/protocol.md)", field=field_path)
+
+
+def _describe(kind: msgspec.inspect.Type) -> str:
+    """A schema type in words: ``a number >= 0 and <= 3600``, ``one of 'bus', 'tram'``."""
+    inspect = msgspec.inspect
+    if isinstance(kind, inspect.UnionType):
+        return " or ".join(_describe(member) for member in kind.types)
+    if isinstance(kind, inspect.LiteralType):
+        return "one of " + ", ".join(repr(value) for value in kind.values)
+    bounds = [f"{word} {getattr(kind, attribute)}" for attribute, word in
+              (("ge", ">="), ("le", "<="), ("min_length", "of length >="), ("max_length", "of length <="))
+              if getattr(kind, attribute, None) is not None]
+    names = {inspect.IntType: "an integer", inspect.FloatType: "a number", inspect.StrType: "a string",
+             inspect.BoolType: "true or false", inspect.NoneType: "null"}
+    return " and ".join([names.get(type(kind), "an object"), *bounds]).replace(" and ", " ", 1)
