@@ -131,12 +131,16 @@ class Service:
             try:
                 request, message, body = wire.decode_request(frame, max_bytes=self.max_message_bytes)
                 self._authorise(caller, message, body)
-                if isinstance(body, wire.PriorityRequest):
-                    self.priority.validate(_engine_request(body))
-                    run.append((i, request, body, caller))
-                    continue
             except PilotageError as exc:
                 replies[i] = self._error(frame, request, exc, caller)
+                continue
+            if isinstance(body, wire.PriorityRequest):
+                try:
+                    self.priority.validate(_engine_request(body))
+                except PilotageError as exc:
+                    replies[i] = self._error(frame, request, _in_body(exc), caller)
+                    continue
+                run.append((i, request, body, caller))
                 continue
             self._decide(run, frames, replies)
             run = []
@@ -173,7 +177,7 @@ class Service:
         try:
             reply = wire.encode_reply(request.id, self._handlers[message.type](body))
         except PilotageError as exc:
-            return self._error(frame, request, exc, caller)
+            return self._error(frame, request, _in_body(exc), caller)
         except Exception:
             logger.exception("internal error on %s request %r", message.type, request.id)
             return self._error(frame, request, PilotageError(f"the server failed on this {message.type} request; "
@@ -184,9 +188,6 @@ class Service:
         return reply
 
     def _error(self, frame: bytes, request: wire.Request | None, error: PilotageError, caller: Caller) -> bytes:
-        if request is not None and error.field is not None and not error.field.startswith("body"):
-            # Engines name their own arguments; on the wire they sit in the body.
-            error.field = f"body.{error.field}"
         request_id = request.id if request is not None else wire.request_id(frame, max_bytes=self.max_message_bytes)
         reply = wire.encode_error(request_id, error)
         self.replies[error.code] += 1
@@ -277,6 +278,14 @@ class Service:
                 changed.append(body.intersection)
         for intersection in changed:
             self._emit_signals(intersection)
+
+
+def _in_body(error: PilotageError) -> PilotageError:
+    """An engine's error, its field named from the message's root: engines name their own arguments,
+    which sit in the body on the wire."""
+    if error.field is not None and not error.field.startswith("body"):
+        error.field = f"body.{error.field}"
+    return error
 
 
 def _engine_request(body: wire.PriorityRequest) -> EnginePriorityRequest:

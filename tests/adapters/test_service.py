@@ -1,0 +1,185 @@
+"""The request path without sockets: every type, batching, roles, unsafe plans, failures, audit, events."""
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from pilotage.adapters.service import AuditLog, Caller, Service
+from pilotage.core import protocol as wire
+from pilotage.core.safety import Violation
+from pilotage.signal_priority import engine as engine_module
+
+Body = dict[str, object]
+
+
+def request(message_type: str, body: Body | None = None, request_id: str = "r-1") -> bytes:
+    return json.dumps({"v": 1, "id": request_id, "type": message_type, "body": body or {}}).encode()
+
+
+def answer(service: Service, *frames: bytes, caller: Caller | None = None) -> list[dict]:
+    callers = None if caller is None else [caller] * len(frames)
+    return [json.loads(reply) for reply in service.handle(frames, callers)]
+
+
+def test_every_request_type_is_answered(make_service: Callable[..., Service],
+                                        late_bus: Callable[..., Body]) -> None:
+    service = make_service()
+    replies = answer(service, request("ping"), request("network.info"),
+                     request("signals.state", {"intersection": -30248, "horizon_s": 100}),
+                     request("signals.state"), request("priority.request", late_bus()),
+                     request("priority.checkout", {"vehicle": "bus-1", "intersection": -30248}),
+                     request("server.stats"))
+    assert all(reply["ok"] for reply in replies), replies
+    types = ["ping", "network.info", "signals.state", "signals.state", "priority.request", "priority.checkout",
+             "server.stats"]
+    for reply, message_type in zip(replies, types, strict=True):
+        msgspec.convert(reply["body"], wire.MESSAGES[message_type].reply)
+    ping, info, one, every, decision, checkout, stats = (reply["body"] for reply in replies)
+    assert ping == {"time": 1000.0}
+    assert info == {"nodes": service.network.n_nodes, "edges": service.network.n_edges, "intersections": 200,
+                    "carparks": 0}
+    (state,) = one["intersections"]
+    assert state["intersection"] == -30248
+    assert all(entry["green_from"] <= 1100.0 for entry in state["plan"])
+    assert "from--25024" in state["plan"][0]["groups"]
+    assert len(every["intersections"]) == 200
+    assert (decision["decision"], decision["strategy"]) == ("granted", "extension")
+    assert decision["green_until"] == pytest.approx(1000.0 + 30.0 + 5.0)
+    assert checkout == {"ended_early": True}
+    assert stats["requests"] == 7
+    assert stats["replies"] == {"OK": 6}
+
+
+def test_consecutive_priority_requests_are_decided_in_one_engine_call(
+        make_service: Callable[..., Service], late_bus: Callable[..., Body], monkeypatch: pytest.MonkeyPatch) -> None:
+    service = make_service()
+    batches = []
+    decide = service.priority.decide
+    monkeypatch.setattr(service.priority, "decide", lambda requests: batches.append(len(requests)) or decide(requests))
+    replies = answer(service, request("priority.request", late_bus("bus-1"), "a"),
+                     request("priority.request", late_bus("bus-2", group="from--nowhere"), "b"),
+                     request("priority.request", late_bus("bus-3", lateness_s=0.0), "c"),
+                     request("ping", request_id="d"),
+                     request("priority.request", late_bus("bus-4", intersection=-30182, group="from--17636"), "e"))
+    assert batches == [2, 1]
+    assert [reply["id"] for reply in replies] == ["a", "b", "c", "d", "e"]
+    assert replies[0]["body"]["decision"] == "granted"
+    assert replies[1]["error"] == {"code": "UNKNOWN_ENTITY", "field": "body.group",
+                                   "message": replies[1]["error"]["message"]}
+    assert "from--25024" in replies[1]["error"]["message"]
+    assert replies[2]["body"]["reason"] == "not late enough for priority"
+
+
+def test_engine_limits_come_back_as_schema_errors_naming_the_body_field(
+        make_service: Callable[..., Service], late_bus: Callable[..., Body]) -> None:
+    (reply,) = answer(make_service(), request("priority.request", late_bus(eta_s=900.0)))
+    assert (reply["error"]["code"], reply["error"]["field"]) == ("BAD_SCHEMA", "body.eta_s")
+    (reply,) = answer(make_service(), request("signals.state", {"intersection": 12345}))
+    assert (reply["error"]["code"], reply["error"]["field"]) == ("UNKNOWN_ENTITY", "body.intersection")
+
+
+@pytest.mark.parametrize(("role", "sent", "allowed"), [
+    ("reader", "ping", True),
+    ("reader", "signals.state", True),
+    ("reader", "priority.request", False),
+    ("reader", "priority.checkout", False),
+    ("controller", "priority.request", True),
+    ("controller", "emergency priority.request", False),
+    ("dispatch", "emergency priority.request", True),
+    ("operator", "emergency priority.request", True),
+    ("unknown-role", "ping", False),
+])
+def test_roles(make_service: Callable[..., Service], late_bus: Callable[..., Body], role: str, sent: str,
+               allowed: bool) -> None:
+    bodies = {"ping": {}, "signals.state": {}, "priority.request": late_bus(),
+              "emergency priority.request": late_bus(**{"class": "emergency"}),
+              "priority.checkout": {"vehicle": "bus-1", "intersection": -30248}}
+    message_type = sent.rsplit(maxsplit=1)[-1]
+    (reply,) = answer(make_service(), request(message_type, bodies[sent]), caller=Caller("client-7", role))
+    assert reply["ok"] is allowed
+    if not allowed:
+        assert reply["error"]["code"] == "FORBIDDEN"
+        assert reply["error"]["field"] == ("body.class" if sent.startswith("emergency") else "type")
+        assert "client-7" in reply["error"]["message"]
+
+
+def test_a_plan_the_monitor_refuses_is_answered_unsafe(make_service: Callable[..., Service],
+                                                       late_bus: Callable[..., Body],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    service = make_service()
+    refusal = Violation("intergreen", "from--18708", 1036.0, "starts 1.0 s after from--25024 ends", "from--25024")
+    monkeypatch.setattr(engine_module, "check_schedule", lambda plan, schedule: [refusal])
+    (reply,) = answer(service, request("priority.request", late_bus()))
+    assert reply["error"]["code"] == "UNSAFE"
+    assert "intergreen of from--18708 at 1036.0 s" in reply["error"]["message"]
+
+
+def test_an_engine_failure_is_answered_internal_and_the_service_goes_on(
+        make_service: Callable[..., Service], late_bus: Callable[..., Body], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    service = make_service()
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(service.priority, "plan_ahead", broken)
+    monkeypatch.setattr(service.priority, "decide", broken)
+    failed_state, failed_decision, ping = answer(service, request("signals.state"),
+                                                 request("priority.request", late_bus()), request("ping"))
+    assert failed_state["error"]["code"] == failed_decision["error"]["code"] == "INTERNAL"
+    assert ping["ok"]
+    assert "a bug" in caplog.text
+
+
+def test_decisions_and_refusals_are_audited_and_the_log_rotates(make_service: Callable[..., Service],
+                                                                late_bus: Callable[..., Body],
+                                                                tmp_path: Path) -> None:
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    service = make_service(audit=audit)
+    answer(service, request("ping"), request("priority.request", late_bus(), "granted"),
+           request("priority.request", late_bus("fire-1", **{"class": "emergency"}), "refused"),
+           caller=Caller("avl", "controller"))
+    audit.close()
+    # In the order of the decisions: the refusal at once, the grant with its run of requests.
+    records = [msgspec.json.decode(line, type=dict) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [(r["client"], r["role"], r["type"], r["request"]["id"], r["reply"]["ok"]) for r in records] == [
+        ("avl", "controller", "priority.request", "refused", False),
+        ("avl", "controller", "priority.request", "granted", True)]
+    assert records[0]["reply"]["error"]["code"] == "FORBIDDEN"
+
+    small = AuditLog(tmp_path / "small.jsonl", max_bytes=2000, backups=2)
+    service = make_service(audit=small)
+    for n in range(20):
+        answer(service, request("priority.request", late_bus(f"bus-{n}"), f"r-{n}"))
+    small.close()
+    files = sorted(path.name for path in tmp_path.glob("small.jsonl*"))
+    assert files == ["small.jsonl", "small.jsonl.1", "small.jsonl.2"]
+    for path in tmp_path.glob("small.jsonl*"):
+        assert all(json.loads(line)["type"] == "priority.request" for line in path.read_text().splitlines())
+
+
+def test_grants_and_checkouts_are_published(make_service: Callable[..., Service],
+                                            late_bus: Callable[..., Body]) -> None:
+    events: list[tuple[str, bytes]] = []
+    service = make_service(publish=lambda topic, body: events.append((topic, body)))
+    answer(service, request("priority.request", late_bus()), request("priority.request", late_bus("bus-2")))
+    answer(service, request("priority.checkout", {"vehicle": "bus-1", "intersection": -30248}))
+    topics = [topic for topic, _ in events]
+    assert topics == ["priority", "signals", "priority", "signals"]
+    granted = msgspec.json.decode(events[0][1], type=wire.PriorityEvent)
+    assert (granted.vehicle, granted.event, granted.strategy) == ("bus-1", "granted", "extension")
+    checked_out = msgspec.json.decode(events[2][1], type=wire.PriorityEvent)
+    assert (checked_out.vehicle, checked_out.event) == ("bus-1", "checked_out")
+    state = msgspec.json.decode(events[3][1], type=wire.SignalsEvent).state
+    assert state.intersection == -30248
+
+
+def test_bad_frames_get_one_error_each_with_the_request_id_when_there_is_one(
+        make_service: Callable[..., Service]) -> None:
+    replies = answer(make_service(max_message_bytes=200), b"\x00\x01", request("nope", request_id="x-1"),
+                     request("ping", {"pad": "x" * 300}, "x-2"), b'{"v": 3, "id": "x-3", "type": "ping"}')
+    assert [(reply["id"], reply["error"]["code"]) for reply in replies] == [
+        (None, "BAD_JSON"), ("x-1", "UNKNOWN_TYPE"), (None, "TOO_LARGE"), ("x-3", "UNSUPPORTED_VERSION")]
