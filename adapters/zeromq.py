@@ -59,6 +59,9 @@ logger = logging.getLogger(__name__)
 #: Topic of the heartbeat the server publishes, so subscribers know it is alive.
 HEARTBEAT_TOPIC = "server"
 
+#: One turn of the server reads up to this many times its queue limit.
+_TURN_FACTOR = 4
+
 _ROLE_LINE = re.compile(r"^\s+role\s*=\s*\"?([A-Za-z_-]+)\"?\s*$", re.MULTILINE)
 
 
@@ -242,7 +245,8 @@ class Server:
             self._router = self._socket(zmq.ROUTER, curve)
             # A reply to a client that is gone, or not reading, raises instead of waiting or vanishing.
             self._router.setsockopt(zmq.ROUTER_MANDATORY, 1)
-            self._router.setsockopt(zmq.RCVHWM, queue_limit)
+            # ZeroMQ holds for each client what one turn reads, so an overload is answered, not buffered.
+            self._router.setsockopt(zmq.RCVHWM, _TURN_FACTOR * queue_limit)
             # ZeroMQ drops the connection of a peer that sends more than this: far past the reply limit,
             # it only bounds memory against a hostile peer.
             self._router.setsockopt(zmq.MAXMSGSIZE, 16 * service.max_message_bytes)
@@ -305,7 +309,7 @@ class Server:
         frames: list[bytes] = []
         callers: list[Caller] = []
         # Read past the queue's limit, so what is over it gets its answer now instead of waiting.
-        for _ in range(4 * self.queue_limit):
+        for _ in range(_TURN_FACTOR * self.queue_limit):
             try:
                 parts = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:

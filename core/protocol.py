@@ -257,10 +257,10 @@ def decode_request(frame: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple
     try:
         request = _REQUEST.decode(frame)
     except msgspec.ValidationError as exc:
-        _raise_version_error(frame)
+        _check_json_and_version(frame)
         raise _schema_error(exc, "", Request, "the envelope {\"v\": 1, \"id\", \"type\", \"body\"}") from None
     except msgspec.DecodeError as exc:
-        raise MalformedMessageError(f"expected one JSON object in UTF-8, got bytes that are not: {exc}") from None
+        raise _malformed(exc) from None
     if request.v != VERSION:
         raise UnsupportedVersionError(f"expected protocol version {VERSION}, got {request.v}", field="v")
     message = MESSAGES.get(request.type)
@@ -304,15 +304,19 @@ def encode(value: object) -> bytes:
     return _ENCODER.encode(value)
 
 
-def _raise_version_error(frame: bytes) -> None:
-    # A request of another version may have another envelope: its version is the error to report.
+def _check_json_and_version(frame: bytes) -> None:
+    """Raise the error that comes before a schema error: not JSON at all (typed decoding stops at the
+    first wrong type, before seeing the rest), or another version, whose envelope may differ."""
     try:
         envelope = _ANY.decode(frame)
-    except msgspec.DecodeError:
-        # Typed decoding stops at the first wrong type; what follows may not even be JSON.
-        return
+    except msgspec.DecodeError as exc:
+        raise _malformed(exc) from None
     if isinstance(envelope, dict) and type(envelope.get("v")) is int and envelope["v"] != VERSION:
         raise UnsupportedVersionError(f"expected protocol version {VERSION}, got {envelope['v']}", field="v")
+
+
+def _malformed(exc: msgspec.DecodeError) -> MalformedMessageError:
+    return MalformedMessageError(f"expected one JSON object in UTF-8, got bytes that are not: {exc}")
 
 
 def _schema_error(exc: msgspec.ValidationError, prefix: str, schema: type[Struct], what: str) -> InvalidInputError:
