@@ -2,13 +2,20 @@
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from pilotage.adapters.zeromq import Client
 from pilotage.core import RoadNetwork
+from pilotage.core import protocol as wire
 
 HELSINKI = Path(__file__).resolve().parents[1] / "data" / "helsinki-highways.osm.xz"
 # Two points in the city centre of Luxembourg and of Helsinki.
@@ -20,6 +27,34 @@ def pilotage(*args: str, cache_dir: Path) -> subprocess.CompletedProcess[str]:
     environment = os.environ | {"PILOTAGE_CACHE_DIR": str(cache_dir)}
     return subprocess.run([sys.executable, "-m", "pilotage", *args], capture_output=True, text=True,
                           env=environment, timeout=300, check=False)
+
+
+class Served:
+    """A `pilotage serve` process, its endpoints, and its log file."""
+
+    def __init__(self, process: subprocess.Popen, log: Path, endpoint: str, events_endpoint: str) -> None:
+        self.process, self.log, self.endpoint, self.events_endpoint = process, log, endpoint, events_endpoint
+
+
+@pytest.fixture
+def served(city: RoadNetwork, cache_dir: Path, tmp_path: Path) -> Iterator[Served]:
+    """`pilotage serve` in another process, on ports the system picks, ready to answer."""
+    log = tmp_path / "serve.log"
+    environment = os.environ | {"PILOTAGE_CACHE_DIR": str(cache_dir), "PILOTAGE_STATE_DIR": str(tmp_path / "state")}
+    with log.open("w") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "pilotage", "serve", "--bind", "tcp://127.0.0.1:*",
+                                    "--pub", "tcp://127.0.0.1:*"], stderr=stderr, env=environment)
+    try:
+        deadline = time.monotonic() + 300
+        while not (ready := re.search(r"serving requests on (\S+), events on (\S+)", log.read_text())):
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        yield Served(process, log, ready.group(1), ready.group(2))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def test_network_info_json(city: RoadNetwork, cache_dir: Path) -> None:
@@ -91,3 +126,54 @@ def test_errors_are_one_line_and_non_zero(city: RoadNetwork, cache_dir: Path, ar
     assert message in errors[0]
     assert "Traceback" not in run.stderr
     assert run.stdout == ""
+
+
+def test_serve_answers_every_request_type_to_another_process_and_stops_on_sigterm(served: Served,
+                                                                                cache_dir: Path,
+                                                                                tmp_path: Path) -> None:
+    bodies = {"ping": {}, "network.info": {}, "signals.state": {"intersection": -30248},
+              "priority.request": {"vehicle": "bus-1", "intersection": -30248, "group": "from--25024",
+                                   "eta_s": 30.0, "class": "bus", "lateness_s": 200.0},
+              "priority.checkout": {"vehicle": "bus-1", "intersection": -30248}, "server.stats": {}}
+    assert set(bodies) == set(wire.MESSAGES)
+    with Client(served.endpoint, timeout_s=30.0) as client:
+        for message_type, body in bodies.items():
+            msgspec.convert(client.request(message_type, body), wire.MESSAGES[message_type].reply)
+    call = pilotage("call", "network.info", "--endpoint", served.endpoint, cache_dir=cache_dir)
+    assert call.returncode == 0, call.stderr
+    assert json.loads(call.stdout)["intersections"] == 200
+    refused = pilotage("call", "signals.state", '{"intersection": 1}', "--endpoint", served.endpoint,
+                       cache_dir=cache_dir)
+    assert refused.returncode == 1
+    assert "UNKNOWN_ENTITY" in refused.stderr
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(timeout=30) == 0
+    assert "stopped" in served.log.read_text()
+    (record,) = [json.loads(line) for line in (tmp_path / "state" / "audit.jsonl").read_text().splitlines()
+                 if json.loads(line)["type"] == "priority.request"]
+    assert record["reply"]["body"]["decision"] == "granted"
+
+
+def test_keys_new(tmp_path: Path, cache_dir: Path) -> None:
+    keys = tmp_path / "keys"
+    server = pilotage("keys", "new", "--server", "--dir", str(keys), cache_dir=cache_dir)
+    assert server.returncode == 0, server.stderr
+    client = pilotage("keys", "new", "avl", "--role", "controller", "--dir", str(keys), cache_dir=cache_dir)
+    assert client.returncode == 0, client.stderr
+    assert sorted(path.relative_to(keys).as_posix() for path in keys.rglob("*.key*")) == [
+        "clients/avl.key", "clients/avl.key_secret", "server.key", "server.key_secret"]
+    again = pilotage("keys", "new", "avl", "--role", "reader", "--dir", str(keys), cache_dir=cache_dir)
+    assert again.returncode == 1
+    assert "exists already" in again.stderr
+    missing_role = pilotage("keys", "new", "avl2", "--dir", str(keys), cache_dir=cache_dir)
+    assert missing_role.returncode == 1
+    assert "--role" in missing_role.stderr
+
+
+def test_call_without_a_server_times_out_with_one_error(cache_dir: Path) -> None:
+    run = pilotage("call", "ping", "--endpoint", "tcp://127.0.0.1:9", "--timeout", "0.2", "--retries", "1",
+                   cache_dir=cache_dir)
+    assert run.returncode == 1
+    assert [line for line in run.stderr.splitlines() if "error" in line] == [
+        "pilotage: error: no reply from tcp://127.0.0.1:9 in 2 attempts of 0.2 s; is `pilotage serve` running "
+        "there, with the same keys?"]
