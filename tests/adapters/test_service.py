@@ -1,6 +1,7 @@
 """The request path without sockets: every type, batching, roles, unsafe plans, failures, audit, events."""
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from pilotage.core.safety import Violation
 from pilotage.signal_priority import engine as engine_module
 
 Body = dict[str, object]
+PROTOCOL_DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
 
 def request(message_type: str, body: Body | None = None, request_id: str = "r-1") -> bytes:
@@ -183,3 +185,22 @@ def test_bad_frames_get_one_error_each_with_the_request_id_when_there_is_one(
                      request("ping", {"pad": "x" * 300}, "x-2"), b'{"v": 3, "id": "x-3", "type": "ping"}')
     assert [(reply["id"], reply["error"]["code"]) for reply in replies] == [
         (None, "BAD_JSON"), ("x-1", "UNKNOWN_TYPE"), (None, "TOO_LARGE"), ("x-3", "UNSUPPORTED_VERSION")]
+
+
+def test_the_examples_of_the_protocol_documentation_come_back_as_shown(make_service: Callable[..., Service]) -> None:
+    blocks = re.findall(r"```json (request|reply|event \w+)\n(.*?)```", PROTOCOL_DOC.read_text(), re.DOTALL)
+    requests = [json.loads(text) for kind, text in blocks if kind == "request"]
+    replies = [json.loads(text) for kind, text in blocks if kind == "reply"]
+    events = [(kind.split()[1], json.loads(text)) for kind, text in blocks if kind.startswith("event")]
+    assert len(requests) == len(replies) >= len(wire.MESSAGES)
+    assert {request["type"] for request in requests} == set(wire.MESSAGES)
+    published: list[tuple[str, dict]] = []
+    service = make_service(publish=lambda topic, body: published.append((topic, json.loads(body))))
+    for sent, shown in zip(requests, replies, strict=True):
+        (answered,) = answer(service, json.dumps(sent).encode())
+        if sent["type"] == "server.stats":
+            answered["body"]["uptime_s"] = shown["body"]["uptime_s"]
+        assert answered == shown
+    for topic, body in events:
+        assert (topic, body) in published
+        msgspec.convert(body, wire.EVENTS[topic])
