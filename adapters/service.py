@@ -14,7 +14,6 @@ request cannot fail the others.
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import time
 from collections import Counter
@@ -27,7 +26,7 @@ from msgspec import Raw, Struct
 
 from pilotage.core import RoadNetwork
 from pilotage.core import protocol as wire
-from pilotage.core.errors import ForbiddenError, PilotageError, UnsafePlanError
+from pilotage.core.errors import ForbiddenError, InvalidInputError, PilotageError, UnsafePlanError
 from pilotage.signal_priority import PriorityEngine
 from pilotage.signal_priority import PriorityRequest as EnginePriorityRequest
 
@@ -63,28 +62,50 @@ class AuditRecord(Struct):
 class AuditLog:
     """An append-only audit log of decisions: JSON lines (:class:`AuditRecord`), rotated by size.
 
-    ``path`` is written, then renamed to ``path.1`` (and older files to ``.2``, …) when it would grow
-    past ``max_bytes``; ``backups`` files are kept.
+    ``path`` is written, then renamed to ``path.1`` (and older files to ``.2``, …, up to ``backups``)
+    when the next record would take it past ``max_bytes``. Records are buffered until :meth:`flush`,
+    which the service calls at the end of each turn, before the turn's replies are sent.
+
+    Raises:
+        InvalidInputError: ``max_bytes`` or ``backups`` under 1.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, max_bytes: int = 50 * 1024 * 1024, backups: int = 10) -> None:
+        if max_bytes < 1 or backups < 1:
+            raise InvalidInputError(f"expected max_bytes and backups >= 1, got {max_bytes} and {backups}",
+                                    field="max_bytes" if max_bytes < 1 else "backups")
         self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.backups = backups
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handler = logging.handlers.RotatingFileHandler(self.path, maxBytes=max_bytes, backupCount=backups,
-                                                             encoding="utf-8")
-        self._handler.setFormatter(logging.Formatter("%(message)s"))
-        # A logger of its own, outside the logging tree, so nothing else writes to the audit file.
-        self._logger = logging.Logger("pilotage.audit")
-        self._logger.addHandler(self._handler)
-        self._logger.propagate = False
+        self._file = self.path.open("ab")
+        self._size = self._file.tell()
 
     def write(self, record: AuditRecord) -> None:
-        """Append one record."""
-        self._logger.info("%s", wire.encode(record).decode("utf-8"))
+        """Append one record (buffered until :meth:`flush`)."""
+        line = wire.encode(record) + b"\n"
+        if self._size and self._size + len(line) > self.max_bytes:
+            self._rotate()
+        self._file.write(line)
+        self._size += len(line)
+
+    def flush(self) -> None:
+        """Hand the records written so far to the operating system."""
+        self._file.flush()
 
     def close(self) -> None:
         """Flush and close the file."""
-        self._handler.close()
+        self._file.close()
+
+    def _rotate(self) -> None:
+        self._file.close()
+        for n in range(self.backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{n}")
+            if older.exists():
+                older.replace(self.path.with_name(f"{self.path.name}.{n + 1}"))
+        self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        self._file = self.path.open("ab")
+        self._size = 0
 
 
 class Service:
@@ -146,6 +167,8 @@ class Service:
             run = []
             replies[i] = self._answer(frame, request, message, body, caller)
         self._decide(run, frames, replies)
+        if self.audit is not None:
+            self.audit.flush()
         return replies
 
     def reject(self, frame: bytes, error: PilotageError) -> bytes:

@@ -238,7 +238,8 @@ _BODIES = {name: msgspec.json.Decoder(message.body) for name, message in MESSAGE
 _ANY = msgspec.json.Decoder()
 _ENCODER = msgspec.json.Encoder()
 _AT = re.compile(r" - at `\$([^`]*)`$")
-_NAMED = re.compile(r"(?:missing required|unknown) field `([^`]+)`")
+# The field's name runs to the message's last backtick: a hostile name may hold backticks itself.
+_NAMED = re.compile(r"(?:missing required|unknown) field `(.*)`$", re.DOTALL)
 
 
 def decode_request(frame: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple[Request, Message, Struct]:
@@ -323,11 +324,11 @@ def _schema_error(exc: msgspec.ValidationError, prefix: str, schema: type[Struct
     message = str(exc)
     at = _AT.search(message)
     path = at.group(1) if at else ""
-    named = _NAMED.search(message)
+    text = _AT.sub("", message)
+    named = _NAMED.search(text)
     if named:
         path += f".{named.group(1)}"
     field_path = f"{prefix}{path}".lstrip(".") or None
-    text = _AT.sub("", message)
     fields = {f.encode_name: f for f in msgspec.inspect.type_info(schema).fields}
     name = path.lstrip(".")
     if "unknown field" in message:

@@ -157,6 +157,7 @@ class PriorityEngine:
         self._cut_s = np.zeros((k, sm))
         self._changed = np.zeros(k, dtype=np.bool_)
         self._grants: dict[tuple[str, int], _Grant] = {}
+        self._scratch = _empty_batch(1)
         # Two maximum cycles behind: every group's last green before now stays in the plan.
         self._history_s = 2.0 * plans.max_cycle_s
         self.advance()
@@ -207,7 +208,7 @@ class PriorityEngine:
         Raises:
             InvalidInputError, UnknownEntityError: as :meth:`decide`.
         """
-        self._encode_into(_empty_batch(1), 0, request, 0.0)
+        self._encode_into(self._scratch, 0, request, 0.0)
 
     def _encode(self, requests: Sequence[PriorityRequest], now: float) -> _RequestArrays:
         """Validate the requests once and turn them into the kernel's arrays (indices, absolute times)."""

@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from pilotage.adapters.service import AuditLog, Caller, Service
+from pilotage.core import InvalidInputError
 from pilotage.core import protocol as wire
 from pilotage.core.safety import Violation
 from pilotage.signal_priority import engine as engine_module
@@ -161,6 +162,19 @@ def test_decisions_and_refusals_are_audited_and_the_log_rotates(make_service: Ca
     assert files == ["small.jsonl", "small.jsonl.1", "small.jsonl.2"]
     for path in tmp_path.glob("small.jsonl*"):
         assert all(json.loads(line)["type"] == "priority.request" for line in path.read_text().splitlines())
+        assert path.stat().st_size <= 2000
+
+
+def test_a_restarted_service_appends_to_its_audit_log(make_service: Callable[..., Service],
+                                                      late_bus: Callable[..., Body], tmp_path: Path) -> None:
+    for n in range(2):
+        audit = AuditLog(tmp_path / "audit.jsonl")
+        answer(make_service(audit=audit), request("priority.request", late_bus(), f"run-{n}"))
+        audit.close()
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    assert [json.loads(line)["request"]["id"] for line in lines] == ["run-0", "run-1"]
+    with pytest.raises(InvalidInputError, match="backups"):
+        AuditLog(tmp_path / "other.jsonl", backups=0)
 
 
 def test_grants_and_checkouts_are_published(make_service: Callable[..., Service],

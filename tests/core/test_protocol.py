@@ -62,6 +62,7 @@ def test_sumo_intersection_ids_are_strings() -> None:
     (frame("priority.request", {**BUS, "eta_s": 9e99}).replace(b"9e+99", b"1e400"), InvalidInputError, "body.eta_s"),
     (frame("priority.request", {**BUS, "class": "car"}), InvalidInputError, "body.class"),
     (frame("priority.request", {**BUS, "lateness": 60}), InvalidInputError, "body.lateness"),
+    (frame("priority.request", {**BUS, "a`b` - at `$.x`": 60}), InvalidInputError, "body.a`b` - at `$.x`"),
     (frame("priority.request", {k: v for k, v in BUS.items() if k != "group"}), InvalidInputError, "body.group"),
     (frame("priority.request", {**BUS, "intersection": 1.5}), InvalidInputError, "body.intersection"),
     (frame("priority.request", {**BUS, "intersection": True}), InvalidInputError, "body.intersection"),
