@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 import zmq
@@ -53,6 +54,9 @@ from pilotage.core.errors import (
     RemoteError,
     TimedOutError,
 )
+
+if TYPE_CHECKING:
+    from typing import Self
 
 logger = logging.getLogger(__name__)
 
@@ -387,7 +391,25 @@ class _Curve:
             socket.curve_publickey, socket.curve_secretkey = self.client
 
 
-class Client:
+class _Connection:
+    """A socket of this process to a server, and its ZeroMQ context; a context manager."""
+
+    _context: zmq.Context
+    _socket: zmq.Socket
+
+    def close(self) -> None:
+        """Close the socket at once."""
+        self._socket.close()
+        self._context.term()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class Client(_Connection):
     """A synchronous client of a pilotage server, with a timeout and Lazy-Pirate retries.
 
     Args:
@@ -462,19 +484,8 @@ class Client:
             raise RemoteError(error.code, error.message, field=error.field)
         return reply.body
 
-    def close(self) -> None:
-        """Close the socket at once."""
-        self._socket.close()
-        self._context.term()
 
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-
-class Subscriber:
+class Subscriber(_Connection):
     """Events from a pilotage server's PUB socket: ``topics`` (all when empty), as ``(topic, body)``.
 
     Args:
@@ -507,14 +518,3 @@ class Subscriber:
                                 "every second: is it running, with the same keys?)")
         topic, body = self._socket.recv_multipart()
         return topic.decode("ascii"), msgspec.json.decode(body)
-
-    def close(self) -> None:
-        """Close the socket at once."""
-        self._socket.close()
-        self._context.term()
-
-    def __enter__(self) -> Subscriber:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
