@@ -373,6 +373,15 @@ def test_serving_beyond_loopback_needs_keys(make_service: Callable[..., Service]
     assert error.value.field == "keys"
 
 
+def test_a_port_in_use_is_a_clear_error(serve: Callable[..., Server], make_service: Callable[..., Service]) -> None:
+    server = serve()
+    with pytest.raises(InvalidInputError, match="cannot bind") as error:
+        Server(make_service(), bind=server.endpoint, events=None)
+    assert error.value.field == "bind"
+    with Client(server.endpoint, timeout_s=10.0) as client:
+        assert "time" in client.request("ping")
+
+
 # -- the client's retries -----------------------------------------------------------------------
 
 
