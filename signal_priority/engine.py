@@ -157,6 +157,8 @@ class PriorityEngine:
         self._cut_s = np.zeros((k, sm))
         self._changed = np.zeros(k, dtype=np.bool_)
         self._grants: dict[tuple[str, int], _Grant] = {}
+        # The end of the earliest green a grant holds: until then, no grant has ended.
+        self._first_grant_end_s = math.inf
         self._scratch = _empty_batch(1)
         # Two maximum cycles behind: every group's last green before now stays in the plan.
         self._history_s = 2.0 * plans.max_cycle_s
@@ -169,7 +171,9 @@ class PriorityEngine:
         _kernels.advance(now, self.config.horizon_s, plans.n_stages, plans.n_groups, plans.stage_groups,
                          plans.intergreen_s, plans.green_s, plans.cycle_s, plans.offset_s, self._history_s,
                          self._stage, self._start_s, self._end_s, self._n)
-        self._grants = {key: grant for key, grant in self._grants.items() if grant.green_until >= now}
+        if now > self._first_grant_end_s:
+            self._grants = {key: grant for key, grant in self._grants.items() if grant.green_until >= now}
+            self._first_grant_end_s = min((grant.green_until for grant in self._grants.values()), default=math.inf)
         return now
 
     def decide(self, requests: Sequence[PriorityRequest]) -> list[PriorityDecision]:
@@ -195,6 +199,7 @@ class PriorityEngine:
             granted = decision[r] == _kernels.GRANTED
             if changes_plan:
                 self._grants[(request.vehicle, k)] = _Grant(int(batch.group[r]), float(green_until[r]))
+                self._first_grant_end_s = min(self._first_grant_end_s, float(green_until[r]))
             decisions.append(PriorityDecision(
                 request.vehicle, request.intersection, "granted" if granted else "denied", STRATEGIES[strategy[r]],
                 float(green_from[r]) if granted else None, float(green_until[r]) if granted else None,
