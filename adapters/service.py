@@ -155,11 +155,17 @@ class Service:
             except PilotageError as exc:
                 replies[i] = self._error(frame, request, exc, caller)
                 continue
+            except Exception:
+                replies[i] = self._internal(frame, request, caller, "request")
+                continue
             if isinstance(body, wire.PriorityRequest):
                 try:
                     self.priority.validate(_engine_request(body))
                 except PilotageError as exc:
                     replies[i] = self._error(frame, request, _in_body(exc), caller)
+                    continue
+                except Exception:
+                    replies[i] = self._internal(frame, request, caller, "priority request")
                     continue
                 run.append((i, request, body, caller))
                 continue
@@ -202,9 +208,7 @@ class Service:
         except PilotageError as exc:
             return self._error(frame, request, _in_body(exc), caller)
         except Exception:
-            logger.exception("internal error on %s request %r", message.type, request.id)
-            return self._error(frame, request, PilotageError(f"the server failed on this {message.type} request; "
-                                                             "it is logged, and the server goes on"), caller)
+            return self._internal(frame, request, caller, f"{message.type} request")
         self.replies["OK"] += 1
         if message.permission != "read":
             self._audit(caller, message.type, frame, reply)
@@ -217,6 +221,12 @@ class Service:
         if request is not None and (error.code in _AUDITED_ERRORS or wire.MESSAGES[request.type].permission != "read"):
             self._audit(caller, request.type, frame, reply)
         return reply
+
+    def _internal(self, frame: bytes, request: wire.Request | None, caller: Caller, what: str) -> bytes:
+        """The reply to a request the server failed on, unexpectedly; the failure is logged."""
+        logger.exception("internal error on the %s %r", what, request.id if request is not None else None)
+        return self._error(frame, request, PilotageError(f"the server failed on this {what}; it is logged, and "
+                                                         "the server goes on"), caller)
 
     def _audit(self, caller: Caller, message_type: str, frame: bytes, reply: bytes) -> None:
         if self.audit is not None:
@@ -277,10 +287,8 @@ class Service:
         try:
             decisions = self.priority.decide([_engine_request(body) for _, _, body, _ in run])
         except Exception:
-            logger.exception("internal error deciding %d priority requests", len(run))
             for i, request, _, caller in run:
-                replies[i] = self._error(frames[i], request, PilotageError(
-                    "the server failed deciding this priority request; it is logged, and the server goes on"), caller)
+                replies[i] = self._internal(frames[i], request, caller, "priority request")
             return
         changed = []
         for (i, request, body, caller), decision in zip(run, decisions, strict=True):

@@ -135,6 +135,11 @@ def test_an_engine_failure_is_answered_internal_and_the_service_goes_on(
     assert failed_state["error"]["code"] == failed_decision["error"]["code"] == "INTERNAL"
     assert ping["ok"]
     assert "a bug" in caplog.text
+    monkeypatch.setattr(service.priority, "validate", broken)
+    failed_validation, ping = answer(service, request("priority.request", late_bus()), request("ping"))
+    assert (failed_validation["error"]["code"], ping["ok"]) == ("INTERNAL", True)
+    monkeypatch.setattr(wire, "decode_request", broken)
+    assert [reply["error"]["code"] for reply in answer(service, request("ping"))] == ["INTERNAL"]
 
 
 def test_decisions_and_refusals_are_audited_and_the_log_rotates(make_service: Callable[..., Service],
