@@ -60,20 +60,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Topic of the heartbeat the server publishes, so subscribers know it is alive.
-HEARTBEAT_TOPIC = "server"
-
 #: One turn of the server reads up to this many times its queue limit.
 _TURN_FACTOR = 4
 
 _ROLE_LINE = re.compile(r"^\s+role\s*=\s*\"?([A-Za-z_-]+)\"?\s*$", re.MULTILINE)
-
-
-class Heartbeat(msgspec.Struct):
-    """Topic ``server``: the server is alive; its clock (s) and uptime (s)."""
-
-    time: float
-    uptime_s: float
 
 
 # -- keys ---------------------------------------------------------------------------------------
@@ -232,16 +222,16 @@ class Server:
         self.linger_ms = linger_ms
         self.heartbeat_s = heartbeat_s
         self._stopping = threading.Event()
-        self._context = zmq.Context()
-        self._authenticator: _Authenticator | None = None
-        self._callers: dict[str, Caller] = {}
-        curve = None
+        curve, allowed = None, {}
         if keys is not None:
             curve = _key_pair(Path(keys) / "server.key_secret", "server's key pair")
             allowed = read_allow_list(keys)
             if not allowed:
                 logger.warning("no client key in %s: no client can connect", Path(keys) / "clients")
-            self._callers = {caller.name: caller for caller in allowed.values()}
+        self._callers = {caller.name: caller for caller in allowed.values()}
+        self._context = zmq.Context()
+        self._authenticator: _Authenticator | None = None
+        if keys is not None:
             self._authenticator = _Authenticator(self._context, allowed)
             self._authenticator.start()
             self._authenticator.configure_curve_callback("*", credentials_provider=self._authenticator)
@@ -254,9 +244,10 @@ class Server:
             # ZeroMQ drops the connection of a peer that sends more than this: far past the reply limit,
             # it only bounds memory against a hostile peer.
             self._router.setsockopt(zmq.MAXMSGSIZE, 16 * service.max_message_bytes)
-            self.endpoint = self._bind(self._router, bind)
+            self.endpoint = self._bind(self._router, bind, "bind")
             self._events = self._socket(zmq.PUB, curve) if events else None
-            self.events_endpoint = self._bind(self._events, events) if self._events is not None and events else None
+            self.events_endpoint = (self._bind(self._events, events, "events")
+                                    if self._events is not None and events else None)
         except BaseException:
             self._close()
             raise
@@ -271,12 +262,12 @@ class Server:
         return socket
 
     @staticmethod
-    def _bind(socket: zmq.Socket, endpoint: str) -> str:
+    def _bind(socket: zmq.Socket, endpoint: str, field: str) -> str:
         try:
             socket.bind(endpoint)
         except zmq.ZMQError as exc:
             raise InvalidInputError(f"cannot bind {endpoint}: {exc}; choose another endpoint or free the port",
-                                    field="bind") from None
+                                    field=field) from None
         return socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def stop(self) -> None:
@@ -296,7 +287,8 @@ class Server:
             while not self._stopping.is_set():
                 now = time.monotonic()
                 if self._events is not None and now >= next_heartbeat:
-                    self._publish(HEARTBEAT_TOPIC, wire.encode(Heartbeat(float(self.service.clock()), now - started)))
+                    heartbeat = wire.Heartbeat(float(self.service.clock()), now - started)
+                    self._publish("server", wire.encode(heartbeat))
                     next_heartbeat = now + self.heartbeat_s
                 # Wake at least every 100 ms to see a stop, and in time for the heartbeat.
                 timeout_ms = max(1, min(100, int((next_heartbeat - now) * 1000)))

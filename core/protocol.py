@@ -228,7 +228,14 @@ class SignalsEvent(Struct):
     state: IntersectionState
 
 
-EVENTS: dict[str, type[Struct]] = {"priority": PriorityEvent, "signals": SignalsEvent}
+class Heartbeat(Struct):
+    """Topic ``server``, every second: the server is alive; its clock (s) and uptime (s)."""
+
+    time: float
+    uptime_s: float
+
+
+EVENTS: dict[str, type[Struct]] = {"priority": PriorityEvent, "signals": SignalsEvent, "server": Heartbeat}
 
 
 # -- decoding and encoding ----------------------------------------------------------------------

@@ -337,7 +337,7 @@ def test_events_reach_allowed_subscribers_only(serve: Callable[..., Server], key
     with Subscriber(server.events_endpoint, ["server"], **curve) as subscriber:
         topic, heartbeat = subscriber.receive(timeout_s=10.0)
         assert topic == "server"
-        msgspec.convert(heartbeat, msgspec.defstruct("Heartbeat", [("time", float), ("uptime_s", float)]))
+        msgspec.convert(heartbeat, wire.EVENTS["server"])
     with Subscriber(server.events_endpoint) as stranger, pytest.raises(TimedOutError):
         stranger.receive(timeout_s=1.5)
 
