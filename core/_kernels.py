@@ -1,16 +1,18 @@
-"""Numba kernels of the road network: shortest paths and nearest nodes over CSR arrays.
+"""Numba kernels of the core: shortest paths and nearest nodes over CSR arrays, and the safety
+monitor's check of a green schedule.
 
 The graph is given as ``indptr`` (n + 1,) int64 and ``indices`` (m,) int64: the edges leaving node
 ``u`` are ``indptr[u]:indptr[u + 1]`` and ``indices[e]`` is the head node of edge ``e``; ``weight``
 (m,) float64 is the non-negative cost of each edge. Node coordinates are degrees (WGS84).
 
 Kernels take contiguous arrays and scalars, write their results into ``out`` arrays, never raise
-and do no I/O. Inputs are validated by :mod:`pilotage.core.network`.
+and do no I/O. Inputs are validated by :mod:`pilotage.core.network` and :mod:`pilotage.core.safety`.
 """
 
 import numpy as np
 
 from pilotage.core._jit import kernel
+from pilotage.core.signals import PEDESTRIAN
 
 # Mean Earth radius, as osmnx uses for edge lengths, so straight lines never exceed OSM lengths.
 EARTH_RADIUS_M = 6_371_009.0
@@ -213,3 +215,83 @@ def many_to_many(indptr, indices, weight, sources, targets, out):
                 is_target, n_targets, dist, pred_edge, settled, heap_keys, heap_nodes)
         for j in range(targets.size):
             out[i, j] = dist[targets[j]]
+
+
+@kernel
+def count_violations(group, start_s, end_s, horizon_start_s, horizon_end_s, group_kind, min_green_s, walk_s,
+                     clearance_s, intergreen_s, max_cycle_s, tolerance_s):
+    """Number of violations of the safety monitor's rules (:mod:`pilotage.core.safety`, whose Python
+    listing of them is this kernel's reference) in a schedule of green intervals ``group``,
+    ``start_s``, ``end_s`` (N,) over ``[horizon_start_s, horizon_end_s]``; 0 when it is safe. The
+    plan's arrays are those of one intersection (G groups; ``intergreen_s`` NaN where two groups do
+    not conflict)."""
+    n_groups = group_kind.size
+    n = group.size
+    # Each group's greens in time order, overlapping or touching ones merged, grouped by group.
+    order = np.argsort(start_s, kind="mergesort")
+    first = np.zeros(n_groups + 1, dtype=np.int64)
+    for r in range(n):
+        first[group[r] + 1] += 1
+    for g in range(n_groups):
+        first[g + 1] += first[g]
+    fill = first[:n_groups].copy()
+    green_from = np.empty(n)
+    green_until = np.empty(n)
+    for r in order:
+        g = group[r]
+        green_from[fill[g]] = start_s[r]
+        green_until[fill[g]] = end_s[r]
+        fill[g] += 1
+    merged_first = np.zeros(n_groups + 1, dtype=np.int64)
+    merged = 0
+    for g in range(n_groups):
+        merged_first[g] = merged
+        for r in range(first[g], first[g + 1]):
+            if merged > merged_first[g] and green_from[r] <= green_until[merged - 1] + tolerance_s:
+                green_until[merged - 1] = max(green_until[merged - 1], green_until[r])
+            else:
+                green_from[merged] = green_from[r]
+                green_until[merged] = green_until[r]
+                merged += 1
+    merged_first[n_groups] = merged
+
+    count = 0
+    for g in range(n_groups):
+        walk = walk_s[g] if group_kind[g] == PEDESTRIAN else 0.0
+        for r in range(merged_first[g], merged_first[g + 1]):
+            start, end = green_from[r], green_until[r]
+            if start <= horizon_start_s or np.isinf(end):
+                continue
+            if end - start < walk - tolerance_s or end - start < min_green_s[g] - tolerance_s:
+                count += 1
+
+    for i in range(n_groups):
+        for j in range(n_groups):
+            if i == j or np.isnan(intergreen_s[i, j]):
+                continue
+            for rj in range(merged_first[j], merged_first[j + 1]):
+                start_j, end_j = green_from[rj], green_until[rj]
+                for ri in range(merged_first[i], merged_first[i + 1]):
+                    start_i, end_i = green_from[ri], green_until[ri]
+                    if i < j and start_i < end_j - tolerance_s and start_j < end_i - tolerance_s:
+                        count += 1
+                    if end_i <= start_j + tolerance_s and start_j > horizon_start_s:
+                        gap = start_j - end_i
+                        clearance_cut = group_kind[i] == PEDESTRIAN and gap < clearance_s[i] - tolerance_s
+                        if clearance_cut or gap < intergreen_s[i, j] - tolerance_s:
+                            count += 1
+
+    for g in range(n_groups):
+        # Each wait runs from a start (or the horizon's start) to the next start, and from the last
+        # start to the horizon's end unless the group is green then.
+        waits_from = horizon_start_s
+        for r in range(merged_first[g], merged_first[g + 1]):
+            if green_from[r] > horizon_start_s:
+                if green_from[r] - waits_from > max_cycle_s + tolerance_s:
+                    count += 1
+                waits_from = green_from[r]
+        last = merged_first[g + 1] - 1
+        green_at_end = last >= merged_first[g] and green_until[last] >= horizon_end_s
+        if not green_at_end and horizon_end_s - waits_from > max_cycle_s + tolerance_s:
+            count += 1
+    return count

@@ -16,6 +16,10 @@ Rules (each :class:`Violation` names one):
   greens (or from the last start it had to the end of the schedule).
 
 Times are seconds on the engine's clock; a tolerance of 1 ms absorbs rounding.
+
+A numba kernel (:func:`pilotage.core._kernels.count_violations`) counts the violations first, in
+microseconds; only a schedule with some is listed, rule by rule, by the plain Python of
+:func:`list_violations`, which is the kernel's reference in the tests.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pilotage.core import _kernels
 from pilotage.core.errors import InvalidInputError
 from pilotage.core.signals import PEDESTRIAN, IntersectionPlan
 
@@ -64,7 +69,7 @@ class GreenSchedule:
 
     def __post_init__(self) -> None:
         for name, dtype in (("group", np.int64), ("start_s", np.float64), ("end_s", np.float64)):
-            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=dtype).reshape(-1))
+            object.__setattr__(self, name, np.ascontiguousarray(getattr(self, name), dtype=dtype).reshape(-1))
         if not (self.group.size == self.start_s.size == self.end_s.size):
             raise InvalidInputError("expected group, start_s and end_s of one length", field="group")
         if (self.end_s < self.start_s).any() or np.isnan(self.start_s).any() or np.isnan(self.end_s).any():
@@ -91,6 +96,23 @@ def check_schedule(plan: IntersectionPlan, schedule: GreenSchedule) -> list[Viol
     """
     if schedule.group.size and (schedule.group.min() < 0 or schedule.group.max() >= plan.n_groups):
         raise InvalidInputError(f"expected group indices in 0..{plan.n_groups - 1}", field="group")
+    if count_violations(plan, schedule) == 0:
+        return []
+    return list_violations(plan, schedule)
+
+
+def count_violations(plan: IntersectionPlan, schedule: GreenSchedule) -> int:
+    """How many violations :func:`list_violations` would list, counted by the kernel; group indices
+    must be valid (:func:`check_schedule` checks them)."""
+    return int(_kernels.count_violations(
+        schedule.group, schedule.start_s, schedule.end_s, float(schedule.horizon_start_s),
+        float(schedule.horizon_end_s), plan.group_kind, plan.min_green_s, plan.walk_s, plan.clearance_s,
+        plan.intergreen_s, float(plan.max_cycle_s), _TOLERANCE_S))
+
+
+def list_violations(plan: IntersectionPlan, schedule: GreenSchedule) -> list[Violation]:
+    """Every violation in ``schedule``, rule by rule, in time order, in plain Python; group indices
+    must be valid (:func:`check_schedule` checks them)."""
     names = plan.group_names
     greens = [schedule.intervals(g) for g in range(plan.n_groups)]
     violations: list[Violation] = []

@@ -1,19 +1,22 @@
-"""The safety monitor must fail: one broken schedule per rule, each found with its group and time."""
+"""The safety monitor must fail: one broken schedule per rule, each found with its group and time;
+and its kernel must count exactly what its plain-Python listing finds."""
 
 import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pilotage.core import InvalidInputError
-from pilotage.core.safety import GreenSchedule, Violation, check_schedule
+from pilotage.core import InvalidInputError, RoadNetwork
+from pilotage.core.default_plans import default_plans
+from pilotage.core.safety import GreenSchedule, Violation, check_schedule, count_violations, list_violations
 from pilotage.core.signals import PEDESTRIAN, VEHICLE, IntersectionPlan
 
 NAN = math.nan
 
 
-@pytest.fixture
-def plan() -> IntersectionPlan:
+def crossroads() -> IntersectionPlan:
     """Main road (``main``), side road (``side``) and pedestrians crossing the main road (``walk``).
 
     Stage 0: main; stage 1: side and walk. Intergreens 5 s between vehicles and from vehicles to
@@ -25,6 +28,11 @@ def plan() -> IntersectionPlan:
         intergreen_s=[[NAN, 5.0, 5.0], [5.0, NAN, NAN], [10.0, NAN, NAN]],
         stage_groups=[[True, False, False], [False, True, True]], green_s=[40.0, 30.0], stage_min_s=[8.0, 7.0],
         stage_max_s=[60.0, 50.0], offset_s=0.0, max_cycle_s=120.0)
+
+
+@pytest.fixture
+def plan() -> IntersectionPlan:
+    return crossroads()
 
 
 def schedule(*greens: tuple[int, float, float], horizon: tuple[float, float] = (0.0, 100.0)) -> GreenSchedule:
@@ -111,3 +119,54 @@ def test_malformed_schedules_are_refused(plan: IntersectionPlan) -> None:
         schedule((0, 10.0, 5.0))
     with pytest.raises(InvalidInputError):
         check_schedule(plan, schedule((3, 0.0, 5.0)))
+
+
+@pytest.fixture(scope="module")
+def city_plans(city: RoadNetwork) -> list[IntersectionPlan]:
+    return default_plans(city)
+
+
+def random_schedule(data: st.DataObject, n_groups: int) -> GreenSchedule:
+    """Greens on a half-second grid, so that greens touch and gaps equal intergreens often."""
+    half_seconds = st.integers(0, 600).map(lambda t: t / 2.0)
+    greens = data.draw(st.lists(st.tuples(st.integers(0, n_groups - 1), half_seconds, st.integers(0, 160),
+                                          st.booleans()), max_size=16))
+    horizon_start = data.draw(half_seconds)
+    horizon_end = horizon_start + data.draw(half_seconds)
+    return GreenSchedule(group=np.array([g for g, _, _, _ in greens], dtype=np.int64),
+                         start_s=np.array([start for _, start, _, _ in greens]),
+                         end_s=np.array([math.inf if open_ended else start + length / 2.0
+                                         for _, start, length, open_ended in greens]),
+                         horizon_start_s=horizon_start, horizon_end_s=horizon_end)
+
+
+@settings(max_examples=500)
+@given(st.data())
+def test_the_kernel_counts_what_the_listing_finds(data: st.DataObject) -> None:
+    plan = crossroads()
+    schedule_ = random_schedule(data, plan.n_groups)
+    assert count_violations(plan, schedule_) == len(list_violations(plan, schedule_))
+
+
+@settings(max_examples=300)
+@given(st.data())
+def test_the_kernel_counts_what_the_listing_finds_on_the_city_plans(city_plans: list[IntersectionPlan],
+                                                                    data: st.DataObject) -> None:
+    plan = city_plans[data.draw(st.integers(0, len(city_plans) - 1))]
+    schedule_ = random_schedule(data, plan.n_groups)
+    assert count_violations(plan, schedule_) == len(list_violations(plan, schedule_))
+
+
+@pytest.mark.parametrize("greens", [
+    SAFE,
+    [(0, 0.0, 40.0), (1, 30.0, 60.0), (2, 45.0, 60.0), (0, 70.0, math.inf)],
+    [(0, 0.0, 40.0), (1, 41.0, 43.0), (2, 41.0, 43.0), (0, 44.0, math.inf)],
+    [(0, 0.0, 4.0), (0, 4.0, 40.0), *SAFE[1:]],
+    [(0, 0.0, 150.0), (1, 155.0, 180.0), (2, 155.0, 180.0)],
+    [],
+])
+def test_the_kernel_counts_what_the_listing_finds_on_fixed_cases(plan: IntersectionPlan,
+                                                                 greens: list[tuple[int, float, float]]) -> None:
+    for horizon in ((0.0, 200.0), (10.0, 60.0), (50.0, 50.0)):
+        schedule_ = schedule(*greens, horizon=horizon)
+        assert count_violations(plan, schedule_) == len(list_violations(plan, schedule_))
