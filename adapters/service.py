@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -115,7 +116,8 @@ class Service:
         network: the road network the engines work on.
         priority: the priority engine; its clock is the service's (times on the wire are on it).
         audit: where decisions are logged, if anywhere.
-        publish: called with ``(topic, body)`` for each event (DESIGN.md, "Events on PUB").
+        publish: called with ``(topic, body)`` for each event (DESIGN.md, "Events on PUB"), by
+            :meth:`publish_events`.
         max_message_bytes: requests larger than this get ``TOO_LARGE``.
     """
 
@@ -132,6 +134,7 @@ class Service:
         self.requests = 0
         self.dropped = 0
         self._started_s = time.monotonic()
+        self._pending: list[tuple[str, Callable[[], Struct]]] = []
         self._handlers: dict[str, Callable[[Struct], Struct]] = {
             "ping": self._ping,
             "network.info": self._network_info,
@@ -232,9 +235,23 @@ class Service:
         if self.audit is not None:
             self.audit.write(AuditRecord(time.time(), caller.name, caller.role, message_type, Raw(frame), Raw(reply)))
 
-    def _emit(self, topic: str, event: Struct) -> None:
+    def publish_events(self) -> None:
+        """Publish the events of the requests handled since the last call. A server calls it once
+        the replies have left, so that an event never delays a decision. Never raises."""
+        pending, self._pending = self._pending, []
+        for topic, event in pending:
+            try:
+                body = wire.encode(event())
+            except Exception:
+                logger.exception("internal error building a %s event; it is not published", topic)
+                continue
+            if self.publish is not None:
+                self.publish(topic, body)
+
+    def _emit(self, topic: str, event: Callable[[], Struct]) -> None:
+        """Queue an event, built when it is published."""
         if self.publish is not None:
-            self.publish(topic, wire.encode(event))
+            self._pending.append((topic, event))
 
     # -- handlers --------------------------------------------------------------------------------
 
@@ -268,15 +285,14 @@ class Service:
     def _priority_checkout(self, body: wire.PriorityCheckout) -> wire.CheckedOut:
         ended_early = self.priority.checkout(body.vehicle, body.intersection)
         if ended_early:
-            self._emit("priority", wire.PriorityEvent(body.vehicle, body.intersection, "checked_out", "none",
-                                                      None, None))
-            self._emit_signals(body.intersection)
+            self._emit("priority", partial(wire.PriorityEvent, body.vehicle, body.intersection, "checked_out", "none",
+                                           None, None))
+            self._emit("signals", partial(self._signals_event, body.intersection))
         return wire.CheckedOut(ended_early=ended_early)
 
-    def _emit_signals(self, intersection: int | str) -> None:
-        if self.publish is not None:
-            now = float(self.clock())
-            self._emit("signals", wire.SignalsEvent(time=now, state=self._state(intersection, now, 120.0)))
+    def _signals_event(self, intersection: int | str) -> wire.SignalsEvent:
+        now = float(self.clock())
+        return wire.SignalsEvent(time=now, state=self._state(intersection, now, 120.0))
 
     def _decide(self, run: list[tuple[int, wire.Request, wire.PriorityRequest, Caller]], frames: Sequence[bytes],
                 replies: list[bytes]) -> None:
@@ -303,12 +319,11 @@ class Service:
             self.replies["OK"] += 1
             self._audit(caller, message.type, frames[i], replies[i])
             if decision.decision == "granted" and decision.strategy != "already_green":
-                self._emit("priority", wire.PriorityEvent(body.vehicle, body.intersection, "granted",
-                                                          decision.strategy, decision.green_from,
-                                                          decision.green_until))
+                self._emit("priority", partial(wire.PriorityEvent, body.vehicle, body.intersection, "granted",
+                                               decision.strategy, decision.green_from, decision.green_until))
                 changed.append(body.intersection)
         for intersection in changed:
-            self._emit_signals(intersection)
+            self._emit("signals", partial(self._signals_event, intersection))
 
 
 def _in_body(error: PilotageError) -> PilotageError:

@@ -3,8 +3,9 @@
 The **server** (:class:`Server`) answers requests on a ROUTER socket and publishes events on a PUB
 socket, through a :class:`~pilotage.adapters.service.Service`. One thread serves: at each turn it
 takes every request waiting (at most ``queue_limit`` go to the engines; the rest are answered
-``OVERLOADED`` at once, so memory stays bounded), answers them in order, and sends the replies
-without ever blocking on a slow client (a reply that cannot be delivered is dropped and counted).
+``OVERLOADED`` at once, so memory stays bounded), answers them in order, sends the replies without
+ever blocking on a slow client (a reply that cannot be delivered is dropped and counted), and then
+publishes the events of the turn.
 Frames are ``[identity, (empty delimiter from a REQ socket), request]``; any other count gets a
 ``BAD_SCHEMA`` reply.
 
@@ -328,6 +329,7 @@ class Server:
         if frames:
             for route, reply in zip(routes, self.service.handle(frames, callers), strict=True):
                 self._reply(route, reply)
+            self.service.publish_events()
 
     def _reply(self, route: list[bytes], reply: bytes) -> None:
         try:

@@ -188,6 +188,8 @@ def test_grants_and_checkouts_are_published(make_service: Callable[..., Service]
     service = make_service(publish=lambda topic, body: events.append((topic, body)))
     answer(service, request("priority.request", late_bus()), request("priority.request", late_bus("bus-2")))
     answer(service, request("priority.checkout", {"vehicle": "bus-1", "intersection": -30248}))
+    assert events == []
+    service.publish_events()
     topics = [topic for topic, _ in events]
     assert topics == ["priority", "signals", "priority", "signals"]
     granted = msgspec.json.decode(events[0][1], type=wire.PriorityEvent)
@@ -196,6 +198,22 @@ def test_grants_and_checkouts_are_published(make_service: Callable[..., Service]
     assert (checked_out.vehicle, checked_out.event) == ("bus-1", "checked_out")
     state = msgspec.json.decode(events[3][1], type=wire.SignalsEvent).state
     assert state.intersection == -30248
+
+
+def test_an_event_that_cannot_be_built_is_logged_and_the_others_are_published(
+        make_service: Callable[..., Service], late_bus: Callable[..., Body], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    events: list[str] = []
+    service = make_service(publish=lambda topic, body: events.append(topic))
+    answer(service, request("priority.request", late_bus()))
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(service, "_state", broken)
+    service.publish_events()
+    assert events == ["priority"]
+    assert "signals event" in caplog.text
 
 
 def test_bad_frames_get_one_error_each_with_the_request_id_when_there_is_one(
@@ -217,6 +235,7 @@ def test_the_examples_of_the_protocol_documentation_come_back_as_shown(make_serv
     service = make_service(publish=lambda topic, body: published.append((topic, json.loads(body))))
     for sent, shown in zip(requests, replies, strict=True):
         (answered,) = answer(service, json.dumps(sent).encode())
+        service.publish_events()
         if sent["type"] == "server.stats":
             answered["body"]["uptime_s"] = shown["body"]["uptime_s"]
         assert answered == shown
