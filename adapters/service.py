@@ -28,7 +28,7 @@ from msgspec import Raw, Struct
 from pilotage.core import RoadNetwork
 from pilotage.core import protocol as wire
 from pilotage.core.errors import ForbiddenError, InvalidInputError, PilotageError, UnsafePlanError
-from pilotage.signal_priority import PriorityEngine
+from pilotage.signal_priority import Corridor, CorridorEngine, ExitTransition, PriorityEngine
 from pilotage.signal_priority import PriorityRequest as EnginePriorityRequest
 
 logger = logging.getLogger(__name__)
@@ -115,17 +115,20 @@ class Service:
     Args:
         network: the road network the engines work on.
         priority: the priority engine; its clock is the service's (times on the wire are on it).
+        corridors: the emergency corridors, on ``network`` and ``priority`` (default: a new engine
+            with the default configuration).
         audit: where decisions are logged, if anywhere.
         publish: called with ``(topic, body)`` for each event (DESIGN.md, "Events on PUB"), by
             :meth:`publish_events`.
         max_message_bytes: requests larger than this get ``TOO_LARGE``.
     """
 
-    def __init__(self, network: RoadNetwork, priority: PriorityEngine, *, audit: AuditLog | None = None,
-                 publish: Callable[[str, bytes], None] | None = None,
+    def __init__(self, network: RoadNetwork, priority: PriorityEngine, *, corridors: CorridorEngine | None = None,
+                 audit: AuditLog | None = None, publish: Callable[[str, bytes], None] | None = None,
                  max_message_bytes: int = wire.MAX_MESSAGE_BYTES) -> None:
         self.network = network
         self.priority = priority
+        self.corridors = corridors or CorridorEngine(network, priority)
         self.clock = priority.clock
         self.audit = audit
         self.publish = publish
@@ -140,6 +143,9 @@ class Service:
             "network.info": self._network_info,
             "signals.state": self._signals_state,
             "priority.checkout": self._priority_checkout,
+            "corridor.open": self._corridor_open,
+            "corridor.update": self._corridor_update,
+            "corridor.close": self._corridor_close,
             "server.stats": self._server_stats,
         }
 
@@ -179,6 +185,17 @@ class Service:
         if self.audit is not None:
             self.audit.flush()
         return replies
+
+    def tick(self) -> None:
+        """Work that is due without a request: corridors not updated in time end, and holds that
+        came within reach are planned. A server calls it at least every 100 ms. Never raises."""
+        try:
+            ended = self.corridors.advance()
+        except Exception:
+            logger.exception("internal error advancing the corridors; the server goes on")
+            return
+        for incident, exits in ended.items():
+            self._emit("corridor", partial(self._corridor_event, incident, "expired", None, exits))
 
     def reject(self, frame: bytes, error: PilotageError) -> bytes:
         """The error reply to a frame refused before it reached the engines (overload, framing)."""
@@ -290,6 +307,46 @@ class Service:
             self._emit("signals", partial(self._signals_event, body.intersection))
         return wire.CheckedOut(ended_early=ended_early)
 
+    def _corridor_open(self, body: wire.CorridorOpen) -> wire.CorridorState:
+        origin = self._place(body.origin, "origin")
+        destination = self._place(body.destination, "destination")
+        corridor = self.corridors.open(body.incident, origin, destination)
+        self._emit("corridor", partial(self._corridor_event, body.incident, "opened", corridor, []))
+        return _corridor_state(self.network, corridor)
+
+    def _corridor_update(self, body: wire.CorridorUpdate) -> wire.CorridorState:
+        reroutes = self.corridors.corridor(body.incident).reroutes
+        try:
+            corridor = self.corridors.update(body.incident, body.position.lon, body.position.lat)
+        except PilotageError as exc:
+            if exc.field in ("lon", "lat"):
+                exc.field = f"position.{exc.field}"
+            raise
+        event = "rerouted" if corridor.reroutes > reroutes else "updated"
+        self._emit("corridor", partial(self._corridor_event, body.incident, event, corridor, []))
+        return _corridor_state(self.network, corridor)
+
+    def _corridor_close(self, body: wire.CorridorClose) -> wire.CorridorClosed:
+        exits = self.corridors.close(body.incident)
+        self._emit("corridor", partial(self._corridor_event, body.incident, "closed", None, exits))
+        return wire.CorridorClosed(incident=body.incident, exits=[_exit(e) for e in exits])
+
+    def _place(self, place: int | wire.Point, name: str) -> int:
+        """The node index of a place on the wire: an OSM node id, or a point's nearest node."""
+        try:
+            if isinstance(place, wire.Point):
+                return self.network.snap(place.lon, place.lat)[0]
+            return self.network.node_index(place)
+        except PilotageError as exc:
+            exc.field = name if not isinstance(place, wire.Point) else f"{name}.{exc.field}"
+            raise
+
+    def _corridor_event(self, incident: str, event: str, corridor: Corridor | None,
+                        exits: list[ExitTransition]) -> wire.CorridorEvent:
+        crossings = _corridor_state(self.network, corridor).crossings if corridor is not None else []
+        return wire.CorridorEvent(time=float(self.clock()), incident=incident, event=event, crossings=crossings,
+                                  exits=[_exit(e) for e in exits])
+
     def _signals_event(self, intersection: int | str) -> wire.SignalsEvent:
         now = float(self.clock())
         return wire.SignalsEvent(time=now, state=self._state(intersection, now, 120.0))
@@ -332,6 +389,23 @@ def _in_body(error: PilotageError) -> PilotageError:
     if error.field is not None and not error.field.startswith("body"):
         error.field = f"body.{error.field}"
     return error
+
+
+def _corridor_state(network: RoadNetwork, corridor: Corridor) -> wire.CorridorState:
+    return wire.CorridorState(
+        incident=corridor.incident, route=network.node_osmid[corridor.nodes].tolist(), length_m=corridor.length_m,
+        travel_time_s=corridor.travel_time_s, eta=corridor.eta_s, position_m=corridor.position_m,
+        updated=corridor.updated_s, reroutes=corridor.reroutes,
+        crossings=[wire.CorridorCrossing(
+            intersection=c.intersection, approach_group=c.approach_group, exit_group=c.exit_group,
+            distance_m=c.distance_m, eta=c.eta_s, hold_from=c.hold_from_s, hold_until=c.hold_until_s,
+            green_from=c.green_from_s, green_until=c.green_until_s, state=c.state, reason=c.reason)
+            for c in corridor.crossings])
+
+
+def _exit(transition: ExitTransition) -> wire.ExitTransition:
+    return wire.ExitTransition(intersection=transition.intersection, transition=transition.transition,
+                               in_step_from=transition.in_step_from_s)
 
 
 def _engine_request(body: wire.PriorityRequest) -> EnginePriorityRequest:

@@ -295,6 +295,8 @@ class Server:
                 timeout_ms = max(1, min(100, int((next_heartbeat - now) * 1000)))
                 if poller.poll(timeout_ms):
                     self._serve_waiting()
+                self.service.tick()
+                self.service.publish_events()
             self._serve_waiting()
         finally:
             self._close()

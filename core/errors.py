@@ -72,6 +72,12 @@ class ForbiddenError(PilotageError, PermissionError):
     code = "FORBIDDEN"
 
 
+class ConflictError(PilotageError):
+    """The request contradicts the engine's state: an incident whose corridor is already open."""
+
+    code = "CONFLICT"
+
+
 class UnsafePlanError(PilotageError):
     """A decision whose timing plan the safety monitor refused: nothing was applied."""
 

@@ -172,6 +172,7 @@ class RoadNetwork:
         self._node_of_osmid = {int(o): i for i, o in enumerate(self.node_osmid)}
         self._heuristic_per_m: dict[str, float] = {}
         self._xyz_m: np.ndarray | None = None
+        self._chord_m: np.ndarray | None = None
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -394,9 +395,12 @@ class RoadNetwork:
 
     # -- shortest paths -------------------------------------------------------------------------
 
-    def shortest_path(self, origin: int, destination: int, *, weight: Weight = "travel_time_s",
+    def shortest_path(self, origin: int, destination: int, *, weight: Weight | np.ndarray = "travel_time_s",
                       method: Literal["astar", "dijkstra"] = "astar") -> Route:
         """The least-cost path from node ``origin`` to node ``destination`` (indices).
+
+        ``weight`` names an edge cost of the network, or gives one cost per edge (an array, for
+        other vehicles' travel times); the route's ``travel_time_s`` stays the free-flow time.
 
         ``method="astar"`` guides the search with a straight-line lower bound, which is admissible
         for any edge costs: the bound is scaled by the smallest cost per metre of straight line over
@@ -485,9 +489,15 @@ class RoadNetwork:
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _weight(self, weight: str) -> np.ndarray:
+    def _weight(self, weight: Weight | np.ndarray) -> np.ndarray:
+        if isinstance(weight, np.ndarray):
+            if weight.shape != (self.n_edges,) or not (np.isfinite(weight).all() and (weight >= 0).all()):
+                raise InvalidInputError(f"expected edge costs of shape ({self.n_edges},), finite and non-negative, "
+                                        f"got shape {weight.shape}", field="weight")
+            return np.ascontiguousarray(weight, dtype=np.float64)
         if weight not in WEIGHTS:
-            raise InvalidInputError(f"expected weight in {WEIGHTS}, got {weight!r}", field="weight")
+            raise InvalidInputError(f"expected weight in {WEIGHTS} or an array of edge costs, got {weight!r}",
+                                    field="weight")
         return getattr(self, weight)
 
     def _node(self, name: str, node: int) -> int:
@@ -518,17 +528,23 @@ class RoadNetwork:
             self._xyz_m = xyz_m
         return self._xyz_m
 
-    def _admissible_heuristic_per_m(self, weight: str) -> float:
+    def _admissible_heuristic_per_m(self, weight: Weight | np.ndarray) -> float:
         # The smallest cost per metre of chord over all edges: the A* bound of _kernels._search.
-        if weight not in self._heuristic_per_m:
-            xyz_m = self._node_xyz_m()
-            chord_m = np.linalg.norm(xyz_m[self.indices] - xyz_m[self.edge_source], axis=1)
+        # Named weights keep theirs; an array of costs gets its own at each call.
+        key = None if isinstance(weight, np.ndarray) else weight
+        if key is None or key not in self._heuristic_per_m:
+            if self._chord_m is None:
+                xyz_m = self._node_xyz_m()
+                self._chord_m = np.linalg.norm(xyz_m[self.indices] - xyz_m[self.edge_source], axis=1)
             cost = self._weight(weight)
-            moving = chord_m > 0
-            rate = float((cost[moving] / chord_m[moving]).min()) if moving.any() else 0.0
+            moving = self._chord_m > 0
+            rate = float((cost[moving] / self._chord_m[moving]).min()) if moving.any() else 0.0
             # Slack against rounding, so the bound stays below every true cost.
-            self._heuristic_per_m[weight] = rate * (1.0 - 1e-9)
-        return self._heuristic_per_m[weight]
+            bound = rate * (1.0 - 1e-9)
+            if key is None:
+                return bound
+            self._heuristic_per_m[key] = bound
+        return self._heuristic_per_m[key]
 
 
 _NETWORK_ARRAYS = ("indptr", "indices", "length_m", "speed_kph", "road_class", "node_lon", "node_lat",

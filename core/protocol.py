@@ -173,6 +173,88 @@ class ServerStats(Struct):
     dropped: int
 
 
+class Point(Struct, forbid_unknown_fields=True):
+    """A position in degrees (WGS 84)."""
+
+    lon: Annotated[float, Meta(ge=-180.0, le=180.0)]
+    lat: Annotated[float, Meta(ge=-90.0, le=90.0)]
+
+
+#: A place on the road network: the OSM id of a node, or a point (its nearest node).
+Place = int | Point
+
+
+class CorridorOpen(Struct, forbid_unknown_fields=True):
+    """Open an emergency corridor for ``incident``, the vehicle setting off now from ``origin``."""
+
+    incident: Name
+    origin: Place
+    destination: Place
+
+
+class CorridorUpdate(Struct, forbid_unknown_fields=True):
+    """The vehicle of ``incident`` is at ``position`` now."""
+
+    incident: Name
+    position: Point
+
+
+class CorridorClose(Struct, forbid_unknown_fields=True):
+    """End the corridor of ``incident``."""
+
+    incident: Name
+
+
+class CorridorCrossing(Struct):
+    """A signalised intersection on the corridor: the stop lines' groups, the distance from the
+    route's start (m), the ETA, the hold asked for and the green planned (s on the clock; null when
+    none), its state (``planned``, ``pending``, ``passed``, ``refused``) and why."""
+
+    intersection: IntersectionId
+    approach_group: str | None
+    exit_group: str | None
+    distance_m: float
+    eta: float
+    hold_from: float | None
+    hold_until: float | None
+    green_from: float | None
+    green_until: float | None
+    state: Literal["planned", "pending", "passed", "refused"]
+    reason: str
+
+
+class CorridorState(Struct):
+    """A corridor: its route (OSM node ids, from where the vehicle set off or was routed again),
+    length (m), emergency travel time (s), arrival at the destination and last update (s on the
+    clock), the vehicle's distance along the route (m), and its crossings."""
+
+    incident: str
+    route: list[int]
+    length_m: float
+    travel_time_s: float
+    eta: float
+    position_m: float
+    updated: float
+    reroutes: int
+    crossings: list[CorridorCrossing]
+
+
+class ExitTransition(Struct):
+    """How an intersection goes back to its coordinated plan, and from when it is in step (s on
+    the clock; null if it stays out of step)."""
+
+    intersection: IntersectionId
+    transition: Literal["in_step", "short_way", "long_way", "dwell", "out_of_step"]
+    in_step_from: float | None
+
+
+class CorridorClosed(Struct):
+    """The intersections of a corridor that ended, and their exit transitions."""
+
+    incident: str
+    exits: list[ExitTransition]
+
+
 # -- the registry -------------------------------------------------------------------------------
 
 #: Permissions, and the roles that hold them. ``emergency`` opens corridors and asks priority for
@@ -206,6 +288,12 @@ MESSAGES: dict[str, Message] = {message.type: message for message in (
             "ask for priority for a bus, tram or emergency vehicle at a signal group"),
     Message("priority.checkout", PriorityCheckout, CheckedOut, "priority",
             "the vehicle has passed: the green its priority gave may end"),
+    Message("corridor.open", CorridorOpen, CorridorState, "emergency",
+            "route an emergency vehicle and pre-empt the signals on its way"),
+    Message("corridor.update", CorridorUpdate, CorridorState, "emergency",
+            "the vehicle's position: new ETAs, holds moved, passed intersections handed back"),
+    Message("corridor.close", CorridorClose, CorridorClosed, "emergency",
+            "end a corridor: every intersection goes back to its coordinated plan"),
     Message("server.stats", Empty, ServerStats, "read", "counts of requests, replies by code, drops"),
 )}
 
@@ -228,6 +316,17 @@ class SignalsEvent(Struct):
     state: IntersectionState
 
 
+class CorridorEvent(Struct):
+    """Topic ``corridor``: a corridor opened, updated (or routed again), closed or expired; its
+    crossings while open, its exit transitions once ended."""
+
+    time: float
+    incident: str
+    event: Literal["opened", "updated", "rerouted", "closed", "expired"]
+    crossings: list[CorridorCrossing]
+    exits: list[ExitTransition]
+
+
 class Heartbeat(Struct):
     """Topic ``server``, every second: the server is alive; its clock (s) and uptime (s)."""
 
@@ -235,7 +334,8 @@ class Heartbeat(Struct):
     uptime_s: float
 
 
-EVENTS: dict[str, type[Struct]] = {"priority": PriorityEvent, "signals": SignalsEvent, "server": Heartbeat}
+EVENTS: dict[str, type[Struct]] = {"priority": PriorityEvent, "signals": SignalsEvent, "corridor": CorridorEvent,
+                                   "server": Heartbeat}
 
 
 # -- decoding and encoding ----------------------------------------------------------------------

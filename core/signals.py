@@ -212,7 +212,9 @@ class SignalPlans:
     ``n_groups`` (K,), ``n_stages`` (K,), ``group_kind`` (K, Gm), ``min_green_s``, ``walk_s``,
     ``clearance_s`` (K, Gm), ``intergreen_s`` (K, Gm, Gm), ``stage_groups`` (K, Sm, Gm),
     ``green_s``, ``stage_min_s``, ``stage_max_s`` (K, Sm), ``cycle_s``, ``offset_s``,
-    ``max_cycle_s`` (K,).
+    ``max_cycle_s`` (K,), and ``stage_offset_s`` (K, Sm): the start of each stage's green in the
+    base cycle, from the cycle's start (the coordinated plan starts stage ``s`` at
+    ``offset_s + stage_offset_s[s]`` modulo ``cycle_s``).
     """
 
     def __init__(self, plans: Sequence[IntersectionPlan]) -> None:
@@ -237,6 +239,7 @@ class SignalPlans:
         self.green_s = np.zeros((k, sm))
         self.stage_min_s = np.zeros((k, sm))
         self.stage_max_s = np.zeros((k, sm))
+        self.stage_offset_s = np.zeros((k, sm))
         self.cycle_s = np.array([plan.cycle_s for plan in self.plans])
         self.offset_s = np.array([plan.offset_s for plan in self.plans], dtype=np.float64)
         self.max_cycle_s = np.array([plan.max_cycle_s for plan in self.plans], dtype=np.float64)
@@ -251,6 +254,8 @@ class SignalPlans:
             self.green_s[i, :s] = plan.green_s
             self.stage_min_s[i, :s] = plan.stage_min_s
             self.stage_max_s[i, :s] = plan.stage_max_s
+            self.stage_offset_s[i, 1:s] = np.cumsum(plan.green_s + interstages_s(plan.intergreen_s,
+                                                                                  plan.stage_groups))[:-1]
         for value in vars(self).values():
             if isinstance(value, np.ndarray):
                 value.flags.writeable = False

@@ -21,7 +21,8 @@ DENIED, GRANTED = 0, 1
 NONE, ALREADY_GREEN, EXTENSION, EARLY_GREEN, INSERTION = 0, 1, 2, 3, 4
 
 # Reasons.
-OK, NOT_LATE, RECOVERING, OUTRANKED, TOO_EARLY, OVER_MAX_GREEN, OVER_MAX_CYCLE, NO_GAIN, UNDER_MIN_GREEN = range(9)
+OK, NOT_LATE, RECOVERING, OUTRANKED, TOO_EARLY, OVER_MAX_GREEN, OVER_MAX_CYCLE, NO_GAIN, UNDER_MIN_GREEN, PREEMPTED = \
+    range(10)
 
 
 @kernel
@@ -69,13 +70,40 @@ def _retime(k, first, now_s, n_groups, stage_groups, intergreen_s, entry_stage, 
 
 
 @kernel
+def _append(k, stage, green_s, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s, entry_end_s,
+            n_entries):
+    """Append an entry of ``stage``, ``green_s`` long, at its earliest safe start after the last entry
+    (and not before ``now_s``); returns its start, or NaN when the plan is full."""
+    n = n_entries[k]
+    if n >= entry_stage.shape[1]:
+        return np.nan
+    last_end_s = np.empty(stage_groups.shape[2])
+    _last_green_ends(k, n - 1, n_groups, stage_groups, entry_stage, entry_end_s, last_end_s)
+    start = _start_after(k, stage, entry_stage[k, n - 1], entry_end_s[k, n - 1], now_s, n_groups, stage_groups,
+                         intergreen_s, last_end_s)
+    entry_stage[k, n] = stage
+    entry_start_s[k, n] = start
+    entry_end_s[k, n] = start + green_s
+    n_entries[k] = n + 1
+    return start
+
+
+@kernel
+def _append_base(k, until_s, n_stages, n_groups, stage_groups, intergreen_s, green_s, entry_stage, entry_start_s,
+                 entry_end_s, n_entries):
+    """Append base stages, in sequence, until the plan reaches ``until_s`` or is full."""
+    while n_entries[k] < entry_stage.shape[1] and entry_end_s[k, n_entries[k] - 1] < until_s:
+        stage = (entry_stage[k, n_entries[k] - 1] + 1) % n_stages[k]
+        _append(k, stage, green_s[k, stage], -np.inf, n_groups, stage_groups, intergreen_s, entry_stage,
+                entry_start_s, entry_end_s, n_entries)
+
+
+@kernel
 def advance(now_s, horizon_s, n_stages, n_groups, stage_groups, intergreen_s, green_s, cycle_s, offset_s,
             history_s, entry_stage, entry_start_s, entry_end_s, n_entries):
     """Bring every plan to ``now_s``: forget entries that ended more than ``history_s`` ago, and
     append base stages, each at its earliest safe start, until the plan reaches ``now_s + horizon_s``.
     An empty plan starts with the base cycle in progress at ``now_s``, aligned on the offset."""
-    capacity = entry_stage.shape[1]
-    last_end_s = np.empty(stage_groups.shape[2])
     for k in range(n_entries.size):
         if n_entries[k] == 0:
             cycle_start = offset_s[k] + np.floor((now_s - offset_s[k]) / cycle_s[k]) * cycle_s[k]
@@ -93,16 +121,8 @@ def advance(now_s, horizon_s, n_stages, n_groups, stage_groups, intergreen_s, gr
                 entry_start_s[k, i] = entry_start_s[k, i + drop]
                 entry_end_s[k, i] = entry_end_s[k, i + drop]
             n_entries[k] = n - drop
-        while n_entries[k] < capacity and entry_end_s[k, n_entries[k] - 1] < now_s + horizon_s:
-            last = n_entries[k] - 1
-            stage = (entry_stage[k, last] + 1) % n_stages[k]
-            _last_green_ends(k, last, n_groups, stage_groups, entry_stage, entry_end_s, last_end_s)
-            start = _start_after(k, stage, entry_stage[k, last], entry_end_s[k, last], -np.inf, n_groups,
-                                 stage_groups, intergreen_s, last_end_s)
-            entry_stage[k, last + 1] = stage
-            entry_start_s[k, last + 1] = start
-            entry_end_s[k, last + 1] = start + green_s[k, stage]
-            n_entries[k] = last + 2
+        _append_base(k, now_s + horizon_s, n_stages, n_groups, stage_groups, intergreen_s, green_s, entry_stage,
+                     entry_start_s, entry_end_s, n_entries)
 
 
 @kernel
@@ -205,14 +225,15 @@ def decide(now_s, request_intersection, request_group, request_eta_s, request_wi
            bus_lateness_s, tram_lateness_s, recovery_cycles, min_gain_s, allow_insertion,
            n_stages, n_groups, stage_groups, intergreen_s, min_green_s, green_s, stage_min_s, stage_max_s, cycle_s,
            max_cycle_s,
-           entry_stage, entry_start_s, entry_end_s, n_entries, recovery_until_s,
+           entry_stage, entry_start_s, entry_end_s, n_entries, recovery_until_s, preempted_until_s,
            plan_stage, plan_start_s, plan_end_s, plan_n, plan_recovery_until_s, cut_s,
            out_decision, out_strategy, out_green_from_s, out_green_until_s, out_reason, out_changed):
     """Decide every pending request in rank order, changing at most one plan per intersection.
 
     The current plans (``entry_*``, ``n_entries``, ``recovery_until_s``) are read; the decided ones
     are written into ``plan_*`` and ``plan_recovery_until_s``, for the intersections that requests
-    name only, and ``out_changed[k]`` says which changed. ``cut_s`` (K, Sm) is
+    name only, and ``out_changed[k]`` says which changed. No request is granted at an
+    intersection pre-empted until after ``now_s`` (``preempted_until_s``). ``cut_s`` (K, Sm) is
     scratch, zero on entry and on return. Requests are ranked by class (emergency, tram, bus), then
     lateness, then occupancy; each gets a decision, a strategy, the green it will meet
     (``out_green_from_s``, ``out_green_until_s``; NaN when denied) and a reason code. Every stage a
@@ -241,6 +262,9 @@ def decide(now_s, request_intersection, request_group, request_eta_s, request_wi
             plan_recovery_until_s[k] = recovery_until_s[k]
             touched[k] = True
         n = plan_n[k]
+        if now_s < preempted_until_s[k]:
+            out_reason[r] = PREEMPTED
+            continue
         if request_class[r] == BUS and request_lateness_s[r] < bus_lateness_s:
             out_reason[r] = NOT_LATE
             continue
@@ -383,3 +407,277 @@ def release(now_s, k, g, n_groups, stage_groups, intergreen_s, stage_min_s, entr
     _retime(k, last + 1, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s, entry_end_s,
             n_entries)
     return new_end
+
+
+# Exit transitions: the ways a planner may try, in a caller's order of preference...
+TRY_BEST_WAY, TRY_OTHER_WAY, TRY_DWELL, TRY_NOTHING = range(4)
+# ...and the transition a plan got.
+IN_STEP, SHORT_WAY, LONG_WAY, DWELL, OUT_OF_STEP = range(5)
+
+_TOLERANCE_S = 1e-6
+
+
+@kernel
+def _serves(k, stage, groups, stage_groups):
+    """Whether ``stage`` holds every group of the mask ``groups``."""
+    for g in range(groups.size):  # noqa: SIM110 (a loop compiles to less than a generator in numba)
+        if groups[g] and not stage_groups[k, stage, g]:
+            return False
+    return True
+
+
+@kernel
+def _interstage(k, stage_from, stage_to, n_groups, stage_groups, intergreen_s):
+    """The longest intergreen from a group that ends with ``stage_from`` to one that starts with
+    ``stage_to``; 0 when none conflict."""
+    longest = 0.0
+    for i in range(n_groups[k]):
+        if not stage_groups[k, stage_from, i] or stage_groups[k, stage_to, i]:
+            continue
+        for j in range(n_groups[k]):
+            if stage_groups[k, stage_to, j] and not stage_groups[k, stage_from, j] \
+                    and not np.isnan(intergreen_s[k, i, j]):
+                longest = max(longest, intergreen_s[k, i, j])
+    return longest
+
+
+@kernel
+def _in_step_error(k, start_s, stage, cycle_s, offset_s, stage_offset_s):
+    """How late ``stage`` starting at ``start_s`` is on the coordinated plan, in [0, cycle)."""
+    late = start_s - offset_s[k] - stage_offset_s[k, stage]
+    return late - np.floor(late / cycle_s[k]) * cycle_s[k]
+
+
+@kernel
+def _realign(k, after, way, now_s, until_s, n_stages, n_groups, stage_groups, intergreen_s, green_s, stage_min_s,
+             stage_max_s, cycle_s, offset_s, stage_offset_s, max_cycle_s, entry_stage, entry_start_s, entry_end_s,
+             n_entries):
+    """Drop the entries after ``after`` and follow it with the stage sequence brought back onto the
+    coordinated plan (cycle and offset) by ``way``, then base stages until ``until_s``.
+
+    The next stage starts ``late`` seconds after its coordinated start. The **short way** takes
+    ``late`` off the following cycles, the **long way** adds ``cycle - late`` to them, each stage
+    giving or taking in proportion to its room (base green down to its minimum, up to its maximum;
+    no cycle longer than the maximum), spread evenly over as few cycles as they need. The best way
+    is the one that needs fewer cycles (the smaller change on a tie); **dwell** holds stage
+    ``after`` until the next one's coordinated start. Returns (transition, time from which the plan
+    is in step, or NaN when the way is impossible or the plan is full).
+    """
+    n_entries[k] = after + 1
+    count = n_stages[k]
+    stage = entry_stage[k, after]
+    following = (stage + 1) % count
+    last_end_s = np.empty(stage_groups.shape[2])
+    _last_green_ends(k, after, n_groups, stage_groups, entry_stage, entry_end_s, last_end_s)
+    natural = _start_after(k, following, stage, entry_end_s[k, after], now_s, n_groups, stage_groups,
+                           intergreen_s, last_end_s)
+    cycle = cycle_s[k]
+    late = _in_step_error(k, natural, following, cycle_s, offset_s, stage_offset_s)
+    transition = OUT_OF_STEP
+    in_step_from = natural
+    if late < 1e-3 or cycle - late < 1e-3:
+        transition = IN_STEP
+    elif way == TRY_DWELL:
+        transition = DWELL
+        # The start follows the end one for one when the ending stage binds it; twice settles it.
+        for _ in range(2):
+            entry_end_s[k, after] += cycle - _in_step_error(
+                k, _start_after(k, following, stage, entry_end_s[k, after], now_s, n_groups, stage_groups,
+                                intergreen_s, last_end_s), following, cycle_s, offset_s, stage_offset_s)
+            for g in range(n_groups[k]):
+                if stage_groups[k, stage, g]:
+                    last_end_s[g] = entry_end_s[k, after]
+        in_step_from = _start_after(k, following, stage, entry_end_s[k, after], now_s, n_groups, stage_groups,
+                                    intergreen_s, last_end_s)
+    elif way != TRY_NOTHING:
+        short_room = 0.0
+        long_room = 0.0
+        for s in range(count):
+            short_room += green_s[k, s] - stage_min_s[k, s]
+            long_room += stage_max_s[k, s] - green_s[k, s]
+        long_rate = min(long_room, max_cycle_s[k] - cycle)
+        short_cycles = np.ceil(late / short_room - 1e-9) if short_room > 1e-3 else np.inf
+        long_cycles = np.ceil((cycle - late) / long_rate - 1e-9) if long_rate > 1e-3 else np.inf
+        short_first = short_cycles < long_cycles or (short_cycles == long_cycles and late <= cycle - late)
+        short = short_first if way == TRY_BEST_WAY else not short_first
+        cycles = short_cycles if short else long_cycles
+        if np.isinf(cycles):
+            return OUT_OF_STEP, np.nan
+        transition = SHORT_WAY if short else LONG_WAY
+        per_cycle = (late if short else cycle - late) / cycles
+        room = short_room if short else long_room
+        for m in range(int(cycles) * count):
+            s = (following + m) % count
+            if short:
+                green = green_s[k, s] - per_cycle * (green_s[k, s] - stage_min_s[k, s]) / room
+            else:
+                green = green_s[k, s] + per_cycle * (stage_max_s[k, s] - green_s[k, s]) / room
+            if np.isnan(_append(k, s, green, now_s, n_groups, stage_groups, intergreen_s, entry_stage,
+                                entry_start_s, entry_end_s, n_entries)):
+                return transition, np.nan
+        # Intergreens from earlier stages can move a start a little: the last green absorbs it.
+        last = n_entries[k] - 1
+        _last_green_ends(k, last, n_groups, stage_groups, entry_stage, entry_end_s, last_end_s)
+        natural = _start_after(k, following, entry_stage[k, last], entry_end_s[k, last], now_s, n_groups,
+                               stage_groups, intergreen_s, last_end_s)
+        error = _in_step_error(k, natural, following, cycle_s, offset_s, stage_offset_s)
+        if error > cycle / 2.0:
+            error -= cycle
+        last_stage = entry_stage[k, last]
+        entry_end_s[k, last] = min(max(entry_end_s[k, last] - error,
+                                       entry_start_s[k, last] + stage_min_s[k, last_stage]),
+                                   entry_start_s[k, last] + stage_max_s[k, last_stage])
+        for g in range(n_groups[k]):
+            if stage_groups[k, last_stage, g]:
+                last_end_s[g] = entry_end_s[k, last]
+        in_step_from = _start_after(k, following, last_stage, entry_end_s[k, last], now_s, n_groups, stage_groups,
+                                    intergreen_s, last_end_s)
+    _append_base(k, until_s, n_stages, n_groups, stage_groups, intergreen_s, green_s, entry_stage, entry_start_s,
+                 entry_end_s, n_entries)
+    if entry_end_s[k, n_entries[k] - 1] < until_s:
+        return transition, np.nan
+    return transition, in_step_from
+
+
+@kernel
+def _hold(k, i, fixed, hold_groups, hold_stage, hold_from_s, hold_until_s, now_s, n_groups, stage_groups,
+          intergreen_s, stage_min_s, stage_max_s, from_stage, from_start_s, from_end_s, entry_stage, entry_start_s,
+          entry_end_s, n_entries):
+    """Copy entries ``0..i`` of the ``from_*`` plan, then hold the groups ``hold_groups`` green until
+    ``hold_until_s`` right after entry ``i``: entry ``i`` itself goes on when its stage serves them
+    and is still green, else it ends as close to ``hold_from_s`` less the interstage as its minimum
+    and maximum allow (or as it is, when ``fixed``) and ``hold_stage`` follows at its earliest safe
+    start. A green that serves them is never shortened. Returns (start of the held green, index of
+    the hold entry), or (NaN, -1) when full."""
+    for e in range(i + 1):
+        entry_stage[k, e] = from_stage[k, e]
+        entry_start_s[k, e] = from_start_s[k, e]
+        entry_end_s[k, e] = from_end_s[k, e]
+    n_entries[k] = i + 1
+    stage = entry_stage[k, i]
+    start = entry_start_s[k, i]
+    end = entry_end_s[k, i]
+    if fixed or end <= now_s:
+        low = high = end
+    else:
+        low = max(now_s, start + stage_min_s[k, stage])
+        high = max(low, start + stage_max_s[k, stage])
+    if end > now_s and _serves(k, stage, hold_groups, stage_groups):
+        entry_end_s[k, i] = max(end, hold_until_s)
+        return start, i
+    gap = _interstage(k, stage, hold_stage, n_groups, stage_groups, intergreen_s)
+    entry_end_s[k, i] = max(low, min(high, hold_from_s - gap))
+    held_from = _append(k, hold_stage, 0.0, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s,
+                        entry_end_s, n_entries)
+    if np.isnan(held_from):
+        return np.nan, -1
+    entry_end_s[k, i + 1] = max(hold_until_s, held_from + stage_min_s[k, hold_stage])
+    return held_from, i + 1
+
+
+@kernel
+def _fits(k, n_stages, n_groups, stage_groups, intergreen_s, min_green_s, green_s, max_cycle_s, entry_stage,
+          entry_start_s, entry_end_s, n_entries):
+    """Whether a plan keeps every minimum green and no group waits beyond the maximum cycle."""
+    n = n_entries[k]
+    return not (_green_too_short(k, n, n_groups, stage_groups, min_green_s, entry_stage, entry_start_s, entry_end_s)
+                or _waits_too_long(k, n, max_cycle_s[k], n_stages, n_groups, stage_groups, intergreen_s, green_s,
+                                   entry_stage, entry_start_s, entry_end_s))
+
+
+@kernel
+def preempt(now_s, k, hold_groups, hold_stage, hold_from_s, hold_until_s, ways, until_s,
+            n_stages, n_groups, stage_groups, intergreen_s, min_green_s, green_s, stage_min_s, stage_max_s, cycle_s,
+            offset_s, stage_offset_s, max_cycle_s,
+            entry_stage, entry_start_s, entry_end_s, n_entries,
+            plan_stage, plan_start_s, plan_end_s, plan_n, work_stage, work_start_s, work_end_s, work_n,
+            out_green_from_s, out_green_until_s):
+    """Plan the pre-emption of intersection ``k`` for the holds ``h`` (in the order given): the
+    groups ``hold_groups[h]`` (H, Gm) green, in stage ``hold_stage[h]``, from ``hold_from_s[h]``
+    to ``hold_until_s[h]``, then back to the coordinated plan.
+
+    The current plan (``entry_*``) is read; the new one is written into ``plan_*``, with
+    ``work_*`` as scratch (both (K, E) like the plan). The stage in progress goes back to its base
+    green (not ending before now or its minimum); the entries after it are planned again. For each
+    hold, every way of reaching it is tried (after each entry still to come, until the hold ends,
+    each exit transition of ``ways`` in order, the first that keeps every minimum green and the
+    maximum cycle kept): the one whose green starts latest by ``hold_from_s`` wins, else the one
+    that starts earliest. A later hold is planned after the earlier ones, which stay. The green
+    each hold gets is written into ``out_green_from_s``, ``out_green_until_s`` (NaN when no way
+    fits). Returns (the exit transition, the time from which the plan is in step again, NaN when
+    it is not).
+    """
+    _copy_plan(k, 0, entry_stage, entry_start_s, entry_end_s, n_entries, plan_stage, plan_start_s, plan_end_s, plan_n)
+    current = 0
+    while current + 1 < plan_n[k] and plan_start_s[k, current + 1] <= now_s:
+        current += 1
+    plan_n[k] = current + 1
+    stage = plan_stage[k, current]
+    if plan_end_s[k, current] > now_s:
+        plan_end_s[k, current] = max(now_s, plan_start_s[k, current] + stage_min_s[k, stage],
+                                     min(plan_end_s[k, current], plan_start_s[k, current] + green_s[k, stage]))
+    _append_base(k, until_s, n_stages, n_groups, stage_groups, intergreen_s, green_s, plan_stage, plan_start_s,
+                 plan_end_s, plan_n)
+    frozen = current
+    transition = OUT_OF_STEP
+    in_step_from = np.nan
+    applied = False
+    for h in range(hold_stage.size):
+        out_green_from_s[h] = np.nan
+        out_green_until_s[h] = np.nan
+        best_entry = -1
+        best_way = -1
+        best_start = np.nan
+        best_on_time = False
+        for i in range(frozen, plan_n[k]):
+            if i > frozen and plan_start_s[k, i] >= hold_until_s[h]:
+                break
+            for w in range(ways.size):
+                start, held = _hold(k, i, applied and i == frozen, hold_groups[h], hold_stage[h], hold_from_s[h],
+                                    hold_until_s[h], now_s, n_groups, stage_groups, intergreen_s, stage_min_s,
+                                    stage_max_s, plan_stage, plan_start_s, plan_end_s, work_stage, work_start_s,
+                                    work_end_s, work_n)
+                if held < 0:
+                    continue
+                _, step = _realign(k, held, ways[w], now_s, until_s, n_stages, n_groups, stage_groups, intergreen_s,
+                                   green_s, stage_min_s, stage_max_s, cycle_s, offset_s, stage_offset_s, max_cycle_s,
+                                   work_stage, work_start_s, work_end_s, work_n)
+                if np.isnan(step) or not _fits(k, n_stages, n_groups, stage_groups, intergreen_s, min_green_s,
+                                               green_s, max_cycle_s, work_stage, work_start_s, work_end_s, work_n):
+                    continue
+                on_time = start <= hold_from_s[h] + _TOLERANCE_S
+                if best_entry < 0 or (on_time and not best_on_time) \
+                        or (on_time and best_on_time and start > best_start + _TOLERANCE_S) \
+                        or (not on_time and not best_on_time and start < best_start - _TOLERANCE_S):
+                    best_entry, best_way, best_start, best_on_time = i, ways[w], start, on_time
+                break
+        if best_entry < 0:
+            continue
+        start, held = _hold(k, best_entry, applied and best_entry == frozen, hold_groups[h], hold_stage[h],
+                            hold_from_s[h], hold_until_s[h], now_s, n_groups, stage_groups, intergreen_s, stage_min_s,
+                            stage_max_s, plan_stage, plan_start_s, plan_end_s, work_stage, work_start_s, work_end_s,
+                            work_n)
+        transition, in_step_from = _realign(k, held, best_way, now_s, until_s, n_stages, n_groups, stage_groups,
+                                            intergreen_s, green_s, stage_min_s, stage_max_s, cycle_s, offset_s,
+                                            stage_offset_s, max_cycle_s, work_stage, work_start_s, work_end_s, work_n)
+        _copy_plan(k, 0, work_stage, work_start_s, work_end_s, work_n, plan_stage, plan_start_s, plan_end_s, plan_n)
+        out_green_from_s[h] = start
+        out_green_until_s[h] = plan_end_s[k, held]
+        frozen = held
+        applied = True
+    if not applied:
+        # Nothing to hold: back to the coordinated plan after the stage in progress.
+        for w in range(ways.size):
+            _copy_plan(k, 0, plan_stage, plan_start_s, plan_end_s, plan_n, work_stage, work_start_s, work_end_s,
+                       work_n)
+            way_transition, step = _realign(k, current, ways[w], now_s, until_s, n_stages, n_groups, stage_groups,
+                                            intergreen_s, green_s, stage_min_s, stage_max_s, cycle_s, offset_s,
+                                            stage_offset_s, max_cycle_s, work_stage, work_start_s, work_end_s,
+                                            work_n)
+            if not np.isnan(step) and _fits(k, n_stages, n_groups, stage_groups, intergreen_s, min_green_s, green_s,
+                                            max_cycle_s, work_stage, work_start_s, work_end_s, work_n):
+                _copy_plan(k, 0, work_stage, work_start_s, work_end_s, work_n, plan_stage, plan_start_s, plan_end_s,
+                           plan_n)
+                transition, in_step_from = way_transition, step
+                break
+    return transition, in_step_from

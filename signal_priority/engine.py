@@ -51,6 +51,13 @@ REASONS = {
     _kernels.OVER_MAX_CYCLE: "another group would wait longer than the maximum cycle",
     _kernels.NO_GAIN: "no change would bring the green sooner",
     _kernels.UNDER_MIN_GREEN: "a green would be shorter than its group's minimum",
+    _kernels.PREEMPTED: "the intersection is pre-empted by an emergency corridor",
+}
+EXIT_TRANSITIONS = ("in_step", "short_way", "long_way", "dwell", "out_of_step")
+# The exit transitions tried, in order, for each choice of PriorityEngine.preempt.
+_WAYS = {
+    "best_way": np.array([_kernels.TRY_BEST_WAY, _kernels.TRY_OTHER_WAY, _kernels.TRY_DWELL, _kernels.TRY_NOTHING]),
+    "dwell": np.array([_kernels.TRY_DWELL, _kernels.TRY_BEST_WAY, _kernels.TRY_OTHER_WAY, _kernels.TRY_NOTHING]),
 }
 
 
@@ -116,6 +123,36 @@ class PriorityDecision:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """A pre-emption hold: the signal groups ``groups`` held green from ``hold_from_s`` to
+    ``hold_until_s`` (s on the engine's clock), all in one stage."""
+
+    groups: tuple[str, ...]
+    hold_from_s: float
+    hold_until_s: float
+
+
+@dataclass(frozen=True)
+class Preemption:
+    """What :meth:`PriorityEngine.preempt` did at one intersection.
+
+    Attributes:
+        green_from_s, green_until_s: per hold, the green it got (s on the clock), None when no safe
+            plan could give it one.
+        transition: the exit transition back to the coordinated plan, one of :data:`EXIT_TRANSITIONS`.
+        in_step_from_s: when the plan is back on its coordinated cycle and offset (None: never, the
+            plan continues out of step).
+        refused: empty, or why the safety monitor refused the plan (nothing was applied then).
+    """
+
+    green_from_s: tuple[float | None, ...]
+    green_until_s: tuple[float | None, ...]
+    transition: str
+    in_step_from_s: float | None
+    refused: str = ""
+
+
+@dataclass(frozen=True)
 class _RequestArrays:
     intersection: np.ndarray
     group: np.ndarray
@@ -149,11 +186,16 @@ class PriorityEngine:
         self._end_s = np.zeros((k, h))
         self._n = np.zeros(k, dtype=np.int64)
         self._recovery_until_s = np.full(k, -np.inf)
+        self._preempted_until_s = np.full(k, -np.inf)
         self._plan_stage = np.empty_like(self._stage)
         self._plan_start_s = np.empty_like(self._start_s)
         self._plan_end_s = np.empty_like(self._end_s)
         self._plan_n = np.empty_like(self._n)
         self._plan_recovery_until_s = np.empty_like(self._recovery_until_s)
+        self._work_stage = np.empty_like(self._stage)
+        self._work_start_s = np.empty_like(self._start_s)
+        self._work_end_s = np.empty_like(self._end_s)
+        self._work_n = np.empty_like(self._n)
         self._cut_s = np.zeros((k, sm))
         self._changed = np.zeros(k, dtype=np.bool_)
         self._grants: dict[tuple[str, int], _Grant] = {}
@@ -255,10 +297,91 @@ class PriorityEngine:
                         plans.intergreen_s, plans.min_green_s, plans.green_s, plans.stage_min_s, plans.stage_max_s,
                         plans.cycle_s, plans.max_cycle_s,
                         self._stage, self._start_s, self._end_s, self._n, self._recovery_until_s,
-                        self._plan_stage, self._plan_start_s, self._plan_end_s, self._plan_n,
+                        self._preempted_until_s, self._plan_stage, self._plan_start_s, self._plan_end_s, self._plan_n,
                         self._plan_recovery_until_s, self._cut_s,
                         decision, strategy, green_from, green_until, reason, self._changed)
         return decision, strategy, green_from, green_until, reason
+
+    def preempt(self, intersection: int | str, holds: Sequence[Hold], *,
+                exit_transition: str = "best_way") -> Preemption:
+        """Re-plan ``intersection`` for emergency holds, then back to its coordinated plan.
+
+        The stage in progress goes back to its base green (never ending before now or its minimum),
+        and what follows is planned again for ``holds``, in the order given (a later hold comes
+        after the earlier ones). Each hold's groups are held green in the first stage that serves
+        them all, from ``hold_from_s`` (the latest safe start by then; when none, the earliest) to
+        ``hold_until_s``, reached by cutting the stages before it to no less than their minimum.
+        Past its maximum green a hold is allowed: pre-emption outranks it, not the maximum cycle.
+        Then the exit transition brings the cycle back onto its offset: ``"best_way"`` takes the
+        shorter of the short way (stages cut towards their minimum) and the long way (stages
+        lengthened towards their maximum, no cycle over the maximum), in as few cycles as they
+        need; ``"dwell"`` holds the last stage until the next one's coordinated start. A way
+        whose plan would break a minimum green or the maximum cycle is not taken; the next is.
+        With no holds, the intersection only goes back to its coordinated plan.
+
+        The plan passes the safety monitor before it is applied, or nothing is (``refused`` says
+        why). Bus and tram priority grants there end, and no priority is granted there until the
+        plan is back in step (or the last hold ends, when it cannot be).
+
+        Raises:
+            UnknownEntityError: an unknown intersection or group.
+            InvalidInputError: an unknown ``exit_transition``, non-finite or reversed times, or
+                groups that no stage serves together.
+        """
+        now = self.advance()
+        k = self.plans.index_of(intersection)
+        if exit_transition not in _WAYS:
+            raise InvalidInputError(f"expected exit_transition in {sorted(_WAYS)}, got {exit_transition!r}",
+                                    field="exit_transition")
+        plans = self.plans
+        count = len(holds)
+        masks = np.zeros((count, plans.stage_groups.shape[2]), dtype=np.bool_)
+        stages = np.empty(count, dtype=np.int64)
+        hold_from = np.empty(count)
+        hold_until = np.empty(count)
+        for h, hold in enumerate(holds):
+            if not hold.groups:
+                raise InvalidInputError("expected at least one group to hold, got none", field="groups")
+            stages[h] = self.hold_stage(intersection, hold.groups)
+            masks[h, [plans.group_index(k, name) for name in hold.groups]] = True
+            hold_from[h] = _finite(hold.hold_from_s, "hold_from_s", -math.inf, math.inf)
+            hold_until[h] = _finite(hold.hold_until_s, "hold_until_s", hold_from[h], math.inf)
+        until = max(now + self.config.horizon_s, float(hold_until.max(initial=now)) + 2.0 * plans.max_cycle_s[k])
+        green_from = np.empty(count)
+        green_until = np.empty(count)
+        transition, in_step_from = _kernels.preempt(
+            now, k, masks, stages, hold_from, hold_until, _WAYS[exit_transition], until,
+            plans.n_stages, plans.n_groups, plans.stage_groups, plans.intergreen_s, plans.min_green_s, plans.green_s,
+            plans.stage_min_s, plans.stage_max_s, plans.cycle_s, plans.offset_s, plans.stage_offset_s,
+            plans.max_cycle_s, self._stage, self._start_s, self._end_s, self._n,
+            self._plan_stage, self._plan_start_s, self._plan_end_s, self._plan_n,
+            self._work_stage, self._work_start_s, self._work_end_s, self._work_n, green_from, green_until)
+        self._plan_recovery_until_s[k] = self._recovery_until_s[k]
+        refused = self._commit_if_safe(k)
+        if refused:
+            return Preemption((None,) * count, (None,) * count, EXIT_TRANSITIONS[transition], None, refused)
+        self._grants = {key: grant for key, grant in self._grants.items() if key[1] != k}
+        in_step = None if math.isnan(in_step_from) else float(in_step_from)
+        self._preempted_until_s[k] = in_step if in_step is not None else float(np.nanmax(green_until, initial=now))
+        return Preemption(tuple(None if math.isnan(t) else float(t) for t in green_from),
+                          tuple(None if math.isnan(t) else float(t) for t in green_until),
+                          EXIT_TRANSITIONS[transition], in_step)
+
+    def hold_stage(self, intersection: int | str, groups: Sequence[str]) -> int:
+        """The stage in which :meth:`preempt` holds ``groups``: the first that serves them all.
+
+        Raises:
+            UnknownEntityError: an unknown intersection or group.
+            InvalidInputError: no stage serves them all.
+        """
+        k = self.plans.index_of(intersection)
+        served = np.ones(self.plans.n_stages[k], dtype=np.bool_)
+        for name in groups:
+            served &= self.plans.stage_groups[k, :self.plans.n_stages[k], self.plans.group_index(k, name)]
+        if not served.any():
+            raise InvalidInputError(f"intersection {intersection}: no stage serves {', '.join(groups)} together; "
+                                    "hold the groups of one stage", field="groups")
+        return int(np.argmax(served))
 
     def checkout(self, vehicle: str, intersection: int | str) -> bool:
         """The vehicle has passed: end the green its priority gave, as soon as the stage's minimum

@@ -247,7 +247,8 @@ class Kernels:
                         config["bus"], config["tram"], config["recovery"], config["gain"], config["insertion"],
                         p.n_stages, p.n_groups, p.stage_groups, p.intergreen_s, p.min_green_s, p.green_s,
                         p.stage_min_s, p.stage_max_s, p.cycle_s, p.max_cycle_s, self.stage, self.start_s, self.end_s,
-                        self.n, self.recovery_until_s, *plan, np.zeros((1, p.green_s.shape[1])), *out, changed)
+                        self.n, self.recovery_until_s, np.full(1, -np.inf), *plan, np.zeros((1, p.green_s.shape[1])),
+                        *out, changed)
         if changed[0]:
             self.stage, self.start_s, self.end_s, self.n, self.recovery_until_s = plan
         return list(zip(*(column.tolist() for column in out), strict=True))

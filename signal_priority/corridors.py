@@ -1,0 +1,499 @@
+"""Emergency corridors: route an emergency vehicle, pre-empt the signals on its way, follow it, hand back.
+
+A dispatcher opens a corridor for an incident, from the vehicle's origin to its destination. The
+engine routes the vehicle on the road network at emergency speeds (by road class), finds the
+signalised intersections the route crosses with the signal groups of the stop lines it passes (the
+approach group, and the exit group where an intersection has a second stop line on the way), and
+its arrival time (ETA) at each. Every intersection is then pre-empted
+(:meth:`PriorityEngine.preempt`): the vehicle's groups are held green from
+``ETA - queue clearance - margin`` to ``ETA + margin``, so that it meets green with the queue ahead
+already gone, and an exit transition brings the intersection back to its coordinated plan.
+
+- **Queue clearance**: the queue that may stand at a stop line is as long as the route's approach
+  to it (from the previous signalised intersection, the vehicle, or the origin), up to
+  ``max_queue_m``; it leaves at one vehicle per ``queue_headway_s`` for each ``queue_spacing_m``.
+- **Live**: each position update matches the vehicle onto its route, re-estimates the ETAs and
+  moves the holds; an intersection it has passed ends its hold at once; a vehicle farther than
+  ``off_route_m`` from its route gets a new one. A corridor not updated for ``timeout_s`` ends, as
+  one closed does, with the exit transitions of its intersections.
+- **Reach**: intersections whose hold ends more than ``plan_ahead_s`` ahead wait (``pending``) and
+  are pre-empted once it comes within reach, on an update or on :meth:`CorridorEngine.advance`.
+- **Two corridors through one intersection**: the corridor opened first keeps its window; when the
+  later one needs a conflicting stage during it (interstages included), its window moves to the
+  earliest safe time after the first's hold, and lasts at least twice ``margin_s``. Windows that do
+  not overlap are both served as asked, in time order; windows served by one stage are one hold.
+- **Rank**: emergency outranks everything: bus and tram priority are suspended at a pre-empted
+  intersection until its plan is back in step (:class:`PriorityEngine`).
+
+Every plan passes the safety monitor before it is applied; an intersection whose plan it refuses,
+or where no safe plan gives the vehicle green, is reported ``refused`` with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pilotage.core import InvalidInputError, RoadNetwork, Route, UnknownEntityError
+from pilotage.core.errors import ConflictError
+from pilotage.signal_priority.engine import Hold, Preemption, PriorityEngine
+
+logger = logging.getLogger(__name__)
+
+#: Emergency vehicle speeds (km/h) by road class: lights and siren, through traffic that yields.
+EMERGENCY_SPEED_KPH: dict[str, float] = {
+    "motorway": 110.0, "motorway_link": 60.0, "trunk": 90.0, "trunk_link": 50.0, "primary": 65.0,
+    "primary_link": 40.0, "secondary": 55.0, "secondary_link": 40.0, "tertiary": 50.0, "tertiary_link": 35.0,
+    "unclassified": 40.0, "residential": 35.0, "living_street": 15.0, "road": 30.0, "busway": 50.0,
+    "service": 20.0,
+}
+
+CROSSING_STATES = ("planned", "pending", "passed", "refused")
+
+# Earth's metres per degree of latitude, for matching positions on a route (a local flat frame).
+_M_PER_DEG = 111_195.0
+
+
+@dataclass(frozen=True)
+class CorridorConfig:
+    """Parameters of the corridors (seconds and metres).
+
+    Attributes:
+        emergency_speed_kph: speed by road class (km/h); a class not listed uses ``default_speed_kph``.
+        default_speed_kph: speed on road classes not in ``emergency_speed_kph``.
+        queue_headway_s: one queued vehicle leaves per this time.
+        queue_spacing_m: road length each queued vehicle takes.
+        max_queue_m: the longest queue expected at a stop line.
+        margin_s: the hold starts this long before the queue must start to leave, and ends this long
+            after the ETA.
+        timeout_s: a corridor not updated for this long ends.
+        off_route_m: a vehicle farther than this from its route gets a new one.
+        plan_ahead_s: intersections whose hold ends farther ahead wait until it comes within reach.
+        exit_transition: ``"best_way"`` or ``"dwell"`` (:meth:`PriorityEngine.preempt`).
+    """
+
+    emergency_speed_kph: Mapping[str, float] = field(default_factory=lambda: dict(EMERGENCY_SPEED_KPH))
+    default_speed_kph: float = 30.0
+    queue_headway_s: float = 2.0
+    queue_spacing_m: float = 7.0
+    max_queue_m: float = 100.0
+    margin_s: float = 5.0
+    timeout_s: float = 30.0
+    off_route_m: float = 60.0
+    plan_ahead_s: float = 240.0
+    exit_transition: str = "best_way"
+
+    def __post_init__(self) -> None:
+        positive = ("default_speed_kph", "queue_headway_s", "queue_spacing_m", "timeout_s", "off_route_m",
+                    "plan_ahead_s")
+        for name in (*positive, "max_queue_m", "margin_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and (value > 0 if name in positive else value >= 0)):
+                raise InvalidInputError(f"expected {name} {'> 0' if name in positive else '>= 0'}, got {value!r}",
+                                        field=name)
+        for road_class, speed in self.emergency_speed_kph.items():
+            if not (math.isfinite(speed) and speed > 0):
+                raise InvalidInputError(f"expected a speed > 0 km/h for road class {road_class!r}, got {speed!r}",
+                                        field="emergency_speed_kph")
+        if self.exit_transition not in ("best_way", "dwell"):
+            raise InvalidInputError(f"expected exit_transition 'best_way' or 'dwell', got {self.exit_transition!r}",
+                                    field="exit_transition")
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """One signalised intersection on a corridor's route.
+
+    Attributes:
+        intersection: the intersection's id.
+        approach_group, exit_group: the signal groups of the first and the last stop line the
+            route passes there (the same at a single stop line); None where the plan has none.
+        distance_m: distance from the route's origin to the stop line.
+        eta_s: when the vehicle reaches the stop line (s on the clock).
+        hold_from_s, hold_until_s: the hold asked for (None before the ETA is known to matter: passed).
+        green_from_s, green_until_s: the green the plan gives the vehicle's groups (None: none yet).
+        state: ``planned`` (the hold is in the plan), ``pending`` (beyond reach, planned later),
+            ``passed`` (the vehicle is through; the hold has ended) or ``refused`` (see ``reason``).
+        reason: why a crossing is refused, or how its window was moved; empty otherwise.
+    """
+
+    intersection: int | str
+    approach_group: str | None
+    exit_group: str | None
+    distance_m: float
+    eta_s: float
+    hold_from_s: float | None
+    hold_until_s: float | None
+    green_from_s: float | None
+    green_until_s: float | None
+    state: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Corridor:
+    """An open (or just ended) corridor, as seen by the engine.
+
+    Attributes:
+        incident: the dispatcher's incident id.
+        nodes: node indices of the route, from where the vehicle set off (or was re-routed) to the
+            destination.
+        length_m: length of the route.
+        travel_time_s: emergency travel time of the whole route.
+        eta_s: when the vehicle reaches the destination (s on the clock).
+        position_m: how far along the route the vehicle was last seen.
+        updated_s: when it was last seen (s on the clock).
+        crossings: the signalised intersections on the route, in order.
+        reroutes: how many times the vehicle left its route and got a new one.
+    """
+
+    incident: str
+    nodes: np.ndarray
+    length_m: float
+    travel_time_s: float
+    eta_s: float
+    position_m: float
+    updated_s: float
+    crossings: tuple[Crossing, ...]
+    reroutes: int
+
+
+@dataclass(frozen=True)
+class ExitTransition:
+    """How an intersection returns to its coordinated plan when a corridor ends."""
+
+    intersection: int | str
+    transition: str
+    in_step_from_s: float | None
+
+
+@dataclass
+class _Crossing:
+    plan: int                    # index in the engine's SignalPlans, -1 without a plan
+    intersection: int | str
+    position: int                # index in the route's nodes of the first stop line
+    groups: tuple[str, ...]      # the groups held
+    approach_group: str | None
+    exit_group: str | None
+    queue_m: float
+    eta_s: float = math.nan
+    hold_from_s: float = math.nan
+    hold_until_s: float = math.nan
+    green_from_s: float | None = None
+    green_until_s: float | None = None
+    state: str = "pending"
+    reason: str = ""
+
+
+@dataclass
+class _Track:
+    incident: str
+    destination: int
+    route: Route
+    time_s: np.ndarray           # emergency travel time from the route's start to each of its nodes
+    distance_m: np.ndarray       # distance from the route's start to each of its nodes
+    crossings: list[_Crossing]
+    edge: int = 0                # the route edge the vehicle is on
+    fraction: float = 0.0        # how far along that edge
+    seen_s: float = 0.0
+    reroutes: int = 0
+
+    def position_m(self) -> float:
+        if self.route.edges.size == 0:
+            return 0.0
+        return float(self.distance_m[self.edge] + self.fraction * (self.distance_m[self.edge + 1]
+                                                                   - self.distance_m[self.edge]))
+
+    def position_time_s(self) -> float:
+        if self.route.edges.size == 0:
+            return 0.0
+        return float(self.time_s[self.edge] + self.fraction * (self.time_s[self.edge + 1] - self.time_s[self.edge]))
+
+
+class CorridorEngine:
+    """Emergency corridors over a road network, pre-empting the plans of a :class:`PriorityEngine`.
+
+    The engine's signal plans are those of the network's signalised intersections (their ids are
+    the network's); an intersection without a plan, or without a group for the route's stop line,
+    is reported ``refused``. Times are seconds on the priority engine's clock.
+    """
+
+    def __init__(self, network: RoadNetwork, priority: PriorityEngine, config: CorridorConfig | None = None) -> None:
+        self.network = network
+        self.priority = priority
+        self.config = config or CorridorConfig()
+        speed_kph = np.array([self.config.emergency_speed_kph.get(name, self.config.default_speed_kph)
+                              for name in network.road_classes])
+        self.travel_time_s = network.length_m / (speed_kph[network.road_class] / 3.6)
+        self.travel_time_s.flags.writeable = False
+        self._tracks: dict[str, _Track] = {}
+        # Per plan index, the stop-line group of each approach edge.
+        self._group_of_edge: dict[int, dict[int, str]] = {}
+
+    # -- public API -------------------------------------------------------------------------------
+
+    @property
+    def incidents(self) -> tuple[str, ...]:
+        """The incidents with an open corridor, in the order they were opened."""
+        return tuple(self._tracks)
+
+    def open(self, incident: str, origin: int, destination: int) -> Corridor:
+        """Open a corridor for ``incident`` from node ``origin`` to node ``destination`` (indices),
+        the vehicle setting off now, and pre-empt the intersections within reach.
+
+        Raises:
+            InvalidInputError: an empty incident id.
+            ConflictError: a corridor is already open for ``incident``.
+            UnknownEntityError, NoRouteError: from :meth:`RoadNetwork.shortest_path`.
+        """
+        self.advance()
+        if not isinstance(incident, str) or not incident:
+            raise InvalidInputError(f"expected a non-empty incident id, got {incident!r}", field="incident")
+        if incident in self._tracks:
+            raise ConflictError(f"a corridor is already open for incident {incident!r}; update it, or close it "
+                                "first", field="incident")
+        track = self._track(incident, origin, destination)
+        self._tracks[incident] = track
+        self._estimate(track)
+        self._replan({c.plan for c in track.crossings if c.plan >= 0})
+        logger.info("corridor %s opened: %.0f m, %d signalised intersections", incident, track.route.length_m,
+                    len(track.crossings))
+        return self._corridor(track)
+
+    def update(self, incident: str, lon: float, lat: float) -> Corridor:
+        """The vehicle of ``incident`` is at ``(lon, lat)`` now: match it on its route (or route it
+        again from there when it has left it), re-estimate the ETAs, move the holds, and end those
+        of the intersections it has passed.
+
+        Raises:
+            UnknownEntityError: no open corridor for ``incident``.
+            InvalidInputError, OutsideNetworkError: a position that is not a coordinate, or is off
+                the network.
+        """
+        self.advance()
+        track = self._open_track(incident)
+        now = float(self.priority.clock())
+        before = {c.plan for c in track.crossings if c.plan >= 0}
+        x, y = self._local_xy(track.route.nodes, lon, lat)
+        edge, fraction, distance_m = _match(x, y, track.edge)
+        if distance_m > self.config.off_route_m:
+            node, _ = self.network.snap(lon, lat)
+            rerouted = self._track(incident, node, track.destination)
+            rerouted.reroutes = track.reroutes + 1
+            track = self._tracks[incident] = rerouted
+            logger.info("corridor %s: vehicle %.0f m off its route, routed again", incident, distance_m)
+        else:
+            track.edge, track.fraction = edge, fraction
+        track.seen_s = now
+        self._estimate(track)
+        self._replan(before | {c.plan for c in track.crossings if c.plan >= 0})
+        return self._corridor(track)
+
+    def close(self, incident: str) -> list[ExitTransition]:
+        """End the corridor of ``incident``: its holds end and each intersection goes back to its
+        coordinated plan. Returns the exit transition of each intersection.
+
+        Raises:
+            UnknownEntityError: no open corridor for ``incident``.
+        """
+        self.advance()
+        return self._end(self._open_track(incident), "closed")
+
+    def advance(self) -> dict[str, list[ExitTransition]]:
+        """Bring the corridors to the clock's time: end those not updated for ``timeout_s``, and
+        pre-empt the intersections whose hold has come within reach. Returns the exit transitions
+        of each corridor that ended."""
+        now = self.priority.advance()
+        expired = [track for track in self._tracks.values() if now - track.seen_s > self.config.timeout_s]
+        ended = {track.incident: self._end(track, "expired") for track in expired}
+        reach = now + self.config.plan_ahead_s
+        due = {c.plan for track in self._tracks.values() for c in track.crossings
+               if c.state == "pending" and c.plan >= 0 and c.hold_until_s <= reach}
+        if due:
+            self._replan(due)
+        return ended
+
+    def corridor(self, incident: str) -> Corridor:
+        """The corridor of ``incident``.
+
+        Raises:
+            UnknownEntityError: no open corridor for ``incident``.
+        """
+        return self._corridor(self._open_track(incident))
+
+    # -- routes and ETAs --------------------------------------------------------------------------
+
+    def _track(self, incident: str, origin: int, destination: int) -> _Track:
+        route = self.network.shortest_path(origin, destination, weight=self.travel_time_s)
+        distance_m = route.cumulative(self.network.length_m)
+        crossings = []
+        previous_m = 0.0
+        for k, position in zip(route.intersections.tolist(), route.intersection_positions.tolist(), strict=True):
+            crossing = self._crossing(route, k, position, distance_m[position] - previous_m)
+            previous_m = distance_m[position]
+            crossings.append(crossing)
+        return _Track(incident, destination, route, route.cumulative(self.travel_time_s), distance_m, crossings,
+                      seen_s=float(self.priority.clock()))
+
+    def _crossing(self, route: Route, k: int, position: int, approach_m: float) -> _Crossing:
+        """The crossing of network intersection ``k`` whose visit starts at node ``position``."""
+        intersection = int(self.network.intersections.ids[k])
+        try:
+            plan = self.priority.plans.index_of(intersection)
+        except UnknownEntityError:
+            return _Crossing(-1, intersection, position, (), None, None, 0.0, state="refused",
+                             reason="no signal plan for this intersection")
+        end = position
+        of_node = self.network.intersections.of_node
+        while end + 1 < route.nodes.size and of_node[route.nodes[end + 1]] == k:
+            end += 1
+        group_of_edge = self._groups(plan)
+        groups = [group_of_edge[e] for e in route.edges[max(position - 1, 0):end].tolist() if e in group_of_edge]
+        if position == 0 or not groups:
+            reason = ("the route starts at this intersection" if position == 0
+                      else "no signal group for the route's approach")
+            return _Crossing(plan, intersection, position, (), None, None, 0.0, state="refused", reason=reason)
+        held = tuple(dict.fromkeys(groups))
+        try:
+            self.priority.hold_stage(intersection, held)
+        except InvalidInputError:
+            # No stage serves every stop line on the way: the approach's comes first.
+            held = held[:1]
+        return _Crossing(plan, intersection, position, held, groups[0], groups[-1],
+                         min(approach_m, self.config.max_queue_m))
+
+    def _groups(self, plan: int) -> dict[int, str]:
+        if plan not in self._group_of_edge:
+            model = self.priority.plans.plans[plan]
+            self._group_of_edge[plan] = {int(e): name for name, e in zip(model.group_names, model.group_edges.tolist(),
+                                                                         strict=True) if e >= 0}
+        return self._group_of_edge[plan]
+
+    def _estimate(self, track: _Track) -> None:
+        """ETAs and hold windows of the crossings ahead; crossings behind the vehicle are passed."""
+        now = track.seen_s
+        here_m = track.position_m()
+        here_s = track.position_time_s()
+        config = self.config
+        for crossing in track.crossings:
+            if crossing.state == "refused" and not crossing.groups:
+                crossing.eta_s = now + float(track.time_s[crossing.position]) - here_s
+                continue
+            stop_m = float(track.distance_m[crossing.position])
+            crossing.eta_s = now + max(0.0, float(track.time_s[crossing.position]) - here_s)
+            if stop_m < here_m:
+                crossing.state = "passed"
+                continue
+            queue_m = min(crossing.queue_m, stop_m - here_m)
+            clearance_s = config.queue_headway_s * queue_m / config.queue_spacing_m
+            crossing.hold_from_s = max(now, crossing.eta_s - clearance_s - config.margin_s)
+            crossing.hold_until_s = crossing.eta_s + config.margin_s
+            crossing.reason = ""
+            if crossing.hold_until_s > now + config.plan_ahead_s:
+                crossing.state = "pending"
+
+    # -- plans ------------------------------------------------------------------------------------
+
+    def _replan(self, plans: set[int]) -> dict[int, Preemption]:
+        """Pre-empt each intersection of ``plans`` for every hold of every open corridor there."""
+        preemptions = {}
+        reach = float(self.priority.clock()) + self.config.plan_ahead_s
+        for plan in sorted(plans):
+            crossings = [c for track in self._tracks.values() for c in track.crossings
+                         if c.plan == plan and c.groups and c.state != "passed" and c.hold_until_s <= reach]
+            windows = self._windows(plan, crossings)
+            order = sorted(range(len(crossings)), key=lambda i: windows[i][0])
+            intersection = self.priority.plans.ids[plan]
+            holds = [Hold(crossings[i].groups, *windows[i]) for i in order]
+            done = preemptions[plan] = self.priority.preempt(intersection, holds,
+                                                            exit_transition=self.config.exit_transition)
+            for position, i in enumerate(order):
+                crossing = crossings[i]
+                crossing.green_from_s = done.green_from_s[position]
+                crossing.green_until_s = done.green_until_s[position]
+                if done.refused:
+                    crossing.state, crossing.reason = "refused", done.refused
+                elif crossing.green_from_s is None:
+                    crossing.state = "refused"
+                    crossing.reason = "no safe plan gives a green in this window (maximum cycle, minimum greens)"
+                else:
+                    crossing.state = "planned"
+                    if windows[i][0] != crossing.hold_from_s:
+                        crossing.reason = (f"window moved {windows[i][0] - crossing.hold_from_s:.1f} s later, after "
+                                           "the hold of a corridor opened earlier")
+        return preemptions
+
+    def _windows(self, plan: int, crossings: list[_Crossing]) -> list[tuple[float, float]]:
+        """The hold window of each crossing (in corridor opening order): a window that needs a
+        conflicting stage during an earlier-opened one's moves after it."""
+        windows = [(c.hold_from_s, c.hold_until_s) for c in crossings]
+        stages = [self.priority.hold_stage(self.priority.plans.ids[plan], c.groups) for c in crossings]
+        model = self.priority.plans.plans[plan]
+        for later in range(len(crossings)):
+            for earlier in range(later):
+                if stages[later] == stages[earlier]:
+                    continue
+                start, until = windows[later]
+                first_from, first_until = windows[earlier]
+                before = model.interstage_s(stages[later], stages[earlier])
+                after = model.interstage_s(stages[earlier], stages[later])
+                if start < first_until + after and first_from < until + before:
+                    start = first_until + after
+                    windows[later] = (start, max(until, start + 2.0 * self.config.margin_s))
+        return windows
+
+    def _end(self, track: _Track, why: str) -> list[ExitTransition]:
+        del self._tracks[track.incident]
+        preemptions = self._replan({c.plan for c in track.crossings if c.plan >= 0 and c.groups})
+        exits = [ExitTransition(self.priority.plans.ids[plan], done.transition, done.in_step_from_s)
+                 for plan, done in sorted(preemptions.items())]
+        logger.info("corridor %s %s: %d intersections handed back", track.incident, why, len(exits))
+        return exits
+
+    def _open_track(self, incident: str) -> _Track:
+        try:
+            return self._tracks[incident]
+        except (KeyError, TypeError):
+            raise UnknownEntityError(f"no open corridor for incident {incident!r}; open ones: "
+                                     f"{', '.join(self._tracks) or 'none'}", field="incident") from None
+
+    def _local_xy(self, nodes: np.ndarray, lon: float, lat: float) -> tuple[np.ndarray, np.ndarray]:
+        """Route nodes in metres east and north of ``(lon, lat)``, in a local flat frame."""
+        for name, value, bound in (("lon", lon, 180.0), ("lat", lat, 90.0)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not -bound <= value <= bound:
+                raise InvalidInputError(f"expected {name} in [-{bound:.0f}, {bound:.0f}] degrees, got {value!r}",
+                                        field=name)
+        scale = _M_PER_DEG * math.cos(math.radians(lat))
+        return (self.network.node_lon[nodes] - lon) * scale, (self.network.node_lat[nodes] - lat) * _M_PER_DEG
+
+    def _corridor(self, track: _Track) -> Corridor:
+        def optional(value: float) -> float | None:
+            return None if math.isnan(value) else value
+
+        crossings = tuple(Crossing(
+            c.intersection, c.approach_group, c.exit_group, float(track.distance_m[c.position]), c.eta_s,
+            None if c.state == "passed" else optional(c.hold_from_s),
+            None if c.state == "passed" else optional(c.hold_until_s),
+            c.green_from_s, c.green_until_s, c.state, c.reason) for c in track.crossings)
+        return Corridor(track.incident, track.route.nodes, track.route.length_m, float(track.time_s[-1]),
+                        track.seen_s + float(track.time_s[-1]) - track.position_time_s(), track.position_m(),
+                        track.seen_s, crossings, track.reroutes)
+
+
+def _match(x: np.ndarray, y: np.ndarray, from_edge: int) -> tuple[int, float, float]:
+    """The point of the polyline ``(x, y)`` (m, the position at the origin) nearest the origin, on
+    edge ``from_edge`` or after it: (edge, fraction along it, distance in m)."""
+    if x.size < 2:
+        return 0, 0.0, float(math.hypot(x[0], y[0]))
+    ax, ay = x[from_edge:-1], y[from_edge:-1]
+    dx, dy = x[from_edge + 1:] - ax, y[from_edge + 1:] - ay
+    length2 = dx * dx + dy * dy
+    t = np.clip(-(ax * dx + ay * dy) / np.where(length2 > 0, length2, 1.0), 0.0, 1.0)
+    distance = np.hypot(ax + t * dx, ay + t * dy)
+    best = int(np.argmin(distance))
+    return from_edge + best, float(t[best]), float(distance[best])
+

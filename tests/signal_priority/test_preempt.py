@@ -1,0 +1,121 @@
+"""Pre-emption of one intersection: holds in the plan, exit transitions back in step, the monitor's verdict."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pilotage.core import RoadNetwork
+from pilotage.core.default_plans import default_plans
+from pilotage.core.safety import check_schedule
+from pilotage.core.signals import SignalPlans, interstage_s
+from pilotage.signal_priority import EXIT_TRANSITIONS, Hold, PriorityEngine, PriorityRequest
+from pilotage.signal_priority import _kernels
+
+
+class Clock:
+    def __init__(self, now_s: float = 1000.0) -> None:
+        self.now_s = now_s
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+@pytest.fixture(scope="module")
+def plans(city: RoadNetwork) -> SignalPlans:
+    return SignalPlans(default_plans(city))
+
+
+def assert_in_step(engine: PriorityEngine, plans: SignalPlans, intersection: int, from_s: float) -> None:
+    """Every stage from ``from_s`` on starts on the coordinated plan: offset + its place in the cycle."""
+    k = plans.index_of(intersection)
+    for stage, start, _ in engine.plan_ahead(intersection):
+        if start >= from_s - 1e-6:
+            late = _kernels._in_step_error(k, start, stage, plans.cycle_s, plans.offset_s, plans.stage_offset_s)
+            assert min(late, plans.cycle_s[k] - late) < 1e-3, (stage, start)
+
+
+def test_the_kernels_interstage_is_the_models(plans: SignalPlans) -> None:
+    for k, plan in enumerate(plans.plans):
+        for a in range(plan.n_stages):
+            for b in range(plan.n_stages):
+                expected = interstage_s(plan.intergreen_s, plan.stage_groups[a], plan.stage_groups[b]) if a != b else 0
+                assert _kernels._interstage(k, a, b, plans.n_groups, plans.stage_groups,
+                                            plans.intergreen_s) == pytest.approx(expected)
+
+
+def test_a_hold_gives_the_group_green_through_its_window_and_the_plan_comes_back_in_step(plans: SignalPlans) -> None:
+    clock = Clock()
+    engine = PriorityEngine(plans, clock)
+    plan = plans.plans[100]
+    done = engine.preempt(plan.id, [Hold((plan.group_names[1],), 1040.0, 1070.0)])
+    assert done.refused == ""
+    (green_from,), (green_until,) = done.green_from_s, done.green_until_s
+    assert green_from <= 1040.0 and green_until >= 1070.0
+    schedule = engine.schedule(plan.id)
+    greens = schedule.intervals(1)
+    assert any(start <= 1040.0 and end >= 1070.0 for start, end in greens)
+    assert check_schedule(plan, schedule) == []
+    assert done.transition in ("short_way", "long_way", "in_step")
+    assert_in_step(engine, plans, plan.id, done.in_step_from_s)
+
+
+def test_bus_priority_is_suspended_until_the_plan_is_back_in_step(plans: SignalPlans) -> None:
+    clock = Clock()
+    engine = PriorityEngine(plans, clock)
+    plan = plans.plans[100]
+    done = engine.preempt(plan.id, [Hold((plan.group_names[0],), 1030.0, 1060.0)])
+    bus = PriorityRequest("bus-1", plan.id, plan.group_names[1], eta_s=30.0, lateness_s=300.0)
+    (decision,) = engine.decide([bus])
+    assert (decision.decision, decision.reason) == ("denied", "the intersection is pre-empted by an emergency corridor")
+    clock.now_s = done.in_step_from_s + 1.0
+    (decision,) = engine.decide([bus])
+    assert decision.reason != "the intersection is pre-empted by an emergency corridor"
+
+
+def test_dwell_holds_the_last_stage_until_the_next_ones_coordinated_start(plans: SignalPlans) -> None:
+    engine = PriorityEngine(plans, Clock())
+    plan = plans.plans[3]
+    done = engine.preempt(plan.id, [Hold((plan.group_names[0],), 1010.0, 1020.0)], exit_transition="dwell")
+    assert done.refused == "" and done.transition in ("dwell", "in_step", "short_way", "long_way")
+    assert_in_step(engine, plans, plan.id, done.in_step_from_s)
+    assert check_schedule(plan, engine.schedule(plan.id)) == []
+
+
+def test_bad_holds_are_refused_with_the_field(plans: SignalPlans) -> None:
+    engine = PriorityEngine(plans, Clock())
+    plan = plans.plans[100]
+    with pytest.raises(ValueError, match="no stage serves"):
+        engine.preempt(plan.id, [Hold(plan.group_names[:2], 1030.0, 1060.0)])
+    with pytest.raises(ValueError, match="hold_until_s"):
+        engine.preempt(plan.id, [Hold(plan.group_names[:1], 1030.0, 1020.0)])
+    with pytest.raises(ValueError, match="exit_transition"):
+        engine.preempt(plan.id, [], exit_transition="sideways")
+    with pytest.raises(LookupError, match="no signal group"):
+        engine.preempt(plan.id, [Hold(("from-nowhere",), 1030.0, 1060.0)])
+
+
+holds = st.lists(st.tuples(st.floats(-20.0, 200.0), st.floats(0.0, 60.0), st.integers(0, 8)), max_size=3)
+
+
+@given(k=st.integers(0, 199), start_s=st.floats(0.0, 3600.0), first=holds, second=holds,
+       step_s=st.floats(0.0, 90.0), way=st.sampled_from(["best_way", "dwell"]))
+def test_preemption_never_breaks_a_safety_rule(plans: SignalPlans, k: int, start_s: float, first: list,
+                                               second: list, step_s: float, way: str) -> None:
+    """Holds anywhere, re-planned later with others, then released: every plan passes the monitor,
+    every hold given covers its window's end, and a plan back in step stays on its offset."""
+    clock = Clock(start_s)
+    engine = PriorityEngine(plans, clock)
+    plan = plans.plans[k]
+    vehicle_groups = [g for g in range(plan.n_groups) if plan.group_kind[g] == 0]
+    for chosen in (first, second, []):
+        asked = [Hold((plan.group_names[vehicle_groups[g % len(vehicle_groups)]],), clock.now_s + ahead,
+                      clock.now_s + ahead + length) for ahead, length, g in chosen]
+        done = engine.preempt(plan.id, asked, exit_transition=way)
+        assert done.refused == ""
+        assert done.transition in EXIT_TRANSITIONS
+        assert check_schedule(plan, engine.schedule(plan.id)) == []
+        for hold, until in zip(asked, done.green_until_s, strict=True):
+            assert until is None or until >= hold.hold_until_s - 1e-6
+        if done.in_step_from_s is not None:
+            assert_in_step(engine, plans, plan.id, done.in_step_from_s)
+        clock.now_s += step_s
