@@ -8,8 +8,7 @@ from pilotage.core import RoadNetwork
 from pilotage.core.default_plans import default_plans
 from pilotage.core.safety import check_schedule
 from pilotage.core.signals import SignalPlans, interstage_s
-from pilotage.signal_priority import EXIT_TRANSITIONS, Hold, PriorityEngine, PriorityRequest
-from pilotage.signal_priority import _kernels
+from pilotage.signal_priority import EXIT_TRANSITIONS, Hold, PriorityEngine, PriorityRequest, _kernels
 
 
 class Clock:
@@ -99,8 +98,8 @@ holds = st.lists(st.tuples(st.floats(-20.0, 200.0), st.floats(0.0, 60.0), st.int
 
 @given(k=st.integers(0, 199), start_s=st.floats(0.0, 3600.0), first=holds, second=holds,
        step_s=st.floats(0.0, 90.0), way=st.sampled_from(["best_way", "dwell"]))
-def test_preemption_never_breaks_a_safety_rule(plans: SignalPlans, k: int, start_s: float, first: list,
-                                               second: list, step_s: float, way: str) -> None:
+def test_preemption_is_always_safe(plans: SignalPlans, *, k: int, start_s: float, first: list, second: list,
+                                   step_s: float, way: str) -> None:
     """Holds anywhere, re-planned later with others, then released: every plan passes the monitor,
     every hold given covers its window's end, and a plan back in step stays on its offset."""
     clock = Clock(start_s)
