@@ -115,7 +115,8 @@ class Crossing:
         distance_m: distance from the route's origin to the stop line.
         eta_s: when the vehicle reaches the stop line (s on the clock).
         hold_from_s, hold_until_s: the hold asked for (None before the ETA is known to matter: passed).
-        green_from_s, green_until_s: the green the plan gives the vehicle's groups (None: none yet).
+        green_from_s, green_until_s: the green the plan gives the vehicle's groups (None: none yet,
+            or passed).
         state: ``planned`` (the hold is in the plan), ``pending`` (beyond reach, planned later),
             ``passed`` (the vehicle is through; the hold has ended) or ``refused`` (see ``reason``).
         reason: why a crossing is refused, or how its window was moved; empty otherwise.
@@ -387,6 +388,7 @@ class CorridorEngine:
             crossing.eta_s = now + max(0.0, float(track.time_s[crossing.position]) - here_s)
             if stop_m < here_m:
                 crossing.state = "passed"
+                crossing.green_from_s = crossing.green_until_s = None
                 continue
             queue_m = min(crossing.queue_m, stop_m - here_m)
             clearance_s = config.queue_headway_s * queue_m / config.queue_spacing_m

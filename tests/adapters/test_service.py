@@ -242,3 +242,35 @@ def test_the_examples_of_the_protocol_documentation_come_back_as_shown(make_serv
     for topic, body in events:
         assert (topic, body) in published
         msgspec.convert(body, wire.EVENTS[topic])
+
+
+def test_corridors_need_the_emergency_permission_and_name_the_field_at_fault(
+        make_service: Callable[..., Service]) -> None:
+    service = make_service()
+    opening = request("corridor.open", {"incident": "fire-1", "origin": -30124, "destination": -16808})
+    (refused,) = answer(service, opening, caller=Caller("tram-depot", "controller"))
+    assert (refused["error"]["code"], refused["error"]["field"]) == ("FORBIDDEN", "type")
+    unknown, outside, opened, again = answer(
+        service, request("corridor.open", {"incident": "fire-1", "origin": 42, "destination": -16808}),
+        request("corridor.open", {"incident": "fire-1", "origin": -30124, "destination": {"lon": 2.0, "lat": 48.0}}),
+        opening, opening, caller=Caller("dispatch-1", "dispatch"))
+    assert (unknown["error"]["code"], unknown["error"]["field"]) == ("UNKNOWN_ENTITY", "body.origin")
+    assert (outside["error"]["code"], outside["error"]["field"]) == ("BAD_SCHEMA", "body.destination.lon")
+    assert opened["ok"] and opened["body"]["crossings"]
+    assert (again["error"]["code"], again["error"]["field"]) == ("CONFLICT", "body.incident")
+
+
+def test_a_corridor_that_is_not_updated_expires_on_a_tick_and_is_published(make_service: Callable[..., Service],
+                                                                           clock: object) -> None:
+    published: list[tuple[str, dict]] = []
+    service = make_service(publish=lambda topic, body: published.append((topic, json.loads(body))))
+    answer(service, request("corridor.open", {"incident": "fire-1", "origin": -30124, "destination": -16808}))
+    service.publish_events()
+    clock.now_s += 31.0
+    service.tick()
+    service.publish_events()
+    assert [(topic, body["event"]) for topic, body in published] == [("corridor", "opened"), ("corridor", "expired")]
+    assert published[-1][1]["exits"]
+    (update,) = answer(service, request("corridor.update", {"incident": "fire-1",
+                                                             "position": {"lon": 6.17, "lat": 49.61}}))
+    assert (update["error"]["code"], update["error"]["field"]) == ("UNKNOWN_ENTITY", "body.incident")
