@@ -9,6 +9,8 @@ from hypothesis import HealthCheck, settings
 
 from pilotage.adapters.osm import load_network
 from pilotage.core import RoadNetwork
+from pilotage.core.default_plans import default_plans
+from pilotage.core.signals import SignalPlans
 
 TEST_DATA = Path(__file__).resolve().parent / "data"
 HELSINKI = TEST_DATA / "helsinki-highways.osm.xz"
@@ -50,3 +52,25 @@ def _as_networkx(network: RoadNetwork) -> nx.MultiDiGraph:
 def city_graph(city: RoadNetwork) -> nx.MultiDiGraph:
     """The embedded city as a networkx graph."""
     return _as_networkx(city)
+
+
+class Clock:
+    """A clock the test moves by hand (``now_s``)."""
+
+    def __init__(self, now_s: float = 1000.0) -> None:
+        self.now_s = now_s
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+@pytest.fixture(scope="session")
+def manual_clock() -> type[Clock]:
+    """The class of clocks moved by hand: ``manual_clock(1000.0)`` starts at 1000 s."""
+    return Clock
+
+
+@pytest.fixture(scope="session")
+def city_plans(city: RoadNetwork) -> SignalPlans:
+    """The default signal plans of the embedded city's 200 intersections."""
+    return SignalPlans(default_plans(city))

@@ -6,35 +6,18 @@ import pytest
 
 from pilotage.adapters.service import Service
 from pilotage.core import RoadNetwork
-from pilotage.core.default_plans import default_plans
 from pilotage.core.signals import SignalPlans
 from pilotage.signal_priority import PriorityEngine
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now_s: float = 1000.0) -> None:
-        self.now_s = now_s
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
-@pytest.fixture(scope="session")
-def city_plans(city: RoadNetwork) -> SignalPlans:
-    """The default signal plans of the embedded city's 200 intersections."""
-    return SignalPlans(default_plans(city))
-
-
 @pytest.fixture
-def clock() -> Clock:
+def clock(manual_clock: type) -> Callable[[], float]:
     """A clock at 1000 s, moved by hand."""
-    return Clock()
+    return manual_clock(1000.0)
 
 
 @pytest.fixture
-def make_service(city: RoadNetwork, city_plans: SignalPlans, clock: Clock) -> Callable[..., Service]:
+def make_service(city: RoadNetwork, city_plans: SignalPlans, clock: Callable[[], float]) -> Callable[..., Service]:
     """Makes a service with a fresh priority engine on the ``clock`` fixture (or the clock given)."""
 
     def make(service_clock: Callable[[], float] = clock, **options: object) -> Service:

@@ -1,38 +1,31 @@
 """Emergency corridors on the embedded city: open, update, cross, reroute, expire, close, never unsafe."""
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pilotage.core import RoadNetwork
-from pilotage.core.default_plans import default_plans
 from pilotage.core.errors import ConflictError
 from pilotage.core.safety import check_schedule
 from pilotage.core.signals import SignalPlans
 from pilotage.signal_priority import CorridorConfig, CorridorEngine, PriorityEngine, PriorityRequest
 
 
-class Clock:
-    def __init__(self, now_s: float = 1000.0) -> None:
-        self.now_s = now_s
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
 @pytest.fixture(scope="module")
-def plans(city: RoadNetwork) -> SignalPlans:
-    return SignalPlans(default_plans(city))
+def plans(city_plans: SignalPlans) -> SignalPlans:
+    return city_plans
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock(manual_clock: type) -> object:
+    return manual_clock(1000.0)
 
 
 @pytest.fixture
-def corridors(city: RoadNetwork, plans: SignalPlans, clock: Clock) -> CorridorEngine:
+def corridors(city: RoadNetwork, plans: SignalPlans, clock: Any) -> CorridorEngine:
     return CorridorEngine(city, PriorityEngine(plans, clock))
 
 
@@ -71,8 +64,9 @@ def test_a_corridor_routes_at_emergency_speeds_and_holds_each_crossing_through_t
     assert violations(corridors) == []
 
 
-def test_queue_clearance_comes_from_the_approach_length_and_headway(city: RoadNetwork, plans: SignalPlans) -> None:
-    clock = Clock()
+def test_queue_clearance_comes_from_the_approach_length_and_headway(
+        manual_clock: type, city: RoadNetwork, plans: SignalPlans) -> None:
+    clock = manual_clock()
     config = CorridorConfig(queue_headway_s=3.0, queue_spacing_m=6.0, max_queue_m=60.0, margin_s=2.0)
     corridors = CorridorEngine(city, PriorityEngine(plans, clock), config)
     corridor = corridors.open("fire-1", *ACROSS)
@@ -92,7 +86,7 @@ def test_bus_priority_is_suspended_on_the_corridors_intersections(corridors: Cor
     assert decision.reason == "the intersection is pre-empted by an emergency corridor"
 
 
-def test_updates_move_the_holds_and_hand_back_the_intersections_passed(city: RoadNetwork, clock: Clock,
+def test_updates_move_the_holds_and_hand_back_the_intersections_passed(city: RoadNetwork, clock: Any,
                                                                       corridors: CorridorEngine) -> None:
     corridor = corridors.open("fire-1", *ACROSS)
     third = corridor.crossings[2]
@@ -113,7 +107,7 @@ def test_updates_move_the_holds_and_hand_back_the_intersections_passed(city: Roa
     assert violations(corridors) == []
 
 
-def test_a_vehicle_off_its_route_gets_a_new_one(city: RoadNetwork, clock: Clock, corridors: CorridorEngine) -> None:
+def test_a_vehicle_off_its_route_gets_a_new_one(city: RoadNetwork, clock: Any, corridors: CorridorEngine) -> None:
     corridor = corridors.open("fire-1", *ACROSS)
     on_route = set(corridor.nodes.tolist())
     candidates = [n for n in np.argsort(np.hypot(city.node_lon - city.node_lon[ACROSS[0]],
@@ -127,7 +121,7 @@ def test_a_vehicle_off_its_route_gets_a_new_one(city: RoadNetwork, clock: Clock,
     assert violations(corridors) == []
 
 
-def test_a_corridor_not_updated_expires_and_hands_every_intersection_back(clock: Clock,
+def test_a_corridor_not_updated_expires_and_hands_every_intersection_back(clock: Any,
                                                                          corridors: CorridorEngine) -> None:
     corridors.open("fire-1", *ACROSS)
     clock.now_s += 30.0
@@ -139,7 +133,7 @@ def test_a_corridor_not_updated_expires_and_hands_every_intersection_back(clock:
     assert violations(corridors) == []
 
 
-def test_close_brings_each_intersection_back_to_its_coordinated_plan(clock: Clock,
+def test_close_brings_each_intersection_back_to_its_coordinated_plan(clock: Any,
                                                                     corridors: CorridorEngine) -> None:
     corridor = corridors.open("fire-1", *ACROSS)
     clock.now_s += 15.0
@@ -190,10 +184,11 @@ def test_the_corridor_opened_first_keeps_its_window_and_the_second_waits_for_it(
 
 
 @given(data=st.data())
-def test_corridors_never_break_a_safety_rule(city: RoadNetwork, plans: SignalPlans, data: st.DataObject) -> None:
+def test_corridors_never_break_a_safety_rule(
+        manual_clock: type, city: RoadNetwork, plans: SignalPlans, data: st.DataObject) -> None:
     """Random corridors, positions on and off their routes, waits and closes: every plan of the
     city passes the safety monitor after every step."""
-    clock = Clock(data.draw(st.floats(0.0, 3600.0), label="start_s"))
+    clock = manual_clock(data.draw(st.floats(0.0, 3600.0), label="start_s"))
     corridors = CorridorEngine(city, PriorityEngine(plans, clock))
     nodes = st.integers(0, city.n_nodes - 1)
     for step in range(data.draw(st.integers(1, 6), label="steps")):

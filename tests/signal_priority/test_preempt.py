@@ -1,27 +1,18 @@
 """Pre-emption of one intersection: holds in the plan, exit transitions back in step, the monitor's verdict."""
 
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pilotage.core import RoadNetwork
-from pilotage.core.default_plans import default_plans
 from pilotage.core.safety import check_schedule
 from pilotage.core.signals import SignalPlans, interstage_s
 from pilotage.signal_priority import EXIT_TRANSITIONS, Hold, PriorityEngine, PriorityRequest, _kernels
 
 
-class Clock:
-    def __init__(self, now_s: float = 1000.0) -> None:
-        self.now_s = now_s
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
 @pytest.fixture(scope="module")
-def plans(city: RoadNetwork) -> SignalPlans:
-    return SignalPlans(default_plans(city))
+def plans(city_plans: SignalPlans) -> SignalPlans:
+    return city_plans
 
 
 def assert_in_step(engine: PriorityEngine, plans: SignalPlans, intersection: int, from_s: float) -> None:
@@ -42,8 +33,9 @@ def test_the_kernels_interstage_is_the_models(plans: SignalPlans) -> None:
                                             plans.intergreen_s) == pytest.approx(expected)
 
 
-def test_a_hold_gives_the_group_green_through_its_window_and_the_plan_comes_back_in_step(plans: SignalPlans) -> None:
-    clock = Clock()
+def test_a_hold_gives_the_group_green_through_its_window_and_the_plan_comes_back_in_step(
+        manual_clock: type, plans: SignalPlans) -> None:
+    clock = manual_clock()
     engine = PriorityEngine(plans, clock)
     plan = plans.plans[100]
     done = engine.preempt(plan.id, [Hold((plan.group_names[1],), 1040.0, 1070.0)])
@@ -58,8 +50,8 @@ def test_a_hold_gives_the_group_green_through_its_window_and_the_plan_comes_back
     assert_in_step(engine, plans, plan.id, done.in_step_from_s)
 
 
-def test_bus_priority_is_suspended_until_the_plan_is_back_in_step(plans: SignalPlans) -> None:
-    clock = Clock()
+def test_bus_priority_is_suspended_until_the_plan_is_back_in_step(manual_clock: type, plans: SignalPlans) -> None:
+    clock = manual_clock()
     engine = PriorityEngine(plans, clock)
     plan = plans.plans[100]
     done = engine.preempt(plan.id, [Hold((plan.group_names[0],), 1030.0, 1060.0)])
@@ -71,8 +63,9 @@ def test_bus_priority_is_suspended_until_the_plan_is_back_in_step(plans: SignalP
     assert decision.reason != "the intersection is pre-empted by an emergency corridor"
 
 
-def test_dwell_holds_the_last_stage_until_the_next_ones_coordinated_start(plans: SignalPlans) -> None:
-    engine = PriorityEngine(plans, Clock())
+def test_dwell_holds_the_last_stage_until_the_next_ones_coordinated_start(
+        manual_clock: type, plans: SignalPlans) -> None:
+    engine = PriorityEngine(plans, manual_clock())
     plan = plans.plans[3]
     done = engine.preempt(plan.id, [Hold((plan.group_names[0],), 1010.0, 1020.0)], exit_transition="dwell")
     assert done.refused == "" and done.transition in ("dwell", "in_step", "short_way", "long_way")
@@ -80,8 +73,8 @@ def test_dwell_holds_the_last_stage_until_the_next_ones_coordinated_start(plans:
     assert check_schedule(plan, engine.schedule(plan.id)) == []
 
 
-def test_bad_holds_are_refused_with_the_field(plans: SignalPlans) -> None:
-    engine = PriorityEngine(plans, Clock())
+def test_bad_holds_are_refused_with_the_field(manual_clock: type, plans: SignalPlans) -> None:
+    engine = PriorityEngine(plans, manual_clock())
     plan = plans.plans[100]
     with pytest.raises(ValueError, match="no stage serves"):
         engine.preempt(plan.id, [Hold(plan.group_names[:2], 1030.0, 1060.0)])
@@ -98,11 +91,12 @@ holds = st.lists(st.tuples(st.floats(-20.0, 200.0), st.floats(0.0, 60.0), st.int
 
 @given(k=st.integers(0, 199), start_s=st.floats(0.0, 3600.0), first=holds, second=holds,
        step_s=st.floats(0.0, 90.0), way=st.sampled_from(["best_way", "dwell"]))
-def test_preemption_is_always_safe(plans: SignalPlans, *, k: int, start_s: float, first: list, second: list,
+def test_preemption_is_always_safe(
+        manual_clock: type, plans: SignalPlans, *, k: int, start_s: float, first: list, second: list,
                                    step_s: float, way: str) -> None:
     """Holds anywhere, re-planned later with others, then released: every plan passes the monitor,
     every hold given covers its window's end, and a plan back in step stays on its offset."""
-    clock = Clock(start_s)
+    clock = manual_clock(start_s)
     engine = PriorityEngine(plans, clock)
     plan = plans.plans[k]
     vehicle_groups = [g for g in range(plan.n_groups) if plan.group_kind[g] == 0]
