@@ -134,7 +134,10 @@ def test_serve_answers_every_request_type_to_another_process_and_stops_on_sigter
     bodies = {"ping": {}, "network.info": {}, "signals.state": {"intersection": -30248},
               "priority.request": {"vehicle": "bus-1", "intersection": -30248, "group": "from--25024",
                                    "eta_s": 30.0, "class": "bus", "lateness_s": 200.0},
-              "priority.checkout": {"vehicle": "bus-1", "intersection": -30248}, "server.stats": {}}
+              "priority.checkout": {"vehicle": "bus-1", "intersection": -30248}, "server.stats": {},
+              "corridor.open": {"incident": "fire-1", "origin": -30124, "destination": -16808},
+              "corridor.update": {"incident": "fire-1", "position": {"lon": 6.1748, "lat": 49.6149}},
+              "corridor.close": {"incident": "fire-1"}}
     assert set(bodies) == set(wire.MESSAGES)
     with Client(served.endpoint, timeout_s=30.0) as client:
         replies = {message_type: client.request(message_type, body) for message_type, body in bodies.items()}

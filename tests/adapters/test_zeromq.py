@@ -129,7 +129,10 @@ def slow_first_turn(service: Service, delay_s: float) -> threading.Event:
 def test_a_client_gets_an_answer_to_every_request_type(serve: Callable[..., Server]) -> None:
     server = serve()
     bodies = {"ping": {}, "network.info": {}, "signals.state": {"intersection": -30248}, "priority.request": PRIORITY,
-              "priority.checkout": {"vehicle": "bus-1", "intersection": -30248}, "server.stats": {}}
+              "priority.checkout": {"vehicle": "bus-1", "intersection": -30248}, "server.stats": {},
+              "corridor.open": {"incident": "fire-1", "origin": -30124, "destination": -16808},
+              "corridor.update": {"incident": "fire-1", "position": {"lon": 6.1748, "lat": 49.6149}},
+              "corridor.close": {"incident": "fire-1"}}
     assert set(bodies) == set(wire.MESSAGES)
     with Client(server.endpoint, timeout_s=10.0) as client:
         for message_type, body in bodies.items():
