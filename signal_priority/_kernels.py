@@ -145,8 +145,9 @@ def _green_run(stage_groups, entry_stage, entry_start_s, entry_end_s, n, k, g, t
 def _waits_too_long(k, n, max_cycle_s, n_stages, n_groups, stage_groups, intergreen_s, green_s, entry_stage,
                     entry_start_s, entry_end_s):
     """Whether some group waits longer than ``max_cycle_s`` between two starts of its greens, in the
-    plan or into the base stages that will follow it."""
-    last_start = np.full(stage_groups.shape[2], np.nan)
+    plan or into the base stages that will follow it. As for the safety monitor, a group's first
+    wait runs from the start of the plan's first entry."""
+    last_start = np.full(stage_groups.shape[2], entry_start_s[k, 0])
     for i in range(n):
         for g in range(n_groups[k]):
             if stage_groups[k, entry_stage[k, i], g] and (i == 0 or not stage_groups[k, entry_stage[k, i - 1], g]):

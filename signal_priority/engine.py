@@ -19,6 +19,10 @@ recovers for ``recovery_cycles`` cycles (emergencies excepted), and each stage t
 its time back at its next green, up to its maximum. A grant changes the plan only until the green
 it gives ends, so a priority that is not renewed ends by itself; a check-out ends it sooner.
 
+Emergency corridors pre-empt it (:meth:`PriorityEngine.preempt`): holds for the emergency
+vehicle's groups, then an exit transition back onto the coordinated cycle and offset; bus and tram
+priority are suspended there until the plan is back in step.
+
 Every changed plan passes :func:`pilotage.core.safety.check_schedule` before it is applied; one
 that fails is not applied and its request is marked unsafe.
 """

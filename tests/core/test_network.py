@@ -195,6 +195,27 @@ def test_shortest_path_equals_networkx(city: RoadNetwork, city_graph: nx.MultiDi
     assert getattr(route, weight) == pytest.approx(expected, rel=1e-9, abs=1e-6)
 
 
+@given(node_pairs, st.floats(0.5, 3.0), st.sampled_from(["astar", "dijkstra"]))
+def test_shortest_path_on_costs_of_its_own_equals_networkx(city: RoadNetwork, city_graph: nx.MultiDiGraph,
+                                                          pair: tuple[int, int], slowdown: float, method: str) -> None:
+    """Other vehicles' costs, as an array: each road class slower or faster by its own factor."""
+    origin, destination = (p % city.n_nodes for p in pair)
+    factor = slowdown ** (city.road_class % 3 - 1.0)
+    costs = city.travel_time_s * factor
+    route = city.shortest_path(origin, destination, weight=costs, method=method)
+    # Between two nodes, networkx gives the weight function every parallel edge, by key (edge index).
+    expected = nx.dijkstra_path_length(city_graph, origin, destination,
+                                       weight=lambda _u, _v, edges: min(costs[key] for key in edges))
+    assert costs[route.edges].sum() == pytest.approx(expected, rel=1e-9, abs=1e-6)
+
+
+def test_costs_of_the_wrong_shape_or_sign_name_the_weight(city: RoadNetwork) -> None:
+    for costs in (np.ones(3), -city.travel_time_s, np.full(city.n_edges, np.nan)):
+        with pytest.raises(ValueError, match="edge costs") as error:
+            city.shortest_path(0, 1, weight=costs)
+        assert error.value.field == "weight"
+
+
 @given(st.lists(st.integers(0, 10**9), min_size=1, max_size=8), st.lists(st.integers(0, 10**9), min_size=1, max_size=8),
        st.sampled_from(["travel_time_s", "length_m"]))
 def test_matrix_equals_networkx(city: RoadNetwork, city_graph: nx.MultiDiGraph, origins: list[int],

@@ -79,7 +79,7 @@ class Reference:
 
     def waits_too_long(self) -> bool:
         plan = self.plan
-        starts: list[list[float]] = [[] for _ in range(plan.n_groups)]
+        starts: list[list[float]] = [[self.entries[0][1]] for _ in range(plan.n_groups)]
         for e, entry in enumerate(self.entries):
             for g in range(plan.n_groups):
                 if self.green(entry, g) and (e == 0 or not self.green(self.entries[e - 1], g)):
