@@ -27,7 +27,7 @@ setup(
     # lands in site-packages.
     package_dir={"pilotage": "."},
     packages=["pilotage", *(f"pilotage.{name}" for name in SUBPACKAGES)],
-    package_data={"pilotage.adapters": ["data/*.osm.xz", "data/*.md"]},
+    package_data={"pilotage.adapters": ["data/*.osm.xz", "data/*.md"], "pilotage.parking": ["data/*.csv", "data/*.md"]},
     install_requires=[
         "numpy>=1.26,<3",
         "numba>=0.60,<1",

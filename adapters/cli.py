@@ -81,6 +81,12 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
                        help=f"larger requests get TOO_LARGE (default {MAX_MESSAGE_BYTES})")
     serve.add_argument("--queue-limit", type=int, default=1024, metavar="N",
                        help="requests taken at once; more get OVERLOADED (default 1024)")
+    serve.add_argument("--carparks", metavar="FILE",
+                       help="car parks, in the BNLS schema (CSV or GeoJSON); default: the embedded city's sample")
+    serve.add_argument("--parking-db", metavar="FILE",
+                       help="reservation database, SQLite (default: parking.sqlite in the state directory)")
+    serve.add_argument("--counts", nargs="+", metavar="CSV",
+                       help="history of free spaces per car park (docs/parking.md), for the forecasts")
     serve.set_defaults(run=_serve)
 
     client = argparse.ArgumentParser(add_help=False)
@@ -101,6 +107,15 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
     watch.add_argument("--endpoint", default=DEFAULT_EVENTS_ENDPOINT, help=f"default {DEFAULT_EVENTS_ENDPOINT}")
     watch.add_argument("--count", type=int, metavar="N", help="stop after N events")
     watch.set_defaults(run=_watch)
+
+    parking = commands.add_parser("parking", help="car parks: forecasts of free spaces")
+    parking_commands = parking.add_subparsers(dest="parking_command", required=True, metavar="COMMAND")
+    forecast = parking_commands.add_parser(
+        "forecast", help="forecast errors per horizon of each model, trained on the first days of CSV files of counts")
+    forecast.add_argument("csv", nargs="+", metavar="CSV", help="counts: timestamp, then free spaces per car park")
+    forecast.add_argument("--train-fraction", type=float, default=0.7, metavar="F",
+                          help="share of the days to train on; the later ones are the test (default 0.7)")
+    forecast.set_defaults(run=_parking_forecast)
 
     keys = commands.add_parser("keys", help="CurveZMQ keys for the server and its clients")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
@@ -209,14 +224,26 @@ def _serve(args: argparse.Namespace) -> None:
     from pilotage.adapters.zeromq import Server  # noqa: PLC0415
     from pilotage.core.default_plans import default_plans  # noqa: PLC0415
     from pilotage.core.signals import SignalPlans  # noqa: PLC0415
+    from pilotage.parking import ParkingEngine, ReservationBook, read_bnls, read_counts, sample_carparks  # noqa: PLC0415
     from pilotage.signal_priority import PriorityEngine  # noqa: PLC0415
 
     network = load_network(args.osm)
     engine = PriorityEngine(SignalPlans(default_plans(network)), clock=time.time)
-    engine.decide([])  # compiles or loads the decision kernel now, not at the first request
+    # Compile or load the kernels now, not at the first request: a decision, and a pre-emption with
+    # no hold (it leaves a plan in step as it is).
+    engine.decide([])
+    engine.preempt(engine.plans.ids[0], [])
+    carparks = read_bnls(args.carparks) if args.carparks else sample_carparks()
+    database = Path(args.parking_db) if args.parking_db else _state_directory() / "parking.sqlite"
+    database.parent.mkdir(parents=True, exist_ok=True)
+    parking = ParkingEngine(carparks, ReservationBook(database, carparks, clock=time.time), time.time,
+                            network=network)
+    if args.counts:
+        parking.load_counts(read_counts(args.counts))
+    logger.info("%d car parks; reservations in %s", len(carparks), database)
     audit = AuditLog(args.audit or _state_directory() / "audit.jsonl")
     logger.info("audit log: %s", audit.path)
-    service = Service(network, engine, audit=audit, max_message_bytes=args.max_message_bytes)
+    service = Service(network, engine, parking=parking, audit=audit, max_message_bytes=args.max_message_bytes)
     server = Server(service, bind=args.bind, events=args.pub, keys=args.keys, insecure=args.insecure,
                     queue_limit=args.queue_limit)
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -225,6 +252,13 @@ def _serve(args: argparse.Namespace) -> None:
         server.serve_forever()
     finally:
         audit.close()
+        parking.reservations.close()
+
+
+def _parking_forecast(args: argparse.Namespace) -> None:
+    from pilotage.parking import forecast_table  # noqa: PLC0415
+
+    print(forecast_table([Path(path) for path in args.csv], train_fraction=args.train_fraction))
 
 
 def _curve_files(args: argparse.Namespace) -> dict[str, str | None]:

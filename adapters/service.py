@@ -28,6 +28,7 @@ from msgspec import Raw, Struct
 from pilotage.core import RoadNetwork
 from pilotage.core import protocol as wire
 from pilotage.core.errors import ForbiddenError, InvalidInputError, PilotageError, UnsafePlanError
+from pilotage.parking import Availability, ParkingEngine, Reservation, ReservationBook, sample_carparks
 from pilotage.signal_priority import Corridor, CorridorEngine, ExitTransition, PriorityEngine
 from pilotage.signal_priority import PriorityRequest as EnginePriorityRequest
 
@@ -117,6 +118,8 @@ class Service:
         priority: the priority engine; its clock is the service's (times on the wire are on it).
         corridors: the emergency corridors, on ``network`` and ``priority`` (default: a new engine
             with the default configuration).
+        parking: the car parks (default: the embedded city's sample car parks, reservations in
+            memory only; ``pilotage serve`` keeps them in a database file).
         audit: where decisions are logged, if anywhere.
         publish: called with ``(topic, body)`` for each event (DESIGN.md, "Events on PUB"), by
             :meth:`publish_events`.
@@ -124,11 +127,17 @@ class Service:
     """
 
     def __init__(self, network: RoadNetwork, priority: PriorityEngine, *, corridors: CorridorEngine | None = None,
-                 audit: AuditLog | None = None, publish: Callable[[str, bytes], None] | None = None,
+                 parking: ParkingEngine | None = None, audit: AuditLog | None = None,
+                 publish: Callable[[str, bytes], None] | None = None,
                  max_message_bytes: int = wire.MAX_MESSAGE_BYTES) -> None:
         self.network = network
         self.priority = priority
         self.corridors = corridors or CorridorEngine(network, priority)
+        if parking is None:
+            carparks = sample_carparks()
+            parking = ParkingEngine(carparks, ReservationBook(":memory:", carparks, clock=priority.clock),
+                                    priority.clock, network=network)
+        self.parking = parking
         self.clock = priority.clock
         self.audit = audit
         self.publish = publish
@@ -146,6 +155,12 @@ class Service:
             "corridor.open": self._corridor_open,
             "corridor.update": self._corridor_update,
             "corridor.close": self._corridor_close,
+            "parking.availability": self._parking_availability,
+            "parking.reserve": self._parking_reserve,
+            "parking.cancel": self._parking_cancel,
+            "parking.arrive": self._parking_arrive,
+            "parking.guide": self._parking_guide,
+            "parking.update": self._parking_update,
             "server.stats": self._server_stats,
         }
 
@@ -187,15 +202,21 @@ class Service:
         return replies
 
     def tick(self) -> None:
-        """Work that is due without a request: corridors not updated in time end, and holds that
-        came within reach are planned. A server calls it at least every 100 ms. Never raises."""
+        """Work that is due without a request: corridors not updated in time end, holds that came
+        within reach are planned, no-shows are released and stale counts flagged. A server calls it
+        at least every 100 ms. Never raises."""
         try:
             ended = self.corridors.advance()
+            released, stale = self.parking.advance()
         except Exception:
-            logger.exception("internal error advancing the corridors; the server goes on")
+            logger.exception("internal error advancing the engines; the server goes on")
             return
         for incident, exits in ended.items():
             self._emit("corridor", partial(self._corridor_event, incident, "expired", None, exits))
+        for reservation in released:
+            self._emit("parking", partial(self._parking_event, reservation.carpark, "no_show"))
+        for carpark in stale:
+            self._emit("parking", partial(self._parking_event, carpark, "stale"))
 
     def reject(self, frame: bytes, error: PilotageError) -> bytes:
         """The error reply to a frame refused before it reached the engines (overload, framing)."""
@@ -277,7 +298,7 @@ class Service:
 
     def _network_info(self, _: Struct) -> wire.NetworkInfo:
         return wire.NetworkInfo(nodes=self.network.n_nodes, edges=self.network.n_edges,
-                                intersections=len(self.priority.plans), carparks=0)
+                                intersections=len(self.priority.plans), carparks=len(self.parking.carparks))
 
     def _server_stats(self, _: Struct) -> wire.ServerStats:
         return wire.ServerStats(uptime_s=time.monotonic() - self._started_s, requests=self.requests,
@@ -347,6 +368,49 @@ class Service:
         return wire.CorridorEvent(time=float(self.clock()), incident=incident, event=event, crossings=crossings,
                                   exits=[_exit(e) for e in exits])
 
+    def _parking_availability(self, body: wire.ParkingAvailabilityRequest) -> wire.ParkingAvailability:
+        near = None if body.near is None else (body.near.lon, body.near.lat)
+        if near is None and body.radius_m is not None:
+            raise InvalidInputError("expected near with radius_m: the radius is around a point", field="near")
+        return wire.ParkingAvailability(time=float(self.clock()), carparks=[
+            _carpark_state(state) for state in self.parking.availability(near, body.radius_m)])
+
+    def _parking_reserve(self, body: wire.ParkingReserve) -> wire.ReservationState:
+        repeated = self.parking.reservations.knows(body.ref)
+        reservation = self.parking.reservations.reserve(body.carpark, body.from_, body.until, body.ref)
+        if not repeated:
+            self._emit("parking", partial(self._parking_event, body.carpark, "reserved"))
+        return _reservation_state(reservation)
+
+    def _parking_cancel(self, body: wire.ReservationRef) -> wire.ReservationState:
+        before = self.parking.reservations.get(body.reservation).state
+        reservation = self.parking.reservations.cancel(body.reservation)
+        if reservation.state != before:
+            self._emit("parking", partial(self._parking_event, reservation.carpark, "cancelled"))
+        return _reservation_state(reservation)
+
+    def _parking_arrive(self, body: wire.ReservationRef) -> wire.ReservationState:
+        reservation = self.parking.reservations.arrive(body.reservation)
+        self._emit("parking", partial(self._parking_event, reservation.carpark, "arrived"))
+        return _reservation_state(reservation)
+
+    def _parking_guide(self, body: wire.ParkingGuide) -> wire.ParkingGuidance:
+        origin = None if body.origin is None else self._place(body.origin, "origin")
+        guidance = self.parking.guide((body.destination.lon, body.destination.lat), body.arrival, origin)
+        return wire.ParkingGuidance(carparks=[wire.GuidedCarPark(
+            carpark=g.carpark, name=g.name, predicted_free=g.predicted_free, drive_s=g.drive_s, walk_m=g.walk_m,
+            walk_s=g.walk_s, door_s=g.door_s, likely_full=g.likely_full) for g in guidance])
+
+    def _parking_update(self, body: wire.ParkingUpdate) -> wire.CarParkState:
+        state = self.parking.update(body.carpark, body.free, body.time)
+        self._emit("parking", partial(self._parking_event, body.carpark, "count"))
+        return _carpark_state(state)
+
+    def _parking_event(self, carpark: str, event: str) -> wire.ParkingEvent:
+        state = self.parking.state(carpark)
+        return wire.ParkingEvent(time=float(self.clock()), carpark=carpark, event=event, free=state.free,
+                                 reservable_free=state.reservable_free, stale=state.stale)
+
     def _signals_event(self, intersection: int | str) -> wire.SignalsEvent:
         now = float(self.clock())
         return wire.SignalsEvent(time=now, state=self._state(intersection, now, 120.0))
@@ -401,6 +465,18 @@ def _corridor_state(network: RoadNetwork, corridor: Corridor) -> wire.CorridorSt
             distance_m=c.distance_m, eta=c.eta_s, hold_from=c.hold_from_s, hold_until=c.hold_until_s,
             green_from=c.green_from_s, green_until=c.green_until_s, state=c.state, reason=c.reason)
             for c in corridor.crossings])
+
+
+def _carpark_state(state: Availability) -> wire.CarParkState:
+    return wire.CarParkState(carpark=state.carpark, name=state.name, lon=state.lon, lat=state.lat,
+                             capacity=state.capacity, free=state.free, observed=state.observed_s, stale=state.stale,
+                             reservable_free=state.reservable_free, distance_m=state.distance_m)
+
+
+def _reservation_state(reservation: Reservation) -> wire.ReservationState:
+    return wire.ReservationState(reservation=reservation.id, ref=reservation.ref, carpark=reservation.carpark,
+                                 from_=reservation.from_s, until=reservation.until_s, state=reservation.state,
+                                 created=reservation.created_s, updated=reservation.updated_s)
 
 
 def _exit(transition: ExitTransition) -> wire.ExitTransition:

@@ -255,15 +255,119 @@ class CorridorClosed(Struct):
     exits: list[ExitTransition]
 
 
+class ParkingAvailabilityRequest(Struct, forbid_unknown_fields=True):
+    """Every car park, or those within ``radius_m`` of ``near`` (nearest first)."""
+
+    near: Point | None = None
+    radius_m: Annotated[float, Meta(gt=0.0, le=100_000.0)] | None = None
+
+
+class CarParkState(Struct):
+    """A car park now: its last count of free spaces (null before any) and when it was made (s on
+    the clock), whether that count is stale, the reservable spaces not reserved now, and its
+    distance (m) from the point asked about (null when none was)."""
+
+    carpark: str
+    name: str
+    lon: float
+    lat: float
+    capacity: int
+    free: int | None
+    observed: float | None
+    stale: bool
+    reservable_free: int
+    distance_m: float | None
+
+
+class ParkingAvailability(Struct):
+    """The car parks asked for, at ``time``."""
+
+    time: float
+    carparks: list[CarParkState]
+
+
+#: A time on the clock (s): UNIX time in service.
+ClockTime = Annotated[float, Meta(ge=0.0, le=1e11)]
+
+
+class ParkingReserve(Struct, forbid_unknown_fields=True):
+    """Reserve one space of ``carpark`` over [``from``, ``until``) for the client's reference
+    ``ref`` (its idempotency key: never a plate or a name)."""
+
+    carpark: Name
+    from_: ClockTime = field(name="from")
+    until: ClockTime
+    ref: Name
+
+
+class ReservationRef(Struct, forbid_unknown_fields=True):
+    """A reservation, by the id ``parking.reserve`` gave."""
+
+    reservation: Name
+
+
+class ReservationState(Struct):
+    """A reservation: its id, the client's reference, the car park, the window, its state, and when
+    it was made and last changed (s on the clock)."""
+
+    reservation: str
+    ref: str
+    carpark: str
+    from_: float = field(name="from")
+    until: float
+    state: Literal["booked", "arrived", "cancelled", "no_show"]
+    created: float
+    updated: float
+
+
+class ParkingGuide(Struct, forbid_unknown_fields=True):
+    """Car parks for a driver going to ``destination``, arriving at ``arrival``, from ``origin``
+    (optional: without it, driving times are left out)."""
+
+    destination: Point
+    arrival: ClockTime
+    origin: Place | None = None
+
+
+class GuidedCarPark(Struct):
+    """A car park proposed: free spaces predicted at arrival, driving time from the origin (s; null
+    without one), walk to the destination (m, s), time to the door (s), likely full or not."""
+
+    carpark: str
+    name: str
+    predicted_free: float
+    drive_s: float | None
+    walk_m: float
+    walk_s: float
+    door_s: float
+    likely_full: bool
+
+
+class ParkingGuidance(Struct):
+    """Car parks within walking distance, best first: by time to the door, those likely full last."""
+
+    carparks: list[GuidedCarPark]
+
+
+class ParkingUpdate(Struct, forbid_unknown_fields=True):
+    """A count: ``free`` spaces at ``carpark`` at ``time`` (s on the clock; default: now)."""
+
+    carpark: Name
+    free: Annotated[int, Meta(ge=0, le=100_000)]
+    time: ClockTime | None = None
+
+
 # -- the registry -------------------------------------------------------------------------------
 
 #: Permissions, and the roles that hold them. ``emergency`` opens corridors and asks priority for
-#: emergency vehicles; ``operator`` is every client when the server runs without CurveZMQ.
-PERMISSIONS = ("read", "priority", "emergency")
+#: emergency vehicles; ``parking`` reserves spaces (a booking front end) and sends counts (a car
+#: park's counting system); ``operator`` is every client when the server runs without CurveZMQ.
+PERMISSIONS = ("read", "priority", "emergency", "parking")
 ROLES: dict[str, frozenset[str]] = {
     "reader": frozenset({"read"}),
     "controller": frozenset({"read", "priority"}),
     "dispatch": frozenset({"read", "priority", "emergency"}),
+    "parking": frozenset({"read", "parking"}),
     "operator": frozenset(PERMISSIONS),
 }
 
@@ -294,6 +398,16 @@ MESSAGES: dict[str, Message] = {message.type: message for message in (
             "the vehicle's position: new ETAs, holds moved, passed intersections handed back"),
     Message("corridor.close", CorridorClose, CorridorClosed, "emergency",
             "end a corridor: every intersection goes back to its coordinated plan"),
+    Message("parking.availability", ParkingAvailabilityRequest, ParkingAvailability, "read",
+            "car parks with their free spaces now, near a point or all"),
+    Message("parking.reserve", ParkingReserve, ReservationState, "parking",
+            "reserve a space ahead; CONFLICT when the car park is full for the window"),
+    Message("parking.cancel", ReservationRef, ReservationState, "parking", "cancel a reservation"),
+    Message("parking.arrive", ReservationRef, ReservationState, "parking",
+            "the holder has arrived: the reservation is not a no-show"),
+    Message("parking.guide", ParkingGuide, ParkingGuidance, "read",
+            "car parks for a destination and an arrival time, best first"),
+    Message("parking.update", ParkingUpdate, CarParkState, "parking", "a count of free spaces at a car park"),
     Message("server.stats", Empty, ServerStats, "read", "counts of requests, replies by code, drops"),
 )}
 
@@ -327,6 +441,18 @@ class CorridorEvent(Struct):
     exits: list[ExitTransition]
 
 
+class ParkingEvent(Struct):
+    """Topic ``parking``: a car park's state changed: a count, a count gone stale, a reservation made,
+    cancelled, arrived or released as a no-show."""
+
+    time: float
+    carpark: str
+    event: Literal["count", "stale", "reserved", "cancelled", "arrived", "no_show"]
+    free: int | None
+    reservable_free: int
+    stale: bool
+
+
 class Heartbeat(Struct):
     """Topic ``server``, every second: the server is alive; its clock (s) and uptime (s)."""
 
@@ -335,7 +461,7 @@ class Heartbeat(Struct):
 
 
 EVENTS: dict[str, type[Struct]] = {"priority": PriorityEvent, "signals": SignalsEvent, "corridor": CorridorEvent,
-                                   "server": Heartbeat}
+                                   "parking": ParkingEvent, "server": Heartbeat}
 
 
 # -- decoding and encoding ----------------------------------------------------------------------

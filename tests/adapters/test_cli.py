@@ -1,5 +1,6 @@
 """The `pilotage` command line, run as users run it: in another process, with its exit status and output."""
 
+import contextlib
 import json
 import os
 import re
@@ -36,11 +37,10 @@ class Served:
         self.process, self.log, self.endpoint, self.events_endpoint = process, log, endpoint, events_endpoint
 
 
-@pytest.fixture
-def served(city: RoadNetwork, cache_dir: Path, tmp_path: Path) -> Iterator[Served]:
+@contextlib.contextmanager
+def serving(cache_dir: Path, state_dir: Path, log: Path) -> Iterator[Served]:
     """`pilotage serve` in another process, on ports the system picks, ready to answer."""
-    log = tmp_path / "serve.log"
-    environment = os.environ | {"PILOTAGE_CACHE_DIR": str(cache_dir), "PILOTAGE_STATE_DIR": str(tmp_path / "state")}
+    environment = os.environ | {"PILOTAGE_CACHE_DIR": str(cache_dir), "PILOTAGE_STATE_DIR": str(state_dir)}
     with log.open("w") as stderr:
         process = subprocess.Popen([sys.executable, "-m", "pilotage", "serve", "--bind", "tcp://127.0.0.1:*",
                                     "--pub", "tcp://127.0.0.1:*"], stderr=stderr, env=environment)
@@ -55,6 +55,13 @@ def served(city: RoadNetwork, cache_dir: Path, tmp_path: Path) -> Iterator[Serve
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def served(city: RoadNetwork, cache_dir: Path, tmp_path: Path) -> Iterator[Served]:
+    """`pilotage serve` in another process, its state in the test's folder."""
+    with serving(cache_dir, tmp_path / "state", tmp_path / "serve.log") as server:
+        yield server
 
 
 def test_network_info_json(city: RoadNetwork, cache_dir: Path) -> None:
@@ -137,10 +144,19 @@ def test_serve_answers_every_request_type_to_another_process_and_stops_on_sigter
               "priority.checkout": {"vehicle": "bus-1", "intersection": -30248}, "server.stats": {},
               "corridor.open": {"incident": "fire-1", "origin": -30124, "destination": -16808},
               "corridor.update": {"incident": "fire-1", "position": {"lon": 6.1748, "lat": 49.6149}},
-              "corridor.close": {"incident": "fire-1"}}
-    assert set(bodies) == set(wire.MESSAGES)
+              "corridor.close": {"incident": "fire-1"},
+              "parking.update": {"carpark": "sample-gare", "free": 240},
+              "parking.availability": {"near": {"lon": 6.132, "lat": 49.6}, "radius_m": 500},
+              "parking.reserve": {"carpark": "sample-gare", "from": time.time() + 600, "until": time.time() + 4200,
+                                  "ref": "app-1"},
+              "parking.guide": {"destination": {"lon": 6.132, "lat": 49.6}, "arrival": time.time() + 600}}
+    # Arrival and cancel take the reservation made.
+    assert set(bodies) | {"parking.arrive", "parking.cancel"} == set(wire.MESSAGES)
     with Client(served.endpoint, timeout_s=30.0) as client:
         replies = {message_type: client.request(message_type, body) for message_type, body in bodies.items()}
+        made = {"reservation": replies["parking.reserve"]["reservation"]}
+        replies |= {message_type: client.request(message_type, made) for message_type in ("parking.arrive",
+                                                                                          "parking.cancel")}
     for message_type, reply in replies.items():
         msgspec.convert(reply, wire.MESSAGES[message_type].reply)
     call = pilotage("call", "network.info", "--endpoint", served.endpoint, cache_dir=cache_dir)
@@ -182,3 +198,16 @@ def test_call_without_a_server_times_out_with_one_error(cache_dir: Path) -> None
     assert [line for line in run.stderr.splitlines() if "error" in line] == [
         "pilotage: error: no reply from tcp://127.0.0.1:9 in 2 attempts of 0.2 s; is `pilotage serve` running "
         "there, with the same keys?"]
+
+
+def test_reservations_survive_a_restart_of_the_server(city: RoadNetwork, cache_dir: Path, tmp_path: Path) -> None:
+    window = {"carpark": "sample-gare", "from": time.time() + 3600, "until": time.time() + 7200, "ref": "app-7"}
+    with serving(cache_dir, tmp_path / "state", tmp_path / "first.log") as first:
+        with Client(first.endpoint, timeout_s=30.0) as client:
+            made = client.request("parking.reserve", window)
+        first.process.send_signal(signal.SIGTERM)
+        assert first.process.wait(timeout=30) == 0
+    with serving(cache_dir, tmp_path / "state", tmp_path / "second.log") as second, \
+            Client(second.endpoint, timeout_s=30.0) as client:
+        assert client.request("parking.reserve", window) == made
+        assert client.request("parking.cancel", {"reservation": made["reservation"]})["state"] == "cancelled"

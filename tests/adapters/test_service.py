@@ -43,7 +43,7 @@ def test_every_request_type_is_answered(make_service: Callable[..., Service],
     ping, info, one, every, decision, checkout, stats = (reply["body"] for reply in replies)
     assert ping == {"time": 1000.0}
     assert info == {"nodes": service.network.n_nodes, "edges": service.network.n_edges, "intersections": 200,
-                    "carparks": 0}
+                    "carparks": 8}
     (state,) = one["intersections"]
     assert state["intersection"] == -30248
     assert all(entry["green_from"] <= 1100.0 for entry in state["plan"])
@@ -274,3 +274,35 @@ def test_a_corridor_that_is_not_updated_expires_on_a_tick_and_is_published(make_
     (update,) = answer(service, request("corridor.update", {"incident": "fire-1",
                                                              "position": {"lon": 6.17, "lat": 49.61}}))
     assert (update["error"]["code"], update["error"]["field"]) == ("UNKNOWN_ENTITY", "body.incident")
+
+
+def test_parking_counts_reservations_and_guidance_through_the_service(make_service: Callable[..., Service],
+                                                                      clock: object) -> None:
+    published: list[tuple[str, dict]] = []
+    service = make_service(publish=lambda topic, body: published.append((topic, json.loads(body))))
+    booking = Caller("booking-portal", "parking")
+    count, reserved, again, cancelled, guide, every = answer(
+        service, request("parking.update", {"carpark": "sample-gare", "free": 240}),
+        request("parking.reserve", {"carpark": "sample-gare", "from": 1100.0, "until": 4700.0, "ref": "app-1"}),
+        request("parking.reserve", {"carpark": "sample-gare", "from": 1100.0, "until": 4700.0, "ref": "app-1"}),
+        request("parking.cancel", {"reservation": "r-unknown"}),
+        request("parking.guide", {"destination": {"lon": 6.1320, "lat": 49.6005}, "arrival": 1100.0,
+                                  "origin": -30124}),
+        request("parking.availability", {"near": {"lon": 6.1320, "lat": 49.6005}, "radius_m": 800}),
+        caller=booking)
+    assert count["body"]["free"] == 240 and not count["body"]["stale"]
+    assert reserved["body"]["state"] == "booked" and again["body"] == reserved["body"]
+    assert (cancelled["error"]["code"], cancelled["error"]["field"]) == ("UNKNOWN_ENTITY", "body.reservation")
+    best = guide["body"]["carparks"][0]
+    assert best["carpark"] == "sample-gare" and best["predicted_free"] == 239.0 and best["drive_s"] > 0
+    assert every["body"]["carparks"][0]["carpark"] == "sample-gare"
+    service.publish_events()
+    assert [(topic, body["event"]) for topic, body in published] == [("parking", "count"), ("parking", "reserved")]
+    (forbidden,) = answer(service, request("parking.reserve", {"carpark": "sample-gare", "from": 1100.0,
+                                                               "until": 4700.0, "ref": "app-2"}),
+                          caller=Caller("display", "reader"))
+    assert forbidden["error"]["code"] == "FORBIDDEN"
+    clock.now_s += 1200.0
+    service.tick()
+    service.publish_events()
+    assert ("parking", "stale") in [(topic, body["event"]) for topic, body in published]

@@ -28,6 +28,8 @@ from pilotage.core import InvalidInputError, RoadNetwork
 from pilotage.core import protocol as wire
 from pilotage.core.errors import DataFileError, RemoteError, TimedOutError
 from pilotage.core.signals import SignalPlans
+from pilotage.parking import CarPark, CarParks, ParkingEngine, ReservationBook
+from pilotage.parking.reservations import peak_overlap
 from pilotage.signal_priority import PriorityEngine
 
 LOOPBACK = "tcp://127.0.0.1:*"
@@ -132,11 +134,21 @@ def test_a_client_gets_an_answer_to_every_request_type(serve: Callable[..., Serv
               "priority.checkout": {"vehicle": "bus-1", "intersection": -30248}, "server.stats": {},
               "corridor.open": {"incident": "fire-1", "origin": -30124, "destination": -16808},
               "corridor.update": {"incident": "fire-1", "position": {"lon": 6.1748, "lat": 49.6149}},
-              "corridor.close": {"incident": "fire-1"}}
-    assert set(bodies) == set(wire.MESSAGES)
+              "corridor.close": {"incident": "fire-1"},
+              "parking.update": {"carpark": "sample-gare", "free": 240},
+              "parking.availability": {"near": {"lon": 6.132, "lat": 49.6}, "radius_m": 500},
+              "parking.reserve": {"carpark": "sample-gare", "from": 1000.0 + 600, "until": 1000.0 + 4200,
+                                  "ref": "app-1"},
+              "parking.guide": {"destination": {"lon": 6.132, "lat": 49.6}, "arrival": 1000.0 + 600}}
+    # Arrival and cancel take the reservation made.
+    assert set(bodies) | {"parking.arrive", "parking.cancel"} == set(wire.MESSAGES)
     with Client(server.endpoint, timeout_s=10.0) as client:
-        for message_type, body in bodies.items():
-            msgspec.convert(client.request(message_type, body), wire.MESSAGES[message_type].reply)
+        replies = {message_type: client.request(message_type, body) for message_type, body in bodies.items()}
+        made = {"reservation": replies["parking.reserve"]["reservation"]}
+        replies |= {message_type: client.request(message_type, made) for message_type in ("parking.arrive",
+                                                                                          "parking.cancel")}
+        for message_type, reply in replies.items():
+            msgspec.convert(reply, wire.MESSAGES[message_type].reply)
         with pytest.raises(RemoteError) as error:
             client.request("signals.state", {"intersection": 1})
     assert (error.value.code, error.value.field) == ("UNKNOWN_ENTITY", "body.intersection")
@@ -420,3 +432,36 @@ def test_the_client_gives_up_after_its_retries() -> None:
     with Client("tcp://127.0.0.1:9", timeout_s=0.1, retries=2) as client, \
             pytest.raises(TimedOutError, match="3 attempts"):
         client.request("ping")
+
+
+def test_concurrent_clients_never_overbook_a_car_park(serve: Callable[..., Server],
+                                                      make_service: Callable[..., Service],
+                                                      clock: Callable[[], float]) -> None:
+    """Sixteen clients at once reserve overlapping windows of a car park with 3 reservable spaces:
+    at no instant are more than 3 confirmed; every other request gets CONFLICT."""
+    carparks = CarParks([CarPark("tiny", "Tiny", 6.1318, 49.6001, capacity=10, reservable=3)])
+    book = ReservationBook(":memory:", carparks, clock=clock)
+    server = serve(make_service(parking=ParkingEngine(carparks, book, clock)))
+    confirmed: list[dict] = []
+    conflicts: list[str] = []
+    start = threading.Barrier(16)
+
+    def client(number: int) -> None:
+        with Client(server.endpoint, timeout_s=10.0) as connection:
+            start.wait()
+            for attempt in range(3):
+                offset = 900.0 * ((number + attempt) % 3)
+                try:
+                    confirmed.append(connection.request("parking.reserve", {
+                        "carpark": "tiny", "from": 2000.0 + offset, "until": 4000.0 + offset,
+                        "ref": f"client-{number}-{attempt}"}))
+                except RemoteError as error:
+                    conflicts.append(error.code)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(confirmed) + len(conflicts) == 48 and set(conflicts) == {"CONFLICT"}
+    assert peak_overlap([r["from"] for r in confirmed], [r["until"] for r in confirmed], 0.0, 1e9) == 3
