@@ -330,12 +330,13 @@ class ParkingGuide(Struct, forbid_unknown_fields=True):
 
 
 class GuidedCarPark(Struct):
-    """A car park proposed: free spaces predicted at arrival, driving time from the origin (s; null
-    without one), walk to the destination (m, s), time to the door (s), likely full or not."""
+    """A car park proposed: free spaces predicted at arrival (null when unknown), driving time from
+    the origin (s; null without one), walk to the destination (m, s), time to the door (s), likely
+    full or not."""
 
     carpark: str
     name: str
-    predicted_free: float
+    predicted_free: float | None
     drive_s: float | None
     walk_m: float
     walk_s: float
@@ -344,7 +345,8 @@ class GuidedCarPark(Struct):
 
 
 class ParkingGuidance(Struct):
-    """Car parks within walking distance, best first: by time to the door, those likely full last."""
+    """Car parks within walking distance, best first: by time to the door, those of unknown state
+    after, those likely full last."""
 
     carparks: list[GuidedCarPark]
 

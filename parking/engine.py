@@ -53,12 +53,13 @@ class Availability:
 @dataclass(frozen=True)
 class Guidance:
     """A car park proposed for a destination: the free spaces predicted at arrival (reservations
-    awaited then taken off), the driving time from the origin (s; None without an origin), the walk
-    to the destination (m, s), the total time to the door (s), and whether it is likely full."""
+    awaited then taken off; None when nothing is known: no count, no forecast), the driving time
+    from the origin (s; None without an origin), the walk to the destination (m, s), the total time
+    to the door (s), and whether it is likely full."""
 
     carpark: str
     name: str
-    predicted_free: float
+    predicted_free: float | None
     drive_s: float | None
     walk_m: float
     walk_s: float
@@ -187,7 +188,8 @@ class ParkingEngine:
         return self._availability(self.carparks.index_of(carpark), float(self.clock()), None)
 
     def predicted_free(self, carpark: str, time_s: float) -> float:
-        """Free spaces expected at ``carpark`` at ``time_s``, reservations awaited then taken off.
+        """Free spaces expected at ``carpark`` at ``time_s``, reservations awaited then taken off;
+        NaN when nothing is known (no count, no forecast).
 
         Raises:
             UnknownEntityError: an unknown car park.
@@ -222,9 +224,10 @@ class ParkingEngine:
             free = self._predicted_free(int(k), now, arrival_s)
             walk_s = float(walks_m[k]) / self.walking_speed_m_s
             drive = None if np.isnan(drives_s[k]) else float(drives_s[k])
-            proposals.append(Guidance(carpark.id, carpark.name, free, drive, float(walks_m[k]), walk_s,
-                                      (drive or 0.0) + walk_s, free < 1.0))
-        return sorted(proposals, key=lambda g: (g.likely_full, g.door_s, -g.predicted_free))
+            proposals.append(Guidance(carpark.id, carpark.name, None if math.isnan(free) else free, drive,
+                                      float(walks_m[k]), walk_s, (drive or 0.0) + walk_s, free < 1.0))
+        # Known free spaces first, then car parks of unknown state, then those likely full.
+        return sorted(proposals, key=lambda g: (g.likely_full, g.predicted_free is None, g.door_s))
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -233,13 +236,15 @@ class ParkingEngine:
 
     def _predicted_free(self, k: int, now: float, time_s: float) -> float:
         """The forecaster's free spaces when it has one and the time is ahead, else the last count
-        (the capacity before any); less the reservations awaited then."""
+        (NaN before any); less the reservations awaited then."""
         carpark = self.carparks.carparks[k]
-        free = float(self._free[k]) if not np.isnan(self._free[k]) else float(carpark.capacity)
+        free = float(self._free[k])
         if self._forecaster is not None and time_s > now + 60.0:
             grid = resample(self._history(), self._forecaster.step_s)
             forecast = self._forecaster.predict(grid, [max(time_s - grid.time_s[-1], 1.0)])[k, 0]
             free = free if np.isnan(forecast) else float(forecast)
+        if math.isnan(free):
+            return math.nan
         awaited = self.reservations.awaited_at(carpark.id, time_s)
         return max(0.0, min(float(carpark.capacity), free) - awaited)
 

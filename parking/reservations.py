@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import os
 import sqlite3
-import uuid
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -160,8 +160,9 @@ class ReservationBook:
                 raise ConflictError(f"car park {carpark} is full for reservations in {from_s:.0f}-{until_s:.0f} s: "
                                     f"{spaces} reservable spaces, all taken at some time of the window; try another "
                                     "window or car park", field="from")
-            reservation = Reservation(f"r-{uuid.uuid4().hex[:16]}", ref, carpark, float(from_s), float(until_s),
-                                      "booked", now, now)
+            # The id follows from the reference, which is unique: one request, one id, whoever asks again.
+            reservation = Reservation(f"r-{hashlib.blake2b(ref.encode(), digest_size=8).hexdigest()}", ref, carpark,
+                                      float(from_s), float(until_s), "booked", now, now)
             self._db.execute("INSERT INTO reservations VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _row(reservation))
         return reservation
 
