@@ -195,7 +195,7 @@ class ParkingEngine:
             UnknownEntityError: an unknown car park.
         """
         k = self.carparks.index_of(carpark)
-        return self._predicted_free(k, float(self.clock()), float(time_s))
+        return self._predicted_free(k, float(time_s), self._expected_free(float(self.clock()), float(time_s)))
 
     def guide(self, destination: tuple[float, float], arrival_s: float, origin: int | None = None) -> list[Guidance]:
         """Car parks for a driver heading to ``destination`` (lon, lat), arriving at ``arrival_s``,
@@ -218,10 +218,11 @@ class ParkingEngine:
                 raise InvalidInputError("expected no origin: this engine has no road network for driving times",
                                         field="origin")
             drives_s = self.network.one_to_many(origin, self._nodes)
+        expected = self._expected_free(now, arrival_s)
         proposals = []
         for k in np.flatnonzero(walks_m <= self.max_walk_m):
             carpark = self.carparks.carparks[k]
-            free = self._predicted_free(int(k), now, arrival_s)
+            free = self._predicted_free(int(k), arrival_s, expected)
             walk_s = float(walks_m[k]) / self.walking_speed_m_s
             drive = None if np.isnan(drives_s[k]) else float(drives_s[k])
             proposals.append(Guidance(carpark.id, carpark.name, None if math.isnan(free) else free, drive,
@@ -234,19 +235,24 @@ class ParkingEngine:
     def _history(self) -> Counts:
         return Counts(np.array(self._history_s), self.carparks.ids, np.array(self._history_free))
 
-    def _predicted_free(self, k: int, now: float, time_s: float) -> float:
-        """The forecaster's free spaces when it has one and the time is ahead, else the last count
-        (NaN before any); less the reservations awaited then."""
-        carpark = self.carparks.carparks[k]
-        free = float(self._free[k])
+    def _expected_free(self, now: float, time_s: float) -> np.ndarray:
+        """(C,) free spaces at ``time_s``: the forecaster's when it has one and the time is ahead,
+        else (or where it has none) the last count; NaN where nothing is known."""
+        free = self._free.copy()
         if self._forecaster is not None and time_s > now + 60.0:
             grid = resample(self._history(), self._forecaster.step_s)
-            forecast = self._forecaster.predict(grid, [max(time_s - grid.time_s[-1], 1.0)])[k, 0]
-            free = free if np.isnan(forecast) else float(forecast)
-        if math.isnan(free):
+            forecast = self._forecaster.predict(grid, [max(time_s - grid.time_s[-1], 1.0)])[:, 0]
+            free = np.where(np.isnan(forecast), free, forecast)
+        return free
+
+    def _predicted_free(self, k: int, time_s: float, expected: np.ndarray) -> float:
+        """Car park ``k``'s ``expected`` free spaces, within its capacity, less the reservations
+        awaited at ``time_s``; NaN when unknown."""
+        carpark = self.carparks.carparks[k]
+        if math.isnan(expected[k]):
             return math.nan
         awaited = self.reservations.awaited_at(carpark.id, time_s)
-        return max(0.0, min(float(carpark.capacity), free) - awaited)
+        return max(0.0, min(float(carpark.capacity), float(expected[k])) - awaited)
 
     def _availability(self, k: int, now: float, distance_m: float | None) -> Availability:
         carpark = self.carparks.carparks[k]
