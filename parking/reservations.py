@@ -20,10 +20,10 @@ space.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import sqlite3
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
