@@ -1,11 +1,14 @@
-"""Fixtures of the adapter tests: the embedded city's signal plans, a clock moved by hand, a service."""
+"""Fixtures of the adapter tests: a clock moved by hand, a service, a late bus, every request type over a client."""
 
 from collections.abc import Callable
 
+import msgspec
 import pytest
 
 from pilotage.adapters.service import Service
+from pilotage.adapters.zeromq import Client
 from pilotage.core import RoadNetwork
+from pilotage.core import protocol as wire
 from pilotage.core.signals import SignalPlans
 from pilotage.signal_priority import PriorityEngine
 
@@ -37,3 +40,34 @@ def late_bus() -> Callable[..., dict[str, object]]:
                 "lateness_s": 200.0, **fields}
 
     return body
+
+
+@pytest.fixture(scope="session")
+def ask_every_type() -> Callable[..., dict[str, dict[str, object]]]:
+    """Sends one valid request of every type through a client (the server's clock at ``now_s``),
+    and returns each reply body by type, every body checked against its schema."""
+
+    def ask(client: Client, now_s: float) -> dict[str, dict[str, object]]:
+        bodies = {
+            "ping": {}, "network.info": {}, "signals.state": {"intersection": -30248},
+            "priority.request": {"vehicle": "bus-1", "intersection": -30248, "group": "from--25024", "eta_s": 30.0,
+                                 "class": "bus", "lateness_s": 200.0},
+            "priority.checkout": {"vehicle": "bus-1", "intersection": -30248}, "server.stats": {},
+            "corridor.open": {"incident": "fire-1", "origin": -30124, "destination": -16808},
+            "corridor.update": {"incident": "fire-1", "position": {"lon": 6.1748, "lat": 49.6149}},
+            "corridor.close": {"incident": "fire-1"},
+            "parking.update": {"carpark": "sample-gare", "free": 240},
+            "parking.availability": {"near": {"lon": 6.132, "lat": 49.6}, "radius_m": 500},
+            "parking.reserve": {"carpark": "sample-gare", "from": now_s + 600, "until": now_s + 4200, "ref": "app-1"},
+            "parking.guide": {"destination": {"lon": 6.132, "lat": 49.6}, "arrival": now_s + 600}}
+        replies = {message_type: client.request(message_type, body) for message_type, body in bodies.items()}
+        # Arrival and cancel take the reservation made.
+        made = {"reservation": replies["parking.reserve"]["reservation"]}
+        replies |= {message_type: client.request(message_type, made) for message_type in ("parking.arrive",
+                                                                                          "parking.cancel")}
+        assert set(replies) == set(wire.MESSAGES)
+        for message_type, reply in replies.items():
+            msgspec.convert(reply, wire.MESSAGES[message_type].reply)
+        return replies
+
+    return ask

@@ -8,15 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from pilotage.adapters.zeromq import Client
 from pilotage.core import RoadNetwork
-from pilotage.core import protocol as wire
 
 HELSINKI = Path(__file__).resolve().parents[1] / "data" / "helsinki-highways.osm.xz"
 # Two points in the city centre of Luxembourg and of Helsinki.
@@ -135,30 +133,10 @@ def test_errors_are_one_line_and_non_zero(city: RoadNetwork, cache_dir: Path, ar
     assert run.stdout == ""
 
 
-def test_serve_answers_every_request_type_to_another_process_and_stops_on_sigterm(served: Served,
-                                                                                cache_dir: Path,
-                                                                                tmp_path: Path) -> None:
-    bodies = {"ping": {}, "network.info": {}, "signals.state": {"intersection": -30248},
-              "priority.request": {"vehicle": "bus-1", "intersection": -30248, "group": "from--25024",
-                                   "eta_s": 30.0, "class": "bus", "lateness_s": 200.0},
-              "priority.checkout": {"vehicle": "bus-1", "intersection": -30248}, "server.stats": {},
-              "corridor.open": {"incident": "fire-1", "origin": -30124, "destination": -16808},
-              "corridor.update": {"incident": "fire-1", "position": {"lon": 6.1748, "lat": 49.6149}},
-              "corridor.close": {"incident": "fire-1"},
-              "parking.update": {"carpark": "sample-gare", "free": 240},
-              "parking.availability": {"near": {"lon": 6.132, "lat": 49.6}, "radius_m": 500},
-              "parking.reserve": {"carpark": "sample-gare", "from": time.time() + 600, "until": time.time() + 4200,
-                                  "ref": "app-1"},
-              "parking.guide": {"destination": {"lon": 6.132, "lat": 49.6}, "arrival": time.time() + 600}}
-    # Arrival and cancel take the reservation made.
-    assert set(bodies) | {"parking.arrive", "parking.cancel"} == set(wire.MESSAGES)
+def test_serve_answers_every_request_type_to_another_process_and_stops_on_sigterm(
+        served: Served, cache_dir: Path, tmp_path: Path, ask_every_type: Callable[..., dict]) -> None:
     with Client(served.endpoint, timeout_s=30.0) as client:
-        replies = {message_type: client.request(message_type, body) for message_type, body in bodies.items()}
-        made = {"reservation": replies["parking.reserve"]["reservation"]}
-        replies |= {message_type: client.request(message_type, made) for message_type in ("parking.arrive",
-                                                                                          "parking.cancel")}
-    for message_type, reply in replies.items():
-        msgspec.convert(reply, wire.MESSAGES[message_type].reply)
+        replies = ask_every_type(client, time.time())
     call = pilotage("call", "network.info", "--endpoint", served.endpoint, cache_dir=cache_dir)
     assert call.returncode == 0, call.stderr
     assert json.loads(call.stdout)["intersections"] == 200

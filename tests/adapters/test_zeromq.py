@@ -128,27 +128,11 @@ def slow_first_turn(service: Service, delay_s: float) -> threading.Event:
 # -- requests over a real socket ----------------------------------------------------------------
 
 
-def test_a_client_gets_an_answer_to_every_request_type(serve: Callable[..., Server]) -> None:
+def test_a_client_gets_an_answer_to_every_request_type(serve: Callable[..., Server],
+                                                       ask_every_type: Callable[..., dict]) -> None:
     server = serve()
-    bodies = {"ping": {}, "network.info": {}, "signals.state": {"intersection": -30248}, "priority.request": PRIORITY,
-              "priority.checkout": {"vehicle": "bus-1", "intersection": -30248}, "server.stats": {},
-              "corridor.open": {"incident": "fire-1", "origin": -30124, "destination": -16808},
-              "corridor.update": {"incident": "fire-1", "position": {"lon": 6.1748, "lat": 49.6149}},
-              "corridor.close": {"incident": "fire-1"},
-              "parking.update": {"carpark": "sample-gare", "free": 240},
-              "parking.availability": {"near": {"lon": 6.132, "lat": 49.6}, "radius_m": 500},
-              "parking.reserve": {"carpark": "sample-gare", "from": 1000.0 + 600, "until": 1000.0 + 4200,
-                                  "ref": "app-1"},
-              "parking.guide": {"destination": {"lon": 6.132, "lat": 49.6}, "arrival": 1000.0 + 600}}
-    # Arrival and cancel take the reservation made.
-    assert set(bodies) | {"parking.arrive", "parking.cancel"} == set(wire.MESSAGES)
     with Client(server.endpoint, timeout_s=10.0) as client:
-        replies = {message_type: client.request(message_type, body) for message_type, body in bodies.items()}
-        made = {"reservation": replies["parking.reserve"]["reservation"]}
-        replies |= {message_type: client.request(message_type, made) for message_type in ("parking.arrive",
-                                                                                          "parking.cancel")}
-        for message_type, reply in replies.items():
-            msgspec.convert(reply, wire.MESSAGES[message_type].reply)
+        ask_every_type(client, 1000.0)
         with pytest.raises(RemoteError) as error:
             client.request("signals.state", {"intersection": 1})
     assert (error.value.code, error.value.field) == ("UNKNOWN_ENTITY", "body.intersection")
