@@ -213,6 +213,7 @@ class Service:
             return
         for incident, exits in ended.items():
             self._emit("corridor", partial(self._corridor_event, incident, "expired", None, exits))
+            self._emit_signals([e.intersection for e in exits])
         for reservation in released:
             self._emit("parking", partial(self._parking_event, reservation.carpark, "no_show"))
         for carpark in stale:
@@ -325,7 +326,7 @@ class Service:
         if ended_early:
             self._emit("priority", partial(wire.PriorityEvent, body.vehicle, body.intersection, "checked_out", "none",
                                            None, None))
-            self._emit("signals", partial(self._signals_event, body.intersection))
+            self._emit_signals([body.intersection])
         return wire.CheckedOut(ended_early=ended_early)
 
     def _corridor_open(self, body: wire.CorridorOpen) -> wire.CorridorState:
@@ -333,6 +334,7 @@ class Service:
         destination = self._place(body.destination, "destination")
         corridor = self.corridors.open(body.incident, origin, destination)
         self._emit("corridor", partial(self._corridor_event, body.incident, "opened", corridor, []))
+        self._emit_signals(corridor.replanned)
         return _corridor_state(self.network, corridor)
 
     def _corridor_update(self, body: wire.CorridorUpdate) -> wire.CorridorState:
@@ -345,11 +347,13 @@ class Service:
             raise
         event = "rerouted" if corridor.reroutes > reroutes else "updated"
         self._emit("corridor", partial(self._corridor_event, body.incident, event, corridor, []))
+        self._emit_signals(corridor.replanned)
         return _corridor_state(self.network, corridor)
 
     def _corridor_close(self, body: wire.CorridorClose) -> wire.CorridorClosed:
         exits = self.corridors.close(body.incident)
         self._emit("corridor", partial(self._corridor_event, body.incident, "closed", None, exits))
+        self._emit_signals([e.intersection for e in exits])
         return wire.CorridorClosed(incident=body.incident, exits=[_exit(e) for e in exits])
 
     def _place(self, place: int | wire.Point, name: str) -> int:
@@ -411,6 +415,11 @@ class Service:
         return wire.ParkingEvent(time=float(self.clock()), carpark=carpark, event=event, free=state.free,
                                  reservable_free=state.reservable_free, stale=state.stale)
 
+    def _emit_signals(self, intersections: Sequence[int | str]) -> None:
+        """Queue a ``signals`` event for each intersection whose plan changed."""
+        for intersection in intersections:
+            self._emit("signals", partial(self._signals_event, intersection))
+
     def _signals_event(self, intersection: int | str) -> wire.SignalsEvent:
         now = float(self.clock())
         return wire.SignalsEvent(time=now, state=self._state(intersection, now, 120.0))
@@ -443,8 +452,7 @@ class Service:
                 self._emit("priority", partial(wire.PriorityEvent, body.vehicle, body.intersection, "granted",
                                                decision.strategy, decision.green_from, decision.green_until))
                 changed.append(body.intersection)
-        for intersection in changed:
-            self._emit("signals", partial(self._signals_event, intersection))
+        self._emit_signals(changed)
 
 
 def _in_body(error: PilotageError) -> PilotageError:

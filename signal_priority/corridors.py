@@ -150,6 +150,8 @@ class Corridor:
         updated_s: when it was last seen (s on the clock).
         crossings: the signalised intersections on the route, in order.
         reroutes: how many times the vehicle left its route and got a new one.
+        replanned: the intersections whose plans the call that returned this corridor changed
+            (those of an old route included).
     """
 
     incident: str
@@ -161,6 +163,7 @@ class Corridor:
     updated_s: float
     crossings: tuple[Crossing, ...]
     reroutes: int
+    replanned: tuple[int | str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -260,10 +263,10 @@ class CorridorEngine:
         track = self._track(incident, origin, destination)
         self._tracks[incident] = track
         self._estimate(track)
-        self._replan({c.plan for c in track.crossings if c.plan >= 0})
+        done = self._replan({c.plan for c in track.crossings if c.plan >= 0})
         logger.info("corridor %s opened: %.0f m, %d signalised intersections", incident, track.route.length_m,
                     len(track.crossings))
-        return self._corridor(track)
+        return self._corridor(track, done)
 
     def update(self, incident: str, lon: float, lat: float) -> Corridor:
         """The vehicle of ``incident`` is at ``(lon, lat)`` now: match it on its route (or route it
@@ -291,8 +294,8 @@ class CorridorEngine:
             track.edge, track.fraction = edge, fraction
         track.seen_s = now
         self._estimate(track)
-        self._replan(before | {c.plan for c in track.crossings if c.plan >= 0})
-        return self._corridor(track)
+        done = self._replan(before | {c.plan for c in track.crossings if c.plan >= 0})
+        return self._corridor(track, done)
 
     def close(self, incident: str) -> list[ExitTransition]:
         """End the corridor of ``incident``: its holds end and each intersection goes back to its
@@ -472,7 +475,7 @@ class CorridorEngine:
         scale = _M_PER_DEG * math.cos(math.radians(lat))
         return (self.network.node_lon[nodes] - lon) * scale, (self.network.node_lat[nodes] - lat) * _M_PER_DEG
 
-    def _corridor(self, track: _Track) -> Corridor:
+    def _corridor(self, track: _Track, done: dict[int, Preemption] | None = None) -> Corridor:
         def optional(value: float) -> float | None:
             return None if math.isnan(value) else value
 
@@ -481,9 +484,11 @@ class CorridorEngine:
             None if c.state == "passed" else optional(c.hold_from_s),
             None if c.state == "passed" else optional(c.hold_until_s),
             c.green_from_s, c.green_until_s, c.state, c.reason) for c in track.crossings)
+        replanned = tuple(self.priority.plans.ids[plan] for plan, preemption in sorted((done or {}).items())
+                          if not preemption.refused)
         return Corridor(track.incident, track.route.nodes, track.route.length_m, float(track.time_s[-1]),
                         track.seen_s + float(track.time_s[-1]) - track.position_time_s(), track.position_m(),
-                        track.seen_s, crossings, track.reroutes)
+                        track.seen_s, crossings, track.reroutes, replanned)
 
 
 def _match(x: np.ndarray, y: np.ndarray, from_edge: int) -> tuple[int, float, float]:

@@ -269,8 +269,13 @@ def test_a_corridor_that_is_not_updated_expires_on_a_tick_and_is_published(make_
     clock.now_s += 31.0
     service.tick()
     service.publish_events()
-    assert [(topic, body["event"]) for topic, body in published] == [("corridor", "opened"), ("corridor", "expired")]
-    assert published[-1][1]["exits"]
+    corridor_events = [body for topic, body in published if topic == "corridor"]
+    assert [body["event"] for body in corridor_events] == ["opened", "expired"]
+    assert corridor_events[-1]["exits"]
+    # Every intersection whose plan the corridor changed, then handed back, is published.
+    changed = [body["state"]["intersection"] for topic, body in published if topic == "signals"]
+    planned = {c["intersection"] for c in corridor_events[0]["crossings"] if c["state"] == "planned"}
+    assert planned and set(changed) == planned | {e["intersection"] for e in corridor_events[-1]["exits"]}
     (update,) = answer(service, request("corridor.update", {"incident": "fire-1",
                                                              "position": {"lon": 6.17, "lat": 49.61}}))
     assert (update["error"]["code"], update["error"]["field"]) == ("UNKNOWN_ENTITY", "body.incident")
