@@ -212,7 +212,7 @@ class Service:
             logger.exception("internal error advancing the engines; the server goes on")
             return
         for incident, exits in ended.items():
-            self._emit("corridor", partial(self._corridor_event, incident, "expired", None, exits))
+            self._emit("corridor", partial(self._corridor_event, incident, "expired", [], exits))
             self._emit_signals([e.intersection for e in exits])
         for reservation in released:
             self._emit("parking", partial(self._parking_event, reservation.carpark, "no_show"))
@@ -333,9 +333,10 @@ class Service:
         origin = self._place(body.origin, "origin")
         destination = self._place(body.destination, "destination")
         corridor = self.corridors.open(body.incident, origin, destination)
-        self._emit("corridor", partial(self._corridor_event, body.incident, "opened", corridor, []))
+        state = _corridor_state(self.network, corridor)
+        self._emit("corridor", partial(self._corridor_event, body.incident, "opened", state.crossings, []))
         self._emit_signals(corridor.replanned)
-        return _corridor_state(self.network, corridor)
+        return state
 
     def _corridor_update(self, body: wire.CorridorUpdate) -> wire.CorridorState:
         reroutes = self.corridors.corridor(body.incident).reroutes
@@ -346,13 +347,14 @@ class Service:
                 exc.field = f"position.{exc.field}"
             raise
         event = "rerouted" if corridor.reroutes > reroutes else "updated"
-        self._emit("corridor", partial(self._corridor_event, body.incident, event, corridor, []))
+        state = _corridor_state(self.network, corridor)
+        self._emit("corridor", partial(self._corridor_event, body.incident, event, state.crossings, []))
         self._emit_signals(corridor.replanned)
-        return _corridor_state(self.network, corridor)
+        return state
 
     def _corridor_close(self, body: wire.CorridorClose) -> wire.CorridorClosed:
         exits = self.corridors.close(body.incident)
-        self._emit("corridor", partial(self._corridor_event, body.incident, "closed", None, exits))
+        self._emit("corridor", partial(self._corridor_event, body.incident, "closed", [], exits))
         self._emit_signals([e.intersection for e in exits])
         return wire.CorridorClosed(incident=body.incident, exits=[_exit(e) for e in exits])
 
@@ -366,9 +368,8 @@ class Service:
             exc.field = name if not isinstance(place, wire.Point) else f"{name}.{exc.field}"
             raise
 
-    def _corridor_event(self, incident: str, event: str, corridor: Corridor | None,
+    def _corridor_event(self, incident: str, event: str, crossings: list[wire.CorridorCrossing],
                         exits: list[ExitTransition]) -> wire.CorridorEvent:
-        crossings = _corridor_state(self.network, corridor).crossings if corridor is not None else []
         return wire.CorridorEvent(time=float(self.clock()), incident=incident, event=event, crossings=crossings,
                                   exits=[_exit(e) for e in exits])
 

@@ -7,8 +7,8 @@
 - **Reservations** live in a :class:`ReservationBook`; a reservation's space is taken from the free
   spaces shown to drivers from its start until its holder arrives (the counters see it from then).
 - **Forecasts**: free spaces at a time ahead, by a :class:`ProfileRegression` fitted on a history of
-  counts (:meth:`ParkingEngine.load_counts`), updated by the live counts; without a history, the
-  last count.
+  counts (:meth:`ParkingEngine.load_counts`), from the live counts; without a history, the last
+  count.
 - **Guidance**: for a destination and an arrival time, the car parks within walking distance,
   ranked by the time to the destination's door (driving time on the road network from the origin,
   when given, plus the walk), those predicted full last.
@@ -25,7 +25,7 @@ import numpy as np
 
 from pilotage.core import RoadNetwork
 from pilotage.core.errors import InvalidInputError
-from pilotage.parking.forecast import Counts, Forecaster, ProfileRegression, resample
+from pilotage.parking.forecast import MAX_GAP_S, Counts, Forecaster, ProfileRegression, resample
 from pilotage.parking.registry import CarParks
 from pilotage.parking.reservations import Reservation, ReservationBook
 
@@ -94,9 +94,6 @@ class ParkingEngine:
         self._free = np.full(count, np.nan)
         self._observed_s = np.full(count, np.nan)
         self._stale = np.zeros(count, dtype=np.bool_)
-        # The counts so far, a row per time (NaN where a car park was not counted then).
-        self._history_s: list[float] = []
-        self._history_free: list[np.ndarray] = []
         self._forecaster: Forecaster | None = None
         self._nodes = None if network is None else np.array(
             [network.snap(carpark.lon, carpark.lat, max_distance_m=math.inf)[0] for carpark in carparks])
@@ -127,12 +124,6 @@ class ParkingEngine:
         self._free[k] = free
         self._observed_s[k] = time_s
         self._stale[k] = False
-        if not self._history_s or time_s > self._history_s[-1]:
-            self._history_s.append(time_s)
-            self._history_free.append(np.full(len(self.carparks), np.nan))
-        # A count older than the last row of the history (another car park's) stays out of it.
-        if time_s == self._history_s[-1]:
-            self._history_free[-1][k] = free
         return self._availability(k, now, None)
 
     def load_counts(self, counts: Counts) -> None:
@@ -143,15 +134,13 @@ class ParkingEngine:
         known = [carpark for carpark in self.carparks.ids if carpark in counts.carparks]
         free = np.full((counts.time_s.size, len(self.carparks)), np.nan)
         free[:, [self.carparks.index_of(carpark) for carpark in known]] = counts.select(known).free
-        self._history_s = counts.time_s.tolist()
-        self._history_free = list(free)
         for k in range(len(self.carparks)):
             seen = np.flatnonzero(~np.isnan(free[:, k]))
             if seen.size:
                 self._free[k] = free[seen[-1], k]
                 self._observed_s[k] = counts.time_s[seen[-1]]
         try:
-            self._forecaster = ProfileRegression().fit(resample(self._history()))
+            self._forecaster = ProfileRegression().fit(resample(Counts(counts.time_s, self.carparks.ids, free)))
         except InvalidInputError as exc:
             logger.warning("no forecaster: %s; forecasts are the last counts", exc)
             self._forecaster = None
@@ -232,16 +221,20 @@ class ParkingEngine:
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def _history(self) -> Counts:
-        return Counts(np.array(self._history_s), self.carparks.ids, np.array(self._history_free))
-
     def _expected_free(self, now: float, time_s: float) -> np.ndarray:
         """(C,) free spaces at ``time_s``: the forecaster's when it has one and the time is ahead,
-        else (or where it has none) the last count; NaN where nothing is known."""
+        else (or where it has none) the last count; NaN where nothing is known.
+
+        The forecaster needs only the counts at its issue time, the last time of its grid: each car
+        park's last count, when no older than the forecaster's maximum gap (else unknown, and the
+        forecast is the time-of-day profile). So no history is kept beyond the last counts."""
         free = self._free.copy()
         if self._forecaster is not None and time_s > now + 60.0:
-            grid = resample(self._history(), self._forecaster.step_s)
-            forecast = self._forecaster.predict(grid, [max(time_s - grid.time_s[-1], 1.0)])[:, 0]
+            step_s = self._forecaster.step_s
+            issue_s = math.floor(now / step_s) * step_s
+            fresh = np.where(self._observed_s >= issue_s - MAX_GAP_S, free, np.nan)
+            current = Counts(np.array([issue_s]), self.carparks.ids, fresh[None, :])
+            forecast = self._forecaster.predict(current, [max(time_s - issue_s, 1.0)])[:, 0]
             free = np.where(np.isnan(forecast), free, forecast)
         return free
 

@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS reservations (
     updated_s REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS reservations_by_window ON reservations (carpark, until_s, from_s);
+CREATE INDEX IF NOT EXISTS reservations_by_state ON reservations (state, from_s);
 """
 
 
@@ -191,11 +192,14 @@ class ReservationBook:
     def release_no_shows(self) -> list[Reservation]:
         """Release the reservations not arrived ``grace_s`` after their start; returns them."""
         now = float(self.clock())
+        due = "FROM reservations WHERE state = 'booked' AND from_s + ? < ?"
+        # Read first: the write lock only when there is something to release (most calls have none).
+        if self._db.execute(f"SELECT 1 {due} LIMIT 1", (self.grace_s, now)).fetchone() is None:
+            return []
         with self._transaction():
-            rows = self._db.execute("SELECT * FROM reservations WHERE state = 'booked' AND from_s + ? < ?",
-                                    (self.grace_s, now)).fetchall()
-            self._db.execute("UPDATE reservations SET state = 'no_show', updated_s = ? WHERE state = 'booked' "
-                             "AND from_s + ? < ?", (now, self.grace_s, now))
+            rows = self._db.execute(f"SELECT * {due}", (self.grace_s, now)).fetchall()
+            self._db.execute(f"UPDATE reservations SET state = 'no_show', updated_s = ? WHERE id IN "
+                             f"(SELECT id {due})", (now, self.grace_s, now))
         return [Reservation(*row[:5], "no_show", row[6], now) for row in rows]
 
     def get(self, reservation_id: str) -> Reservation:

@@ -181,6 +181,7 @@ class _Crossing:
     intersection: int | str
     position: int                # index in the route's nodes of the first stop line
     groups: tuple[str, ...]      # the groups held
+    stage: int                   # the stage that holds them (-1 without groups)
     approach_group: str | None
     exit_group: str | None
     queue_m: float
@@ -207,15 +208,17 @@ class _Track:
     reroutes: int = 0
 
     def position_m(self) -> float:
-        if self.route.edges.size == 0:
-            return 0.0
-        return float(self.distance_m[self.edge] + self.fraction * (self.distance_m[self.edge + 1]
-                                                                   - self.distance_m[self.edge]))
+        return self._at_vehicle(self.distance_m)
 
     def position_time_s(self) -> float:
+        return self._at_vehicle(self.time_s)
+
+    def _at_vehicle(self, cumulative: np.ndarray) -> float:
+        """A cumulative quantity along the route (one value per node), where the vehicle is."""
         if self.route.edges.size == 0:
             return 0.0
-        return float(self.time_s[self.edge] + self.fraction * (self.time_s[self.edge + 1] - self.time_s[self.edge]))
+        edge = self.edge
+        return float(cumulative[edge] + self.fraction * (cumulative[edge + 1] - cumulative[edge]))
 
 
 class CorridorEngine:
@@ -235,6 +238,8 @@ class CorridorEngine:
         self.travel_time_s = network.length_m / (speed_kph[network.road_class] / 3.6)
         self.travel_time_s.flags.writeable = False
         self._tracks: dict[str, _Track] = {}
+        # Plan indices that corridors have pre-empted and not yet handed back.
+        self._preempted: set[int] = set()
         # Per plan index, the stop-line group of each approach edge.
         self._group_of_edge: dict[int, dict[int, str]] = {}
 
@@ -349,7 +354,7 @@ class CorridorEngine:
         try:
             plan = self.priority.plans.index_of(intersection)
         except UnknownEntityError:
-            return _Crossing(-1, intersection, position, (), None, None, 0.0, state="refused",
+            return _Crossing(-1, intersection, position, (), -1, None, None, 0.0, state="refused",
                              reason="no signal plan for this intersection")
         end = position
         of_node = self.network.intersections.of_node
@@ -360,14 +365,15 @@ class CorridorEngine:
         if position == 0 or not groups:
             reason = ("the route starts at this intersection" if position == 0
                       else "no signal group for the route's approach")
-            return _Crossing(plan, intersection, position, (), None, None, 0.0, state="refused", reason=reason)
+            return _Crossing(plan, intersection, position, (), -1, None, None, 0.0, state="refused", reason=reason)
         held = tuple(dict.fromkeys(groups))
         try:
-            self.priority.hold_stage(intersection, held)
+            stage = self.priority.hold_stage(intersection, held)
         except InvalidInputError:
             # No stage serves every stop line on the way: the approach's comes first.
             held = held[:1]
-        return _Crossing(plan, intersection, position, held, groups[0], groups[-1],
+            stage = self.priority.hold_stage(intersection, held)
+        return _Crossing(plan, intersection, position, held, stage, groups[0], groups[-1],
                          min(approach_m, self.config.max_queue_m))
 
     def _groups(self, plan: int) -> dict[int, str]:
@@ -384,11 +390,10 @@ class CorridorEngine:
         here_s = track.position_time_s()
         config = self.config
         for crossing in track.crossings:
-            if crossing.state == "refused" and not crossing.groups:
-                crossing.eta_s = now + float(track.time_s[crossing.position]) - here_s
+            crossing.eta_s = now + max(0.0, float(track.time_s[crossing.position]) - here_s)
+            if not crossing.groups:
                 continue
             stop_m = float(track.distance_m[crossing.position])
-            crossing.eta_s = now + max(0.0, float(track.time_s[crossing.position]) - here_s)
             if stop_m < here_m:
                 crossing.state = "passed"
                 crossing.green_from_s = crossing.green_until_s = None
@@ -404,18 +409,26 @@ class CorridorEngine:
     # -- plans ------------------------------------------------------------------------------------
 
     def _replan(self, plans: set[int]) -> dict[int, Preemption]:
-        """Pre-empt each intersection of ``plans`` for every hold of every open corridor there."""
+        """Pre-empt each intersection of ``plans`` for every hold of every open corridor there, or
+        hand it back when it has none left. An intersection never pre-empted and with no hold in
+        reach is left alone: its plan, and the bus priority there, are not the corridors' business."""
         preemptions = {}
         reach = float(self.priority.clock()) + self.config.plan_ahead_s
         for plan in sorted(plans):
             crossings = [c for track in self._tracks.values() for c in track.crossings
                          if c.plan == plan and c.groups and c.state != "passed" and c.hold_until_s <= reach]
+            if not crossings and plan not in self._preempted:
+                continue
             windows = self._windows(plan, crossings)
             order = sorted(range(len(crossings)), key=lambda i: windows[i][0])
             intersection = self.priority.plans.ids[plan]
             holds = [Hold(crossings[i].groups, *windows[i]) for i in order]
             done = preemptions[plan] = self.priority.preempt(intersection, holds,
                                                             exit_transition=self.config.exit_transition)
+            if not done.refused and holds:
+                self._preempted.add(plan)
+            elif not done.refused:
+                self._preempted.discard(plan)
             for position, i in enumerate(order):
                 crossing = crossings[i]
                 crossing.green_from_s = done.green_from_s[position]
@@ -436,16 +449,16 @@ class CorridorEngine:
         """The hold window of each crossing (in corridor opening order): a window that needs a
         conflicting stage during an earlier-opened one's moves after it."""
         windows = [(c.hold_from_s, c.hold_until_s) for c in crossings]
-        stages = [self.priority.hold_stage(self.priority.plans.ids[plan], c.groups) for c in crossings]
         model = self.priority.plans.plans[plan]
         for later in range(len(crossings)):
             for earlier in range(later):
-                if stages[later] == stages[earlier]:
+                stage, first_stage = crossings[later].stage, crossings[earlier].stage
+                if stage == first_stage:
                     continue
                 start, until = windows[later]
                 first_from, first_until = windows[earlier]
-                before = model.interstage_s(stages[later], stages[earlier])
-                after = model.interstage_s(stages[earlier], stages[later])
+                before = model.interstage_s(stage, first_stage)
+                after = model.interstage_s(first_stage, stage)
                 if start < first_until + after and first_from < until + before:
                     start = first_until + after
                     windows[later] = (start, max(until, start + 2.0 * self.config.margin_s))

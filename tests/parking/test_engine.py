@@ -90,8 +90,15 @@ def test_a_history_of_counts_gives_forecasts_ahead(manual_clock: type) -> None:
     engine = ParkingEngine(carparks, ReservationBook(":memory:", carparks, clock=clock), clock)
     engine.load_counts(counts)
     assert engine._forecaster is not None
+    moved = []
     for k, carpark in enumerate(ids):
         last = engine.state(carpark).free
         assert last == counts.free[~np.isnan(counts.free[:, best[k]]), best[k]][-1]
         ahead = [engine.predicted_free(carpark, clock.now_s + hours * 3600.0) for hours in (0.5, 1, 2, 3)]
         assert all(0.0 <= free <= carparks.get(carpark).capacity for free in ahead)
+        moved.append(abs(ahead[-1] - last))
+    # The forecaster, not the last count, gives the spaces 3 h ahead.
+    assert max(moved) > 1.0
+    # A day later, with no count since, the time-of-day profile still gives a forecast.
+    clock.now_s += 86400.0
+    assert not np.isnan(engine.predicted_free(ids[0], clock.now_s + 3600.0))

@@ -86,6 +86,25 @@ def test_bus_priority_is_suspended_on_the_corridors_intersections(corridors: Cor
     assert decision.reason == "the intersection is pre-empted by an emergency corridor"
 
 
+def test_intersections_beyond_reach_keep_their_plan_and_bus_priority(city: RoadNetwork, plans: SignalPlans,
+                                                                      manual_clock: type) -> None:
+    ahead = CorridorEngine(city, PriorityEngine(plans, manual_clock(1000.0))).open("fire-1", *ACROSS)
+    pending = next(c for c in ahead.crossings if c.state == "pending")
+    corridors = CorridorEngine(city, PriorityEngine(plans, manual_clock(1000.0)))
+    # A late bus whose green has to change: the plan now holds its grant.
+    for eta_s in (30.0, 45.0, 60.0, 75.0):
+        bus = PriorityRequest("bus-1", pending.intersection, pending.approach_group, eta_s=eta_s, lateness_s=300.0)
+        (granted,) = corridors.priority.decide([bus])
+        if granted.strategy != "already_green":
+            break
+    assert granted.decision == "granted" and granted.strategy != "already_green"
+    before = corridors.priority.plan_ahead(pending.intersection)
+    corridors.open("fire-1", *ACROSS)
+    assert corridors.priority.plan_ahead(pending.intersection) == before
+    (again,) = corridors.priority.decide([bus])
+    assert again.reason != "the intersection is pre-empted by an emergency corridor"
+
+
 def test_updates_move_the_holds_and_hand_back_the_intersections_passed(city: RoadNetwork, clock: Any,
                                                                       corridors: CorridorEngine) -> None:
     corridor = corridors.open("fire-1", *ACROSS)
@@ -135,10 +154,14 @@ def test_a_corridor_not_updated_expires_and_hands_every_intersection_back(clock:
 
 def test_close_brings_each_intersection_back_to_its_coordinated_plan(clock: Any,
                                                                     corridors: CorridorEngine) -> None:
-    corridor = corridors.open("fire-1", *ACROSS)
+    corridors.open("fire-1", *ACROSS)
     clock.now_s += 15.0
+    corridors.advance()
+    corridor = corridors.corridor("fire-1")
+    assert any(c.state == "pending" for c in corridor.crossings)
     exits = corridors.close("fire-1")
-    assert {e.intersection for e in exits} == {c.intersection for c in corridor.crossings if c.approach_group}
+    # Only the intersections pre-empted are handed back; those still pending were never touched.
+    assert {e.intersection for e in exits} == {c.intersection for c in corridor.crossings if c.state == "planned"}
     plans = corridors.priority.plans
     for exit in exits:
         assert exit.in_step_from_s is not None
