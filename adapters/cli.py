@@ -22,6 +22,7 @@ from typing import NoReturn
 from pilotage import __version__
 from pilotage.core import WEIGHTS, InvalidInputError, PilotageError, RoadNetwork
 from pilotage.core.protocol import DEFAULT_ENDPOINT, DEFAULT_EVENTS_ENDPOINT, MAX_MESSAGE_BYTES, MESSAGES, ROLES
+from pilotage.routing.formats import FORMATS
 
 logger = logging.getLogger("pilotage")
 
@@ -85,6 +86,8 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
                        help="car parks, in the BNLS schema (CSV or GeoJSON); default: the embedded city's sample")
     serve.add_argument("--parking-db", metavar="FILE",
                        help="reservation database, SQLite (default: parking.sqlite in the state directory)")
+    serve.add_argument("--routing-db", metavar="FILE",
+                       help="routing jobs submitted, SQLite (default: routing.sqlite in the state directory)")
     serve.add_argument("--counts", nargs="+", metavar="CSV",
                        help="history of free spaces per car park (docs/parking.md), for the forecasts")
     serve.set_defaults(run=_serve)
@@ -107,6 +110,20 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
     watch.add_argument("--endpoint", default=DEFAULT_EVENTS_ENDPOINT, help=f"default {DEFAULT_EVENTS_ENDPOINT}")
     watch.add_argument("--count", type=int, metavar="N", help="stop after N events")
     watch.set_defaults(run=_watch)
+
+    rounds = commands.add_parser("route", help="plan rounds: routing jobs or standard instance files (docs/routing.md)")
+    rounds.add_argument("inputs", nargs="+", metavar="FILE", help="routing jobs (JSON); with --format, instance files")
+    rounds.add_argument("--format", dest="instance_format", choices=FORMATS,
+                        help="the files are Solomon, VRPLIB or CARP (Belenguer) instances, not jobs")
+    rounds.add_argument("--out", default="routes", metavar="DIR",
+                        help="where NAME.solution.json, NAME.geojson and NAME.html go (default ./routes)")
+    rounds.add_argument("--time-limit", type=float, metavar="S",
+                        help="search time per file (default: the job's own, 10 s for instances)")
+    rounds.add_argument("--seed", type=int, metavar="N", help="the solver's seed (default: the job's own, 0)")
+    rounds.add_argument("--workers", type=int, metavar="N", help="files solved at once (default: the cores available)")
+    rounds.add_argument("--osm", metavar="FILE", help="OSM extract the jobs are on; default: the embedded city")
+    rounds.add_argument("--json", action="store_true", help="print JSON for scripts")
+    rounds.set_defaults(run=_route)
 
     parking = commands.add_parser("parking", help="car parks: forecasts of free spaces")
     parking_commands = parking.add_subparsers(dest="parking_command", required=True, metavar="COMMAND")
@@ -209,6 +226,63 @@ def _network_route(args: argparse.Namespace) -> dict[str, object]:
     return result
 
 
+def _route(args: argparse.Namespace) -> list[dict[str, object]]:
+    from pilotage.routing.batch import run_files  # noqa: PLC0415
+
+    if args.time_limit is not None and not args.time_limit > 0:
+        raise InvalidInputError(f"expected --time-limit > 0 s, got {args.time_limit}", field="time-limit")
+    network = None if args.instance_format else _load(args)
+    progress = _Progress(len(args.inputs)) if sys.stderr.isatty() and not args.json else None
+    summaries = run_files(args.inputs, args.out, instance_format=args.instance_format, network=network,
+                          time_limit_s=args.time_limit, seed=args.seed, workers=args.workers,
+                          on_progress=progress.update if progress else None)
+    if progress:
+        progress.close()
+    failed = [s for s in summaries if "error" in s or not s["feasible"]]
+    if not args.json:
+        print(f"{'input':<28} {'feasible':>8} {'cost':>12} {'distance':>12} {'vehicles':>8} {'left out':>8} "
+              f"{'time s':>7}")
+        for s in summaries:
+            name = Path(str(s["input"])).name[:28]
+            if "error" in s:
+                print(f"{name:<28} error: {s['error']}")
+                continue
+            print(f"{name:<28} {'yes' if s['feasible'] else 'NO':>8} {s['cost']:>12,.2f} {s['distance']:>12,.1f} "
+                  f"{s['vehicles_used']:>8} {s['unassigned']:>8} {s['runtime_s']:>7.1f}")
+        print(f"solutions, GeoJSON and maps in {args.out}/")
+    if failed:
+        names = ", ".join(Path(str(s["input"])).name for s in failed)
+        raise PilotageError(f"{len(failed)} of {len(summaries)} files failed or gave an infeasible solution: {names}")
+    return summaries
+
+
+class _Progress:
+    """A one-line progress bar on stderr: the share of the files' search time done, and each best cost."""
+
+    def __init__(self, files: int) -> None:
+        self.done = [0.0] * files
+        self.budget = [1.0] * files
+        self.best: dict[int, float] = {}
+        self.shown = 0.0
+
+    def update(self, index: int, elapsed_s: float, budget_s: float, cost: float) -> None:
+        self.done[index], self.budget[index] = min(elapsed_s, budget_s), budget_s
+        self.best[index] = cost
+        now = time.monotonic()
+        if now - self.shown < 0.2 and elapsed_s < budget_s:
+            return
+        self.shown = now
+        share = sum(self.done) / sum(self.budget)
+        bar = "#" * round(30 * share)
+        costs = "  ".join(f"{self.best[i]:,.1f}" for i in sorted(self.best))[:60]
+        sys.stderr.write(f"\r[{bar:<30}] {share:4.0%}  best cost: {costs}\x1b[K")
+        sys.stderr.flush()
+
+    @staticmethod
+    def close() -> None:
+        sys.stderr.write("\n")
+
+
 def _state_directory() -> Path:
     """Where the server keeps its state: ``$PILOTAGE_STATE_DIR``, else ``$XDG_STATE_HOME/pilotage``,
     else ``~/.local/state/pilotage``."""
@@ -225,6 +299,7 @@ def _serve(args: argparse.Namespace) -> None:
     from pilotage.core.default_plans import default_plans  # noqa: PLC0415
     from pilotage.core.signals import SignalPlans  # noqa: PLC0415
     from pilotage.parking import ParkingEngine, ReservationBook, read_bnls, read_counts, sample_carparks  # noqa: PLC0415
+    from pilotage.routing import RoutingQueue  # noqa: PLC0415
     from pilotage.signal_priority import PriorityEngine  # noqa: PLC0415
 
     network = load_network(args.osm)
@@ -241,9 +316,13 @@ def _serve(args: argparse.Namespace) -> None:
     if args.counts:
         parking.load_counts(read_counts(args.counts))
     logger.info("%d car parks; reservations in %s", len(carparks), database)
+    jobs = Path(args.routing_db) if args.routing_db else _state_directory() / "routing.sqlite"
+    routing = RoutingQueue(jobs, network, clock=time.time)
+    logger.info("routing jobs in %s", jobs)
     audit = AuditLog(args.audit or _state_directory() / "audit.jsonl")
     logger.info("audit log: %s", audit.path)
-    service = Service(network, engine, parking=parking, audit=audit, max_message_bytes=args.max_message_bytes)
+    service = Service(network, engine, parking=parking, routing=routing, audit=audit,
+                      max_message_bytes=args.max_message_bytes)
     server = Server(service, bind=args.bind, events=args.pub, keys=args.keys, insecure=args.insecure,
                     queue_limit=args.queue_limit)
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -253,6 +332,7 @@ def _serve(args: argparse.Namespace) -> None:
     finally:
         audit.close()
         parking.reservations.close()
+        routing.close()
 
 
 def _parking_forecast(args: argparse.Namespace) -> None:

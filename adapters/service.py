@@ -29,6 +29,7 @@ from pilotage.core import RoadNetwork
 from pilotage.core import protocol as wire
 from pilotage.core.errors import ForbiddenError, InvalidInputError, PilotageError, UnsafePlanError
 from pilotage.parking import Availability, ParkingEngine, Reservation, ReservationBook, sample_carparks
+from pilotage.routing import JobRecord, RoutingQueue
 from pilotage.signal_priority import Corridor, CorridorEngine, ExitTransition, PriorityEngine
 from pilotage.signal_priority import PriorityRequest as EnginePriorityRequest
 
@@ -120,6 +121,8 @@ class Service:
             with the default configuration).
         parking: the car parks (default: the embedded city's sample car parks, reservations in
             memory only; ``pilotage serve`` keeps them in a database file).
+        routing: the routing jobs submitted (default: kept in memory only; ``pilotage serve`` keeps
+            them in a database file).
         audit: where decisions are logged, if anywhere.
         publish: called with ``(topic, body)`` for each event (DESIGN.md, "Events on PUB"), by
             :meth:`publish_events`.
@@ -127,7 +130,8 @@ class Service:
     """
 
     def __init__(self, network: RoadNetwork, priority: PriorityEngine, *, corridors: CorridorEngine | None = None,
-                 parking: ParkingEngine | None = None, audit: AuditLog | None = None,
+                 parking: ParkingEngine | None = None, routing: RoutingQueue | None = None,
+                 audit: AuditLog | None = None,
                  publish: Callable[[str, bytes], None] | None = None,
                  max_message_bytes: int = wire.MAX_MESSAGE_BYTES) -> None:
         self.network = network
@@ -138,6 +142,7 @@ class Service:
             parking = ParkingEngine(carparks, ReservationBook(":memory:", carparks, clock=priority.clock),
                                     priority.clock, network=network)
         self.parking = parking
+        self.routing = routing or RoutingQueue(":memory:", network, clock=priority.clock)
         self.clock = priority.clock
         self.audit = audit
         self.publish = publish
@@ -161,6 +166,9 @@ class Service:
             "parking.arrive": self._parking_arrive,
             "parking.guide": self._parking_guide,
             "parking.update": self._parking_update,
+            "route.submit": self._route_submit,
+            "route.status": self._route_status,
+            "route.result": self._route_result,
             "server.stats": self._server_stats,
         }
 
@@ -203,11 +211,12 @@ class Service:
 
     def tick(self) -> None:
         """Work that is due without a request: corridors not updated in time end, holds that came
-        within reach are planned, no-shows are released and stale counts flagged. A server calls it
-        at least every 100 ms. Never raises."""
+        within reach are planned, no-shows are released and stale counts flagged, routing jobs
+        progress, finish and start. A server calls it at least every 100 ms. Never raises."""
         try:
             ended = self.corridors.advance()
             released, stale = self.parking.advance()
+            jobs = self.routing.advance()
         except Exception:
             logger.exception("internal error advancing the engines; the server goes on")
             return
@@ -218,6 +227,8 @@ class Service:
             self._emit("parking", partial(self._parking_event, reservation.carpark, "no_show"))
         for carpark in stale:
             self._emit("parking", partial(self._parking_event, carpark, "stale"))
+        for record in jobs:
+            self._emit("route", partial(self._route_event, record))
 
     def reject(self, frame: bytes, error: PilotageError) -> bytes:
         """The error reply to a frame refused before it reached the engines (overload, framing)."""
@@ -411,6 +422,18 @@ class Service:
         self._emit("parking", partial(self._parking_event, body.carpark, "count"))
         return _carpark_state(state)
 
+    def _route_submit(self, body: wire.Job) -> wire.RouteJobState:
+        return _route_state(self.routing.submit(body))
+
+    def _route_status(self, body: wire.RouteJobRef) -> wire.RouteJobState:
+        return _route_state(self.routing.status(body.job))
+
+    def _route_result(self, body: wire.RouteJobRef) -> wire.RouteResult:
+        return wire.RouteResult(job=body.job, solution=self.routing.result(body.job))
+
+    def _route_event(self, record: JobRecord) -> wire.RouteEvent:
+        return wire.RouteEvent(time=float(self.clock()), state=_route_state(record))
+
     def _parking_event(self, carpark: str, event: str) -> wire.ParkingEvent:
         state = self.parking.state(carpark)
         return wire.ParkingEvent(time=float(self.clock()), carpark=carpark, event=event, free=state.free,
@@ -462,6 +485,13 @@ def _in_body(error: PilotageError) -> PilotageError:
     if error.field is not None and not error.field.startswith("body"):
         error.field = f"body.{error.field}"
     return error
+
+
+def _route_state(record: JobRecord) -> wire.RouteJobState:
+    error = None if record.error_code is None else wire.Error(record.error_code, record.error_message or "")
+    return wire.RouteJobState(job=record.id, name=record.name, state=record.state, progress=record.progress,
+                              best_cost=record.best_cost, submitted=record.submitted_s, started=record.started_s,
+                              finished=record.finished_s, error=error)
 
 
 def _corridor_state(network: RoadNetwork, corridor: Corridor) -> wire.CorridorState:

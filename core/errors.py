@@ -84,6 +84,13 @@ class UnsafePlanError(PilotageError):
     code = "UNSAFE"
 
 
+class NoSolutionError(PilotageError):
+    """A routing job the solver found no solution for in its time limit: every mandatory visit
+    could not be fitted into the fleet's capacities, shifts and windows."""
+
+    code = "NO_SOLUTION"
+
+
 class OverloadedError(PilotageError):
     """More requests waiting than the server takes at once: ask again later."""
 

@@ -359,17 +359,150 @@ class ParkingUpdate(Struct, forbid_unknown_fields=True):
     time: ClockTime | None = None
 
 
+# -- routing jobs ------------------------------------------------------------------------------
+
+#: A time of day: seconds since midnight, or "HH:MM" / "HH:MM:SS" (hours may pass 24 for a night).
+TimeOfDay = Annotated[float, Meta(ge=0.0, le=7 * 86400.0)] | Annotated[
+    str, Meta(pattern=r"^\d{1,3}:[0-5]\d(:[0-5]\d)?$")]
+Cost = Annotated[float, Meta(ge=0.0, le=1e9)]
+
+
+class JobDepot(Struct, forbid_unknown_fields=True):
+    """Where vehicles leave from and come back to: a node id or a point snapped to the network."""
+
+    id: Name
+    location: Place
+
+
+class JobBreak(Struct, forbid_unknown_fields=True):
+    """A break that starts between ``earliest`` and ``latest`` and lasts ``duration_s``."""
+
+    earliest: TimeOfDay
+    latest: TimeOfDay
+    duration_s: Annotated[float, Meta(ge=0.0, le=86400.0)]
+
+
+class JobVehicle(Struct, forbid_unknown_fields=True):
+    """``count`` identical vehicles (ids ``<id>-1``, ``<id>-2``… when more than one). Costs: per
+    vehicle used, per hour out (leaving to return) and per km; by default the objective is the
+    hours out."""
+
+    id: Name
+    depot: Name
+    capacity: Annotated[int, Meta(ge=0, le=10**9)]
+    shift: Annotated[list[TimeOfDay], Meta(min_length=2, max_length=2)]
+    count: Annotated[int, Meta(ge=1, le=1000)] = 1
+    end_depot: Name | None = None
+    breaks: list[JobBreak] = []
+    fixed_cost: Cost = 0.0
+    cost_per_hour: Cost = 1.0
+    cost_per_km: Cost = 0.0
+    skills: list[Name] = []
+
+
+class JobStop(Struct, forbid_unknown_fields=True):
+    """A pickup: ``demand`` units, ``service_s`` on site, starting inside one of ``windows`` (none:
+    any time). ``penalty``: the cost of leaving it out; without one the stop must be served."""
+
+    id: Name
+    location: Place
+    demand: Annotated[int, Meta(ge=0, le=10**9)] = 1
+    service_s: Annotated[float, Meta(ge=0.0, le=86400.0)] = 0.0
+    windows: list[Annotated[list[TimeOfDay], Meta(min_length=2, max_length=2)]] = []
+    skills: list[Name] = []
+    penalty: Cost | None = None
+
+
+class JobStreet(Struct, forbid_unknown_fields=True):
+    """A street to sweep: every segment of OSM way ``way``, or the one segment ``from`` -> ``to``
+    (OSM node ids). ``sides``: ``both`` (each side once: on a two-way street one pass each way) or
+    ``one`` (one pass, either way if two-way). Sweeping takes ``service_s_per_m`` and fills the
+    hopper by ``demand_per_m`` (rounded up per segment)."""
+
+    id: Name
+    way: int | None = None
+    from_: int | None = field(name="from", default=None)
+    to: int | None = None
+    sides: Literal["both", "one"] = "both"
+    service_s_per_m: Annotated[float, Meta(ge=0.0, le=60.0)] = 0.5
+    demand_per_m: Annotated[float, Meta(ge=0.0, le=1e6)] = 0.0
+    skills: list[Name] = []
+    penalty: Cost | None = None
+
+
+class JobOptions(Struct, forbid_unknown_fields=True):
+    """The search: a time limit always; the first-solution heuristic and metaheuristic by name
+    (``pilotage.routing.solver``); a seed."""
+
+    time_limit_s: Annotated[float, Meta(gt=0.0, le=86400.0)] = 10.0
+    first_solution: Annotated[str, Meta(max_length=64)] = "auto"
+    metaheuristic: Annotated[str, Meta(max_length=64)] = "guided_local_search"
+    seed: Annotated[int, Meta(ge=0, le=2**31 - 1)] = 0
+
+
+class JobRoute(Struct, forbid_unknown_fields=True):
+    """A vehicle's route from an earlier plan: stop and street ids in order (warm start)."""
+
+    vehicle: Name
+    visits: list[Name]
+
+
+class Job(Struct, forbid_unknown_fields=True):
+    """A routing job: bulky-waste pickups (``stops``), street cleaning (``streets``), or both.
+
+    ``initial`` gives an earlier plan to start from, to re-plan during the day when a pickup is
+    added: ids it names that the job no longer has are dropped, new ones inserted.
+    """
+
+    name: Name
+    depots: Annotated[list[JobDepot], Meta(min_length=1)]
+    vehicles: Annotated[list[JobVehicle], Meta(min_length=1)]
+    stops: list[JobStop] = []
+    streets: list[JobStreet] = []
+    options: JobOptions = field(default_factory=JobOptions)
+    initial: list[JobRoute] | None = None
+
+
+class RouteJobRef(Struct, forbid_unknown_fields=True):
+    """A routing job, by the id ``route.submit`` gave."""
+
+    job: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class RouteJobState(Struct):
+    """A routing job's state: ``queued``, ``running``, ``done`` or ``failed``; the share of its time
+    limit searched and its best cost so far; times on the server's clock; why it failed."""
+
+    job: str
+    name: str
+    state: Literal["queued", "running", "done", "failed"]
+    progress: float
+    best_cost: float | None
+    submitted: float
+    started: float | None
+    finished: float | None
+    error: Error | None = None
+
+
+class RouteResult(Struct):
+    """A finished job's solution (docs/routing.md, "The solution")."""
+
+    job: str
+    solution: dict[str, Any]
+
+
 # -- the registry -------------------------------------------------------------------------------
 
 #: Permissions, and the roles that hold them. ``emergency`` opens corridors and asks priority for
 #: emergency vehicles; ``parking`` reserves spaces (a booking front end) and sends counts (a car
 #: park's counting system); ``operator`` is every client when the server runs without CurveZMQ.
-PERMISSIONS = ("read", "priority", "emergency", "parking")
+PERMISSIONS = ("read", "priority", "emergency", "parking", "routing")
 ROLES: dict[str, frozenset[str]] = {
     "reader": frozenset({"read"}),
     "controller": frozenset({"read", "priority"}),
     "dispatch": frozenset({"read", "priority", "emergency"}),
     "parking": frozenset({"read", "parking"}),
+    "planner": frozenset({"read", "routing"}),
     "operator": frozenset(PERMISSIONS),
 }
 
@@ -410,6 +543,10 @@ MESSAGES: dict[str, Message] = {message.type: message for message in (
     Message("parking.guide", ParkingGuide, ParkingGuidance, "read",
             "car parks for a destination and an arrival time, best first"),
     Message("parking.update", ParkingUpdate, CarParkState, "parking", "a count of free spaces at a car park"),
+    Message("route.submit", Job, RouteJobState, "routing",
+            "queue a routing job (docs/routing.md); the same job again returns the one known"),
+    Message("route.status", RouteJobRef, RouteJobState, "read", "a routing job's state and progress"),
+    Message("route.result", RouteJobRef, RouteResult, "read", "a finished routing job's solution"),
     Message("server.stats", Empty, ServerStats, "read", "counts of requests, replies by code, drops"),
 )}
 
@@ -455,6 +592,14 @@ class ParkingEvent(Struct):
     stale: bool
 
 
+class RouteEvent(Struct):
+    """Topic ``route``: a routing job was queued, started, progressed (at most once a second),
+    finished or failed; its state."""
+
+    time: float
+    state: RouteJobState
+
+
 class Heartbeat(Struct):
     """Topic ``server``, every second: the server is alive; its clock (s) and uptime (s)."""
 
@@ -463,7 +608,7 @@ class Heartbeat(Struct):
 
 
 EVENTS: dict[str, type[Struct]] = {"priority": PriorityEvent, "signals": SignalsEvent, "corridor": CorridorEvent,
-                                   "parking": ParkingEvent, "server": Heartbeat}
+                                   "parking": ParkingEvent, "route": RouteEvent, "server": Heartbeat}
 
 
 # -- decoding and encoding ----------------------------------------------------------------------
@@ -471,6 +616,8 @@ EVENTS: dict[str, type[Struct]] = {"priority": PriorityEvent, "signals": Signals
 _REQUEST = msgspec.json.Decoder(Request)
 _BODIES = {name: msgspec.json.Decoder(message.body) for name, message in MESSAGES.items()}
 _ANY = msgspec.json.Decoder()
+_JOB = msgspec.json.Decoder(Job)
+_TIME_REGEX = re.compile(r"`str` matching regex '[^']*'")
 _ENCODER = msgspec.json.Encoder()
 _AT = re.compile(r" - at `\$([^`]*)`$")
 # The field's name runs to the message's last backtick: a hostile name may hold backticks itself.
@@ -507,6 +654,21 @@ def decode_request(frame: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple
     except msgspec.ValidationError as exc:
         raise _schema_error(exc, "body", message.body, f"the body of {request.type}") from None
     return request, message, body
+
+
+def decode_job(data: bytes) -> Job:
+    """A routing job from JSON bytes (a file, or a ``route.submit`` body).
+
+    Raises:
+        MalformedMessageError: not JSON.
+        InvalidInputError: not a job; ``field`` names the part at fault (``stops[3].windows``).
+    """
+    try:
+        return _JOB.decode(data)
+    except msgspec.ValidationError as exc:
+        raise _schema_error(exc, "", Job, "a routing job", "docs/routing.md") from None
+    except msgspec.DecodeError as exc:
+        raise _malformed(exc) from None
 
 
 def request_id(frame: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> str | None:
@@ -555,8 +717,9 @@ def _malformed(exc: msgspec.DecodeError) -> MalformedMessageError:
     return MalformedMessageError(f"expected one JSON object in UTF-8, got bytes that are not: {exc}")
 
 
-def _schema_error(exc: msgspec.ValidationError, prefix: str, schema: type[Struct], what: str) -> InvalidInputError:
-    message = str(exc)
+def _schema_error(exc: msgspec.ValidationError, prefix: str, schema: type[Struct], what: str,
+                  doc: str = "docs/protocol.md") -> InvalidInputError:
+    message = _TIME_REGEX.sub("a time of day as HH:MM or HH:MM:SS, or seconds since midnight", str(exc))
     at = _AT.search(message)
     path = at.group(1) if at else ""
     text = _AT.sub("", message)
@@ -573,7 +736,7 @@ def _schema_error(exc: msgspec.ValidationError, prefix: str, schema: type[Struct
     else:
         expected = f"expected {what}"
     where = f" at {field_path}" if field_path else ""
-    return InvalidInputError(f"{text}{where} in {what}: {expected} (docs/protocol.md)", field=field_path)
+    return InvalidInputError(f"{text}{where} in {what}: {expected} ({doc})", field=field_path)
 
 
 def _describe(kind: msgspec.inspect.Type) -> str:

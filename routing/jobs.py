@@ -1,0 +1,412 @@
+"""Routing jobs on the road network: validated once, turned into a :class:`Problem`, solved, and
+written back in the job's own ids.
+
+A job (``pilotage.core.protocol.Job``, docs/routing.md) names depots, a fleet and the work: stops
+(bulky-waste pickups) and streets (cleaning). Locations are snapped to the network; travel times
+are the fastest paths and distances the shortest, both from :meth:`RoadNetwork.matrix`. Streets
+become arc tasks (:mod:`pilotage.routing.arcs`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pilotage.core.errors import InvalidInputError, PilotageError, UnknownEntityError
+from pilotage.core.network import RoadNetwork
+from pilotage.core.protocol import Job, JobStreet, Place, Point, TimeOfDay
+from pilotage.routing.arcs import ArcTask, NodeLayout, layout, per_node
+from pilotage.routing.problem import MAX_SKILLS, Problem
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What a node of a job's problem stands for.
+
+    Attributes:
+        id: the depot, stop or street id in the job.
+        kind: ``depot``, ``stop`` or ``street``.
+        segment: for a street, the segment's (from, to) OSM node ids as served; else None.
+    """
+
+    id: str
+    kind: str
+    segment: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class JobProblem:
+    """A job, its problem and the way back to the job's ids and the map.
+
+    Attributes:
+        job: the job as given.
+        problem: its nodes, fleet and costs.
+        network: the road network it was built on.
+        vertices: (v,) network node index of each vertex of the matrices.
+        nodes: where each node's service starts and ends, as vertex positions.
+        info: (n,) what each node stands for.
+    """
+
+    job: Job
+    problem: Problem
+    network: RoadNetwork
+    vertices: np.ndarray
+    nodes: NodeLayout
+    info: tuple[NodeInfo, ...]
+
+    def leg(self, tail: int, head: int) -> list[tuple[float, float]]:
+        """The fastest road path (lon, lat) from the end of node ``tail`` to the start of ``head``."""
+        origin = int(self.vertices[self.nodes.leave[tail]])
+        destination = int(self.vertices[self.nodes.enter[head]])
+        path = self.network.shortest_path(origin, destination).nodes if origin != destination else [origin]
+        return [(float(self.network.node_lon[v]), float(self.network.node_lat[v])) for v in path]
+
+    def service(self, node: int) -> list[tuple[float, float]]:
+        """The segment a street node sweeps (lon, lat), or the stop's point."""
+        ends = (self.vertices[self.nodes.enter[node]], self.vertices[self.nodes.leave[node]])
+        return [(float(self.network.node_lon[v]), float(self.network.node_lat[v])) for v in ends]
+
+    def initial_routes(self) -> list[list[int]] | None:
+        """The job's earlier plan as node sequences, one per vehicle, for a warm start; ids the job
+        no longer has are dropped (logged); a street is taken in the direction first listed."""
+        if self.job.initial is None:
+            return None
+        p = self.problem
+        vehicle_of = {label: v for v, label in enumerate(p.vehicle_labels)}
+        first_node: dict[str, list[int]] = {}
+        for node in range(p.n_depots, p.n_nodes):
+            first_node.setdefault(self.info[node].id, [])
+            if node == p.alternatives(p.visit_of[node])[0]:
+                first_node[self.info[node].id].append(node)
+        routes: list[list[int]] = [[] for _ in range(p.n_vehicles)]
+        for position, route in enumerate(self.job.initial):
+            if route.vehicle not in vehicle_of:
+                raise UnknownEntityError(f"initial route {position} is for vehicle {route.vehicle!r}, which the "
+                                         f"fleet does not have; expected one of {sorted(vehicle_of)}",
+                                         field=f"initial[{position}].vehicle")
+            for visit in route.visits:
+                if visit not in first_node:
+                    logger.info("%s: the earlier plan's %r is no longer in the job; dropped", self.job.name, visit)
+                    continue
+                routes[vehicle_of[route.vehicle]].extend(first_node.pop(visit))
+        return routes
+
+
+def seconds_of(value: TimeOfDay) -> int:
+    """Seconds since midnight of a job's time: a number, or ``HH:MM[:SS]``."""
+    if isinstance(value, str):
+        parts = [int(part) for part in value.split(":")]
+        return parts[0] * 3600 + parts[1] * 60 + (parts[2] if len(parts) > 2 else 0)
+    return round(value)
+
+
+def clock_of(seconds: float) -> str:
+    """``HH:MM:SS`` of seconds since midnight (hours pass 24 after midnight)."""
+    total = round(seconds)
+    return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
+
+
+def job_problem(job: Job, network: RoadNetwork) -> JobProblem:
+    """Validate ``job`` against ``network`` and build its problem.
+
+    Raises:
+        InvalidInputError: an inconsistent job: duplicate ids, a shift or window that ends before it
+            starts, a break outside its shift, a stop heavier than every vehicle that could serve
+            it, a stop whose windows close before any vehicle can reach it, work no vehicle has the
+            skills for, a street given both by way and by nodes (or by neither); ``field`` names the
+            part at fault and the message its id.
+        OutsideNetworkError: a location too far from the network.
+        UnknownEntityError: a depot, node or way the network or the job does not have.
+    """
+    return _Builder(job, network).build()
+
+
+class _Builder:
+    def __init__(self, job: Job, network: RoadNetwork) -> None:
+        self.job = job
+        self.network = network
+        self.vertex_of: dict[int, int] = {}
+
+    def vertex(self, node: int) -> int:
+        return self.vertex_of.setdefault(node, len(self.vertex_of))
+
+    def place(self, place: Place, field: str, what: str) -> tuple[int, float, float]:
+        try:
+            if isinstance(place, Point):
+                node = self.network.snap(place.lon, place.lat)[0]
+                return node, place.lon, place.lat
+            node = self.network.node_index(place)
+        except PilotageError as error:
+            error.args = (f"{what}: {error}",)
+            error.field = field if not isinstance(place, Point) else f"{field}.{error.field}"
+            raise
+        return node, float(self.network.node_lon[node]), float(self.network.node_lat[node])
+
+    def build(self) -> JobProblem:
+        job = self.job
+        self._unique_ids()
+        depot_index = {depot.id: d for d, depot in enumerate(job.depots)}
+        depots = [self.place(d.location, f"depots[{i}].location", f"depot {d.id!r}") for i, d in enumerate(job.depots)]
+        skill_bit = self._skills()
+        fleet = self._fleet(depot_index, skill_bit)
+        stops = [self.place(s.location, f"stops[{i}].location", f"stop {s.id!r}") for i, s in enumerate(job.stops)]
+        tasks, segments, street_of_task = self._street_tasks(skill_bit)
+        depot_vertices = [self.vertex(node) for node, _, _ in depots]
+        stop_vertices = [self.vertex(node) for node, _, _ in stops]
+        nodes = layout(depot_vertices, stop_vertices, tasks)
+        vertices = np.fromiter(self.vertex_of, dtype=np.int64, count=len(self.vertex_of))
+        duration = np.rint(self.network.matrix(vertices, vertices, weight="travel_time_s")).astype(np.int64)
+        distance = np.rint(self.network.matrix(vertices, vertices, weight="length_m")).astype(np.int64)
+
+        n_depots, n_stops = len(job.depots), len(job.stops)
+        windows = [self._windows(i) for i in range(n_stops)]
+        window_ptr = np.zeros(nodes.enter.size + 1, dtype=np.int64)
+        counts = [0] * n_depots + [len(w) for w in windows] + [0] * (nodes.enter.size - n_depots - n_stops)
+        np.cumsum(counts, out=window_ptr[1:])
+        flat = [pair for w in windows for pair in w]
+        info = ([NodeInfo(d.id, "depot") for d in job.depots] + [NodeInfo(s.id, "stop") for s in job.stops]
+                + [NodeInfo(job.streets[street_of_task[t]].id, "street", segment)
+                   for t, task in enumerate(tasks) for segment in segments[t][:len(task.directions)]])
+        coordinates = ([(lon, lat) for _, lon, lat in depots] + [(lon, lat) for _, lon, lat in stops]
+                       + [self._midpoint(vertices[a], vertices[b])
+                          for a, b in zip(nodes.enter[n_depots + n_stops:], nodes.leave[n_depots + n_stops:],
+                                          strict=True)])
+        stop_skills = [self._mask(s.skills, skill_bit) for s in job.stops]
+        problem = Problem(
+            name=job.name, labels=tuple(f"{i.id}" if i.segment is None else f"{i.id} {i.segment[0]}>{i.segment[1]}"
+                                        for i in info),
+            x=np.array([c[0] for c in coordinates]), y=np.array([c[1] for c in coordinates]), geographic=True,
+            n_depots=n_depots, duration_s=nodes.between(duration), distance=nodes.between(distance),
+            service_s=np.concatenate((np.zeros(n_depots), [round(s.service_s) for s in job.stops],
+                                      per_node(tasks, "service_s"))),
+            service_distance=np.concatenate((np.zeros(n_depots + n_stops), per_node(tasks, "service_distance"))),
+            demand=np.concatenate((np.zeros(n_depots), [s.demand for s in job.stops], per_node(tasks, "demand"))),
+            window_ptr=window_ptr, window_open_s=[a for a, _ in flat], window_close_s=[b for _, b in flat],
+            skills=np.concatenate((np.zeros(n_depots), stop_skills,
+                                   [mask for t, task in enumerate(tasks) for mask in
+                                    [self._mask(job.streets[street_of_task[t]].skills, skill_bit)]
+                                    * len(task.directions)])),
+            visit_ptr=nodes.visit_ptr, visit_nodes=nodes.visit_nodes,
+            penalty=np.array([math.inf if s.penalty is None else s.penalty for s in job.stops]
+                             + [task.penalty for task in tasks], dtype=np.float64),
+            **fleet)
+        built = JobProblem(job=job, problem=problem, network=self.network, vertices=vertices, nodes=nodes,
+                           info=tuple(info))
+        _check_reachable(built)
+        return built
+
+    def _unique_ids(self) -> None:
+        job = self.job
+        seen: dict[str, str] = {}
+        groups = (("depots", [d.id for d in job.depots]), ("vehicles", [v.id for v in job.vehicles]),
+                  ("stops", [s.id for s in job.stops]), ("streets", [s.id for s in job.streets]))
+        for group, ids in groups:
+            space = "work" if group in ("stops", "streets") else group
+            for i, name in enumerate(ids):
+                key = f"{space}:{name}"
+                if key in seen:
+                    raise InvalidInputError(f"expected unique ids, but {name!r} is given twice ({seen[key]} and "
+                                            f"{group}[{i}]); rename one", field=f"{group}[{i}].id")
+                seen[key] = f"{group}[{i}]"
+
+    def _skills(self) -> dict[str, int]:
+        job = self.job
+        names = sorted({s for v in job.vehicles for s in v.skills} | {s for w in (*job.stops, *job.streets)
+                                                                      for s in w.skills})
+        if len(names) > MAX_SKILLS:
+            raise InvalidInputError(f"expected at most {MAX_SKILLS} distinct skills, got {len(names)}",
+                                    field="vehicles")
+        return {name: 1 << bit for bit, name in enumerate(names)}
+
+    @staticmethod
+    def _mask(skills: Sequence[str], skill_bit: dict[str, int]) -> int:
+        mask = 0
+        for skill in skills:
+            mask |= skill_bit[skill]
+        return mask
+
+    def _fleet(self, depot_index: dict[str, int], skill_bit: dict[str, int]) -> dict[str, object]:
+        columns: dict[str, list] = {name: [] for name in (
+            "vehicle_labels", "start_depot", "end_depot", "capacity", "shift_start_s", "shift_end_s",
+            "vehicle_skills", "fixed_cost", "distance_cost", "time_cost_per_s")}
+        breaks: list[list[tuple[int, int, int]]] = []
+        for i, vehicle in enumerate(self.job.vehicles):
+            where = f"vehicles[{i}]"
+            for key, depot in (("depot", vehicle.depot), ("end_depot", vehicle.end_depot or vehicle.depot)):
+                if depot not in depot_index:
+                    raise UnknownEntityError(f"vehicle {vehicle.id!r} names depot {depot!r}, which the job does "
+                                             f"not have; expected one of {sorted(depot_index)}",
+                                             field=f"{where}.{key}")
+            start, end = (seconds_of(t) for t in vehicle.shift)
+            if end <= start:
+                raise InvalidInputError(f"vehicle {vehicle.id!r}: its shift ends ({clock_of(end)}) before it starts "
+                                        f"({clock_of(start)}); give [start, end]", field=f"{where}.shift")
+            own = []
+            for b, pause in enumerate(vehicle.breaks):
+                earliest, latest = seconds_of(pause.earliest), seconds_of(pause.latest)
+                if latest < earliest or earliest < start or latest > end:
+                    raise InvalidInputError(
+                        f"vehicle {vehicle.id!r}: break {b} may start {clock_of(earliest)}..{clock_of(latest)}; "
+                        f"expected earliest <= latest, inside the shift {clock_of(start)}..{clock_of(end)}",
+                        field=f"{where}.breaks[{b}]")
+                own.append((earliest, latest, round(pause.duration_s)))
+            for copy in range(vehicle.count):
+                columns["vehicle_labels"].append(vehicle.id if vehicle.count == 1 else f"{vehicle.id}-{copy + 1}")
+                columns["start_depot"].append(depot_index[vehicle.depot])
+                columns["end_depot"].append(depot_index[vehicle.end_depot or vehicle.depot])
+                columns["capacity"].append(vehicle.capacity)
+                columns["shift_start_s"].append(start)
+                columns["shift_end_s"].append(end)
+                columns["vehicle_skills"].append(self._mask(vehicle.skills, skill_bit))
+                columns["fixed_cost"].append(vehicle.fixed_cost)
+                columns["distance_cost"].append(vehicle.cost_per_km / 1000.0)
+                columns["time_cost_per_s"].append(vehicle.cost_per_hour / 3600.0)
+                breaks.append(own)
+        labels = columns.pop("vehicle_labels")
+        duplicates = {label for label in labels if labels.count(label) > 1}
+        if duplicates:
+            raise InvalidInputError(f"expected unique vehicle ids once counts are expanded, got {sorted(duplicates)} "
+                                    "twice; rename the vehicles", field="vehicles")
+        fleet: dict[str, object] = {name: np.asarray(values) for name, values in columns.items()}
+        fleet["vehicle_labels"] = tuple(labels)
+        fleet["break_ptr"] = np.cumsum([0, *(len(b) for b in breaks)])
+        fleet["break_earliest_s"] = np.array([b[0] for own in breaks for b in own], dtype=np.int64)
+        fleet["break_latest_s"] = np.array([b[1] for own in breaks for b in own], dtype=np.int64)
+        fleet["break_duration_s"] = np.array([b[2] for own in breaks for b in own], dtype=np.int64)
+        return fleet
+
+    def _windows(self, i: int) -> list[tuple[int, int]]:
+        stop = self.job.stops[i]
+        windows = []
+        for w, (open_at, close_at) in enumerate(stop.windows):
+            a, b = seconds_of(open_at), seconds_of(close_at)
+            if b < a:
+                raise InvalidInputError(f"stop {stop.id!r}: time window {w} closes at {clock_of(b)}, before it opens "
+                                        f"at {clock_of(a)}; give [open, close]", field=f"stops[{i}].windows[{w}]")
+            windows.append((a, b))
+        merged: list[tuple[int, int]] = []
+        for a, b in sorted(windows):
+            if merged and a <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        return merged
+
+    def _street_tasks(self, skill_bit: dict[str, int]) -> tuple[list[ArcTask], list[list[tuple[int, int]]], list[int]]:
+        tasks, segments, street_of_task = [], [], []
+        for i, street in enumerate(self.job.streets):
+            for edge in self._segments(i, street):
+                u, v = int(self.network.edge_source[edge]), int(self.network.indices[edge])
+                reverse = self._edge(v, u)
+                length = float(self.network.length_m[edge])
+                osm = (int(self.network.node_osmid[u]), int(self.network.node_osmid[v]))
+                forward = (self.vertex(u), self.vertex(v))
+                backward = (forward[1], forward[0])
+                if reverse is not None and street.sides == "one":
+                    passes = [((forward, backward), [osm, osm[::-1]])]
+                elif reverse is not None:
+                    passes = [((forward,), [osm]), ((backward,), [osm[::-1]])]
+                else:
+                    passes = [((forward,), [osm])] * (2 if street.sides == "both" else 1)
+                for directions, served in passes:
+                    tasks.append(ArcTask(
+                        label=street.id, directions=directions, service_s=round(street.service_s_per_m * length),
+                        service_distance=round(length), demand=math.ceil(street.demand_per_m * length - 1e-9),
+                        penalty=math.inf if street.penalty is None else street.penalty))
+                    segments.append(served)
+                    street_of_task.append(i)
+        return tasks, segments, street_of_task
+
+    def _segments(self, i: int, street: JobStreet) -> list[int]:
+        network, where = self.network, f"streets[{i}]"
+        by_way = street.way is not None
+        by_nodes = street.from_ is not None or street.to is not None
+        if by_way == by_nodes or (by_nodes and (street.from_ is None or street.to is None)):
+            raise InvalidInputError(f"street {street.id!r}: expected either way, or both from and to (OSM node ids)",
+                                    field=where)
+        if by_way:
+            edges = np.flatnonzero(network.edge_osmid == street.way)
+            if not edges.size:
+                raise UnknownEntityError(f"street {street.id!r}: no road of the network is OSM way {street.way}; "
+                                         "check the way id (only drivable roads are kept)", field=f"{where}.way")
+            # One segment per pair of directions: keep u -> v, and v -> u only when u -> v is absent.
+            kept, seen = [], set()
+            for edge in edges.tolist():
+                u, v = int(network.edge_source[edge]), int(network.indices[edge])
+                if (v, u) not in seen and (u, v) not in seen:
+                    kept.append(edge)
+                seen.add((u, v))
+            return kept
+        try:
+            u, v = network.node_index(street.from_), network.node_index(street.to)
+        except UnknownEntityError:
+            raise UnknownEntityError(f"street {street.id!r}: OSM nodes {street.from_} and {street.to} are not both "
+                                     "nodes of the network (segments run between junctions); give the way id "
+                                     "instead", field=where) from None
+        edge = self._edge(u, v)
+        if edge is None:
+            edge = self._edge(v, u)
+        if edge is None:
+            raise UnknownEntityError(f"street {street.id!r}: no road joins OSM nodes {street.from_} and {street.to} "
+                                     "directly; give the nodes of one segment, or the way id", field=where)
+        return [edge]
+
+    def _edge(self, u: int, v: int) -> int | None:
+        first, last = self.network.indptr[u], self.network.indptr[u + 1]
+        heads = self.network.indices[first:last]
+        matches = np.flatnonzero(heads == v)
+        if not matches.size:
+            return None
+        lengths = self.network.length_m[first + matches]
+        return int(first + matches[np.argmin(lengths)])
+
+    def _midpoint(self, a: int, b: int) -> tuple[float, float]:
+        network = self.network
+        return (float(network.node_lon[[a, b]].mean()), float(network.node_lat[[a, b]].mean()))
+
+
+def _check_reachable(built: JobProblem) -> None:
+    """Each mandatory visit must be possible for some vehicle alone: skills, capacity, and a window
+    it can reach from its depot and come back from within its shift."""
+    p, job = built.problem, built.job
+    for visit in range(p.n_visits):
+        if math.isfinite(p.penalty[visit]):
+            continue
+        reasons = []
+        for node in p.alternatives(visit).tolist():
+            for v in range(p.n_vehicles):
+                needed = int(p.skills[node])
+                if int(p.vehicle_skills[v]) & needed != needed:
+                    reasons.append("skills")
+                    continue
+                if p.demand[node] > p.capacity[v]:
+                    reasons.append("capacity")
+                    continue
+                earliest = p.shift_start_s[v] + p.duration_s[p.start_depot[v], node]
+                latest = p.shift_end_s[v] - p.duration_s[node, p.end_depot[v]] - p.service_s[node]
+                windows = p.windows(node) or [(earliest, latest)]
+                if any(max(a, earliest) <= min(b, latest) for a, b in windows):
+                    break
+                reasons.append("time")
+            else:
+                continue
+            break
+        else:
+            node = int(p.alternatives(visit)[0])
+            info = built.info[node]
+            kind = "stops" if info.kind == "stop" else "streets"
+            position = next(i for i, w in enumerate(getattr(job, kind)) if w.id == info.id)
+            why = {"skills": "no vehicle has the skills it needs",
+                   "capacity": f"its demand {p.demand[node]} is more than any vehicle that could serve it holds "
+                               f"({int(p.capacity.max())} at most)",
+                   "time": "no vehicle can reach it inside its time windows and be back within its shift"}
+            worst = max(set(reasons), key=["time", "capacity", "skills"].index) if reasons else "skills"
+            raise InvalidInputError(f"{info.kind} {info.id!r} cannot be served: {why[worst]}; fix the {info.kind}, "
+                                    "the fleet, or give it a penalty so it may be left out",
+                                    field=f"{kind}[{position}]")
