@@ -78,7 +78,7 @@ class Outcome:
         vehicles: routes used.
         feasible: pilotage's check for OR-Tools, PyVRP's own for PyVRP.
         runtime_s: wall time of the solve, reading and model building included.
-        error: why there is no solution; empty otherwise.
+        error: why there is no solution, or the feasibility check's first violations; empty otherwise.
     """
 
     set_name: str
@@ -99,8 +99,9 @@ def gap_percent(cost: float, bks: float | None) -> float | None:
     return None if bks is None else 100.0 * (cost - bks) / bks
 
 
-def solve_ortools(instance: Instance, budget_s: float) -> tuple[float, int, bool]:
-    """Solve with pilotage (OR-Tools) for ``budget_s``: (cost, vehicles used, feasible by pilotage's check).
+def solve_ortools(instance: Instance, budget_s: float) -> tuple[float, int, bool, str]:
+    """Solve with pilotage (OR-Tools) for ``budget_s``: (cost, vehicles used, feasible by pilotage's
+    check, its first violations).
 
     Raises:
         NoSolutionError: no solution within the budget.
@@ -111,7 +112,8 @@ def solve_ortools(instance: Instance, budget_s: float) -> tuple[float, int, bool
         cost = _euclidean_length(problem, solved.solution)
     else:
         cost = solved.feasibility.distance
-    return cost, solved.solution.vehicles_used, solved.feasibility.feasible
+    violations = solved.feasibility.violations
+    return cost, solved.solution.vehicles_used, not violations, "; ".join(violations[:3])
 
 
 def _euclidean_length(problem: Problem, solution: Solution) -> float:
@@ -124,8 +126,8 @@ def _euclidean_length(problem: Problem, solution: Solution) -> float:
     return total
 
 
-def solve_pyvrp(instance: Instance, budget_s: float) -> tuple[float, int, bool]:
-    """Solve with PyVRP for ``budget_s``: (cost, routes, feasible by PyVRP's own evaluation)."""
+def solve_pyvrp(instance: Instance, budget_s: float) -> tuple[float, int, bool, str]:
+    """Solve with PyVRP for ``budget_s``: (cost, routes, feasible by PyVRP's own evaluation, "")."""
     import pyvrp  # noqa: PLC0415 - optional: the report says "—" without it
     from pyvrp.stop import MaxRuntime  # noqa: PLC0415
 
@@ -135,11 +137,8 @@ def solve_pyvrp(instance: Instance, budget_s: float) -> tuple[float, int, bool]:
         data = pyvrp.read(instance.path, round_func="round")
     result = pyvrp.solve(data, stop=MaxRuntime(budget_s), seed=SEED, collect_stats=False, display=False)
     best = result.best
-    if instance.set_name == "solomon":
-        cost = _pyvrp_euclidean_length(data, best)
-    else:
-        cost = float(best.distance())
-    return cost, best.num_routes(), result.is_feasible()
+    cost = _pyvrp_euclidean_length(data, best) if instance.set_name == "solomon" else float(best.distance())
+    return cost, best.num_routes(), result.is_feasible(), ""
 
 
 def _pyvrp_solomon(path: Path) -> Any:
@@ -184,13 +183,13 @@ def run(job: Run) -> Outcome:
     solve = solve_ortools if job.solver == ORTOOLS else solve_pyvrp
     started = time.perf_counter()
     try:
-        cost, vehicles, feasible = solve(instance, job.budget_s)
+        cost, vehicles, feasible, note = solve(instance, job.budget_s)
     except NoSolutionError as error:
         return Outcome(instance.set_name, instance.name, job.solver, job.budget_s, instance.bks, None, None, None,
                        False, time.perf_counter() - started, str(error))
     return Outcome(instance.set_name, instance.name, job.solver, job.budget_s, instance.bks, cost,
                    gap_percent(cost, instance.bks) if feasible else None, vehicles, feasible,
-                   time.perf_counter() - started)
+                   time.perf_counter() - started, note)
 
 
 def pyvrp_version() -> str | None:
@@ -271,7 +270,7 @@ def summary(outcomes: list[Outcome]) -> list[dict[str, Any]]:
     return rows
 
 
-def report(chosen: dict[str, list[Instance]], budgets: list[float], solvers: list[str], outcomes: list[Outcome],
+def report(chosen: dict[str, list[Instance]], budgets: list[float], solvers: list[str], outcomes: list[Outcome], *,
            host: dict[str, Any], jobs: int, command: str) -> str:
     """The markdown report: machine, conventions, one table per set, the summary."""
     found = {(o.set_name, o.instance, o.solver, o.budget_s): o for o in outcomes}
@@ -289,7 +288,7 @@ def report(chosen: dict[str, list[Instance]], budgets: list[float], solvers: lis
         "",
         "Objective: Solomon, total Euclidean distance not rounded (BKS under distance alone, not "
         "vehicles first); CVRPLIB X, total of distances rounded to integers; CARP (gdb, val), total "
-        "cost with service. Gap = 100 × (cost − BKS) / BKS; \"—\" where there is no BKS, no run "
+        "cost with service. Gap = 100 x (cost - BKS) / BKS; \"—\" where there is no BKS, no run "
         "(PyVRP does not do arc routing) or no feasible solution. OR-Tools solutions passed "
         "pilotage's feasibility check; PyVRP's feasibility is its own.",
     ]
@@ -377,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     outcomes.sort(key=lambda o: order[(o.set_name, o.instance, o.solver, o.budget_s)])
 
     command = "python benchmarks/routing/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    args.out.write_text(report(chosen, args.budgets, solvers, outcomes, host, args.jobs, command.strip()),
+    args.out.write_text(report(chosen, args.budgets, solvers, outcomes, host=host, jobs=args.jobs,
+                                   command=command.strip()),
                         encoding="utf-8")
     print(f"wrote {args.out}")
     if args.json:

@@ -1,5 +1,6 @@
 """Fixtures of the adapter tests: a clock moved by hand, a service, a late bus, every request type over a client."""
 
+import time
 from collections.abc import Callable
 
 import msgspec
@@ -11,6 +12,12 @@ from pilotage.core import RoadNetwork
 from pilotage.core import protocol as wire
 from pilotage.core.signals import SignalPlans
 from pilotage.signal_priority import PriorityEngine
+
+#: A routing job of one pickup, solved in a fifth of a second.
+TINY_JOB = {"name": "tiny", "depots": [{"id": "depot", "location": {"lon": 6.1223, "lat": 49.5859}}],
+            "vehicles": [{"id": "truck", "depot": "depot", "capacity": 10, "shift": ["07:00", "15:00"]}],
+            "stops": [{"id": "P-1", "location": {"lon": 6.13, "lat": 49.61}, "service_s": 300}],
+            "options": {"time_limit_s": 0.2}}
 
 
 @pytest.fixture
@@ -65,6 +72,14 @@ def ask_every_type() -> Callable[..., dict[str, dict[str, object]]]:
         made = {"reservation": replies["parking.reserve"]["reservation"]}
         replies |= {message_type: client.request(message_type, made) for message_type in ("parking.arrive",
                                                                                           "parking.cancel")}
+        # A routing job runs in a worker process: wait for it, as a planner's client would.
+        replies["route.submit"] = client.request("route.submit", TINY_JOB)
+        job = {"job": replies["route.submit"]["job"]}
+        deadline = time.monotonic() + 60.0
+        while client.request("route.status", job)["state"] not in ("done", "failed") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        replies["route.status"] = client.request("route.status", job)
+        replies["route.result"] = client.request("route.result", job)
         assert set(replies) == set(wire.MESSAGES)
         for message_type, reply in replies.items():
             msgspec.convert(reply, wire.MESSAGES[message_type].reply)

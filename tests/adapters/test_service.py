@@ -311,3 +311,31 @@ def test_parking_counts_reservations_and_guidance_through_the_service(make_servi
     service.tick()
     service.publish_events()
     assert ("parking", "stale") in [(topic, body["event"]) for topic, body in published]
+
+
+def test_routing_jobs_need_the_routing_permission_and_bad_ones_name_the_field(
+        make_service: Callable[..., Service]) -> None:
+    from .conftest import TINY_JOB  # noqa: PLC0415 - the fixtures' job
+
+    published: list[tuple[str, dict]] = []
+    service = make_service(publish=lambda topic, body: published.append((topic, json.loads(body))))
+    bad = dict(TINY_JOB, stops=[dict(TINY_JOB["stops"][0], windows=[["10:00", "09:00"]])])
+    (refused,) = answer(service, request("route.submit", TINY_JOB), caller=Caller("video-wall", "reader"))
+    assert (refused["error"]["code"], refused["error"]["field"]) == ("FORBIDDEN", "type")
+    invalid, queued, again = answer(service, request("route.submit", bad), request("route.submit", TINY_JOB),
+                                    request("route.submit", TINY_JOB), caller=Caller("planning", "planner"))
+    assert (invalid["error"]["code"], invalid["error"]["field"]) == ("BAD_SCHEMA", "body.stops[0].windows[0]")
+    assert "'P-1'" in invalid["error"]["message"]
+    assert queued["body"]["state"] == "queued"
+    assert again["body"] == queued["body"]
+    (unknown,) = answer(service, request("route.status", {"job": "nope"}))
+    assert (unknown["error"]["code"], unknown["error"]["field"]) == ("UNKNOWN_ENTITY", "body.job")
+    try:
+        service.tick()
+        service.publish_events()
+    finally:
+        service.routing.close()
+    (event,) = [body for topic, body in published if topic == "route"]
+    assert event["state"]["job"] == queued["body"]["job"]
+    assert event["state"]["state"] == "running"
+    msgspec.convert(event, wire.RouteEvent)

@@ -75,7 +75,7 @@ def brute_force(problem: Problem) -> float:
     return best
 
 
-def plane_problem(points: list[tuple[int, int]], demand: list[int], windows: list[tuple[int, int] | None],
+def plane_problem(points: list[tuple[int, int]], demand: list[int], windows: list[tuple[int, int] | None], *,
                   n_vehicles: int, capacity: int, horizon: int, service: int = 0) -> Problem:
     """A problem in the plane: node 0 is the depot; travel time equals the rounded distance."""
     xy = np.array(points, dtype=float)

@@ -1,0 +1,58 @@
+"""`pilotage route`: jobs and standard instances solved from the command line, several at once, with
+their solutions, GeoJSON and maps; bad files refused in one line."""
+
+import json
+from pathlib import Path
+
+from pilotage.core import RoadNetwork
+
+from .test_cli import pilotage
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+EXAMPLES = REPOSITORY / "examples"
+SHARED_DATA = REPOSITORY.parent / "shared" / "data"
+
+
+def test_the_example_jobs_are_solved_together_with_maps(city: RoadNetwork, cache_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "routes"
+    run = pilotage("route", str(EXAMPLES / "bulky-waste.json"), str(EXAMPLES / "street-cleaning.json"),
+                   "--out", str(out), "--time-limit", "1", cache_dir=cache_dir)
+    assert run.returncode == 0, run.stderr
+    assert "bulky-waste.json" in run.stdout and "street-cleaning.json" in run.stdout
+    for name in ("bulky-waste", "street-cleaning"):
+        solution = json.loads((out / f"{name}.solution.json").read_text())
+        assert solution["feasible"] and not solution["violations"] and not solution["unassigned"]
+        assert solution["solver"]["time_limit_s"] == 1
+        features = json.loads((out / f"{name}.geojson").read_text())["features"]
+        assert {f["properties"]["kind"] for f in features} >= {"depot", "route"}
+        page = (out / f"{name}.html").read_text()
+        assert "<svg" in page and "http" not in page
+    swept = json.loads((out / "street-cleaning.solution.json").read_text())
+    assert {v["kind"] for r in swept["routes"] for v in r["visits"]} == {"street"}
+
+
+def test_a_standard_instance_is_solved(cache_dir: Path, tmp_path: Path) -> None:
+    run = pilotage("route", "--format", "carp", str(SHARED_DATA / "carp" / "gdb" / "gdb1.dat"), "--out",
+                   str(tmp_path), "--time-limit", "1", "--json", cache_dir=cache_dir)
+    assert run.returncode == 0, run.stderr
+    (summary,) = json.loads(run.stdout)
+    assert summary["feasible"]
+    assert summary["distance"] >= 316  # the published optimum
+
+
+def test_a_bad_job_is_one_error_line_naming_the_field(city: RoadNetwork, cache_dir: Path, tmp_path: Path) -> None:
+    job = json.loads((EXAMPLES / "bulky-waste.json").read_text())
+    job["stops"][1]["windows"] = [["10:00", "09:00"]]
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(job))
+    run = pilotage("route", str(path), "--out", str(tmp_path / "out"), "--time-limit", "1", cache_dir=cache_dir)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1, run.stderr
+    assert "P-002" in run.stdout and "closes at 09:00:00" in run.stdout
+    not_json = tmp_path / "not.json"
+    not_json.write_text("{")
+    run = pilotage("route", str(not_json), "--out", str(tmp_path / "out"), cache_dir=cache_dir)
+    assert run.returncode == 1
+    assert "expected one JSON object" in run.stdout

@@ -1,0 +1,121 @@
+"""Jobs on the road network: every inconsistency refused with the id and the field at fault; streets
+turned into arc tasks as the sides say."""
+
+import re
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from pilotage.core import RoadNetwork
+from pilotage.core.errors import InvalidInputError, OutsideNetworkError, UnknownEntityError
+from pilotage.core.protocol import Job
+from pilotage.routing import job_problem
+from pilotage.routing.jobs import clock_of, seconds_of
+
+
+@pytest.mark.parametrize(("change", "error", "field", "words"), [
+    (lambda j: j["stops"][1].update(windows=[["10:00", "09:00"]]), InvalidInputError, "stops[1].windows[0]",
+     "closes at 09:00:00, before it opens"),
+    (lambda j: j["stops"][2].update(demand=500), InvalidInputError, "stops[2]", "more than any vehicle"),
+    (lambda j: j["stops"][0].update(windows=[["05:00", "06:00"]]), InvalidInputError, "stops[0]",
+     "no vehicle can reach it"),
+    (lambda j: j["stops"][3].update(skills=["crane"]), InvalidInputError, "stops[3]", "skills"),
+    (lambda j: j["stops"][1].update(location={"lon": 2.35, "lat": 48.85}), OutsideNetworkError,
+     "stops[1].location.lon", "stop 'P-002'"),
+    (lambda j: j["stops"][1].update(location=42), UnknownEntityError, "stops[1].location", "stop 'P-002'"),
+    (lambda j: j["stops"].append(dict(j["stops"][0])), InvalidInputError, "stops[8].id", "given twice"),
+    (lambda j: j["vehicles"][0].update(depot="nowhere"), UnknownEntityError, "vehicles[0].depot", "'nowhere'"),
+    (lambda j: j["vehicles"][0].update(shift=["15:00", "07:00"]), InvalidInputError, "vehicles[0].shift",
+     "ends (07:00:00) before it starts"),
+    (lambda j: j["vehicles"][0].update(breaks=[{"earliest": "16:00", "latest": "17:00", "duration_s": 600}]),
+     InvalidInputError, "vehicles[0].breaks[0]", "inside the shift"),
+    (lambda j: j.update(streets=[{"id": "s", "way": 1}]), UnknownEntityError, "streets[0].way", "no road"),
+    (lambda j: j.update(streets=[{"id": "s"}]), InvalidInputError, "streets[0]", "either way"),
+    (lambda j: j.update(initial=[{"vehicle": "ghost", "visits": []}]), None, None, None),
+])
+def test_an_inconsistent_job_is_refused_naming_what_is_at_fault(
+        city: RoadNetwork, small_job: Callable[..., dict], as_job: Callable[[dict], Job], *,
+        change: Callable[[dict], None], error: type[Exception] | None, field: str | None, words: str | None) -> None:
+    job = small_job()
+    change(job)
+    if error is None:
+        # An unknown vehicle in the earlier plan is found when the plan is read.
+        with pytest.raises(UnknownEntityError, match="ghost") as caught:
+            job_problem(as_job(job), city).initial_routes()
+        assert caught.value.field == "initial[0].vehicle"
+        return
+    with pytest.raises(error, match=re.escape(words)) as caught:
+        job_problem(as_job(job), city)
+    assert caught.value.field == field
+
+
+def test_a_valid_job_becomes_one_node_per_stop_and_a_vehicle_per_count(
+        city: RoadNetwork, bulky_waste: dict, as_job: Callable[[dict], Job]) -> None:
+    built = job_problem(as_job(bulky_waste), city)
+    p = built.problem
+    assert (p.n_depots, p.n_visits, p.n_vehicles) == (1, 60, 4)
+    assert p.vehicle_labels == ("truck-1", "truck-2", "truck-3", "crane-truck")
+    assert p.breaks(0) == [(41400, 48600, 1800)]
+    assert p.distance_cost[0] == pytest.approx(0.6 / 1000)
+    assert p.time_cost_per_s[3] == pytest.approx(55 / 3600)
+    crane = [i for i, s in enumerate(bulky_waste["stops"]) if s.get("skills")]
+    assert all(p.skills[1 + i] for i in crane)
+    # Travel is the fastest road path between the snapped nodes.
+    a, b = built.vertices[built.nodes.leave[1]], built.vertices[built.nodes.enter[2]]
+    assert p.duration_s[1, 2] == round(city.shortest_path(int(a), int(b)).travel_time_s)
+
+
+def _two_way_segment(city: RoadNetwork) -> tuple[int, int]:
+    for edge in range(city.n_edges):
+        u, v = int(city.edge_source[edge]), int(city.indices[edge])
+        back = city.indices[city.indptr[v]:city.indptr[v + 1]]
+        if u in back and city.road_classes[city.road_class[edge]] == "residential":
+            return int(city.node_osmid[u]), int(city.node_osmid[v])
+    raise AssertionError("no two-way street")
+
+
+def _one_way_segment(city: RoadNetwork) -> tuple[int, int]:
+    for edge in range(city.n_edges):
+        u, v = int(city.edge_source[edge]), int(city.indices[edge])
+        if u not in city.indices[city.indptr[v]:city.indptr[v + 1]] and city.road_classes[city.road_class[edge]] == \
+                "residential":
+            return int(city.node_osmid[u]), int(city.node_osmid[v])
+    raise AssertionError("no one-way street")
+
+
+@pytest.mark.parametrize(("kind", "sides", "visits", "directions"), [
+    ("two-way", "both", 2, [1, 1]),  # one pass each way, one side each
+    ("two-way", "one", 1, [2]),      # one pass, either way
+    ("one-way", "both", 2, [1, 1]),  # two passes the one way
+    ("one-way", "one", 1, [1]),
+])
+def test_street_sides_become_arc_tasks(city: RoadNetwork, small_job: Callable[..., dict],
+                                       as_job: Callable[[dict], Job], *, kind: str, sides: str, visits: int,
+                                       directions: list[int]) -> None:
+    a, b = _two_way_segment(city) if kind == "two-way" else _one_way_segment(city)
+    job = small_job(stops=0, streets=[{"id": "rue", "from": a, "to": b, "sides": sides, "demand_per_m": 0.01}])
+    p = job_problem(as_job(job), city).problem
+    assert p.n_visits == visits
+    assert [len(p.alternatives(v)) for v in range(visits)] == directions
+    node = int(p.alternatives(0)[0])
+    assert p.service_s[node] == round(0.5 * p.service_distance[node])  # the default 0.5 s/m
+    assert p.demand[node] == np.ceil(0.01 * p.service_distance[node] - 1e-9)
+
+
+def test_a_street_by_way_takes_every_segment_of_the_way(city: RoadNetwork, street_cleaning: dict,
+                                                        as_job: Callable[[dict], Job]) -> None:
+    built = job_problem(as_job(street_cleaning), city)
+    way = street_cleaning["streets"][0]["way"]
+    segments = {tuple(sorted(i.segment)) for i in built.info if i.kind == "street" and i.id == f"way-{way}"}
+    edges = np.flatnonzero(city.edge_osmid == way)
+    ends = {tuple(sorted((int(city.node_osmid[city.edge_source[e]]), int(city.node_osmid[city.indices[e]]))))
+            for e in edges}
+    assert segments == ends
+
+
+def test_times_of_day() -> None:
+    assert seconds_of("07:30") == 27000
+    assert seconds_of("25:00:30") == 90030
+    assert seconds_of(3600.4) == 3600
+    assert clock_of(90030) == "25:00:30"
