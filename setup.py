@@ -41,6 +41,7 @@ setup(
     extras_require={
         "sim": ["eclipse-sumo>=1.20,<2", "libsumo>=1.20,<2", "sumolib>=1.20,<2"],
         "plot": ["matplotlib>=3.7,<4"],
+        "compare": ["pyvrp>=0.9,<1"],
         "test": ["pytest>=8,<10", "pytest-benchmark>=4,<6", "hypothesis>=6.100,<7", "ruff>=0.17,<0.18"],
     },
     entry_points={"console_scripts": ["pilotage = pilotage.adapters.cli:main"]},
