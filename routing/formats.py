@@ -138,7 +138,8 @@ def read_vrplib(path: str | os.PathLike[str]) -> Problem:
         shift_end = int(tw[0, 1])
     else:
         window_ptr, window_open, window_close = np.zeros(n + 1), np.empty(0), np.empty(0)
-        shift_end = int(distance.sum(axis=1).max() * 2 + service.sum()) + 1
+        # No limit: longer than any route can be.
+        shift_end = int(service.sum()) + n * int(distance.max()) + 1
     return Problem(
         name=spec.get("NAME", Path(path).stem), labels=tuple(str(i) for i in range(1, n + 1)), x=x, y=y,
         geographic=False, n_depots=1, duration_s=distance, distance=distance, service_s=service,
@@ -198,7 +199,7 @@ def read_carp(path: str | os.PathLike[str]) -> Problem:
     angle = 2 * np.pi * np.arange(n_vertices) / n_vertices
     mid_x = (np.cos(angle)[nodes.enter] + np.cos(angle)[nodes.leave]) / 2
     mid_y = (np.sin(angle)[nodes.enter] + np.sin(angle)[nodes.leave]) / 2
-    shift_end = int(distance.max() * (n + 1) + per_node(tasks, "service_s").sum()) + 1
+    shift_end = int(per_node(tasks, "service_s").sum()) + n * int(distance.max()) + 1  # no limit
     service = np.concatenate(([0], per_node(tasks, "service_s")))
     return Problem(
         name=spec.get("NOMBRE", Path(path).stem), labels=("depot", *(t.label for t in tasks for _ in t.directions)),
