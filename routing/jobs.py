@@ -375,12 +375,15 @@ def _check_reachable(built: JobProblem) -> None:
     """Each mandatory visit must be possible for some vehicle alone: skills, capacity, and a window
     it can reach from its depot and come back from within its shift."""
     p, job = built.problem, built.job
+    # Vehicles of one fleet entry are alike: one of each kind is enough.
+    kinds = np.stack([p.start_depot, p.end_depot, p.capacity, p.shift_start_s, p.shift_end_s, p.vehicle_skills])
+    _, distinct = np.unique(kinds, axis=1, return_index=True)
     for visit in range(p.n_visits):
         if math.isfinite(p.penalty[visit]):
             continue
         reasons = []
         for node in p.alternatives(visit).tolist():
-            for v in range(p.n_vehicles):
+            for v in distinct.tolist():
                 needed = int(p.skills[node])
                 if int(p.vehicle_skills[v]) & needed != needed:
                     reasons.append("skills")

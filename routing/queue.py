@@ -197,6 +197,8 @@ class RoutingQueue:
     def close(self) -> None:
         """Stop the worker (a running job is queued again at the next start) and close the database."""
         if self._pool is not None:
+            # The executor has no way to stop a task under way, and a search may run for minutes:
+            # its worker processes are ended directly.
             for process in list(getattr(self._pool, "_processes", {}).values()):
                 process.terminate()
             self._pool.shutdown(wait=False, cancel_futures=True)
