@@ -18,7 +18,7 @@ from multiprocessing import Manager
 from pathlib import Path
 from typing import Any
 
-from pilotage.core.errors import DataFileError, PilotageError
+from pilotage.core.errors import DataFileError, InvalidInputError, PilotageError
 from pilotage.core.network import RoadNetwork, available_cores
 from pilotage.core.protocol import Job, decode_job
 from pilotage.routing.check import Feasibility, check_solution
@@ -136,12 +136,17 @@ def run_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, i
         options = SolveOptions(time_limit_s=10.0 if time_limit_s is None else time_limit_s, seed=seed or 0)
         solved = solve_instance(read_instance(path, instance_format), options, on_solution=on_solution)
         network = None
-    outputs = write_outputs(solved, out_dir, path.name.split(".")[0], network)
+    outputs = write_outputs(solved, out_dir, _stem(path), network)
     document = solved.document()
     return {"input": str(path), "name": document["name"], "feasible": document["feasible"],
             "violations": document["violations"], "cost": document["cost"], "distance": document["distance"],
             "vehicles_used": document["vehicles_used"], "unassigned": len(document["unassigned"]),
             "runtime_s": document["solver"]["runtime_s"], "outputs": {k: str(v) for k, v in outputs.items()}}
+
+
+def _stem(path: str | os.PathLike[str]) -> str:
+    """The name a file's outputs take: ``bulky-waste`` for ``jobs/bulky-waste.json``."""
+    return Path(path).name.split(".")[0]
 
 
 def _roads(network: RoadNetwork) -> list[tuple[tuple[float, float], tuple[float, float]]]:
@@ -168,7 +173,19 @@ def run_files(paths: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLik
               on_progress: ProgressCallback | None = None) -> list[dict[str, Any]]:
     """Solve several files, each in its own process, ``workers`` at once (default: the cores
     available, at most one per file). A file that fails gives a summary with its ``error`` and
-    does not stop the others. Summaries come in the order of ``paths``."""
+    does not stop the others. Summaries come in the order of ``paths``.
+
+    Raises:
+        InvalidInputError: two files with the same name (their outputs would clash), or workers < 1.
+    """
+    stems = [_stem(path) for path in paths]
+    clashing = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if clashing:
+        raise InvalidInputError(f"expected files with distinct names, got several named {clashing}: their outputs "
+                                "would overwrite each other; rename them or solve them into different folders",
+                                field="inputs")
+    if workers is not None and workers < 1:
+        raise InvalidInputError(f"expected workers >= 1, got {workers}", field="workers")
     works = [_Work(i, str(path), str(out_dir), instance_format, network, time_limit_s, seed)
              for i, path in enumerate(paths)]
     workers = max(1, min(workers or available_cores(), len(works)))
