@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 #: Called with (input index, seconds searched, time limit, best cost so far).
 ProgressCallback = Callable[[int, float, float, float], None]
 
+#: Called with (seconds searched, time limit, best cost so far).
+FileProgressCallback = Callable[[float, float, float], None]
+
 
 @dataclass(frozen=True)
 class Solved:
@@ -107,11 +110,12 @@ def write_outputs(solved: Solved, out_dir: str | os.PathLike[str], stem: str,
 
 def run_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, instance_format: str | None = None,
              network: RoadNetwork | None = None, time_limit_s: float | None = None, seed: int | None = None,
-             on_solution: SolutionCallback | None = None) -> dict[str, Any]:
+             on_progress: FileProgressCallback | None = None) -> dict[str, Any]:
     """Solve one file (a job JSON, or a standard instance in ``instance_format``) and write its outputs.
 
     Returns a summary: name, feasible, cost, distance, vehicles used, visits left out, runtime and
-    the output paths. ``network`` is needed for a job.
+    the output paths. ``network`` is needed for a job. ``on_progress`` hears of each improving
+    solution, and of the end of the search.
 
     Raises:
         DataFileError: the file cannot be read.
@@ -130,14 +134,24 @@ def run_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, i
             raise
         if network is None:
             raise DataFileError(f"{path}: a job needs a road network")
-        solved = solve_job(job, network, job_options(job, time_limit_s=time_limit_s, seed=seed),
-                           on_solution=on_solution)
+        options = job_options(job, time_limit_s=time_limit_s, seed=seed)
+        source: Job | Problem = job
     else:
         options = SolveOptions(time_limit_s=10.0 if time_limit_s is None else time_limit_s, seed=seed or 0)
-        solved = solve_instance(read_instance(path, instance_format), options, on_solution=on_solution)
+        source = read_instance(path, instance_format)
         network = None
+
+    def improved(elapsed_s: float, cost: float) -> None:
+        if on_progress is not None:
+            on_progress(elapsed_s, options.time_limit_s, cost)
+
+    if isinstance(source, Job):
+        solved = solve_job(source, network, options, on_solution=improved)
+    else:
+        solved = solve_instance(source, options, on_solution=improved)
     outputs = write_outputs(solved, out_dir, _stem(path), network)
     document = solved.document()
+    improved(options.time_limit_s, document["cost"])
     return {"input": str(path), "name": document["name"], "feasible": document["feasible"],
             "violations": document["violations"], "cost": document["cost"], "distance": document["distance"],
             "vehicles_used": document["vehicles_used"], "unassigned": len(document["unassigned"]),
@@ -225,14 +239,9 @@ class _Direct:
 
 def _run(work: _Work, updates: Any) -> dict[str, Any]:
     try:
-        budget = work.time_limit_s
-        if budget is None:
-            budget = 10.0 if work.instance_format else decode_job(Path(work.path).read_bytes()).options.time_limit_s
-        summary = run_file(work.path, work.out_dir, instance_format=work.instance_format, network=work.network,
-                           time_limit_s=work.time_limit_s, seed=work.seed,
-                           on_solution=lambda elapsed, cost: updates.put((work.index, elapsed, budget, cost)))
-    except (PilotageError, OSError) as error:
+        return run_file(work.path, work.out_dir, instance_format=work.instance_format, network=work.network,
+                        time_limit_s=work.time_limit_s, seed=work.seed,
+                        on_progress=lambda elapsed, budget, cost: updates.put((work.index, elapsed, budget, cost)))
+    except PilotageError as error:
         logger.debug("%s failed", work.path, exc_info=True)
         return {"input": work.path, "error": str(error)}
-    updates.put((work.index, budget, budget, summary["cost"]))
-    return summary
