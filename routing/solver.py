@@ -13,8 +13,8 @@ The model, in OR-Tools terms:
   the largest cost coefficient.
 
 The search always has a time limit. It starts from a first solution built by a cheapest-insertion
-or savings heuristic, or from a previous solution (warm start), and improves it by guided local
-search.
+or path-cheapest-arc heuristic, or from a previous solution (warm start), and improves it by
+guided local search.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ _FIRST_SOLUTION = routing_enums_pb2.FirstSolutionStrategy
 _METAHEURISTIC = routing_enums_pb2.LocalSearchMetaheuristic
 
 #: First-solution heuristics by name; ``auto`` takes parallel cheapest insertion when time windows,
-#: breaks or alternatives constrain the order, savings otherwise.
+#: breaks or alternatives constrain the order, path cheapest arc otherwise.
 FIRST_SOLUTIONS: dict[str, int] = {
     "parallel_cheapest_insertion": _FIRST_SOLUTION.PARALLEL_CHEAPEST_INSERTION,
     "local_cheapest_insertion": _FIRST_SOLUTION.LOCAL_CHEAPEST_INSERTION,
@@ -333,8 +333,11 @@ def _search_parameters(problem: Problem, options: SolveOptions) -> object:
     params = pywrapcp.DefaultRoutingSearchParameters()
     first = options.first_solution
     if first == "auto":
+        # Measured on the quality benchmarks at 10 s: parallel cheapest insertion is the only one
+        # that finds Solomon's tight windows feasible and is best on CARP; on plain CVRP, path
+        # cheapest arc gives 6.6% mean gap on four hard CVRPLIB X instances where savings gives 11%.
         constrained = problem.has_time_windows or problem.visit_nodes.size > problem.n_visits
-        first = "parallel_cheapest_insertion" if constrained else "savings"
+        first = "parallel_cheapest_insertion" if constrained else "path_cheapest_arc"
     params.first_solution_strategy = FIRST_SOLUTIONS[first]
     # Within budgets of seconds to a minute, these operators cost more than they give: on
     # CVRPLIB X-n214-k11 at 10 s, leaving them out takes the gap from 21% to 9.5%, and no instance

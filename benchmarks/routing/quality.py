@@ -340,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1,
                         help="solves run at once, each in its own process (default 1); with more, they share the cores")
     parser.add_argument("--limit", type=int, help="only the first K instances of each set")
+    parser.add_argument("--solvers", nargs="+", choices=(ORTOOLS, PYVRP), default=[ORTOOLS, PYVRP],
+                        help="which solvers (default: both; PyVRP only when installed)")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("quality.md"),
                         help="markdown report (default: benchmarks/routing/quality.md)")
     parser.add_argument("--json", type=Path, help="every number, as JSON")
@@ -352,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {host['cpu_model']}, {host['cpu_count']} CPUs ({host['cpus_available']} available), "
           f"{host['platform']}; Python {host['python']}, ortools {host['ortools']}, "
           f"pyvrp {host['pyvrp'] or 'not installed (its columns stay empty)'}")
-    solvers = [ORTOOLS] + ([PYVRP] if host["pyvrp"] else [])
+    solvers = [s for s in args.solvers if s == ORTOOLS or host["pyvrp"]]
     chosen = {name: instances(name)[:args.limit] for name in args.sets}
     runs = [Run(instance, solver, budget) for members in chosen.values() for instance in members
             for budget in args.budgets for solver in solvers
