@@ -304,6 +304,34 @@ def report(chosen: dict[str, list[Instance]], budgets: list[float], solvers: lis
     return "\n".join(lines) + "\n"
 
 
+def merge(paths: list[Path], out: Path, json_out: Path | None) -> int:
+    """One report from the JSON of earlier runs, each (instance, solver, budget) from the last file
+    that has it; the machine is the last file's. Returns 1 when a merged result is a FAIL."""
+    documents = [json.loads(path.read_text(encoding="utf-8")) for path in paths]
+    found: dict[tuple[str, str, str, float], Outcome] = {}
+    for document in documents:
+        for result in document["results"]:
+            outcome = Outcome(**result)
+            found[(outcome.set_name, outcome.instance, outcome.solver, outcome.budget_s)] = outcome
+    outcomes = list(found.values())
+    sets = [name for name in FORMATS if any(o.set_name == name for o in outcomes)]
+    chosen = {name: [i for i in instances(name) if any(o.instance == i.name for o in outcomes)] for name in sets}
+    budgets = sorted({o.budget_s for o in outcomes})
+    solvers = [solver for solver in (ORTOOLS, PYVRP) if any(o.solver == solver for o in outcomes)]
+    order = {(i.set_name, i.name): n for n, i in enumerate(i for members in chosen.values() for i in members)}
+    outcomes.sort(key=lambda o: (order[(o.set_name, o.instance)], solvers.index(o.solver), o.budget_s))
+    command = "python benchmarks/routing/quality.py --merge " + " ".join(str(path) for path in paths)
+    host, jobs = documents[-1]["machine"], max(document["jobs"] for document in documents)
+    out.write_text(report(chosen, budgets, solvers, outcomes, host=host, jobs=jobs, command=command), encoding="utf-8")
+    print(f"wrote {out}")
+    if json_out:
+        merged = {"command": command, "machine": host, "jobs": jobs, "seed": SEED, "budgets_s": budgets,
+                  "results": [asdict(o) for o in outcomes], "summary": summary(outcomes)}
+        json_out.write_text(json.dumps(merged, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {json_out}")
+    return 1 if failures(outcomes) else 0
+
+
 def _progress(done: int, total: int, outcome: Outcome) -> None:
     if outcome.cost is None:
         result = f"no solution: {outcome.error}"
@@ -345,7 +373,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("quality.md"),
                         help="markdown report (default: benchmarks/routing/quality.md)")
     parser.add_argument("--json", type=Path, help="every number, as JSON")
+    parser.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
+                        help="solve nothing: one report from the --json files of earlier runs (a later file's "
+                             "result replaces an earlier one's for the same instance, solver and budget)")
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out, args.json)
     if args.jobs < 1 or (args.limit is not None and args.limit < 1) or min(args.budgets) <= 0 or \
             not all(math.isfinite(b) for b in args.budgets):
         parser.error("expected --jobs >= 1, --limit >= 1 and finite budgets > 0")
