@@ -40,6 +40,7 @@ class ArcTask:
         service_distance: distance driven while serving it.
         demand: load it adds (hopper volume, or the instance's demand).
         penalty: cost of leaving it out; ``inf`` when it must be served.
+        skills: bit mask of the skills a vehicle needs to serve it.
     """
 
     label: str
@@ -48,6 +49,7 @@ class ArcTask:
     service_distance: int
     demand: int
     penalty: float = float("inf")
+    skills: int = 0
 
 
 @dataclass(frozen=True)

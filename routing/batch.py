@@ -14,6 +14,7 @@ import queue
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from functools import cached_property
 from multiprocessing import Manager
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,9 @@ class Solved:
     feasibility: Feasibility
     options: SolveOptions
 
+    @cached_property
     def document(self) -> dict[str, Any]:
-        """The solution as JSON-ready data (:func:`solution_document`)."""
+        """The solution as JSON-ready data (:func:`solution_document`), built once."""
         search = {"time_limit_s": self.options.time_limit_s, "seed": self.options.seed,
                   "first_solution": self.options.first_solution, "metaheuristic": self.options.metaheuristic}
         return solution_document(self.source, self.solution, self.feasibility, search=search)
@@ -101,7 +103,7 @@ def write_outputs(solved: Solved, out_dir: str | os.PathLike[str], stem: str,
     p = solved.source.problem if isinstance(solved.source, JobProblem) else solved.source
     paths = {"solution": folder / f"{stem}.solution.json", "geojson": folder / f"{stem}.geojson",
              "map": folder / f"{stem}.html"}
-    paths["solution"].write_text(json.dumps(solved.document(), indent=1) + "\n", encoding="utf-8")
+    paths["solution"].write_text(json.dumps(solved.document, indent=1) + "\n", encoding="utf-8")
     paths["geojson"].write_text(json.dumps(collection) + "\n", encoding="utf-8")
     paths["map"].write_text(render_html(collection, title=p.name, geographic=p.geographic, background=background),
                             encoding="utf-8")
@@ -150,7 +152,7 @@ def run_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, i
     else:
         solved = solve_instance(source, options, on_solution=improved)
     outputs = write_outputs(solved, out_dir, _stem(path), network)
-    document = solved.document()
+    document = solved.document
     improved(options.time_limit_s, document["cost"])
     return {"input": str(path), "name": document["name"], "feasible": document["feasible"],
             "violations": document["violations"], "cost": document["cost"], "distance": document["distance"],

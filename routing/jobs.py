@@ -85,16 +85,20 @@ class JobProblem:
             if node == p.alternatives(p.visit_of[node])[0]:
                 first_node[self.info[node].id].append(node)
         routes: list[list[int]] = [[] for _ in range(p.n_vehicles)]
+        placed: set[str] = set()
         for position, route in enumerate(self.job.initial):
             if route.vehicle not in vehicle_of:
                 raise UnknownEntityError(f"initial route {position} is for vehicle {route.vehicle!r}, which the "
                                          f"fleet does not have; expected one of {sorted(vehicle_of)}",
                                          field=f"initial[{position}].vehicle")
             for visit in route.visits:
+                if visit in placed:
+                    continue  # a street's later segments: all of them went in at its first mention
                 if visit not in first_node:
                     logger.info("%s: the earlier plan's %r is no longer in the job; dropped", self.job.name, visit)
                     continue
                 routes[vehicle_of[route.vehicle]].extend(first_node.pop(visit))
+                placed.add(visit)
         return routes
 
 
@@ -156,7 +160,7 @@ class _Builder:
         skill_bit = self._skills()
         fleet = self._fleet(depot_index, skill_bit)
         stops = [self.place(s.location, f"stops[{i}].location", f"stop {s.id!r}") for i, s in enumerate(job.stops)]
-        tasks, segments, street_of_task = self._street_tasks(skill_bit)
+        tasks, segments = self._street_tasks(skill_bit)
         depot_vertices = [self.vertex(node) for node, _, _ in depots]
         stop_vertices = [self.vertex(node) for node, _, _ in stops]
         nodes = layout(depot_vertices, stop_vertices, tasks)
@@ -171,8 +175,8 @@ class _Builder:
         np.cumsum(counts, out=window_ptr[1:])
         flat = [pair for w in windows for pair in w]
         info = ([NodeInfo(d.id, "depot") for d in job.depots] + [NodeInfo(s.id, "stop") for s in job.stops]
-                + [NodeInfo(job.streets[street_of_task[t]].id, "street", segment)
-                   for t, task in enumerate(tasks) for segment in segments[t][:len(task.directions)]])
+                + [NodeInfo(task.label, "street", segment)
+                   for task, served in zip(tasks, segments, strict=True) for segment in served])
         coordinates = ([(lon, lat) for _, lon, lat in depots] + [(lon, lat) for _, lon, lat in stops]
                        + [self._midpoint(vertices[a], vertices[b])
                           for a, b in zip(nodes.enter[n_depots + n_stops:], nodes.leave[n_depots + n_stops:],
@@ -188,10 +192,7 @@ class _Builder:
             service_distance=np.concatenate((np.zeros(n_depots + n_stops), per_node(tasks, "service_distance"))),
             demand=np.concatenate((np.zeros(n_depots), [s.demand for s in job.stops], per_node(tasks, "demand"))),
             window_ptr=window_ptr, window_open_s=[a for a, _ in flat], window_close_s=[b for _, b in flat],
-            skills=np.concatenate((np.zeros(n_depots), stop_skills,
-                                   [mask for t, task in enumerate(tasks) for mask in
-                                    [self._mask(job.streets[street_of_task[t]].skills, skill_bit)]
-                                    * len(task.directions)])),
+            skills=np.concatenate((np.zeros(n_depots), stop_skills, per_node(tasks, "skills"))),
             visit_ptr=nodes.visit_ptr, visit_nodes=nodes.visit_nodes,
             penalty=np.array([math.inf if s.penalty is None else s.penalty for s in job.stops]
                              + [task.penalty for task in tasks], dtype=np.float64),
@@ -298,8 +299,8 @@ class _Builder:
                 merged.append((a, b))
         return merged
 
-    def _street_tasks(self, skill_bit: dict[str, int]) -> tuple[list[ArcTask], list[list[tuple[int, int]]], list[int]]:
-        tasks, segments, street_of_task = [], [], []
+    def _street_tasks(self, skill_bit: dict[str, int]) -> tuple[list[ArcTask], list[list[tuple[int, int]]]]:
+        tasks, segments = [], []
         for i, street in enumerate(self.job.streets):
             for edge in self._segments(i, street):
                 u, v = int(self.network.edge_source[edge]), int(self.network.indices[edge])
@@ -318,10 +319,10 @@ class _Builder:
                     tasks.append(ArcTask(
                         label=street.id, directions=directions, service_s=round(street.service_s_per_m * length),
                         service_distance=round(length), demand=math.ceil(street.demand_per_m * length - 1e-9),
-                        penalty=math.inf if street.penalty is None else street.penalty))
+                        penalty=math.inf if street.penalty is None else street.penalty,
+                        skills=self._mask(street.skills, skill_bit)))
                     segments.append(served)
-                    street_of_task.append(i)
-        return tasks, segments, street_of_task
+        return tasks, segments
 
     def _segments(self, i: int, street: JobStreet) -> list[int]:
         network, where = self.network, f"streets[{i}]"

@@ -122,6 +122,8 @@ class RoutingQueue:
         self._updates: Any = None
         self._running: tuple[str, Future] | None = None
         self._submitted: set[str] = set()
+        # Whether a queued job may be waiting: the queue is read only then, not at every tick.
+        self._may_wait = True
 
     def submit(self, job: Job) -> JobRecord:
         """Validate ``job`` and queue it; the same job again returns the one already known.
@@ -139,6 +141,7 @@ class RoutingQueue:
         self._db.execute("INSERT OR IGNORE INTO jobs (id, name, state, job, submitted_s) VALUES (?, ?, 'queued', ?, ?)",
                          (job_id, job.name, data, self.clock()))
         self._submitted.add(job_id)
+        self._may_wait = True
         return self.status(job_id)
 
     def status(self, job_id: str) -> JobRecord:
@@ -186,9 +189,10 @@ class RoutingQueue:
             self._running = None
             self._finish(job_id, future)
             changed.add(job_id)
-        if self._running is None:
+        if self._running is None and self._may_wait:
             row = self._db.execute("SELECT id, job FROM jobs WHERE state = 'queued' ORDER BY submitted_s, id "
                                    "LIMIT 1").fetchone()
+            self._may_wait = row is not None
             if row is not None:
                 self._start(*row)
                 changed.add(row[0])
@@ -261,4 +265,4 @@ def _worker_solve(job_id: str, data: bytes) -> dict[str, Any]:
             last[0] = elapsed_s
             _WORKER["updates"].put((job_id, elapsed_s, options.time_limit_s, cost))
 
-    return solve_job(job, _WORKER["network"], options, on_solution=progress).document()
+    return solve_job(job, _WORKER["network"], options, on_solution=progress).document

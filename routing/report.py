@@ -34,10 +34,14 @@ def solution_document(source: Problem | JobProblem, solution: Solution, feasibil
             continue
         v = route.vehicle
         visits, load = [], 0
+        pauses = [(start, start + duration) for start, (_, _, duration) in
+                  zip(route.break_start_s.tolist(), p.breaks(v), strict=True)]
         previous_end, previous = route.depart_s, int(p.start_depot[v])
         for node, start in zip(route.nodes.tolist(), route.start_s.tolist(), strict=True):
             load += int(p.demand[node])
-            arrival = previous_end + int(p.duration_s[previous, node])
+            # A break on the way delays the arrival: it is not a wait at the stop.
+            paused = sum(max(0, min(b, start) - max(a, previous_end)) for a, b in pauses)
+            arrival = min(start, previous_end + int(p.duration_s[previous, node]) + paused)
             end = start + int(p.service_s[node])
             visit: dict[str, Any] = {"id": p.labels[node], "arrival_s": arrival, "start_s": start, "end_s": end,
                                      "wait_s": max(0, start - arrival), "load": load}

@@ -195,7 +195,7 @@ def test_a_job_keeps_breaks_skills_and_windows(city: RoadNetwork, bulky_waste: d
                                                as_job: Callable[[dict], Job]) -> None:
     solved = solve_job(as_job(bulky_waste), city, SolveOptions(time_limit_s=2))
     assert solved.feasibility.feasible, solved.feasibility.violations
-    document = solved.document()
+    document = solved.document
     assert not document["unassigned"]
     crane = {s["id"] for s in bulky_waste["stops"] if s.get("skills")}
     for route in document["routes"]:
@@ -214,7 +214,7 @@ def test_a_stop_with_two_windows_is_served_in_the_one_it_can_reach(
     job["stops"][0]["windows"] = [["07:00", "07:05"], ["14:00", "14:30"]]
     solved = solve_job(as_job(job), city, SolveOptions(time_limit_s=0.5))
     assert solved.feasibility.feasible, solved.feasibility.violations
-    (visit,) = [v for r in solved.document()["routes"] for v in r["visits"] if v["id"] == job["stops"][0]["id"]]
+    (visit,) = [v for r in solved.document["routes"] for v in r["visits"] if v["id"] == job["stops"][0]["id"]]
     assert "14:00:00" <= visit["start"] <= "14:30:00"
 
 
@@ -224,7 +224,7 @@ def test_an_optional_stop_out_of_reach_is_left_out_at_its_penalty(
     job["stops"][0]["windows"] = [["07:00", "07:05"]]
     job["stops"][0]["penalty"] = 500
     solved = solve_job(as_job(job), city, SolveOptions(time_limit_s=0.5))
-    document = solved.document()
+    document = solved.document
     assert document["unassigned"] == [job["stops"][0]["id"]]
     assert document["cost"] == pytest.approx(500 + sum(r["cost"] for r in document["routes"]))
 
@@ -242,10 +242,10 @@ def test_more_work_than_the_fleet_holds_has_no_solution(city: RoadNetwork, small
 def test_a_warm_start_takes_the_earlier_plan_and_inserts_the_new_pickup(
         city: RoadNetwork, bulky_waste: dict, as_job: Callable[[dict], Job]) -> None:
     morning = dict(bulky_waste, stops=bulky_waste["stops"][:-1])
-    planned = solve_job(as_job(morning), city, SolveOptions(time_limit_s=1)).document()
+    planned = solve_job(as_job(morning), city, SolveOptions(time_limit_s=1)).document
     added = dict(bulky_waste, initial=[{"vehicle": r["vehicle"], "visits": [v["id"] for v in r["visits"]] + ["gone"]}
                                        for r in planned["routes"]])
     replanned = solve_job(as_job(added), city, SolveOptions(time_limit_s=0.5))
     assert "refused" not in replanned.solution.status
     assert replanned.feasibility.feasible
-    assert not replanned.document()["unassigned"]
+    assert not replanned.document["unassigned"]
