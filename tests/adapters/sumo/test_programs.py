@@ -16,7 +16,7 @@ from pilotage.adapters.sumo import read_signal_plans
 from pilotage.core import DataFileError
 from pilotage.core.signals import VEHICLE, IntersectionPlan
 
-BOLOGNA = Path(__file__).resolve().parents[3] / "shared" / "data" / "sumo" / "bologna-acosta"
+BOLOGNA = Path(__file__).resolve().parents[4] / "shared" / "data" / "sumo" / "bologna-acosta"
 TLS_FILE = BOLOGNA / "acosta_tls.add.xml"
 NET_FILE = BOLOGNA / "acosta_buslanes.net.xml"
 BOLOGNA_IDS = ["209", "210", "219", "220", "221", "235", "273"]
@@ -162,7 +162,7 @@ def test_groups_stages_and_conflicts_follow_the_states(bologna: dict[str, Inters
 
 
 def test_the_network_file_holds_netconvert_programs(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="pilotage.adapters.sumo"):
+    with caplog.at_level(logging.WARNING, logger="pilotage.adapters.sumo.programs"):
         plans = read_signal_plans(NET_FILE)
     assert [plan.id for plan in plans] == BOLOGNA_IDS
     assert all(plan.cycle_s == 90.0 for plan in plans)
