@@ -343,7 +343,8 @@ class Service:
     def _corridor_open(self, body: wire.CorridorOpen) -> wire.CorridorState:
         origin = self._place(body.origin, "origin")
         destination = self._place(body.destination, "destination")
-        corridor = self.corridors.open(body.incident, origin, destination)
+        route = None if body.route is None else [self._place(node, "route") for node in body.route]
+        corridor = self.corridors.open(body.incident, origin, destination, route=route)
         state = _corridor_state(self.network, corridor)
         self._emit("corridor", partial(self._corridor_event, body.incident, "opened", state.crossings, []))
         self._emit_signals(corridor.replanned)

@@ -192,6 +192,7 @@ class RoadNetwork:
         edge_osmid: np.ndarray,
         signal_nodes: np.ndarray,
         grouping_radius_m: float = SIGNAL_GROUPING_RADIUS_M,
+        signal_intersection: np.ndarray | None = None,
         build_report: dict[str, object] | None = None,
     ) -> RoadNetwork:
         """Build a network from node and edge lists, keeping the largest strongly connected component.
@@ -205,6 +206,10 @@ class RoadNetwork:
             edge_osmid: (m,) OSM way id of each edge.
             signal_nodes: node positions carrying traffic signals.
             grouping_radius_m: see :data:`SIGNAL_GROUPING_RADIUS_M`.
+            signal_intersection: one label per entry of ``signal_nodes``, when the source already
+                says which signal nodes form one intersection (a SUMO traffic light controls its
+                junctions): nodes with the same label are one intersection, and the radius is not
+                used.
             build_report: what the caller already filtered out, kept in :attr:`build_report`.
 
         Raises:
@@ -221,6 +226,9 @@ class RoadNetwork:
         road_class = np.asarray(road_class, dtype=np.int64)
         edge_osmid = np.asarray(edge_osmid, dtype=np.int64)
         signal_nodes = np.asarray(signal_nodes, dtype=np.int64)
+        if signal_intersection is not None:
+            signal_intersection = np.asarray(signal_intersection, dtype=np.int64)
+            _check_shape("signal_intersection", signal_intersection, signal_nodes.size)
         n, m = node_osmid.size, tail.size
         _check_shape("node_lon", node_lon, n)
         _check_shape("node_lat", node_lat, n)
@@ -264,8 +272,9 @@ class RoadNetwork:
         n_kept = int(keep.sum())
         indptr = np.zeros(n_kept + 1, dtype=np.int64)
         np.cumsum(np.bincount(tail, minlength=n_kept), out=indptr[1:])
-        signals = np.unique(new_index[signal_nodes[keep[signal_nodes]]])
+        signals, first = np.unique(new_index[signal_nodes[keep[signal_nodes]]], return_index=True)
         report["signal_nodes_dropped"] = int(np.unique(signal_nodes).size - signals.size)
+        labels = None if signal_intersection is None else signal_intersection[keep[signal_nodes]][first]
 
         network = cls(
             indptr=indptr,
@@ -281,7 +290,7 @@ class RoadNetwork:
             intersections=_no_intersections(n_kept),
             build_report=report,
         )
-        network.intersections = _group_signals(network, signals, grouping_radius_m)
+        network.intersections = _group_signals(network, signals, grouping_radius_m, labels)
         return network
 
     # -- persistence ----------------------------------------------------------------------------
@@ -597,15 +606,20 @@ def _csr_groups(group: np.ndarray, members: np.ndarray, n_groups: int) -> tuple[
     return ptr, members[order]
 
 
-def _group_signals(network: RoadNetwork, signals: np.ndarray, radius_m: float) -> SignalisedIntersections:
+def _group_signals(network: RoadNetwork, signals: np.ndarray, radius_m: float,
+                   labels: np.ndarray | None) -> SignalisedIntersections:
     from scipy.sparse import csr_matrix  # noqa: PLC0415 - see _largest_strongly_connected
     from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
 
     if signals.size == 0:
         return _no_intersections(network.n_nodes)
-    road_m = network.matrix(signals, signals, weight="length_m")
-    linked = csr_matrix((road_m <= radius_m) | (radius_m >= road_m.T))
-    n_groups, label = connected_components(linked, directed=False)
+    if labels is None:
+        road_m = network.matrix(signals, signals, weight="length_m")
+        linked = csr_matrix((road_m <= radius_m) | (radius_m >= road_m.T))
+        n_groups, label = connected_components(linked, directed=False)
+    else:
+        _, label = np.unique(labels, return_inverse=True)
+        n_groups = int(label.max()) + 1
     # Number intersections by their smallest OSM id, so the order is stable across rebuilds.
     osmid = network.node_osmid[signals]
     ids = np.full(n_groups, np.iinfo(np.int64).max, dtype=np.int64)

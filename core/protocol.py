@@ -185,11 +185,13 @@ Place = int | Point
 
 
 class CorridorOpen(Struct, forbid_unknown_fields=True):
-    """Open an emergency corridor for ``incident``, the vehicle setting off now from ``origin``."""
+    """Open an emergency corridor for ``incident``, the vehicle setting off now from ``origin``; on
+    ``route`` (OSM node ids from origin to destination) when its navigation already chose one."""
 
     incident: Name
     origin: Place
     destination: Place
+    route: Annotated[list[int], Meta(min_length=2, max_length=10_000)] | None = None
 
 
 class CorridorUpdate(Struct, forbid_unknown_fields=True):

@@ -66,6 +66,10 @@ class IntersectionPlan:
         offset_s: start of the first stage of a cycle, on the clock, modulo the cycle.
         max_cycle_s: no group waits longer than this between the starts of two of its greens.
         group_edges: (G,) approach edge of each group in the road network, -1 if none.
+        movements: (M, 3) rows ``(from edge, to edge, group)``: the group that signals the turn from
+            one edge of the road network onto another, where the source says so per movement (a
+            SUMO traffic light signals each connection). A movement listed here names its group
+            more precisely than ``group_edges``, which has one edge per group.
 
     Raises:
         InvalidInputError: shapes that disagree, conflicts that are not symmetric, a stage with two
@@ -87,13 +91,14 @@ class IntersectionPlan:
     offset_s: float
     max_cycle_s: float
     group_edges: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    movements: np.ndarray = field(default_factory=lambda: np.empty((0, 3), dtype=np.int64))
 
     def __post_init__(self) -> None:
         g = len(self.group_names)
         arrays = {"group_kind": np.int64, "min_green_s": np.float64, "walk_s": np.float64,
                   "clearance_s": np.float64, "green_s": np.float64, "stage_min_s": np.float64,
                   "stage_max_s": np.float64, "intergreen_s": np.float64, "stage_groups": np.bool_,
-                  "group_edges": np.int64}
+                  "group_edges": np.int64, "movements": np.int64}
         for name, dtype in arrays.items():
             array = np.array(getattr(self, name), dtype=dtype)
             array.flags.writeable = False
@@ -139,6 +144,10 @@ class IntersectionPlan:
         for name in ("group_kind", "min_green_s", "walk_s", "clearance_s", "group_edges"):
             if getattr(self, name).shape != (g,):
                 raise self._fail(name, f"expected shape ({g},), got {getattr(self, name).shape}")
+        if self.movements.ndim != 2 or self.movements.shape[1] != 3:
+            raise self._fail("movements", f"expected shape (M, 3), got {self.movements.shape}")
+        if self.movements.size and not ((self.movements[:, 2] >= 0) & (self.movements[:, 2] < g)).all():
+            raise self._fail("movements", f"expected group indices in 0..{g - 1} in the third column")
         for name, shape in (("intergreen_s", (g, g)), ("green_s", (s,)), ("stage_min_s", (s,)),
                             ("stage_max_s", (s,))):
             if getattr(self, name).shape != shape:

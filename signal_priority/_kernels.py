@@ -5,6 +5,10 @@ green from ``entry_start_s[k, i]`` to ``entry_end_s[k, i]``; ``n_entries[k]`` of
 are used. A group green in two consecutive entries stays green between them. Entries reach back at
 least one maximum cycle, so every group's last green is known, and ahead over the horizon.
 
+The entry *in progress* is the last one started, or, during the interstage after it, the next one:
+once a transition has begun, the signals show it (the groups that end are already red), so the
+stage it leads to is kept as planned; the planners change only what comes after.
+
 The model arrays are those of :class:`pilotage.core.signals.SignalPlans`. Kernels never raise and
 do no I/O; the engine validates and converts ids before calling them.
 """
@@ -34,6 +38,17 @@ def _last_green_ends(k, upto, n_groups, stage_groups, entry_stage, entry_end_s, 
             if stage_groups[k, entry_stage[k, e], g]:
                 out_end_s[g] = entry_end_s[k, e]
                 break
+
+
+@kernel
+def _in_progress(k, now_s, entry_start_s, entry_end_s, n):
+    """Index of the entry in progress at ``now_s`` among the first ``n`` of plan ``k``."""
+    current = 0
+    while current + 1 < n and entry_start_s[k, current + 1] <= now_s:
+        current += 1
+    if entry_end_s[k, current] < now_s and current + 1 < n:
+        current += 1
+    return current
 
 
 @kernel
@@ -289,9 +304,7 @@ def decide(now_s, request_intersection, request_group, request_eta_s, request_wi
         if first < 0 or need_until > plan_end_s[k, n - 1]:
             out_reason[r] = TOO_EARLY
             continue
-        current = 0
-        while current + 1 < n and plan_start_s[k, current + 1] <= now_s:
-            current += 1
+        current = _in_progress(k, now_s, plan_start_s, plan_end_s, n)
         # The green the group has now, if any, is the one to extend: the vehicle is on its way to it.
         now_first, now_last = _green_run(stage_groups, plan_stage, plan_start_s, plan_end_s, n, k, g, now_s, 0)
         if now_first >= 0 and plan_start_s[k, now_first] <= now_s:
@@ -609,9 +622,7 @@ def preempt(now_s, k, hold_groups, hold_stage, hold_from_s, hold_until_s, ways, 
     it is not).
     """
     _copy_plan(k, 0, entry_stage, entry_start_s, entry_end_s, n_entries, plan_stage, plan_start_s, plan_end_s, plan_n)
-    current = 0
-    while current + 1 < plan_n[k] and plan_start_s[k, current + 1] <= now_s:
-        current += 1
+    current = _in_progress(k, now_s, plan_start_s, plan_end_s, plan_n[k])
     plan_n[k] = current + 1
     stage = plan_stage[k, current]
     if plan_end_s[k, current] > now_s:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -240,8 +240,8 @@ class CorridorEngine:
         self._tracks: dict[str, _Track] = {}
         # Plan indices that corridors have pre-empted and not yet handed back.
         self._preempted: set[int] = set()
-        # Per plan index, the stop-line group of each approach edge.
-        self._group_of_edge: dict[int, dict[int, str]] = {}
+        # Per plan index, the stop-line group of each approach edge and of each movement.
+        self._group_of_edge: dict[int, tuple[dict[int, str], dict[tuple[int, int], str]]] = {}
 
     # -- public API -------------------------------------------------------------------------------
 
@@ -250,12 +250,16 @@ class CorridorEngine:
         """The incidents with an open corridor, in the order they were opened."""
         return tuple(self._tracks)
 
-    def open(self, incident: str, origin: int, destination: int) -> Corridor:
+    def open(self, incident: str, origin: int, destination: int, *, route: Sequence[int] | None = None) -> Corridor:
         """Open a corridor for ``incident`` from node ``origin`` to node ``destination`` (indices),
-        the vehicle setting off now, and pre-empt the intersections within reach.
+        the vehicle setting off now, and pre-empt the intersections within reach. The vehicle takes
+        the fastest route at emergency speeds, or ``route`` (node indices from ``origin`` to
+        ``destination``) when its navigation already chose one; a vehicle that leaves it is routed
+        again by the network.
 
         Raises:
-            InvalidInputError: an empty incident id.
+            InvalidInputError: an empty incident id; a ``route`` that does not run from ``origin`` to
+                ``destination`` along edges of the network.
             ConflictError: a corridor is already open for ``incident``.
             UnknownEntityError, NoRouteError: from :meth:`RoadNetwork.shortest_path`.
         """
@@ -265,7 +269,7 @@ class CorridorEngine:
         if incident in self._tracks:
             raise ConflictError(f"a corridor is already open for incident {incident!r}; update it, or close it "
                                 "first", field="incident")
-        track = self._track(incident, origin, destination)
+        track = self._track(incident, origin, destination, route)
         self._tracks[incident] = track
         self._estimate(track)
         done = self._replan({c.plan for c in track.crossings if c.plan >= 0})
@@ -336,8 +340,9 @@ class CorridorEngine:
 
     # -- routes and ETAs --------------------------------------------------------------------------
 
-    def _track(self, incident: str, origin: int, destination: int) -> _Track:
-        route = self.network.shortest_path(origin, destination, weight=self.travel_time_s)
+    def _track(self, incident: str, origin: int, destination: int, nodes: Sequence[int] | None = None) -> _Track:
+        route = (self.network.shortest_path(origin, destination, weight=self.travel_time_s) if nodes is None
+                 else self._given_route(origin, destination, nodes))
         distance_m = route.cumulative(self.network.length_m)
         crossings = []
         previous_m = 0.0
@@ -347,6 +352,29 @@ class CorridorEngine:
             crossings.append(crossing)
         return _Track(incident, destination, route, route.cumulative(self.travel_time_s), distance_m, crossings,
                       seen_s=float(self.priority.clock()))
+
+    def _given_route(self, origin: int, destination: int, nodes: Sequence[int]) -> Route:
+        """The route through ``nodes``, each step on the fastest edge between two consecutive ones."""
+        network = self.network
+        nodes = np.asarray(nodes, dtype=np.int64)
+        if nodes[0] != origin or nodes[-1] != destination:
+            raise InvalidInputError(f"expected a route from the origin (node {network.node_osmid[origin]}) to the "
+                                    f"destination (node {network.node_osmid[destination]}), got one from node "
+                                    f"{network.node_osmid[nodes[0]]} to node {network.node_osmid[nodes[-1]]}",
+                                    field="route")
+        edges = np.empty(nodes.size - 1, dtype=np.int64)
+        for i, (tail, head) in enumerate(zip(nodes[:-1].tolist(), nodes[1:].tolist(), strict=True)):
+            out = np.arange(network.indptr[tail], network.indptr[tail + 1])
+            out = out[network.indices[out] == head]
+            if out.size == 0:
+                raise InvalidInputError(f"expected a route along the network's edges, but no edge goes from node "
+                                        f"{network.node_osmid[tail]} to node {network.node_osmid[head]}; give the "
+                                        "nodes of the route in order, or no route", field="route")
+            edges[i] = out[np.argmin(self.travel_time_s[out])]
+        intersections, positions = network.crossed_intersections(nodes)
+        return Route(nodes=nodes, edges=edges, travel_time_s=float(network.travel_time_s[edges].sum()),
+                     length_m=float(network.length_m[edges].sum()), intersections=intersections,
+                     intersection_positions=positions)
 
     def _crossing(self, route: Route, k: int, position: int, approach_m: float) -> _Crossing:
         """The crossing of network intersection ``k`` whose visit starts at node ``position``."""
@@ -360,8 +388,14 @@ class CorridorEngine:
         of_node = self.network.intersections.of_node
         while end + 1 < route.nodes.size and of_node[route.nodes[end + 1]] == k:
             end += 1
-        group_of_edge = self._groups(plan)
-        groups = [group_of_edge[e] for e in route.edges[max(position - 1, 0):end].tolist() if e in group_of_edge]
+        group_of_edge, group_of_movement = self._groups(plan)
+        edges = route.edges.tolist()
+        groups = []
+        for i in range(max(position - 1, 0), end):
+            movement = (edges[i], edges[i + 1]) if i + 1 < len(edges) else None
+            group = group_of_movement.get(movement) or group_of_edge.get(edges[i])
+            if group is not None:
+                groups.append(group)
         if position == 0 or not groups:
             reason = ("the route starts at this intersection" if position == 0
                       else "no signal group for the route's approach")
@@ -376,11 +410,13 @@ class CorridorEngine:
         return _Crossing(plan, intersection, position, held, stage, groups[0], groups[-1],
                          min(approach_m, self.config.max_queue_m))
 
-    def _groups(self, plan: int) -> dict[int, str]:
+    def _groups(self, plan: int) -> tuple[dict[int, str], dict[tuple[int, int], str]]:
+        """The stop-line group of each approach edge, and of each movement where the plan lists them."""
         if plan not in self._group_of_edge:
             model = self.priority.plans.plans[plan]
-            self._group_of_edge[plan] = {int(e): name for name, e in zip(model.group_names, model.group_edges.tolist(),
-                                                                         strict=True) if e >= 0}
+            self._group_of_edge[plan] = (
+                {int(e): name for name, e in zip(model.group_names, model.group_edges.tolist(), strict=True) if e >= 0},
+                {(a, b): model.group_names[g] for a, b, g in model.movements.tolist()})
         return self._group_of_edge[plan]
 
     def _estimate(self, track: _Track) -> None:
@@ -390,7 +426,7 @@ class CorridorEngine:
         here_s = track.position_time_s()
         config = self.config
         for crossing in track.crossings:
-            crossing.eta_s = now + max(0.0, float(track.time_s[crossing.position]) - here_s)
+            crossing.eta_s = now + float(max(0.0, float(track.time_s[crossing.position]) - here_s))
             if not crossing.groups:
                 continue
             stop_m = float(track.distance_m[crossing.position])
@@ -400,8 +436,8 @@ class CorridorEngine:
                 continue
             queue_m = min(crossing.queue_m, stop_m - here_m)
             clearance_s = config.queue_headway_s * queue_m / config.queue_spacing_m
-            crossing.hold_from_s = max(now, crossing.eta_s - clearance_s - config.margin_s)
-            crossing.hold_until_s = crossing.eta_s + config.margin_s
+            crossing.hold_from_s = float(max(now, crossing.eta_s - clearance_s - config.margin_s))
+            crossing.hold_until_s = float(crossing.eta_s + config.margin_s)
             crossing.reason = ""
             if crossing.hold_until_s > now + config.plan_ahead_s:
                 crossing.state = "pending"

@@ -57,6 +57,8 @@ REASONS = {
     _kernels.UNDER_MIN_GREEN: "a green would be shorter than its group's minimum",
     _kernels.PREEMPTED: "the intersection is pre-empted by an emergency corridor",
 }
+# Plan times this close to now are now (the safety monitor's tolerance).
+_SHOWN_TOLERANCE_S = 1e-3
 EXIT_TRANSITIONS = ("in_step", "short_way", "long_way", "dwell", "out_of_step")
 # The exit transitions tried, in order, for each choice of PriorityEngine.preempt.
 _WAYS = {
@@ -421,6 +423,25 @@ class PriorityEngine:
         current = max(0, int(np.searchsorted(self._start_s[k, :n], now, side="right")) - 1)
         return [(int(self._stage[k, i]), float(self._start_s[k, i]), float(self._end_s[k, i]))
                 for i in range(current, n)]
+
+    def green_groups(self) -> np.ndarray:
+        """(K, Gm) the groups the plans kept show green now, at every intersection (the clock's time):
+        those of the stage in green, or, in an interstage, those green in the stages before and after
+        it, which stay green through it. Padding groups are False. This is what an adapter sends to
+        the signals, and what :meth:`schedule` gives the safety monitor.
+
+        Times within the monitor's tolerance (1 ms) of now count as now: a plan computed to end a
+        green at a step's time, give or take rounding, shows it ended at that step."""
+        now = self.advance() + _SHOWN_TOLERANCE_S
+        k = np.arange(len(self.plans))
+        kept = np.arange(self._start_s.shape[1]) < self._n[:, None]
+        entry = np.maximum(((self._start_s <= now) & kept).sum(axis=1) - 1, 0)
+        following = np.minimum(entry + 1, self._n - 1)
+        stage_groups = self.plans.stage_groups
+        green = stage_groups[k, self._stage[k, entry]]
+        in_interstage = now >= self._end_s[k, entry]
+        green[in_interstage] &= stage_groups[k, self._stage[k, following]][in_interstage]
+        return green
 
     def _propose(self, k: int) -> None:
         """Start a proposal for intersection ``k`` from its current plan."""

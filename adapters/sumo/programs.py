@@ -73,6 +73,7 @@ import logging
 import math
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,7 +142,7 @@ def read_signal_plans(path: str | os.PathLike[str], *, program_id: str | None = 
             else:
                 chosen.append(program)
                 tl_ids.add(program.tl_id)
-    return [_plan(program, path) for program in chosen]
+    return [_plan(program, str(path)) for program in chosen]
 
 
 def _read_programs(path: Path) -> list[_Program]:
@@ -181,38 +182,64 @@ def _parse_program(element: ET.Element, path: Path) -> _Program:
         raise DataFileError(f"{path}: a <tlLogic> has no id; expected <tlLogic id=... programID=...>")
     label = f"traffic light {tl_id!r} (program {element.get('programID', '')!r})"
     phases = element.findall("phase")
-    if not phases:
-        raise DataFileError(f"{path}: {label} has no <phase>; expected its phases, each with a duration and state")
-    durations, minimums, maximums, states = [], [], [], []
     for k, phase in enumerate(phases):
-        where = f"{path}: phase {k} of {label}"
-        if phase.get("duration") is None:
-            raise DataFileError(f"{where} has no duration; expected <phase duration=\"seconds\" state=\"...\"/>")
-        state = phase.get("state")
-        if not state:
-            raise DataFileError(f"{where} has no state; expected one character (G g y r ...) per link")
-        if len(state) != len(phases[0].get("state") or ""):
-            raise DataFileError(f"{where} has a state of {len(state)} characters, phase 0 one of "
-                                f"{len(phases[0].get('state') or '')}; every state of a program has one character "
-                                "per link of the traffic light, so all have the same length")
         following = phase.get("next")
         if following is not None and following.split() != [str((k + 1) % len(phases))]:
-            raise DataFileError(f"{where} goes next to phase {following}; only programs that run their phases "
-                                "in the order written can be read as a cycle")
-        duration_ms = _milliseconds(phase.get("duration"), where, "duration")
+            raise DataFileError(f"{path}: phase {k} of {label} goes next to phase {following}; only programs that "
+                                "run their phases in the order written can be read as a cycle")
+    return _program(tl_id, element.get("programID", ""), element.get("offset"),
+                    [(phase.get("duration"), phase.get("minDur"), phase.get("maxDur"), phase.get("state"))
+                     for phase in phases], str(path))
+
+
+def _program(tl_id: str, program_id: str, offset: str | float | None,
+             phases: Sequence[tuple[str | float | None, str | float | None, str | float | None, str | None]],
+             source: str) -> _Program:
+    """A program from its phases ``(duration, minDur, maxDur, state)``, as written in a file or read
+    from a running simulation (times in seconds, None where not given)."""
+    label = f"traffic light {tl_id!r} (program {program_id!r})"
+    if not phases:
+        raise DataFileError(f"{source}: {label} has no <phase>; expected its phases, each with a duration and state")
+    width = len(phases[0][3] or "")
+    durations, minimums, maximums, states = [], [], [], []
+    for k, (duration, min_dur, max_dur, state) in enumerate(phases):
+        where = f"{source}: phase {k} of {label}"
+        if duration is None:
+            raise DataFileError(f"{where} has no duration; expected <phase duration=\"seconds\" state=\"...\"/>")
+        if not state:
+            raise DataFileError(f"{where} has no state; expected one character (G g y r ...) per link")
+        if len(state) != width:
+            raise DataFileError(f"{where} has a state of {len(state)} characters, phase 0 one of {width}; every "
+                                "state of a program has one character per link of the traffic light, so all have "
+                                "the same length")
+        duration_ms = _milliseconds(duration, where, "duration")
         durations.append(duration_ms)
-        minimums.append(_milliseconds(phase.get("minDur"), where, "minDur", default_ms=duration_ms))
-        maximums.append(_milliseconds(phase.get("maxDur"), where, "maxDur", default_ms=duration_ms))
+        minimums.append(_milliseconds(min_dur, where, "minDur", default_ms=duration_ms))
+        maximums.append(_milliseconds(max_dur, where, "maxDur", default_ms=duration_ms))
         states.append(state)
     if sum(durations) == 0:
-        raise DataFileError(f"{path}: the phases of {label} last 0 s in all; expected a cycle longer than 0 s")
-    offset_ms = _milliseconds(element.get("offset"), f"{path}: {label}", "offset", default_ms=0, signed=True)
-    return _Program(tl_id=tl_id, program_id=element.get("programID", ""), offset_ms=offset_ms,
+        raise DataFileError(f"{source}: the phases of {label} last 0 s in all; expected a cycle longer than 0 s")
+    offset_ms = _milliseconds(offset, f"{source}: {label}", "offset", default_ms=0, signed=True)
+    return _Program(tl_id=tl_id, program_id=program_id, offset_ms=offset_ms,
                     duration_ms=np.array(durations, dtype=np.int64), min_ms=np.array(minimums, dtype=np.int64),
                     max_ms=np.array(maximums, dtype=np.int64), states=tuple(states))
 
 
-def _milliseconds(text: str | None, where: str, attribute: str, *, default_ms: int = 0, signed: bool = False) -> int:
+def program_plan(tl_id: str, program_id: str, offset_s: float,
+                 phases: Sequence[tuple[float, float, float, str]], *, source: str = "simulation") -> IntersectionPlan:
+    """The signal plan of one program given by its phases ``(duration_s, min_dur_s, max_dur_s, state)``
+    in cycle order (a program read from a running simulation), by the rules of the module docstring;
+    ``offset_s`` is when phase 0 starts on the clock, modulo the cycle.
+
+    Raises:
+        DataFileError: as :func:`read_signal_plans` for a program it refuses; ``source`` starts the
+            message.
+    """
+    return _plan(_program(tl_id, program_id, offset_s, phases, source), source)
+
+
+def _milliseconds(text: str | float | None, where: str, attribute: str, *, default_ms: int = 0,
+                  signed: bool = False) -> int:
     if text is None:
         return default_ms
     try:
@@ -225,7 +252,7 @@ def _milliseconds(text: str | None, where: str, attribute: str, *, default_ms: i
     return round(seconds * _MS_PER_S)
 
 
-def _plan(program: _Program, path: Path) -> IntersectionPlan:
+def _plan(program: _Program, source: str) -> IntersectionPlan:
     signal = np.array([[_signal(c) for c in state] for state in program.states], dtype=np.int64)
     group_links = _signal_groups(signal)
     group_signal = signal[:, [links[0] for links in group_links]]
@@ -233,12 +260,12 @@ def _plan(program: _Program, path: Path) -> IntersectionPlan:
     never_green = [links for g, links in enumerate(group_links) if not green[:, g].any()]
     if never_green:
         links = ", ".join(str(link) for group in never_green for link in group)
-        raise DataFileError(f"{path}: {program.label}: links {links} are never green, so no stage can serve them; "
+        raise DataFileError(f"{source}: {program.label}: links {links} are never green, so no stage can serve them; "
                             "give a program in which every link has a green")
     timeline = _Timeline(program.duration_ms)
     stages = _stages(green, amber=(signal == _AMBER).any(axis=1))
     if len(stages) < 2:
-        raise DataFileError(f"{path}: {program.label} has {len(stages)} stage(s); expected at least two (phases "
+        raise DataFileError(f"{source}: {program.label} has {len(stages)} stage(s); expected at least two (phases "
                             "without amber, with different green links), so a plan can be made of it")
     stage_phase = np.zeros(timeline.n_phases, dtype=np.bool_)
     for first, n_phases in stages:
@@ -270,8 +297,8 @@ def _plan(program: _Program, path: Path) -> IntersectionPlan:
             max_cycle_s=max(int(program.max_ms.sum()), cycle_ms) / _MS_PER_S,
         )
     except InvalidInputError as exc:
-        raise DataFileError(f"{path}: {program.label} does not make a valid signal plan: {exc}") from exc
-    _warn_where_plan_shows_more_green(plan, green, program, first_start_ms, path)
+        raise DataFileError(f"{source}: {program.label} does not make a valid signal plan: {exc}") from exc
+    _warn_where_plan_shows_more_green(plan, green, program, first_start_ms, source)
     return plan
 
 
@@ -441,7 +468,7 @@ def _group_min_green_ms(stage_groups: np.ndarray, stage_min_ms: np.ndarray, inte
 
 
 def _warn_where_plan_shows_more_green(plan: IntersectionPlan, green: np.ndarray, program: _Program,
-                                      first_start_ms: int, path: Path) -> None:
+                                      first_start_ms: int, source: str) -> None:
     # Both timelines from phase 0, what SUMO shows and what the plan shows, in steps that divide every
     # boundary (whole seconds for most programs).
     stage_ms = np.round(plan.green_s * _MS_PER_S).astype(np.int64)
@@ -459,4 +486,4 @@ def _warn_where_plan_shows_more_green(plan: IntersectionPlan, green: np.ndarray,
         extra = ", ".join(f"{plan.group_names[g]} for {extra_ms[g] / _MS_PER_S:g} s" for g in np.flatnonzero(extra_ms))
         logger.warning("%s: %s: in each cycle the plan shows green where the program does not: %s (the plan keeps "
                        "a group green between two consecutive stages that both hold it, and starts and ends the "
-                       "groups of a stage together)", path.name, program.label, extra)
+                       "groups of a stage together)", Path(source).name, program.label, extra)

@@ -34,6 +34,13 @@ class Reference:
     def green(self, entry: list, g: int) -> bool:
         return bool(self.plan.stage_groups[entry[0], g])
 
+    def in_progress(self, now_s: float) -> int:
+        """The last entry started, or the next one once the interstage after it has begun."""
+        current = max([i for i, entry in enumerate(self.entries) if entry[1] <= now_s], default=0)
+        if self.entries[current][2] < now_s and current + 1 < len(self.entries):
+            current += 1
+        return current
+
     def last_ends(self, upto: int) -> list[float]:
         ends = [-math.inf] * self.plan.n_groups
         for entry in self.entries[:upto + 1]:
@@ -145,7 +152,7 @@ class Reference:
         if first < 0 or need_until > self.entries[-1][2]:
             return 0, 0, math.nan, math.nan, _kernels.TOO_EARLY
         saved = [list(entry) for entry in self.entries]
-        current = max(i for i, entry in enumerate(self.entries) if entry[1] <= now_s)
+        current = self.in_progress(now_s)
         now_first, now_last = self.run(g, now_s)
         if now_first >= 0 and self.entries[now_first][1] <= now_s:
             first, last = now_first, now_last

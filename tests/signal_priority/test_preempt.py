@@ -228,7 +228,7 @@ class Preempting(Reference):
     def preempt(self, now_s: float, holds: list[tuple[list[int], int, float, float]], ways: list[int],
                 until_s: float) -> tuple[int, float, list[tuple[float, float]]]:
         plan = self.plan
-        current = max([i for i, entry in enumerate(self.entries) if entry[1] <= now_s], default=0)
+        current = self.in_progress(now_s)
         del self.entries[current + 1:]
         entry = self.entries[current]
         if entry[2] > now_s:

@@ -1,0 +1,844 @@
+"""The closed loop: a SUMO simulation whose traffic lights the engines drive, measured.
+
+:func:`simulate` starts SUMO through libsumo on any scenario with traffic lights and, at every
+step:
+
+- **Signals**: the traffic lights' own programs become the base plans
+  (:func:`~pilotage.adapters.sumo.programs.program_plan`, with the offset each runs at when the
+  simulation starts), and the priority engine's plans are what the lights show: each link is green
+  when its signal group is (:meth:`PriorityEngine.green_groups`), amber for as long as its program
+  shows amber after a green (never longer than the group's shortest intergreen, so an amber never
+  overlaps a conflicting green), red otherwise. A link that is ever a minor green (``g``, yield)
+  in its program always shows ``g``. Changes are applied at the first step at or after the time
+  planned, which keeps every intergreen, minimum green and maximum cycle of a program timed in
+  multiples of the step (whole seconds for 1-s steps).
+- **Safety**: every change of a light's state is first checked by the safety monitor
+  (:func:`~pilotage.core.safety.check_schedule`) against the greens actually shown before it; a
+  change it refuses is not applied (the light keeps its state) and is counted. At the end, the
+  whole history of greens shown is checked again and every violation counted: the report's
+  ``violations``, which must be 0.
+- **Bus and tram priority**: a vehicle of class bus or tram within ``request_range_m`` of its
+  next traffic light asks for priority for the signal group of its link, with its arrival time
+  (distance over its speed, no less than half its allowed speed, plus the dwell of a stop before the
+  stop line), its lateness (by the ``arrival`` times of its stops, when the scenario gives them)
+  and its passengers, again every ``request_every_s``; it checks out when it has passed.
+- **Emergency corridors**: a vehicle of class emergency opens a corridor from where it is to the
+  end of its route when it sets off, drives the corridor's route, reports its position every
+  ``update_every_s``, and closes the corridor on arrival.
+
+Requests go through :class:`~pilotage.adapters.service.Service` as protocol messages, the same path
+as over ZeroMQ, so the loop exercises the validation, the batching and the audit of the service.
+With priority and corridors off, the engine still drives the lights on its base plans: the two runs
+differ by the requests alone.
+
+Measures, per vehicle class: travel time, time loss and stops (SUMO's ``tripinfo``: duration,
+timeLoss, waitingCount) over the trips that ended; for buses, trams and emergency vehicles the time
+lost approaching traffic lights (within :data:`SIGNAL_ZONE_M` of the stop line, away from any stop:
+each step at speed ``v`` under the allowed ``v_max`` loses ``step * (1 - v / v_max)``); bus
+schedule adherence at stops with an ``arrival`` time (SUMO's stop output); and for one bus route,
+a time-space record (trajectories and the greens of its lights).
+
+Nothing here imports SUMO at module import: :func:`simulate` imports libsumo, and says how to
+install it when it is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import math
+import random
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import msgspec
+import numpy as np
+
+from pilotage.adapters.service import Service
+from pilotage.adapters.sumo.programs import AMBER_STATES, GREEN_STATES, program_plan
+from pilotage.core import DataFileError, InvalidInputError, RoadNetwork
+from pilotage.core import protocol as wire
+from pilotage.core.safety import GreenSchedule, check_schedule
+from pilotage.core.signals import IntersectionPlan, SignalPlans
+from pilotage.signal_priority.corridors import CorridorConfig, CorridorEngine
+from pilotage.signal_priority.engine import PriorityConfig, PriorityEngine
+
+logger = logging.getLogger(__name__)
+
+#: Time lost within this distance (m) upstream of a traffic light's stop line counts as lost at signals.
+SIGNAL_ZONE_M = 100.0
+#: SUMO vehicle classes and the class they are reported under.
+REPORT_CLASS = {"bus": "bus", "coach": "bus", "tram": "tram", "emergency": "emergency", "passenger": "car",
+                "private": "car", "taxi": "car", "evehicle": "car"}
+#: Classes that ask for priority, and under which class of the protocol.
+PRIORITY_CLASS = {"bus": "bus", "coach": "bus", "tram": "tram"}
+#: A stop arrival between 60 s early and 300 s late is on time (the usual bus punctuality window).
+ON_TIME_S = (-60.0, 300.0)
+
+_SIM_EXTRA = "pip install 'pilotage[sim]'"
+_INVALID_SUMO_TIME = -1e9
+_EMERGENCY_TYPE = "pilotage_emergency"
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    """What a closed-loop run does (seconds and metres).
+
+    Attributes:
+        priority: bus and tram priority requests on.
+        corridors: emergency corridors on.
+        duration_s: simulated time from the scenario's begin (None: to its end, or until no vehicle
+            is left when it has none).
+        request_range_m: a bus or tram asks for priority within this distance of its next light.
+        request_every_s: it asks again this often while it approaches.
+        update_every_s: an emergency vehicle reports its position this often.
+        min_lateness_s: buses get priority only when at least this late (None: every bus, the
+            unconditional priority of a line without timetable).
+        emergency_every_s: add an emergency vehicle this often, on a random route across the
+            network (None: only the scenario's own).
+        seed: SUMO's seed and the seed of the added emergency routes.
+        sumo_args: further arguments for SUMO, unchanged.
+        time_space: record the time-space diagram of one bus route.
+    """
+
+    priority: bool = True
+    corridors: bool = True
+    duration_s: float | None = None
+    request_range_m: float = 250.0
+    request_every_s: float = 2.0
+    update_every_s: float = 2.0
+    min_lateness_s: float | None = None
+    emergency_every_s: float | None = None
+    seed: int = 42
+    sumo_args: tuple[str, ...] = ()
+    time_space: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("request_range_m", "request_every_s", "update_every_s", "duration_s", "emergency_every_s"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise InvalidInputError(f"expected {name} > 0, got {value!r}", field=name)
+
+
+def simulate(sumocfg: str | Path, options: LoopOptions | None = None) -> dict[str, object]:
+    """Run the closed loop on the SUMO scenario ``sumocfg`` and return its measures, a JSON-able
+    dict (the keys are those :mod:`pilotage.adapters.sumo.report` reads; times in s, lengths in m).
+
+    libsumo runs one simulation per process: run two at once in two processes.
+
+    Raises:
+        DataFileError: no such file, or SUMO refuses the scenario or an argument (its message kept).
+        InvalidInputError: a scenario without a traffic light the engine can drive.
+        ImportError: libsumo is not installed (the message says how to install it).
+    """
+    options = options or LoopOptions()
+    sumocfg = Path(sumocfg)
+    if not sumocfg.is_file():
+        raise DataFileError(f"no SUMO configuration at {sumocfg}; give a .sumocfg file, or run `pilotage demo` for "
+                            "the embedded city")
+    libsumo = _libsumo()
+    with tempfile.TemporaryDirectory(prefix="pilotage-sim-") as folder:
+        tripinfo, stopinfo = Path(folder) / "tripinfo.xml", Path(folder) / "stopinfo.xml"
+        command = ["sumo", "-c", str(sumocfg), "--seed", str(options.seed), "--no-step-log", "true",
+                   "--tripinfo-output", str(tripinfo), "--tripinfo-output.write-unfinished", "true",
+                   "--stop-output", str(stopinfo), *options.sumo_args]
+        try:
+            libsumo.start(command)
+        except Exception as exc:
+            raise DataFileError(f"SUMO refused {sumocfg} or its arguments {list(options.sumo_args)}: {exc}") from exc
+        started = time.perf_counter()
+        try:
+            loop = _Loop(libsumo, options, sumocfg)
+            loop.run()
+        finally:
+            libsumo.close()
+        run = loop.measures()
+        run["wall_time_s"] = time.perf_counter() - started
+        run["classes"] = _trip_measures(tripinfo, loop.vehicle_class, loop.signal_loss_s)
+        run["buses"] = {"signal_time_loss_s": _ended_signal_losses(tripinfo, loop.vehicle_class, loop.signal_loss_s),
+                        "schedule": _schedule_adherence(stopinfo)}
+        _add_emergency_times(run, tripinfo)
+    return run
+
+
+def _libsumo() -> ModuleType:
+    try:
+        import libsumo  # noqa: PLC0415 - SUMO is an extra; the rest of pilotage runs without it
+    except ImportError as exc:
+        raise ImportError(f"the closed loop needs SUMO's libsumo: {_SIM_EXTRA}") from exc
+    return libsumo
+
+
+# -- the network and the signals SUMO has -------------------------------------------------------------
+
+
+@dataclass
+class _Light:
+    """One traffic light the engine drives."""
+
+    tls: str
+    plan: int
+    link_group: np.ndarray
+    green_char: list[str]
+    amber_s: np.ndarray
+    green: np.ndarray
+    amber_until_s: np.ndarray
+    state: str = ""
+    # Green intervals shown: [group, start, end] (end inf while green).
+    shown: list[list[float]] = field(default_factory=list)
+
+
+@dataclass
+class _SumoNetwork:
+    """The road network of the running simulation, as pilotage sees it, and the lights it drives."""
+
+    network: RoadNetwork
+    edge_ids: list[str]
+    edge_index: dict[str, int]
+    junction_ids: list[str]
+    junction_index: dict[str, int]
+    plans: list[IntersectionPlan]
+    lights: list[_Light]
+    light_of_tls: dict[str, _Light]
+    geo: bool
+    speed_classes_kph: dict[str, float]
+
+
+def _read_network(libsumo: ModuleType, sumocfg: Path) -> _SumoNetwork:
+    """Nodes are SUMO's junctions, edges its normal edges open to cars, buses or emergency vehicles;
+    node and edge "OSM ids" are their positions in SUMO's lists; each traffic light is one signalised
+    intersection over the junctions it controls, its id the smallest of their node ids."""
+    net_file = libsumo.simulation.getOption("net-file")
+    geo = _is_geo_referenced(sumocfg.parent / net_file)
+    junction_ids = [j for j in libsumo.junction.getIDList() if not j.startswith(":")]
+    junction_index = {j: i for i, j in enumerate(junction_ids)}
+    x_y = np.array([libsumo.junction.getPosition(j) for j in junction_ids])
+    lon, lat = _lon_lat(libsumo, x_y, geo)
+    edge_ids, tail, head, length_m, speed_kph = [], [], [], [], []
+    for edge in libsumo.edge.getIDList():
+        if edge.startswith(":"):
+            continue
+        lanes = [f"{edge}_{i}" for i in range(libsumo.edge.getLaneNumber(edge))]
+        if not any(_open_to_road_vehicles(libsumo.lane.getAllowed(lane)) for lane in lanes):
+            continue
+        edge_ids.append(edge)
+        tail.append(junction_index[libsumo.edge.getFromJunction(edge)])
+        head.append(junction_index[libsumo.edge.getToJunction(edge)])
+        length_m.append(libsumo.lane.getLength(lanes[0]))
+        speed_kph.append(max(libsumo.lane.getMaxSpeed(lane) for lane in lanes) * 3.6)
+    # Road classes by speed limit: an emergency vehicle's expected speed is its road's limit.
+    classes = sorted({f"{round(kph)} km/h" for kph in speed_kph}, key=lambda name: float(name.split()[0]))
+    class_index = {name: i for i, name in enumerate(classes)}
+    tls_ids = list(libsumo.trafficlight.getIDList())
+    signal_nodes, signal_label = [], []
+    for label, tls in enumerate(tls_ids):
+        for junction in libsumo.trafficlight.getControlledJunctions(tls):
+            if junction in junction_index:
+                signal_nodes.append(junction_index[junction])
+                signal_label.append(label)
+    network = RoadNetwork.from_edges(
+        node_osmid=np.arange(len(junction_ids)), node_lon=lon, node_lat=lat, tail=np.array(tail), head=np.array(head),
+        length_m=np.array(length_m), speed_kph=np.array(speed_kph),
+        road_class=np.array([class_index[f"{round(kph)} km/h"] for kph in speed_kph]), road_classes=classes,
+        edge_osmid=np.arange(len(edge_ids)), signal_nodes=np.array(signal_nodes, dtype=np.int64),
+        signal_intersection=np.array(signal_label, dtype=np.int64),
+        build_report={"source": str(sumocfg)})
+    kept = {edge_ids[int(i)]: e for e, i in enumerate(network.edge_osmid)}
+    intersections = network.intersections
+    tls_of_intersection = {}
+    for k in range(len(intersections)):
+        node = int(network.node_osmid[intersections.signal_nodes(k)[0]])
+        tls_of_intersection[int(intersections.ids[k])] = signal_label[signal_nodes.index(node)]
+    plans, lights = [], []
+    for intersection, label in sorted(tls_of_intersection.items()):
+        made = _light(libsumo, tls_ids[label], intersection, kept, len(plans))
+        if made is not None:
+            plans.append(made[0])
+            lights.append(made[1])
+    if not plans:
+        raise InvalidInputError(f"{sumocfg} has no traffic light the engine can drive ({len(tls_ids)} in all); give a "
+                                "scenario with static traffic-light programs on its road network", field="sumocfg")
+    logger.info("%s: %d junctions, %d edges, %d of %d traffic lights driven", sumocfg.name, network.n_nodes,
+                network.n_edges, len(lights), len(tls_ids))
+    return _SumoNetwork(network, [edge_ids[int(i)] for i in network.edge_osmid], kept, junction_ids, junction_index,
+                        plans, lights,
+                        {light.tls: light for light in lights}, geo,
+                        {name: float(name.split()[0]) for name in classes})
+
+
+def _light(libsumo: ModuleType, tls: str, intersection: int, edge_index: dict[str, int],
+           plan_index: int) -> tuple[IntersectionPlan, _Light] | None:
+    """The plan and the light of traffic light ``tls``, or None (logged) when its program cannot be
+    driven: SUMO then runs it as it would."""
+    program_id = libsumo.trafficlight.getProgram(tls)
+    logic = next(logic for logic in libsumo.trafficlight.getAllProgramLogics(tls) if logic.programID == program_id)
+    phases = logic.phases
+    if any(phase.next and tuple(phase.next) != ((k + 1) % len(phases),) for k, phase in enumerate(phases)):
+        logger.warning("traffic light %s: its program jumps between phases; SUMO runs it as it is", tls)
+        return None
+    duration_s = [phase.duration for phase in phases]
+    # Where the cycle is now gives the offset SUMO runs the program at.
+    position_s = sum(duration_s[:libsumo.trafficlight.getPhase(tls)]) + libsumo.trafficlight.getSpentDuration(tls)
+    offset_s = (libsumo.simulation.getTime() - position_s) % sum(duration_s)
+    try:
+        plan = program_plan(tls, program_id, offset_s,
+                            [(p.duration, _duration(p.minDur, p.duration), _duration(p.maxDur, p.duration), p.state)
+                             for p in phases], source=f"traffic light {tls}")
+    except (DataFileError, InvalidInputError) as exc:
+        logger.warning("traffic light %s is left to SUMO: %s", tls, exc)
+        return None
+    links = libsumo.trafficlight.getControlledLinks(tls)
+    link_group = np.full(len(links), -1, dtype=np.int64)
+    for g, name in enumerate(plan.group_names):
+        link_group[[int(link) for link in name.split("+")]] = g
+    movements = {(edge_index[a], edge_index[b], int(link_group[i]))
+                 for i, connections in enumerate(links) for a, b in
+                 ((inbound.rsplit("_", 1)[0], outbound.rsplit("_", 1)[0]) for inbound, outbound, _ in connections)
+                 if a in edge_index and b in edge_index}
+    plan = dataclasses.replace(plan, id=intersection,
+                               movements=np.array(sorted(movements), dtype=np.int64).reshape(-1, 3))
+    states = [phase.state for phase in phases]
+    green_char = ["g" if any(state[i] == "g" for state in states) else "G" for i in range(len(links))]
+    conflicts = plan.conflicts
+    shortest_intergreen_s = np.where(conflicts.any(axis=1), np.nanmin(np.where(conflicts, plan.intergreen_s, np.inf),
+                                                                       axis=1), np.inf)
+    amber_s = np.minimum(_amber_s(plan, states, duration_s), shortest_intergreen_s)
+    light = _Light(tls, plan_index, link_group, green_char, amber_s, green=np.zeros(plan.n_groups, dtype=np.bool_),
+                   amber_until_s=np.full(plan.n_groups, -np.inf))
+    return plan, light
+
+
+def _duration(value: float, default: float) -> float:
+    # SUMO gives -1 (or a huge number) for a minDur or maxDur a phase does not set.
+    return value if 0 <= value < 1e6 else default
+
+
+def _amber_s(plan: IntersectionPlan, states: list[str], duration_s: list[float]) -> np.ndarray:
+    """The shortest amber the program shows after each group's green (0 when none)."""
+    amber = np.full(plan.n_groups, np.inf)
+    for g, name in enumerate(plan.group_names):
+        link = int(name.split("+")[0])
+        for p in range(len(states)):
+            if states[p - 1][link] in GREEN_STATES and states[p][link] in AMBER_STATES:
+                run_s, q = 0.0, p
+                while states[q % len(states)][link] in AMBER_STATES and run_s < sum(duration_s):
+                    run_s += duration_s[q % len(states)]
+                    q += 1
+                amber[g] = min(amber[g], run_s)
+    return np.where(np.isfinite(amber), amber, 0.0)
+
+
+def _open_to_road_vehicles(allowed: tuple[str, ...]) -> bool:
+    return not allowed or bool({"passenger", "bus", "emergency"} & set(allowed))
+
+
+def _is_geo_referenced(net_file: Path) -> bool:
+    try:
+        for _, element in ET.iterparse(net_file, events=("start",)):
+            if element.tag == "location":
+                return element.get("projParameter", "!") != "!"
+    except (OSError, ET.ParseError):
+        return False
+    return False
+
+
+def _lon_lat(libsumo: ModuleType, x_y: np.ndarray, geo: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Degrees of each (x, y) in m: SUMO's projection, or, for a network without one, a flat frame
+    at (0°, 0°) where a degree is 111,195 m both ways (so distances stay right)."""
+    if geo:
+        lon_lat = np.array([libsumo.simulation.convertGeo(float(x), float(y)) for x, y in x_y])
+        return lon_lat[:, 0], lon_lat[:, 1]
+    return x_y[:, 0] / 111_195.0, x_y[:, 1] / 111_195.0
+
+
+# -- the loop ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Tracked:
+    """A bus, tram or emergency vehicle in the simulation."""
+
+    vehicle: str
+    kind: str
+    next_tls: str = ""
+    requested_s: float = -math.inf
+    granted_tls: set[str] = field(default_factory=set)
+    stopped_since_s: float | None = None
+
+
+class _Loop:
+    def __init__(self, libsumo: ModuleType, options: LoopOptions, sumocfg: Path) -> None:
+        self.sumo = libsumo
+        self.options = options
+        self.sumocfg = sumocfg
+        self.step_s = float(libsumo.simulation.getDeltaT())
+        self.now = float(libsumo.simulation.getTime())
+        self.begin_s = self.now
+        end_s = float(libsumo.simulation.getEndTime())
+        self.end_s = (self.begin_s + options.duration_s if options.duration_s is not None
+                      else end_s if end_s >= 0 else math.inf)
+        self.net = _read_network(libsumo, sumocfg)
+        lateness = -math.inf if options.min_lateness_s is None else options.min_lateness_s
+        self.priority = PriorityEngine(SignalPlans(self.net.plans), clock=lambda: self.now,
+                                       config=PriorityConfig(bus_lateness_s=lateness))
+        corridors = CorridorEngine(self.net.network, self.priority,
+                                   CorridorConfig(emergency_speed_kph=self.net.speed_classes_kph,
+                                                  timeout_s=max(30.0, 10 * options.update_every_s)))
+        self.service = Service(self.net.network, self.priority, corridors=corridors)
+        self._reply = msgspec.json.Decoder(wire.Reply)
+        self._ids = itertools.count()
+        self.vehicle_class: dict[str, str] = {}
+        self.tracked: dict[str, _Tracked] = {}
+        self.signal_loss_s: Counter[str] = Counter()
+        self.priority_stats = {"requests": 0, "granted": 0, "by_strategy": Counter(), "denied": Counter(),
+                               "checkouts": 0, "errors": Counter()}
+        self.corridor_stats = {"opened": 0, "closed": 0, "updates": 0, "reroutes": 0, "errors": Counter()}
+        self.emergency: dict[str, dict[str, object]] = {}
+        self.safety = {"traffic_lights": len(self.net.lights), "state_changes": 0, "refused_states": 0,
+                       "violations": 0, "by_rule": Counter()}
+        self.steps = 0
+        self._rng = random.Random(options.seed)
+        self._next_emergency_s = self.begin_s if options.emergency_every_s else math.inf
+        self._time_space: dict[str, object] | None = None
+        self._time_space_route: tuple[str, ...] = ()
+
+    # -- stepping ------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        sumo = self.sumo
+        self._apply_signals()
+        while self.now < self.end_s - 1e-9:
+            if self.end_s == math.inf and sumo.simulation.getMinExpectedNumber() == 0:
+                break
+            self._add_emergency_vehicles()
+            sumo.simulationStep()
+            self.steps += 1
+            self.now = float(sumo.simulation.getTime())
+            for vehicle in sumo.simulation.getDepartedIDList():
+                self._departed(vehicle)
+            for vehicle in sumo.simulation.getArrivedIDList():
+                self._arrived(vehicle)
+            self._follow_vehicles()
+            self.service.tick()
+            self._apply_signals()
+        for vehicle in list(self.tracked):
+            if self.tracked[vehicle].kind == "emergency" and self.options.corridors:
+                self._send("corridor.close", {"incident": vehicle})
+
+    def _departed(self, vehicle: str) -> None:
+        vclass = self.sumo.vehicle.getVehicleClass(vehicle)
+        kind = REPORT_CLASS.get(vclass, "other")
+        self.vehicle_class[vehicle] = kind
+        if vclass in PRIORITY_CLASS:
+            self.tracked[vehicle] = _Tracked(vehicle, PRIORITY_CLASS[vclass])
+            self._maybe_record_route(vehicle)
+        elif kind == "emergency":
+            self.tracked[vehicle] = _Tracked(vehicle, "emergency")
+            self.emergency[vehicle] = {"vehicle": vehicle, "depart_s": self.now, "travel_time_s": None,
+                                       "length_m": 0.0, "crossings": 0, "planned": 0, "refused": 0}
+            if self.options.corridors:
+                self._open_corridor(vehicle)
+
+    def _arrived(self, vehicle: str) -> None:
+        tracked = self.tracked.pop(vehicle, None)
+        if tracked is not None and tracked.kind == "emergency" and self.options.corridors:
+            reply = self._send("corridor.close", {"incident": vehicle})
+            self.corridor_stats["closed"] += reply is not None
+
+    def _follow_vehicles(self) -> None:
+        vehicle_api = self.sumo.vehicle
+        requests: list[tuple[_Tracked, dict[str, object]]] = []
+        for tracked in self.tracked.values():
+            vehicle = tracked.vehicle
+            upcoming = vehicle_api.getNextTLS(vehicle)
+            tls, link, distance_m = (upcoming[0][0], upcoming[0][1], upcoming[0][2]) if upcoming else ("", -1, math.inf)
+            speed = vehicle_api.getSpeed(vehicle)
+            at_stop = vehicle_api.isStopped(vehicle)
+            if at_stop and tracked.stopped_since_s is None:
+                tracked.stopped_since_s = self.now
+            elif not at_stop:
+                tracked.stopped_since_s = None
+            if distance_m <= SIGNAL_ZONE_M and not at_stop:
+                allowed = vehicle_api.getAllowedSpeed(vehicle)
+                if allowed > 0:
+                    self.signal_loss_s[vehicle] += self.step_s * max(0.0, 1.0 - speed / allowed)
+            if self._time_space is not None and vehicle in self._time_space["vehicles"]:
+                self._record_position(vehicle)
+            if tracked.next_tls and tls != tracked.next_tls and tracked.next_tls in tracked.granted_tls:
+                self._checkout(tracked)
+            if tls != tracked.next_tls:
+                tracked.next_tls, tracked.requested_s = tls, -math.inf
+            if tracked.kind == "emergency":
+                if self.options.corridors and self.now - tracked.requested_s >= self.options.update_every_s:
+                    tracked.requested_s = self.now
+                    self._update_corridor(tracked)
+                continue
+            light = self.net.light_of_tls.get(tls)
+            if (not self.options.priority or light is None or distance_m > self.options.request_range_m
+                    or self.now - tracked.requested_s < self.options.request_every_s):
+                continue
+            tracked.requested_s = self.now
+            requests.append((tracked, self._priority_request(tracked, light, int(link), distance_m, speed)))
+        if requests:
+            self._decide(requests)
+
+    def _priority_request(self, tracked: _Tracked, light: _Light, link: int, distance_m: float,
+                          speed: float) -> dict[str, object]:
+        vehicle_api = self.sumo.vehicle
+        vehicle = tracked.vehicle
+        speed_estimate = max(speed, 0.5 * vehicle_api.getAllowedSpeed(vehicle), 1.0)
+        eta_s = distance_m / speed_estimate
+        lateness_s = 0.0
+        stops = vehicle_api.getStops(vehicle, 1)
+        if stops:
+            stop = stops[0]
+            stop_edge = stop.lane.rsplit("_", 1)[0]
+            to_stop_m = vehicle_api.getDrivingDistance(vehicle, stop_edge, stop.endPos)
+            at_stop_s = (self.now - tracked.stopped_since_s) if tracked.stopped_since_s is not None else 0.0
+            if 0 <= to_stop_m <= distance_m:
+                eta_s += max(0.0, stop.duration - at_stop_s)
+            if stop.intendedArrival > _INVALID_SUMO_TIME and to_stop_m >= 0:
+                lateness_s = self.now + to_stop_m / speed_estimate - stop.intendedArrival
+        plan = self.net.plans[light.plan]
+        return {"vehicle": vehicle, "intersection": plan.id, "group": plan.group_names[light.link_group[link]],
+                "eta_s": min(eta_s, 240.0), "class": tracked.kind,
+                "lateness_s": max(-86400.0, min(86400.0, lateness_s)),
+                "occupancy": float(vehicle_api.getPersonNumber(vehicle))}
+
+    def _decide(self, requests: list[tuple[_Tracked, dict[str, object]]]) -> None:
+        frames = [self._frame("priority.request", body) for _, body in requests]
+        stats = self.priority_stats
+        for (tracked, _), raw in zip(requests, self.service.handle(frames), strict=True):
+            stats["requests"] += 1
+            reply = self._reply.decode(raw)
+            if not reply.ok:
+                stats["errors"][reply.error.code] += 1
+                continue
+            if reply.body["decision"] == "granted":
+                stats["granted"] += 1
+                stats["by_strategy"][reply.body["strategy"]] += 1
+                if reply.body["strategy"] != "already_green":
+                    tracked.granted_tls.add(tracked.next_tls)
+            else:
+                stats["denied"][reply.body["reason"]] += 1
+
+    def _checkout(self, tracked: _Tracked) -> None:
+        tracked.granted_tls.discard(tracked.next_tls)
+        plan = self.net.plans[self.net.light_of_tls[tracked.next_tls].plan]
+        if self._send("priority.checkout", {"vehicle": tracked.vehicle, "intersection": plan.id}) is not None:
+            self.priority_stats["checkouts"] += 1
+
+    # -- emergency vehicles ------------------------------------------------------------------------------
+
+    def _add_emergency_vehicles(self) -> None:
+        """Add the emergency vehicles due, on routes between random edges at least 1 km apart."""
+        if self.now < self._next_emergency_s:
+            return
+        sumo = self.sumo
+        if _EMERGENCY_TYPE not in sumo.vehicletype.getIDList():
+            sumo.vehicletype.copy("DEFAULT_VEHTYPE", _EMERGENCY_TYPE)
+            sumo.vehicletype.setVehicleClass(_EMERGENCY_TYPE, "emergency")
+            sumo.vehicletype.setColor(_EMERGENCY_TYPE, (255, 0, 0, 255))
+        edges = self.net.edge_ids
+        for _ in range(100):
+            origin, destination = self._rng.randrange(len(edges)), self._rng.randrange(len(edges))
+            chord_m = math.dist(sumo.junction.getPosition(sumo.edge.getToJunction(edges[origin])),
+                                sumo.junction.getPosition(sumo.edge.getFromJunction(edges[destination])))
+            if chord_m < 1000.0:
+                continue
+            route = sumo.simulation.findRoute(edges[origin], edges[destination], vType=_EMERGENCY_TYPE)
+            if route.edges:
+                break
+        else:
+            logger.warning("no route of 1 km or more found for an emergency vehicle at %.0f s", self.now)
+            self._next_emergency_s += self.options.emergency_every_s
+            return
+        vehicle = f"emergency.{int(self._next_emergency_s)}"
+        sumo.route.add(f"route.{vehicle}", route.edges)
+        sumo.vehicle.add(vehicle, f"route.{vehicle}", typeID=_EMERGENCY_TYPE, depart="now")
+        self._next_emergency_s += self.options.emergency_every_s
+
+    def _open_corridor(self, vehicle: str) -> None:
+        sumo = self.sumo
+        route = sumo.vehicle.getRoute(vehicle)
+        first = route[sumo.vehicle.getRouteIndex(vehicle)]
+        if not set(route[route.index(first):]) <= self.net.edge_index.keys():
+            self.corridor_stats["errors"]["OFF_NETWORK"] += 1
+            return
+        # The vehicle's own route (SUMO's lanes connect it), from the start of the edge it is on.
+        ahead = route[route.index(first):]
+        nodes = [self._node(sumo.edge.getFromJunction(first)), *(self._node(sumo.edge.getToJunction(edge))
+                                                                 for edge in ahead)]
+        reply = self._send("corridor.open", {"incident": vehicle, "origin": nodes[0], "destination": nodes[-1],
+                                             "route": nodes})
+        if reply is None:
+            return
+        self.corridor_stats["opened"] += 1
+        self._count_crossings(vehicle, reply)
+
+    def _update_corridor(self, tracked: _Tracked) -> None:
+        sumo = self.sumo
+        road = sumo.vehicle.getRoadID(tracked.vehicle)
+        if road.startswith(":") or tracked.vehicle not in self.service.corridors.incidents:
+            return
+        x, y = sumo.vehicle.getPosition(tracked.vehicle)
+        lon, lat = _lon_lat(sumo, np.array([[x, y]]), self.net.geo)
+        before = self.service.corridors.corridor(tracked.vehicle).reroutes
+        reply = self._send("corridor.update", {"incident": tracked.vehicle,
+                                               "position": {"lon": float(lon[0]), "lat": float(lat[0])}})
+        if reply is None:
+            return
+        self.corridor_stats["updates"] += 1
+        if reply["reroutes"] > before:
+            self.corridor_stats["reroutes"] += 1
+            self._drive_corridor(tracked.vehicle, reply, road)
+        self._count_crossings(tracked.vehicle, reply)
+
+    def _drive_corridor(self, vehicle: str, corridor: dict[str, object], current_edge: str) -> None:
+        """Make the vehicle drive the route the corridor took after it left its own (from the edge it
+        is on), where SUMO's lanes connect it; else it keeps its own, and the corridor follows it by
+        its updates."""
+        nodes = corridor["route"]
+        network = self.net.network
+        edges = [current_edge]
+        for a, b in itertools.pairwise(nodes):
+            tail = network.node_index(a)
+            out = range(network.indptr[tail], network.indptr[tail + 1])
+            edge = self.net.edge_ids[min((e for e in out if network.indices[e] == network.node_index(b)),
+                                         key=lambda e: network.travel_time_s[e])]
+            if edge != edges[-1]:
+                edges.append(edge)
+        try:
+            self.sumo.vehicle.setRoute(vehicle, edges)
+        except self.sumo.TraCIException as exc:
+            self.corridor_stats["errors"]["ROUTE_NOT_DRIVABLE"] += 1
+            logger.info("corridor %s: SUMO cannot drive its route (%s); the vehicle keeps its own", vehicle, exc)
+
+    def _count_crossings(self, vehicle: str, corridor: dict[str, object]) -> None:
+        record = self.emergency[vehicle]
+        crossings = corridor["crossings"]
+        record["length_m"] = corridor["length_m"]
+        record["crossings"] = max(int(record["crossings"]), len(crossings))
+        record["planned"] = max(int(record["planned"]), sum(c["state"] == "planned" for c in crossings))
+        record["refused"] = max(int(record["refused"]), sum(c["state"] == "refused" for c in crossings))
+
+    def _node(self, junction: str) -> int:
+        return self.net.junction_index[junction]
+
+    # -- the protocol ---------------------------------------------------------------------------------------
+
+    def _frame(self, message_type: str, body: dict[str, object]) -> bytes:
+        return msgspec.json.encode({"v": wire.VERSION, "id": f"sim.{next(self._ids)}", "type": message_type,
+                                    "body": body})
+
+    def _send(self, message_type: str, body: dict[str, object]) -> dict[str, object] | None:
+        """The reply body of one request; an error reply is counted, logged, and gives None."""
+        reply = self._reply.decode(self.service.handle([self._frame(message_type, body)])[0])
+        if reply.ok:
+            return reply.body
+        stats = self.priority_stats if message_type.startswith("priority") else self.corridor_stats
+        stats["errors"][reply.error.code] += 1
+        logger.info("%s for %s: %s %s", message_type, body.get("incident") or body.get("vehicle"), reply.error.code,
+                    reply.error.message)
+        return None
+
+    # -- the signals -------------------------------------------------------------------------------------------
+
+    def _apply_signals(self) -> None:
+        green_now = self.priority.green_groups()
+        for light in self.net.lights:
+            green = green_now[light.plan, :light.green.size]
+            if np.array_equal(green, light.green) and not (light.amber_until_s <= self.now).any() and light.state:
+                continue
+            if not np.array_equal(green, light.green):
+                green = self._checked(light, green)
+            ended = light.green & ~green
+            light.amber_until_s[ended] = self.now + light.amber_s[ended]
+            self._record(light, green)
+            light.green = green.copy()
+            amber = ~green & (light.amber_until_s > self.now)
+            light.amber_until_s[~amber] = np.inf
+            state = "".join(light.green_char[i] if green[g] else "y" if amber[g] else "r"
+                            for i, g in enumerate(light.link_group.tolist()))
+            if state != light.state:
+                self.sumo.trafficlight.setRedYellowGreenState(light.tls, state)
+                light.state = state
+
+    def _checked(self, light: _Light, green: np.ndarray) -> np.ndarray:
+        """``green`` if the monitor accepts it after the greens shown so far, else the greens as they are."""
+        plan = self.net.plans[light.plan]
+        window_s = 2.0 * plan.max_cycle_s
+        since_s = max(self.begin_s, self.now - window_s)
+        recent = [(g, start, end) for g, start, end in light.shown if end >= since_s]
+        proposed = [(g, start, self.now if not green[int(g)] and end == math.inf else end) for g, start, end in recent]
+        started = [(g, self.now, math.inf) for g in np.flatnonzero(green & ~light.green)]
+        intervals = proposed + started
+        schedule = GreenSchedule(group=np.array([i[0] for i in intervals], dtype=np.int64),
+                                 start_s=np.array([i[1] for i in intervals]), end_s=np.array([i[2] for i in intervals]),
+                                 horizon_start_s=since_s, horizon_end_s=self.now)
+        violations = check_schedule(plan, schedule)
+        self.safety["state_changes"] += 1
+        if not violations:
+            return green
+        self.safety["refused_states"] += 1
+        logger.error("traffic light %s at %.1f s: state refused by the safety monitor: %s", light.tls, self.now,
+                     "; ".join(f"{v.rule} {v.group} ({v.detail})" for v in violations))
+        return light.green
+
+    def _record(self, light: _Light, green: np.ndarray) -> None:
+        for interval in light.shown:
+            if interval[2] == math.inf and not green[int(interval[0])]:
+                interval[2] = self.now
+        for g in np.flatnonzero(green & ~light.green):
+            light.shown.append([int(g), self.now, math.inf])
+
+    def final_check(self) -> None:
+        """The whole history of greens shown, checked by the monitor: the run's violations."""
+        for light in self.net.lights:
+            if not light.shown:
+                continue
+            shown = np.array(light.shown)
+            schedule = GreenSchedule(group=shown[:, 0].astype(np.int64), start_s=shown[:, 1], end_s=shown[:, 2],
+                                     horizon_start_s=self.begin_s, horizon_end_s=self.now)
+            for violation in check_schedule(self.net.plans[light.plan], schedule):
+                self.safety["violations"] += 1
+                self.safety["by_rule"][violation.rule] += 1
+                logger.error("traffic light %s: %s of group %s at %.1f s (%s)", light.tls, violation.rule,
+                             violation.group, violation.time_s, violation.detail)
+
+    # -- the time-space record ---------------------------------------------------------------------------------
+
+    def _maybe_record_route(self, vehicle: str) -> None:
+        """Record the first bus route crossing at least three driven lights, and every vehicle on it."""
+        if not self.options.time_space:
+            return
+        route = tuple(self.sumo.vehicle.getRoute(vehicle))
+        if self._time_space is not None:
+            if route == self._time_space_route:
+                self._time_space["vehicles"][vehicle] = []
+            return
+        signals, distance_m = [], 0.0
+        starts_m = []
+        for i, edge in enumerate(route):
+            starts_m.append(distance_m)
+            distance_m += self.sumo.lane.getLength(f"{edge}_0")
+            if i + 1 == len(route):
+                break
+            for light in self.net.lights:
+                for link, connections in enumerate(self.sumo.trafficlight.getControlledLinks(light.tls)):
+                    if any(a.rsplit("_", 1)[0] == edge and b.rsplit("_", 1)[0] == route[i + 1]
+                           for a, b, _ in connections):
+                        signals.append((light, int(light.link_group[link]), distance_m))
+                        break
+                else:
+                    continue
+                break
+        if len(signals) < 3:
+            return
+        self._time_space_route = route
+        self._route_starts_m = starts_m
+        self._time_space = {"corridor": f"route of {vehicle}", "length_m": distance_m, "signals": signals,
+                            "vehicles": {vehicle: []}}
+
+    def _record_position(self, vehicle: str) -> None:
+        sumo = self.sumo
+        if sumo.vehicle.getRoadID(vehicle).startswith(":"):
+            return
+        index = sumo.vehicle.getRouteIndex(vehicle)
+        distance_m = self._route_starts_m[index] + sumo.vehicle.getLanePosition(vehicle)
+        self._time_space["vehicles"][vehicle].append([self.now, distance_m])
+
+    # -- measures ----------------------------------------------------------------------------------------------
+
+    def measures(self) -> dict[str, object]:
+        self.final_check()
+        time_space = None
+        if self._time_space is not None:
+            time_space = {
+                "corridor": self._time_space["corridor"], "length_m": self._time_space["length_m"],
+                "signals": [{"traffic_light": light.tls, "distance_m": distance_m,
+                             "green": [[start, min(end, self.now)] for g, start, end in light.shown if g == group]}
+                            for light, group, distance_m in self._time_space["signals"]],
+                "vehicles": {v: points for v, points in self._time_space["vehicles"].items() if points}}
+        return {
+            "scenario": self.sumocfg.name, "priority": self.options.priority, "corridors": self.options.corridors,
+            "seed": self.options.seed, "begin_s": self.begin_s, "end_s": self.now, "step_s": self.step_s,
+            "steps": self.steps, "emergency": {"trips": list(self.emergency.values())},
+            "priority_requests": _plain(self.priority_stats),
+            "corridor_requests": _plain(self.corridor_stats), "safety": _plain(self.safety), "time_space": time_space,
+        }
+
+
+def _plain(stats: dict[str, object]) -> dict[str, object]:
+    return {key: dict(value) if isinstance(value, Counter) else value for key, value in stats.items()}
+
+
+# -- SUMO's outputs ---------------------------------------------------------------------------------------------
+
+
+def _elements(path: Path, tag: str) -> Iterator[ET.Element]:
+    if not path.is_file():
+        return
+    for _, element in ET.iterparse(path):
+        if element.tag == tag:
+            yield element
+            element.clear()
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _trip_measures(tripinfo: Path, vehicle_class: dict[str, str],
+                   signal_loss_s: Counter[str]) -> dict[str, dict[str, object]]:
+    trips: dict[str, dict[str, list[float]]] = {}
+    unfinished: Counter[str] = Counter()
+    for trip in _elements(tripinfo, "tripinfo"):
+        kind = vehicle_class.get(trip.get("id", ""), "other")
+        if float(trip.get("arrival", "-1")) < 0:
+            unfinished[kind] += 1
+            continue
+        values = trips.setdefault(kind, {"travel_time_s": [], "time_loss_s": [], "stops": [], "signal": []})
+        values["travel_time_s"].append(float(trip.get("duration", "nan")))
+        values["time_loss_s"].append(float(trip.get("timeLoss", "nan")))
+        values["stops"].append(float(trip.get("waitingCount", "nan")))
+        values["signal"].append(signal_loss_s.get(trip.get("id", ""), 0.0))
+    measures = {}
+    for kind in sorted(set(trips) | set(unfinished)):
+        values = trips.get(kind, {"travel_time_s": [], "time_loss_s": [], "stops": [], "signal": []})
+        measures[kind] = {"trips": len(values["travel_time_s"]), "unfinished": unfinished[kind],
+                          "travel_time_s": _mean(values["travel_time_s"]), "time_loss_s": _mean(values["time_loss_s"]),
+                          "stops": _mean(values["stops"]),
+                          "signal_time_loss_s": _mean(values["signal"]) if kind in ("bus", "tram", "emergency")
+                          else None}
+    return measures
+
+
+def _ended_signal_losses(tripinfo: Path, vehicle_class: dict[str, str], signal_loss_s: Counter[str]) -> list[float]:
+    return [signal_loss_s.get(trip.get("id", ""), 0.0) for trip in _elements(tripinfo, "tripinfo")
+            if vehicle_class.get(trip.get("id", "")) == "bus" and float(trip.get("arrival", "-1")) >= 0]
+
+
+def _schedule_adherence(stopinfo: Path) -> dict[str, object]:
+    delays = [float(stop.get("arrivalDelay")) for stop in _elements(stopinfo, "stopinfo")
+              if stop.get("arrivalDelay") not in (None, "-1")]
+    early_s, late_s = ON_TIME_S
+    return {"stops": len(delays), "mean_delay_s": _mean(delays), "mean_abs_delay_s": _mean([abs(d) for d in delays]),
+            "on_time_share": _mean([float(early_s <= d <= late_s) for d in delays]),
+            "late_share": _mean([float(d > late_s) for d in delays])}
+
+
+def _add_emergency_times(run: dict[str, object], tripinfo: Path) -> None:
+    trips = {trip["vehicle"]: trip for trip in run["emergency"]["trips"]}
+    for trip in _elements(tripinfo, "tripinfo"):
+        record = trips.get(trip.get("id", ""))
+        if record is not None and float(trip.get("arrival", "-1")) >= 0:
+            record["travel_time_s"] = float(trip.get("duration", "nan"))
+            record["length_m"] = float(trip.get("routeLength", record["length_m"]))
