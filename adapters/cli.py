@@ -26,6 +26,9 @@ from pilotage.routing.formats import FORMATS
 
 logger = logging.getLogger("pilotage")
 
+#: Simulated seconds of `pilotage demo`: the peak window, long enough for every bus line to run.
+DEMO_DURATION_S = 1800.0
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -133,6 +136,26 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
     forecast.add_argument("--train-fraction", type=float, default=0.7, metavar="F",
                           help="share of the days to train on; the later ones are the test (default 0.7)")
     forecast.set_defaults(run=_parking_forecast)
+
+    sim = argparse.ArgumentParser(add_help=False)
+    sim.add_argument("--duration", type=float, metavar="S", help="simulated seconds (default: the scenario's end)")
+    sim.add_argument("--seed", type=int, default=42, metavar="N", help="SUMO's seed, the same for every run (42)")
+    sim.add_argument("--report", metavar="OUT.json", help="write the report there, with its plots beside it")
+    sim.add_argument("--min-lateness", type=float, metavar="S",
+                     help="priority only for buses at least this late (default: every bus)")
+    sim.add_argument("--emergency-every", type=float, metavar="S",
+                     help="add an emergency vehicle this often on a random route (default: the scenario's own)")
+    simulate = commands.add_parser(
+        "simulate", parents=[sim], help="SUMO closed loop: the engine drives the lights, priority off and on "
+                                        "(docs/simulation.md); arguments after -- go to SUMO")
+    simulate.add_argument("--sumocfg", metavar="FILE", help="a SUMO scenario (default: the embedded city)")
+    simulate.add_argument("--priority", choices=("on", "off"), default="on", help="bus and tram priority (on)")
+    simulate.add_argument("--corridors", choices=("on", "off"), default="on", help="emergency corridors (on)")
+    simulate.add_argument("--json", action="store_true", help="print the runs as JSON for scripts")
+    simulate.set_defaults(run=_simulate)
+    demo = commands.add_parser("demo", parents=[sim], help="the embedded city's peak, priority and corridors off "
+                                                           "then on, side by side")
+    demo.set_defaults(run=_simulate, sumocfg=None, priority="on", corridors="on", json=False, demo=True)
 
     keys = commands.add_parser("keys", help="CurveZMQ keys for the server and its clients")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
@@ -335,6 +358,33 @@ def _serve(args: argparse.Namespace) -> None:
         routing.close()
 
 
+def _simulate(args: argparse.Namespace) -> list[dict[str, object]]:
+    from pilotage.adapters.sumo.closed_loop import LoopOptions, compare  # noqa: PLC0415 - SUMO is an extra
+    from pilotage.adapters.sumo.report import format_table, write_report  # noqa: PLC0415
+    from pilotage.adapters.sumo.scenario import city_scenario  # noqa: PLC0415
+
+    demo = getattr(args, "demo", False)
+    if demo and args.sumo_args:
+        raise InvalidInputError("`pilotage demo` takes no SUMO arguments; use `pilotage simulate ... -- ARGS`")
+    sumocfg = Path(args.sumocfg) if args.sumocfg else city_scenario().sumocfg
+    duration_s = args.duration if args.duration is not None else (DEMO_DURATION_S if demo else None)
+    options = LoopOptions(priority=args.priority == "on", corridors=args.corridors == "on", duration_s=duration_s,
+                          min_lateness_s=args.min_lateness, emergency_every_s=args.emergency_every, seed=args.seed,
+                          sumo_args=tuple(args.sumo_args))
+    runs_wanted = 1 if not (options.priority or options.corridors) else 2
+    logger.info("simulating %s: %d run(s) of %s, side by side", sumocfg.name, runs_wanted,
+                f"{duration_s:.0f} s" if duration_s else "the whole scenario")
+    runs = compare(sumocfg, options)
+    if not args.json:
+        print(format_table(runs))
+    report = args.report or ("simulation/report.json" if demo else None)
+    if report:
+        path = write_report(runs, report)
+        if not args.json:
+            print(f"report and plots in {path.parent}/")
+    return runs
+
+
 def _parking_forecast(args: argparse.Namespace) -> None:
     from pilotage.parking import forecast_table  # noqa: PLC0415
 
@@ -378,7 +428,14 @@ def _keys_new(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Arguments after -- go to SUMO, unchanged.
+    sumo_args = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
     args = parser.parse_args(argv)
+    if sumo_args and args.command != "simulate":
+        parser.error("only `pilotage simulate` takes arguments after --")
+    args.sumo_args = sumo_args
     # Warnings from the libraries, information from pilotage (such as a first build), on stderr.
     logging.basicConfig(level=logging.WARNING, format="pilotage: %(message)s", stream=sys.stderr)
     logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)

@@ -48,12 +48,14 @@ import dataclasses
 import itertools
 import logging
 import math
+import multiprocessing
 import random
 import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -148,7 +150,7 @@ def simulate(sumocfg: str | Path, options: LoopOptions | None = None) -> dict[st
         tripinfo, stopinfo = Path(folder) / "tripinfo.xml", Path(folder) / "stopinfo.xml"
         command = ["sumo", "-c", str(sumocfg), "--seed", str(options.seed), "--no-step-log", "true",
                    "--tripinfo-output", str(tripinfo), "--tripinfo-output.write-unfinished", "true",
-                   "--stop-output", str(stopinfo), *options.sumo_args]
+                   "--stop-output", str(stopinfo), "--no-warnings", "true", *options.sumo_args]
         try:
             libsumo.start(command)
         except Exception as exc:
@@ -166,6 +168,24 @@ def simulate(sumocfg: str | Path, options: LoopOptions | None = None) -> dict[st
                         "schedule": _schedule_adherence(stopinfo)}
         _add_emergency_times(run, tripinfo)
     return run
+
+
+def compare(sumocfg: str | Path, options: LoopOptions | None = None, *, parallel: bool = True) -> list[dict[str, object]]:
+    """The baseline (priority and corridors off) and ``options`` (default: both on), same seed and
+    demand, each in its own process (two at once when ``parallel``); only one run when ``options``
+    is the baseline. Returns their measures, baseline first.
+
+    Raises:
+        DataFileError, InvalidInputError, ImportError: as :func:`simulate`.
+    """
+    options = options or LoopOptions()
+    baseline = dataclasses.replace(options, priority=False, corridors=False)
+    runs = [baseline] if baseline == options else [baseline, options]
+    _libsumo()
+    # libsumo holds one simulation per process, and a fresh process per run keeps them apart.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=len(runs) if parallel else 1, mp_context=context) as pool:
+        return list(pool.map(simulate, [Path(sumocfg)] * len(runs), runs))
 
 
 def _libsumo() -> ModuleType:

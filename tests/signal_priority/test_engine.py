@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from pilotage.adapters.sumo import read_signal_plans
 from pilotage.core import InvalidInputError, UnknownEntityError
-from pilotage.core.safety import Violation, check_schedule
+from pilotage.core.safety import GreenSchedule, Violation, check_schedule
 from pilotage.core.signals import PEDESTRIAN, VEHICLE, IntersectionPlan, SignalPlans, interstages_s
-from pilotage.signal_priority import PriorityConfig, PriorityEngine, PriorityRequest
+from pilotage.signal_priority import Hold, PriorityConfig, PriorityEngine, PriorityRequest
 from pilotage.signal_priority import engine as engine_module
 
 NAN = math.nan
@@ -245,3 +245,90 @@ def test_the_city_programs_of_bologna_stay_safe(stream: list) -> None:
         assert not decision.unsafe
     for plan in plans.plans:
         assert check_schedule(plan, engine.schedule(plan.id)) == []
+
+
+def test_green_groups_are_those_of_the_stage_in_green_and_kept_through_an_interstage() -> None:
+    engine, clock = engine_at(10.0)
+    assert engine.green_groups().tolist() == [[True, False, False]]
+    clock.now_s = 42.0
+    assert engine.green_groups().tolist() == [[False, False, False]]
+    clock.now_s = 45.0
+    assert engine.green_groups().tolist() == [[False, True, True]]
+
+
+class ShownGreens:
+    """What an adapter showing :meth:`PriorityEngine.green_groups` every second would have shown."""
+
+    def __init__(self, engine: PriorityEngine, clock: Clock) -> None:
+        self.engine, self.clock, self.start_s = engine, clock, clock.now_s
+        self.intervals: list[list[list[float]]] = [[] for _ in engine.plans.plans]
+        self.previous = np.zeros_like(engine.green_groups())
+        self.show()
+
+    def show(self) -> None:
+        green = self.engine.green_groups()
+        for k, g in zip(*np.nonzero(green & ~self.previous), strict=True):
+            self.intervals[k].append([g, self.clock.now_s, math.inf])
+        for k, g in zip(*np.nonzero(self.previous & ~green), strict=True):
+            next(i for i in reversed(self.intervals[k]) if i[0] == g)[2] = self.clock.now_s
+        self.previous = green
+
+    def wait(self, seconds: int) -> None:
+        for _ in range(seconds):
+            self.clock.now_s += 1.0
+            self.show()
+
+    def violations(self) -> list[Violation]:
+        found = []
+        for k, plan in enumerate(self.engine.plans.plans):
+            shown = np.array(self.intervals[k]).reshape(-1, 3)
+            found += check_schedule(plan, GreenSchedule(
+                group=shown[:, 0].astype(np.int64), start_s=shown[:, 1], end_s=shown[:, 2],
+                horizon_start_s=self.start_s, horizon_end_s=self.clock.now_s))
+        return found
+
+
+def test_a_transition_under_way_is_kept() -> None:
+    """Bologna 273: a hold cuts stage {0+1+2, 6+7+8} at 24 s and skips stage {0+1+2} for {3+4+5};
+    handed back at 26 s, in the interstage, the plan cannot bring back stage {0+1+2} at once as if
+    0+1+2 had never ended: the signals showed it red since 24 s."""
+    plans = SignalPlans(read_signal_plans(BOLOGNA_TLS))
+    clock = Clock(10.0)
+    engine = PriorityEngine(plans, clock)
+    shown = ShownGreens(engine, clock)
+    engine.preempt("273", [Hold(("3+4+5",), 30.0, 40.0)])
+    shown.wait(16)
+    engine.preempt("273", [])
+    assert [stage for stage, _, _ in engine.plan_ahead("273")[:2]] == [0, 2]
+    shown.wait(300)
+    assert shown.violations() == []
+
+
+operations = st.tuples(st.integers(1, 8), st.sampled_from(["decide", "preempt", "preempt", "checkout"]),
+                       st.integers(0, 6), st.integers(0, 7), st.floats(0.0, 120.0), st.floats(0.0, 40.0))
+
+
+@given(st.lists(operations, min_size=1, max_size=25))
+def test_what_the_signals_showed_is_never_planned_again(stream: list) -> None:
+    """An adapter showing :meth:`green_groups` every second, whatever the decisions, pre-emptions and
+    check-outs in between, shows only what the monitor accepts: no plan rewrites a green or a
+    transition the signals already showed (the programs time in whole seconds)."""
+    plans = SignalPlans(read_signal_plans(BOLOGNA_TLS))
+    clock = Clock(7 * 3600.0)
+    engine = PriorityEngine(plans, clock, PriorityConfig(bus_lateness_s=0.0, recovery_cycles=0.0))
+    shown = ShownGreens(engine, clock)
+    for wait_s, operation, k, g, eta_s, hold_s in stream:
+        shown.wait(wait_s)
+        plan = plans.plans[k]
+        group = plan.group_names[g % plan.n_groups]
+        if operation == "decide":
+            engine.decide([PriorityRequest("bus", plan.id, group, eta_s, "bus", lateness_s=120.0)])
+        elif operation == "checkout":
+            engine.checkout("bus", plan.id)
+        else:
+            stage = int(np.argmax(plan.stage_groups[:, g % plan.n_groups]))
+            groups = tuple(plan.group_names[i] for i in np.flatnonzero(plan.stage_groups[stage]))
+            engine.preempt(plan.id, [Hold(groups, clock.now_s + eta_s / 4, clock.now_s + eta_s / 4 + hold_s)])
+        shown.show()
+    shown.wait(120)
+    assert shown.violations() == []
