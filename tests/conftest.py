@@ -21,6 +21,17 @@ settings.register_profile("dev", max_examples=150, deadline=None, suppress_healt
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under CI, long runs (marked slow) are skipped: their short versions run instead.
+    PILOTAGE_SLOW=1 runs them anyway."""
+    if not os.environ.get("CI") or os.environ.get("PILOTAGE_SLOW"):
+        return
+    skip = pytest.mark.skip(reason="long run, skipped under CI (PILOTAGE_SLOW=1 runs it)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A network cache private to this test session."""

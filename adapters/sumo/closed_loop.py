@@ -170,7 +170,8 @@ def simulate(sumocfg: str | Path, options: LoopOptions | None = None) -> dict[st
     return run
 
 
-def compare(sumocfg: str | Path, options: LoopOptions | None = None, *, parallel: bool = True) -> list[dict[str, object]]:
+def compare(sumocfg: str | Path, options: LoopOptions | None = None, *,
+            parallel: bool = True) -> list[dict[str, object]]:
     """The baseline (priority and corridors off) and ``options`` (default: both on), same seed and
     demand, each in its own process (two at once when ``parallel``); only one run when ``options``
     is the baseline. Returns their measures, baseline first.

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from pilotage.adapters.service import AuditLog, Caller, Service
-from pilotage.core import InvalidInputError
+from pilotage.core import InvalidInputError, RoadNetwork
 from pilotage.core import protocol as wire
 from pilotage.core.safety import Violation
 from pilotage.signal_priority import engine as engine_module
@@ -258,6 +258,23 @@ def test_corridors_need_the_emergency_permission_and_name_the_field_at_fault(
     assert (outside["error"]["code"], outside["error"]["field"]) == ("BAD_SCHEMA", "body.destination.lon")
     assert opened["ok"] and opened["body"]["crossings"]
     assert (again["error"]["code"], again["error"]["field"]) == ("CONFLICT", "body.incident")
+
+
+def test_a_corridor_on_a_given_route_and_a_route_that_is_not_one(make_service: Callable[..., Service],
+                                                                   city: RoadNetwork) -> None:
+    service = make_service()
+    origin, destination = city.node_index(-30124), city.node_index(-16808)
+    nodes = city.node_osmid[city.shortest_path(origin, destination, weight="length_m").nodes].tolist()
+    opened, broken, unknown = answer(
+        service, request("corridor.open", {"incident": "fire-1", "origin": nodes[0], "destination": nodes[-1],
+                                           "route": nodes}),
+        request("corridor.open", {"incident": "fire-2", "origin": nodes[0], "destination": nodes[-1],
+                                  "route": [nodes[0], *nodes[2:]]}),
+        request("corridor.open", {"incident": "fire-3", "origin": nodes[0], "destination": nodes[-1],
+                                  "route": [nodes[0], 42, nodes[-1]]}))
+    assert opened["body"]["route"] == nodes
+    assert (broken["error"]["code"], broken["error"]["field"]) == ("BAD_SCHEMA", "body.route")
+    assert (unknown["error"]["code"], unknown["error"]["field"]) == ("UNKNOWN_ENTITY", "body.route")
 
 
 def test_a_corridor_that_is_not_updated_expires_on_a_tick_and_is_published(make_service: Callable[..., Service],

@@ -75,6 +75,18 @@ def test_signal_nodes_within_the_radius_are_one_intersection() -> None:
         assert intersections.approaches(k).size == 1
 
 
+def test_signal_nodes_labelled_by_the_source_are_grouped_by_label_not_by_radius() -> None:
+    # A traffic light controlling nodes 0 and 3 (far apart), another controlling 1 and 2 (30 m apart).
+    network = line_network([30.0, 30.0, 300.0], signal_intersection=np.array([5, 9, 9, 5]))
+    intersections = network.intersections
+    assert intersections.ids.tolist() == [100, 101]
+    assert sorted(intersections.signal_nodes(0).tolist()) == [0, 3]
+    assert intersections.of_node.tolist() == [0, 1, 1, 0]
+    with pytest.raises(InvalidInputError) as error:
+        line_network([30.0], signal_intersection=np.array([1]))
+    assert error.value.field == "signal_intersection"
+
+
 def test_unknown_intersection_id_names_the_field() -> None:
     with pytest.raises(UnknownEntityError) as error:
         line_network([10.0]).intersections.index_of(5)

@@ -39,6 +39,8 @@ def test_the_model_derives_interstages_and_the_cycle() -> None:
     ({"walk_s": [0.0, 0.0]}, "walk_s"),
     ({"stage_groups": [[True, True, True]], "green_s": [40.0], "stage_min_s": [8.0], "stage_max_s": [60.0]},
      "stage_groups"),
+    ({"movements": [[1, 2]]}, "movements"),
+    ({"movements": [[1, 2, 3]]}, "movements"),
 ])
 def test_invalid_plans_are_refused_with_the_field(change: dict, field: str) -> None:
     with pytest.raises(InvalidInputError) as error:

@@ -1,5 +1,6 @@
 """Emergency corridors on the embedded city: open, update, cross, reroute, expire, close, never unsafe."""
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pilotage.core import RoadNetwork
+from pilotage.core import InvalidInputError, RoadNetwork
 from pilotage.core.errors import ConflictError
 from pilotage.core.safety import check_schedule
 from pilotage.core.signals import SignalPlans
@@ -238,3 +239,37 @@ def test_corridors_never_break_a_safety_rule(
         else:
             corridors.close(data.draw(st.sampled_from(open_ones)))
         assert violations(corridors) == []
+
+
+def test_a_corridor_on_the_route_its_navigation_chose(city: RoadNetwork, corridors: CorridorEngine) -> None:
+    fastest = corridors.network.shortest_path(*ACROSS, weight=corridors.travel_time_s)
+    # The shortest route by length is another way across: the corridor takes it, and holds its crossings.
+    other = city.shortest_path(*ACROSS, weight="length_m")
+    assert other.nodes.tolist() != fastest.nodes.tolist()
+    corridor = corridors.open("fire-1", *ACROSS, route=other.nodes.tolist())
+    assert corridor.nodes.tolist() == other.nodes.tolist()
+    assert corridor.length_m == pytest.approx(other.length_m)
+    assert [c.intersection for c in corridor.crossings] == city.intersections.ids[other.intersections].tolist()
+    assert violations(corridors) == []
+    for route, message in ((other.nodes[1:], "from the origin"), (other.nodes[::-1], "from the origin"),
+                           (np.concatenate((other.nodes[:1], other.nodes[2:])), "no edge goes")):
+        with pytest.raises(InvalidInputError, match=message) as error:
+            corridors.open("fire-2", *ACROSS, route=route.tolist())
+        assert error.value.field == "route"
+
+
+def test_a_movement_names_its_group_more_precisely_than_the_approach(city: RoadNetwork, plans: SignalPlans,
+                                                                     clock: Any) -> None:
+    route = city.shortest_path(*ACROSS)
+    k = int(route.intersections[1])
+    position = int(route.intersection_positions[1])
+    plan_index = plans.index_of(int(city.intersections.ids[k]))
+    plan = plans.plans[plan_index]
+    turn = (int(route.edges[position - 1]), int(route.edges[position]))
+    by_approach = CorridorEngine(city, PriorityEngine(plans, clock)).open("fire-1", *ACROSS).crossings[1]
+    other_group = next(g for g, name in enumerate(plan.group_names) if name != by_approach.approach_group
+                       and plan.group_kind[g] == 0)
+    moved = dataclasses.replace(plan, movements=[[*turn, other_group]])
+    with_movements = SignalPlans([moved if i == plan_index else p for i, p in enumerate(plans.plans)])
+    crossing = CorridorEngine(city, PriorityEngine(with_movements, clock)).open("fire-1", *ACROSS).crossings[1]
+    assert crossing.approach_group == plan.group_names[other_group]
