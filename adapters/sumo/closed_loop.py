@@ -210,7 +210,9 @@ class _Light:
     green_char: list[str]
     amber_s: np.ndarray
     green: np.ndarray
+    # When each group's amber ends, and since when it shows; NaN when it shows none.
     amber_until_s: np.ndarray
+    amber_since_s: np.ndarray
     state: str = ""
     # Green intervals shown: [group, start, end] (end inf while green).
     shown: list[list[float]] = field(default_factory=list)
@@ -332,7 +334,7 @@ def _light(libsumo: ModuleType, tls: str, intersection: int, edge_index: dict[st
                                                                        axis=1), np.inf)
     amber_s = np.minimum(_amber_s(plan, states, duration_s), shortest_intergreen_s)
     light = _Light(tls, plan_index, link_group, green_char, amber_s, green=np.zeros(plan.n_groups, dtype=np.bool_),
-                   amber_until_s=np.full(plan.n_groups, -np.inf))
+                   amber_until_s=np.full(plan.n_groups, np.nan), amber_since_s=np.full(plan.n_groups, np.nan))
     return plan, light
 
 
@@ -423,7 +425,7 @@ class _Loop:
         self.corridor_stats = {"opened": 0, "closed": 0, "updates": 0, "reroutes": 0, "errors": Counter()}
         self.emergency: dict[str, dict[str, object]] = {}
         self.safety = {"traffic_lights": len(self.net.lights), "state_changes": 0, "refused_states": 0,
-                       "violations": 0, "by_rule": Counter()}
+                       "violations": 0, "by_rule": Counter(), "longest_amber_s": 0.0}
         self.steps = 0
         self._rng = random.Random(options.seed)
         self._next_emergency_s = self.begin_s if options.emergency_every_s else math.inf
@@ -685,7 +687,13 @@ class _Loop:
             self._record(light, green)
             light.green = green.copy()
             amber = ~green & (light.amber_until_s > self.now)
-            light.amber_until_s[~amber] = np.inf
+            light.amber_until_s[~amber] = np.nan
+            ended_amber = ~amber & ~np.isnan(light.amber_since_s)
+            if ended_amber.any():
+                self.safety["longest_amber_s"] = max(self.safety["longest_amber_s"],
+                                                     float(np.max(self.now - light.amber_since_s[ended_amber])))
+            light.amber_since_s[ended_amber] = np.nan
+            light.amber_since_s[amber & np.isnan(light.amber_since_s)] = self.now
             state = "".join(light.green_char[i] if green[g] else "y" if amber[g] else "r"
                             for i, g in enumerate(light.link_group.tolist()))
             if state != light.state:

@@ -31,6 +31,8 @@ def test_every_light_is_driven_and_no_state_is_unsafe(short_run: dict[str, objec
     assert safety["state_changes"] > 100
     assert safety["refused_states"] == 0
     assert safety["violations"] == 0
+    # Ambers as long as the programs' (3-4 s in Bologna), never a light left amber.
+    assert 3.0 <= safety["longest_amber_s"] <= 5.0
 
 
 def test_buses_ask_for_priority_and_get_it(short_run: dict[str, object]) -> None:
