@@ -8,10 +8,12 @@ step:
   simulation starts), and the priority engine's plans are what the lights show: each link is green
   when its signal group is (:meth:`PriorityEngine.green_groups`), amber for as long as its program
   shows amber after a green (never longer than the group's shortest intergreen, so an amber never
-  overlaps a conflicting green), red otherwise. A link that is ever a minor green (``g``, yield)
-  in its program always shows ``g``. Changes are applied at the first step at or after the time
-  planned, which keeps every intergreen, minimum green and maximum cycle of a program timed in
-  multiples of the step (whole seconds for 1-s steps).
+  overlaps a conflicting green), red otherwise. A green link shows the character (``G``, or ``g``
+  for a minor green that yields) of the program's phase with the same green groups; where no phase
+  has them (during an interstage), a link that is ever a minor green shows ``g``. Changes are
+  applied at the first step at or after the time planned, which keeps every intergreen, minimum
+  green and maximum cycle of a program timed in multiples of the step (whole seconds for 1-s
+  steps).
 - **Safety**: every change of a light's state is first checked by the safety monitor
   (:func:`~pilotage.core.safety.check_schedule`) against the greens actually shown before it; a
   change it refuses is not applied (the light keeps its state) and is counted. At the end, the
@@ -208,6 +210,8 @@ class _Light:
     plan: int
     link_group: np.ndarray
     green_char: list[str]
+    # The characters of a phase whose green groups are exactly these (``green.tobytes()``).
+    phase_chars: dict[bytes, str]
     amber_s: np.ndarray
     green: np.ndarray
     # When each group's amber ends, and since when it shows; NaN when it shows none.
@@ -329,12 +333,17 @@ def _light(libsumo: ModuleType, tls: str, intersection: int, edge_index: dict[st
                                movements=np.array(sorted(movements), dtype=np.int64).reshape(-1, 3))
     states = [phase.state for phase in phases]
     green_char = ["g" if any(state[i] == "g" for state in states) else "G" for i in range(len(links))]
+    first_links = [int(name.split("+")[0]) for name in plan.group_names]
+    phase_chars = {}
+    for state in reversed(states):
+        phase_chars[np.array([state[link] in GREEN_STATES for link in first_links]).tobytes()] = state
     conflicts = plan.conflicts
     shortest_intergreen_s = np.where(conflicts.any(axis=1), np.nanmin(np.where(conflicts, plan.intergreen_s, np.inf),
                                                                        axis=1), np.inf)
     amber_s = np.minimum(_amber_s(plan, states, duration_s), shortest_intergreen_s)
-    light = _Light(tls, plan_index, link_group, green_char, amber_s, green=np.zeros(plan.n_groups, dtype=np.bool_),
-                   amber_until_s=np.full(plan.n_groups, np.nan), amber_since_s=np.full(plan.n_groups, np.nan))
+    light = _Light(tls, plan_index, link_group, green_char, phase_chars, amber_s,
+                   green=np.zeros(plan.n_groups, dtype=np.bool_), amber_until_s=np.full(plan.n_groups, np.nan),
+                   amber_since_s=np.full(plan.n_groups, np.nan))
     return plan, light
 
 
@@ -694,7 +703,8 @@ class _Loop:
                                                      float(np.max(self.now - light.amber_since_s[ended_amber])))
             light.amber_since_s[ended_amber] = np.nan
             light.amber_since_s[amber & np.isnan(light.amber_since_s)] = self.now
-            state = "".join(light.green_char[i] if green[g] else "y" if amber[g] else "r"
+            chars = light.phase_chars.get(green.tobytes(), light.green_char)
+            state = "".join(chars[i] if green[g] else "y" if amber[g] else "r"
                             for i, g in enumerate(light.link_group.tolist()))
             if state != light.state:
                 self.sumo.trafficlight.setRedYellowGreenState(light.tls, state)
