@@ -33,8 +33,9 @@ as over ZeroMQ, so the loop exercises the validation, the batching and the audit
 With priority and corridors off, the engine still drives the lights on its base plans: the two runs
 differ by the requests alone.
 
-Measures, per vehicle class: travel time, time loss and stops (SUMO's ``tripinfo``: duration,
-timeLoss, waitingCount) over the trips that ended; for buses, trams and emergency vehicles the time
+Measures, per vehicle class (SUMO's ``tripinfo``, unfinished trips included): travel time
+(duration) over the trips that ended; time loss and stops (timeLoss, waitingCount) over every
+vehicle that set off, up to the end of the run; for buses, trams and emergency vehicles the time
 lost approaching traffic lights (within :data:`SIGNAL_ZONE_M` of the stop line, away from any stop:
 each step at speed ``v`` under the allowed ``v_max`` loses ``step * (1 - v / v_max)``); bus
 schedule adherence at stops with an ``arrival`` time (SUMO's stop output); and for one bus route,
@@ -166,7 +167,7 @@ def simulate(sumocfg: str | Path, options: LoopOptions | None = None) -> dict[st
         run = loop.measures()
         run["wall_time_s"] = time.perf_counter() - started
         run["classes"] = _trip_measures(tripinfo, loop.vehicle_class, loop.signal_loss_s)
-        run["buses"] = {"signal_time_loss_s": _ended_signal_losses(tripinfo, loop.vehicle_class, loop.signal_loss_s),
+        run["buses"] = {"signal_time_loss_s": _signal_losses(tripinfo, loop.vehicle_class, loop.signal_loss_s),
                         "schedule": _schedule_adherence(stopinfo)}
         _add_emergency_times(run, tripinfo)
     return run
@@ -620,11 +621,9 @@ class _Loop:
         road = sumo.vehicle.getRoadID(tracked.vehicle)
         if road.startswith(":") or tracked.vehicle not in self.service.corridors.incidents:
             return
-        x, y = sumo.vehicle.getPosition(tracked.vehicle)
-        lon, lat = _lon_lat(sumo, np.array([[x, y]]), self.net.geo)
+        lon, lat = self._matched_position(tracked.vehicle, road)
         before = self.service.corridors.corridor(tracked.vehicle).reroutes
-        reply = self._send("corridor.update", {"incident": tracked.vehicle,
-                                               "position": {"lon": float(lon[0]), "lat": float(lat[0])}})
+        reply = self._send("corridor.update", {"incident": tracked.vehicle, "position": {"lon": lon, "lat": lat}})
         if reply is None:
             return
         self.corridor_stats["updates"] += 1
@@ -632,6 +631,19 @@ class _Loop:
             self.corridor_stats["reroutes"] += 1
             self._drive_corridor(tracked.vehicle, reply, road)
         self._count_crossings(tracked.vehicle, reply)
+
+    def _matched_position(self, vehicle: str, edge: str) -> tuple[float, float]:
+        """The vehicle's position matched on the network: as far along the line between its edge's
+        junctions as it is along the edge, as a vehicle's map-matched position reports it (the
+        edge's own shape may bend away from that line)."""
+        sumo, network = self.sumo, self.net.network
+        fraction = sumo.vehicle.getLanePosition(vehicle) / max(sumo.lane.getLength(sumo.vehicle.getLaneID(vehicle)),
+                                                               1e-9)
+        tail = network.node_index(self.net.junction_index[sumo.edge.getFromJunction(edge)])
+        head = network.node_index(self.net.junction_index[sumo.edge.getToJunction(edge)])
+        lon = network.node_lon[tail] + fraction * (network.node_lon[head] - network.node_lon[tail])
+        lat = network.node_lat[tail] + fraction * (network.node_lat[head] - network.node_lat[tail])
+        return float(lon), float(lat)
 
     def _drive_corridor(self, vehicle: str, corridor: dict[str, object], current_edge: str) -> None:
         """Make the vehicle drive the route the corridor took after it left its own (from the edge it
@@ -837,32 +849,32 @@ def _mean(values: list[float]) -> float | None:
 
 def _trip_measures(tripinfo: Path, vehicle_class: dict[str, str],
                    signal_loss_s: Counter[str]) -> dict[str, dict[str, object]]:
-    trips: dict[str, dict[str, list[float]]] = {}
-    unfinished: Counter[str] = Counter()
+    """Per class: travel time over the trips that ended; time loss, stops and time lost at signals
+    over every vehicle that set off, each counted up to the end of the run (a short window ends
+    before most long trips do, and the same vehicles set off in both runs)."""
+    values: dict[str, dict[str, list[float]]] = {}
     for trip in _elements(tripinfo, "tripinfo"):
-        kind = vehicle_class.get(trip.get("id", ""), "other")
-        if float(trip.get("arrival", "-1")) < 0:
-            unfinished[kind] += 1
-            continue
-        values = trips.setdefault(kind, {"travel_time_s": [], "time_loss_s": [], "stops": [], "signal": []})
-        values["travel_time_s"].append(float(trip.get("duration", "nan")))
-        values["time_loss_s"].append(float(trip.get("timeLoss", "nan")))
-        values["stops"].append(float(trip.get("waitingCount", "nan")))
-        values["signal"].append(signal_loss_s.get(trip.get("id", ""), 0.0))
-    measures = {}
-    for kind in sorted(set(trips) | set(unfinished)):
-        values = trips.get(kind, {"travel_time_s": [], "time_loss_s": [], "stops": [], "signal": []})
-        measures[kind] = {"trips": len(values["travel_time_s"]), "unfinished": unfinished[kind],
-                          "travel_time_s": _mean(values["travel_time_s"]), "time_loss_s": _mean(values["time_loss_s"]),
-                          "stops": _mean(values["stops"]),
-                          "signal_time_loss_s": _mean(values["signal"]) if kind in ("bus", "tram", "emergency")
-                          else None}
-    return measures
+        vehicle = trip.get("id", "")
+        kind = vehicle_class.get(vehicle, "other")
+        ended = float(trip.get("arrival", "-1")) >= 0
+        lists = values.setdefault(kind, {"travel_time_s": [], "time_loss_s": [], "stops": [], "signal": []})
+        if ended:
+            lists["travel_time_s"].append(float(trip.get("duration", "nan")))
+        lists["time_loss_s"].append(float(trip.get("timeLoss", "nan")))
+        lists["stops"].append(float(trip.get("waitingCount", "nan")))
+        lists["signal"].append(signal_loss_s.get(vehicle, 0.0))
+    return {kind: {"trips": len(lists["travel_time_s"]),
+                   "unfinished": len(lists["time_loss_s"]) - len(lists["travel_time_s"]),
+                   "travel_time_s": _mean(lists["travel_time_s"]), "time_loss_s": _mean(lists["time_loss_s"]),
+                   "stops": _mean(lists["stops"]),
+                   "signal_time_loss_s": _mean(lists["signal"]) if kind in ("bus", "tram", "emergency") else None}
+            for kind, lists in sorted(values.items())}
 
 
-def _ended_signal_losses(tripinfo: Path, vehicle_class: dict[str, str], signal_loss_s: Counter[str]) -> list[float]:
+def _signal_losses(tripinfo: Path, vehicle_class: dict[str, str], signal_loss_s: Counter[str]) -> list[float]:
+    """The time each bus that set off lost at signals, up to the end of the run."""
     return [signal_loss_s.get(trip.get("id", ""), 0.0) for trip in _elements(tripinfo, "tripinfo")
-            if vehicle_class.get(trip.get("id", "")) == "bus" and float(trip.get("arrival", "-1")) >= 0]
+            if vehicle_class.get(trip.get("id", "")) == "bus"]
 
 
 def _schedule_adherence(stopinfo: Path) -> dict[str, object]:

@@ -48,7 +48,7 @@ takes over; ``stage_min_s`` and ``stage_max_s`` add ``minDur`` and ``maxDur`` of
 keeps its green into a transition after its stage ended (program 210: links 8+9+10+14+15, 5 s
 after links 0+1+2) is green a little longer in SUMO than in the plan. The plan cannot show a group
 that stops and restarts between two consecutive stages that both hold it (SUMO's netconvert
-programs do that): it keeps it green, and a warning is logged whenever the plan shows a group green
+programs do that): it keeps it green, and says so in the log (information) whenever the plan shows a group green
 while the program does not.
 
 **Group minimum green.** The shortest green the plan can give a group: over each run of
@@ -484,6 +484,6 @@ def _warn_where_plan_shows_more_green(plan: IntersectionPlan, green: np.ndarray,
     extra_ms = (planned & ~shown).sum(axis=0) * step_ms
     if extra_ms.any():
         extra = ", ".join(f"{plan.group_names[g]} for {extra_ms[g] / _MS_PER_S:g} s" for g in np.flatnonzero(extra_ms))
-        logger.warning("%s: %s: in each cycle the plan shows green where the program does not: %s (the plan keeps "
+        logger.info("%s: %s: in each cycle the plan shows green where the program does not: %s (the plan keeps "
                        "a group green between two consecutive stages that both hold it, and starts and ends the "
                        "groups of a stage together)", Path(source).name, program.label, extra)

@@ -162,7 +162,7 @@ def test_groups_stages_and_conflicts_follow_the_states(bologna: dict[str, Inters
 
 
 def test_the_network_file_holds_netconvert_programs(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="pilotage.adapters.sumo.programs"):
+    with caplog.at_level(logging.INFO, logger="pilotage.adapters.sumo.programs"):
         plans = read_signal_plans(NET_FILE)
     assert [plan.id for plan in plans] == BOLOGNA_IDS
     assert all(plan.cycle_s == 90.0 for plan in plans)
