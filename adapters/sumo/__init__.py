@@ -2,5 +2,6 @@
 scenario, and the closed loop that drives a simulation's traffic lights from the engines."""
 
 from pilotage.adapters.sumo.programs import read_signal_plans
+from pilotage.adapters.sumo.scenario import Scenario, city_scenario
 
-__all__ = ["read_signal_plans"]
+__all__ = ["Scenario", "city_scenario", "read_signal_plans"]
