@@ -26,8 +26,6 @@ from pilotage.routing.formats import FORMATS
 
 logger = logging.getLogger("pilotage")
 
-#: Simulated seconds of `pilotage demo`: the peak window, long enough for every bus line to run.
-DEMO_DURATION_S = 1800.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -367,7 +365,7 @@ def _simulate(args: argparse.Namespace) -> list[dict[str, object]]:
     if demo and args.sumo_args:
         raise InvalidInputError("`pilotage demo` takes no SUMO arguments; use `pilotage simulate ... -- ARGS`")
     sumocfg = Path(args.sumocfg) if args.sumocfg else city_scenario().sumocfg
-    duration_s = args.duration if args.duration is not None else (DEMO_DURATION_S if demo else None)
+    duration_s = args.duration
     options = LoopOptions(priority=args.priority == "on", corridors=args.corridors == "on", duration_s=duration_s,
                           min_lateness_s=args.min_lateness, emergency_every_s=args.emergency_every, seed=args.seed,
                           sumo_args=tuple(args.sumo_args))

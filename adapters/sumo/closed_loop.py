@@ -188,8 +188,15 @@ def compare(sumocfg: str | Path, options: LoopOptions | None = None, *,
     _libsumo()
     # libsumo holds one simulation per process, and a fresh process per run keeps them apart.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=len(runs) if parallel else 1, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=len(runs) if parallel else 1, mp_context=context,
+                             initializer=_quiet_worker) as pool:
         return list(pool.map(simulate, [Path(sumocfg)] * len(runs), runs))
+
+
+def _quiet_worker() -> None:
+    # A run's own count of what went wrong is in its measures; its log shows only the errors
+    # (a state refused, a violation), not each plan the engine's monitor kept from being applied.
+    logging.basicConfig(level=logging.ERROR, format="pilotage: %(message)s")
 
 
 def _libsumo() -> ModuleType:
