@@ -158,7 +158,7 @@ def read_osm(path: str | os.PathLike[str]) -> nx.MultiDiGraph:
     ox.settings.useful_tags_way = sorted({*useful_tags, *ACCESS_TAGS})
     try:
         with tempfile.TemporaryDirectory(prefix="pilotage-osm-") as tmp:
-            xml_path = _decompressed(path, Path(tmp))
+            xml_path = decompressed(path, Path(tmp))
             return ox.graph_from_xml(xml_path, bidirectional=False, simplify=False, retain_all=True)
     except DataFileError:
         raise
@@ -246,12 +246,7 @@ def load_network(path: str | os.PathLike[str] | None = None, *, cache_dir: str |
     Raises:
         DataFileError: the file is missing, unreadable, or holds no drivable network.
     """
-    path = Path(path) if path is not None else EMBEDDED_CITY
-    try:
-        content = path.read_bytes()
-    except OSError as exc:
-        raise DataFileError(f"cannot read the OSM file {path}: {exc.strerror or exc}; "
-                            "give the path of a .osm, .osm.xml, .gz, .bz2 or .xz extract") from exc
+    path, content = osm_content(path)
     digest = hashlib.sha256(content)
     digest.update(f"build {BUILD_VERSION} radius {grouping_radius_m!r}".encode())
     cached = Path(cache_dir) if cache_dir is not None else cache_directory()
@@ -272,7 +267,28 @@ def load_network(path: str | os.PathLike[str] | None = None, *, cache_dir: str |
     return network
 
 
-def _decompressed(path: Path, folder: Path) -> Path:
+def osm_content(path: str | os.PathLike[str] | None) -> tuple[Path, bytes]:
+    """The path of an OSM extract (None: the embedded city) and its bytes, as they are (compressed
+    or not), for a cache key.
+
+    Raises:
+        DataFileError: the file is missing or unreadable.
+    """
+    path = Path(path) if path is not None else EMBEDDED_CITY
+    try:
+        return path, path.read_bytes()
+    except OSError as exc:
+        raise DataFileError(f"cannot read the OSM file {path}: {exc.strerror or exc}; give the path of a .osm, "
+                            ".osm.xml, .gz, .bz2 or .xz extract, or none for the embedded city") from exc
+
+
+def decompressed(path: Path, folder: Path) -> Path:
+    """``path`` itself when it is plain OSM XML, else its content decompressed (gzip, bzip2 or xz,
+    told by its first bytes) into ``folder``.
+
+    Raises:
+        DataFileError: a compressed file that cannot be decompressed.
+    """
     with open(path, "rb") as f:
         magic = f.read(6)
     opener = {b"\x1f\x8b": gzip.open, b"BZh": bz2.open, b"\xfd7zXZ": lzma.open}

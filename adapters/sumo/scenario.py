@@ -91,7 +91,7 @@ from typing import Any
 
 import numpy as np
 
-from pilotage.adapters.osm import EMBEDDED_CITY, _decompressed, cache_directory
+from pilotage.adapters.osm import cache_directory, decompressed, osm_content
 from pilotage.adapters.sumo.programs import read_signal_plans
 from pilotage.core import DataFileError, InvalidInputError
 
@@ -246,12 +246,7 @@ def city_scenario(osm: str | os.PathLike[str] | None = None, *, cache_dir: str |
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**31:
         raise InvalidInputError(f"expected seed to be an integer from 0 to 2**31 - 1, got {seed!r}", field="seed")
     seed = int(seed)
-    osm_path = Path(osm) if osm is not None else EMBEDDED_CITY
-    try:
-        content = osm_path.read_bytes()
-    except OSError as exc:
-        raise DataFileError(f"cannot read the OSM file {osm_path}: {exc.strerror or exc}; give the path of a .osm, "
-                            ".osm.xml, .gz, .bz2 or .xz extract, or none for the embedded city") from exc
+    osm_path, content = osm_content(osm)
     sumo, sumo_version = _sumo()
     digest = hashlib.sha256(content)
     digest.update(f"sumo {sumo_version} builder {BUILDER_VERSION} seed {seed}".encode())
@@ -344,7 +339,7 @@ def _put_in_place(building: Path, target: Path) -> None:
 def _build(sumo: ModuleType, osm_path: Path, folder: Path, seed: int) -> dict[str, Any]:
     import sumolib  # noqa: PLC0415 - SUMO is an extra
 
-    osm_file = _decompressed(osm_path, folder)
+    osm_file = decompressed(osm_path, folder)
     if osm_file == osm_path:
         osm_file = folder / "extract.osm"
         shutil.copyfile(osm_path, osm_file)
