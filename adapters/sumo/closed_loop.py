@@ -448,6 +448,7 @@ class _Loop:
         self._next_emergency_s = self.begin_s if options.emergency_every_s else math.inf
         self._time_space: dict[str, object] | None = None
         self._time_space_route: tuple[str, ...] = ()
+        self._route_starts_m = np.zeros(1)
 
     # -- stepping ------------------------------------------------------------------------------------
 
@@ -782,27 +783,23 @@ class _Loop:
             if route == self._time_space_route:
                 self._time_space["vehicles"][vehicle] = []
             return
-        signals, distance_m = [], 0.0
-        starts_m = []
-        for i, edge in enumerate(route):
-            starts_m.append(distance_m)
-            distance_m += self.sumo.lane.getLength(f"{edge}_0")
-            if i + 1 == len(route):
-                break
+        lengths_m = [self.sumo.lane.getLength(f"{edge}_0") for edge in route]
+        starts_m = np.concatenate(([0.0], np.cumsum(lengths_m)))
+        edge_index = self.net.edge_index
+        signals = []
+        for i, turn in enumerate(itertools.pairwise(route)):
+            if not set(turn) <= edge_index.keys():
+                continue
             for light in self.net.lights:
-                for link, connections in enumerate(self.sumo.trafficlight.getControlledLinks(light.tls)):
-                    if any(a.rsplit("_", 1)[0] == edge and b.rsplit("_", 1)[0] == route[i + 1]
-                           for a, b, _ in connections):
-                        signals.append((light, int(light.link_group[link]), distance_m))
-                        break
-                else:
-                    continue
-                break
+                rows = self.net.plans[light.plan].movements
+                found = rows[(rows[:, 0] == edge_index[turn[0]]) & (rows[:, 1] == edge_index[turn[1]])]
+                if found.size:
+                    signals.append((light, int(found[0, 2]), float(starts_m[i + 1])))
         if len(signals) < 3:
             return
         self._time_space_route = route
         self._route_starts_m = starts_m
-        self._time_space = {"corridor": f"route of {vehicle}", "length_m": distance_m, "signals": signals,
+        self._time_space = {"corridor": f"route of {vehicle}", "length_m": float(starts_m[-1]), "signals": signals,
                             "vehicles": {vehicle: []}}
 
     def _record_position(self, vehicle: str) -> None:
@@ -810,7 +807,7 @@ class _Loop:
         if sumo.vehicle.getRoadID(vehicle).startswith(":"):
             return
         index = sumo.vehicle.getRouteIndex(vehicle)
-        distance_m = self._route_starts_m[index] + sumo.vehicle.getLanePosition(vehicle)
+        distance_m = float(self._route_starts_m[index]) + sumo.vehicle.getLanePosition(vehicle)
         self._time_space["vehicles"][vehicle].append([self.now, distance_m])
 
     # -- measures ----------------------------------------------------------------------------------------------
