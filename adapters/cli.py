@@ -141,6 +141,8 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
     sim.add_argument("--report", metavar="OUT.json", help="write the report there, with its plots beside it")
     sim.add_argument("--min-lateness", type=float, metavar="S",
                      help="priority only for buses at least this late (default: every bus)")
+    sim.add_argument("--recovery-cycles", type=float, default=1.0, metavar="N",
+                     help="cycles an intersection grants no other priority after one (1)")
     sim.add_argument("--emergency-every", type=float, metavar="S",
                      help="add an emergency vehicle this often on a random route (default: the scenario's own)")
     simulate = commands.add_parser(
@@ -367,7 +369,8 @@ def _simulate(args: argparse.Namespace) -> list[dict[str, object]]:
     sumocfg = Path(args.sumocfg) if args.sumocfg else city_scenario().sumocfg
     duration_s = args.duration
     options = LoopOptions(priority=args.priority == "on", corridors=args.corridors == "on", duration_s=duration_s,
-                          min_lateness_s=args.min_lateness, emergency_every_s=args.emergency_every, seed=args.seed,
+                          min_lateness_s=args.min_lateness, recovery_cycles=args.recovery_cycles,
+                          emergency_every_s=args.emergency_every, seed=args.seed,
                           sumo_args=tuple(args.sumo_args))
     runs_wanted = 1 if not (options.priority or options.corridors) else 2
     logger.info("simulating %s: %d run(s) of %s, side by side", sumocfg.name, runs_wanted,

@@ -106,6 +106,8 @@ class LoopOptions:
         update_every_s: an emergency vehicle reports its position this often.
         min_lateness_s: buses get priority only when at least this late (None: every bus, the
             unconditional priority of a line without timetable).
+        recovery_cycles: after a priority, an intersection grants no other for this many cycles
+            (:class:`PriorityConfig`).
         emergency_every_s: add an emergency vehicle this often, on a random route across the
             network (None: only the scenario's own).
         seed: SUMO's seed and the seed of the added emergency routes.
@@ -120,6 +122,7 @@ class LoopOptions:
     request_every_s: float = 2.0
     update_every_s: float = 2.0
     min_lateness_s: float | None = None
+    recovery_cycles: float = PriorityConfig.recovery_cycles
     emergency_every_s: float | None = None
     seed: int = 42
     sumo_args: tuple[str, ...] = ()
@@ -130,6 +133,9 @@ class LoopOptions:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise InvalidInputError(f"expected {name} > 0, got {value!r}", field=name)
+        if not (math.isfinite(self.recovery_cycles) and self.recovery_cycles >= 0):
+            raise InvalidInputError(f"expected recovery_cycles >= 0, got {self.recovery_cycles!r}",
+                                    field="recovery_cycles")
 
 
 def simulate(sumocfg: str | Path, options: LoopOptions | None = None) -> dict[str, object]:
@@ -427,7 +433,8 @@ class _Loop:
         self.net = _read_network(libsumo, sumocfg)
         lateness = -math.inf if options.min_lateness_s is None else options.min_lateness_s
         self.priority = PriorityEngine(SignalPlans(self.net.plans), clock=lambda: self.now,
-                                       config=PriorityConfig(bus_lateness_s=lateness))
+                                       config=PriorityConfig(bus_lateness_s=lateness,
+                                                             recovery_cycles=options.recovery_cycles))
         corridors = CorridorEngine(self.net.network, self.priority,
                                    CorridorConfig(emergency_speed_kph=self.net.speed_classes_kph,
                                                   timeout_s=max(30.0, 10 * options.update_every_s)))
