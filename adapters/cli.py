@@ -359,6 +359,14 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> list[dict[str, object]]:
+    try:
+        return _run_simulation(args)
+    except ImportError as exc:
+        # SUMO is an extra: its absence is the user's to fix, not an internal error.
+        raise PilotageError(str(exc)) from exc
+
+
+def _run_simulation(args: argparse.Namespace) -> list[dict[str, object]]:
     from pilotage.adapters.sumo.closed_loop import LoopOptions, compare  # noqa: PLC0415 - SUMO is an extra
     from pilotage.adapters.sumo.report import format_table, write_report  # noqa: PLC0415
     from pilotage.adapters.sumo.scenario import city_scenario  # noqa: PLC0415
@@ -372,9 +380,6 @@ def _simulate(args: argparse.Namespace) -> list[dict[str, object]]:
                           min_lateness_s=args.min_lateness, recovery_cycles=args.recovery_cycles,
                           emergency_every_s=args.emergency_every, seed=args.seed,
                           sumo_args=tuple(args.sumo_args))
-    runs_wanted = 1 if not (options.priority or options.corridors) else 2
-    logger.info("simulating %s: %d run(s) of %s, side by side", sumocfg.name, runs_wanted,
-                f"{duration_s:.0f} s" if duration_s else "the whole scenario")
     runs = compare(sumocfg, options)
     if not args.json:
         print(format_table(runs))

@@ -150,10 +150,7 @@ def simulate(sumocfg: str | Path, options: LoopOptions | None = None) -> dict[st
         ImportError: libsumo is not installed (the message says how to install it).
     """
     options = options or LoopOptions()
-    sumocfg = Path(sumocfg)
-    if not sumocfg.is_file():
-        raise DataFileError(f"no SUMO configuration at {sumocfg}; give a .sumocfg file, or run `pilotage demo` for "
-                            "the embedded city")
+    sumocfg = _scenario_file(sumocfg)
     libsumo = _libsumo()
     with tempfile.TemporaryDirectory(prefix="pilotage-sim-") as folder:
         tripinfo, stopinfo = Path(folder) / "tripinfo.xml", Path(folder) / "stopinfo.xml"
@@ -189,20 +186,33 @@ def compare(sumocfg: str | Path, options: LoopOptions | None = None, *,
         DataFileError, InvalidInputError, ImportError: as :func:`simulate`.
     """
     options = options or LoopOptions()
+    sumocfg = _scenario_file(sumocfg)
     baseline = dataclasses.replace(options, priority=False, corridors=False)
     runs = [baseline] if baseline == options else [baseline, options]
     _libsumo()
+    logger.info("simulating %s, %s: %s", sumocfg.name,
+                f"{options.duration_s:.0f} s" if options.duration_s else "the whole scenario",
+                "priority and corridors off, then as asked, side by side" if len(runs) == 2
+                else "priority and corridors off")
     # libsumo holds one simulation per process, and a fresh process per run keeps them apart.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=len(runs) if parallel else 1, mp_context=context,
                              initializer=_quiet_worker) as pool:
-        return list(pool.map(simulate, [Path(sumocfg)] * len(runs), runs))
+        return list(pool.map(simulate, [sumocfg] * len(runs), runs))
 
 
 def _quiet_worker() -> None:
     # A run's own count of what went wrong is in its measures; its log shows only the errors
     # (a state refused, a violation), not each plan the engine's monitor kept from being applied.
     logging.basicConfig(level=logging.ERROR, format="pilotage: %(message)s")
+
+
+def _scenario_file(sumocfg: str | Path) -> Path:
+    sumocfg = Path(sumocfg)
+    if not sumocfg.is_file():
+        raise DataFileError(f"no SUMO configuration at {sumocfg}; give a .sumocfg file, or run `pilotage demo` for "
+                            "the embedded city")
+    return sumocfg
 
 
 def _libsumo() -> ModuleType:
