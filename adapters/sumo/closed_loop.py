@@ -169,18 +169,15 @@ def simulate(sumocfg: str | Path, options: LoopOptions | None = None) -> dict[st
             libsumo.close()
         run = loop.measures()
         run["wall_time_s"] = time.perf_counter() - started
-        run["classes"] = _trip_measures(tripinfo, loop.vehicle_class, loop.signal_loss_s)
-        run["buses"] = {"signal_time_loss_s": _signal_losses(tripinfo, loop.vehicle_class, loop.signal_loss_s),
-                        "schedule": _schedule_adherence(stopinfo)}
-        _add_emergency_times(run, tripinfo)
+        run["classes"], bus_losses_s = _trip_measures(tripinfo, loop.vehicle_class, loop.signal_loss_s, loop.emergency)
+        run["buses"] = {"signal_time_loss_s": bus_losses_s, "schedule": _schedule_adherence(stopinfo)}
     return run
 
 
-def compare(sumocfg: str | Path, options: LoopOptions | None = None, *,
-            parallel: bool = True) -> list[dict[str, object]]:
+def compare(sumocfg: str | Path, options: LoopOptions | None = None) -> list[dict[str, object]]:
     """The baseline (priority and corridors off) and ``options`` (default: both on), same seed and
-    demand, each in its own process (two at once when ``parallel``); only one run when ``options``
-    is the baseline. Returns their measures, baseline first.
+    demand, each in its own process, both at once; only one run when ``options`` is the baseline.
+    Returns their measures, baseline first.
 
     Raises:
         DataFileError, InvalidInputError, ImportError: as :func:`simulate`.
@@ -196,8 +193,7 @@ def compare(sumocfg: str | Path, options: LoopOptions | None = None, *,
                 else "priority and corridors off")
     # libsumo holds one simulation per process, and a fresh process per run keeps them apart.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=len(runs) if parallel else 1, mp_context=context,
-                             initializer=_quiet_worker) as pool:
+    with ProcessPoolExecutor(max_workers=len(runs), mp_context=context, initializer=_quiet_worker) as pool:
         return list(pool.map(simulate, [sumocfg] * len(runs), runs))
 
 
@@ -242,8 +238,12 @@ class _Light:
     amber_until_s: np.ndarray
     amber_since_s: np.ndarray
     state: str = ""
-    # Green intervals shown: [group, start, end] (end inf while green).
+    # Green intervals shown, in the order they started: [group, start, end] (end inf while green);
+    # where each group's open one is (-1: none); the first that may still be within the monitor's
+    # window (those before it ended earlier).
     shown: list[list[float]] = field(default_factory=list)
+    open_at: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    recent_from: int = 0
 
 
 @dataclass
@@ -367,7 +367,7 @@ def _light(libsumo: ModuleType, tls: str, intersection: int, edge_index: dict[st
     amber_s = np.minimum(_amber_s(plan, states, duration_s), shortest_intergreen_s)
     light = _Light(tls, plan_index, link_group, green_char, phase_chars, amber_s,
                    green=np.zeros(plan.n_groups, dtype=np.bool_), amber_until_s=np.full(plan.n_groups, np.nan),
-                   amber_since_s=np.full(plan.n_groups, np.nan))
+                   amber_since_s=np.full(plan.n_groups, np.nan), open_at=np.full(plan.n_groups, -1))
     return plan, light
 
 
@@ -427,6 +427,9 @@ class _Tracked:
     requested_s: float = -math.inf
     granted_tls: set[str] = field(default_factory=set)
     stopped_since_s: float | None = None
+    # An emergency vehicle's corridor, as its last reply gave it: open, and how often rerouted.
+    corridor_open: bool = False
+    reroutes: int = 0
 
 
 class _Loop:
@@ -461,6 +464,12 @@ class _Loop:
         self.safety = {"traffic_lights": len(self.net.lights), "state_changes": 0, "refused_states": 0,
                        "violations": 0, "by_rule": Counter(), "longest_amber_s": 0.0}
         self.steps = 0
+        # The greens each light shows (its ``green`` is a view of its row) and when its next amber
+        # ends: the lights to update at a step are found for all at once.
+        self._shown_green = np.zeros_like(self.priority.green_groups())
+        for light in self.net.lights:
+            light.green = self._shown_green[light.plan, :light.green.size]
+        self._amber_due_s = np.full(len(self.net.lights), -np.inf)
         self._rng = random.Random(options.seed)
         self._next_emergency_s = self.begin_s if options.emergency_every_s else math.inf
         self._time_space: dict[str, object] | None = None
@@ -486,9 +495,9 @@ class _Loop:
             self._follow_vehicles()
             self.service.tick()
             self._apply_signals()
-        for vehicle in list(self.tracked):
-            if self.tracked[vehicle].kind == "emergency" and self.options.corridors:
-                self._send("corridor.close", {"incident": vehicle})
+        for tracked in self.tracked.values():
+            if tracked.corridor_open:
+                self._send("corridor.close", {"incident": tracked.vehicle})
 
     def _departed(self, vehicle: str) -> None:
         vclass = self.sumo.vehicle.getVehicleClass(vehicle)
@@ -498,15 +507,15 @@ class _Loop:
             self.tracked[vehicle] = _Tracked(vehicle, PRIORITY_CLASS[vclass])
             self._maybe_record_route(vehicle)
         elif kind == "emergency":
-            self.tracked[vehicle] = _Tracked(vehicle, "emergency")
+            tracked = self.tracked[vehicle] = _Tracked(vehicle, "emergency")
             self.emergency[vehicle] = {"vehicle": vehicle, "depart_s": self.now, "travel_time_s": None,
                                        "length_m": 0.0, "crossings": 0, "planned": 0, "refused": 0}
             if self.options.corridors:
-                self._open_corridor(vehicle)
+                self._open_corridor(tracked)
 
     def _arrived(self, vehicle: str) -> None:
         tracked = self.tracked.pop(vehicle, None)
-        if tracked is not None and tracked.kind == "emergency" and self.options.corridors:
+        if tracked is not None and tracked.corridor_open:
             reply = self._send("corridor.close", {"incident": vehicle})
             self.corridor_stats["closed"] += reply is not None
 
@@ -534,7 +543,7 @@ class _Loop:
             if tls != tracked.next_tls:
                 tracked.next_tls, tracked.requested_s = tls, -math.inf
             if tracked.kind == "emergency":
-                if self.options.corridors and self.now - tracked.requested_s >= self.options.update_every_s:
+                if tracked.corridor_open and self.now - tracked.requested_s >= self.options.update_every_s:
                     tracked.requested_s = self.now
                     self._update_corridor(tracked)
                 continue
@@ -623,36 +632,35 @@ class _Loop:
         sumo.vehicle.add(vehicle, f"route.{vehicle}", typeID=_EMERGENCY_TYPE, depart="now")
         self._next_emergency_s += self.options.emergency_every_s
 
-    def _open_corridor(self, vehicle: str) -> None:
-        sumo = self.sumo
-        route = sumo.vehicle.getRoute(vehicle)
-        first = route[sumo.vehicle.getRouteIndex(vehicle)]
-        if not set(route[route.index(first):]) <= self.net.edge_index.keys():
+    def _open_corridor(self, tracked: _Tracked) -> None:
+        sumo, vehicle = self.sumo, tracked.vehicle
+        # The vehicle's own route (SUMO's lanes connect it), from the start of the edge it is on.
+        ahead = sumo.vehicle.getRoute(vehicle)[sumo.vehicle.getRouteIndex(vehicle):]
+        if not set(ahead) <= self.net.edge_index.keys():
             self.corridor_stats["errors"]["OFF_NETWORK"] += 1
             return
-        # The vehicle's own route (SUMO's lanes connect it), from the start of the edge it is on.
-        ahead = route[route.index(first):]
-        nodes = [self._node(sumo.edge.getFromJunction(first)), *(self._node(sumo.edge.getToJunction(edge))
-                                                                 for edge in ahead)]
+        junction_index = self.net.junction_index
+        nodes = [junction_index[sumo.edge.getFromJunction(ahead[0])],
+                 *(junction_index[sumo.edge.getToJunction(edge)] for edge in ahead)]
         reply = self._send("corridor.open", {"incident": vehicle, "origin": nodes[0], "destination": nodes[-1],
                                              "route": nodes})
         if reply is None:
             return
+        tracked.corridor_open = True
         self.corridor_stats["opened"] += 1
         self._count_crossings(vehicle, reply)
 
     def _update_corridor(self, tracked: _Tracked) -> None:
-        sumo = self.sumo
-        road = sumo.vehicle.getRoadID(tracked.vehicle)
-        if road.startswith(":") or tracked.vehicle not in self.service.corridors.incidents:
+        road = self.sumo.vehicle.getRoadID(tracked.vehicle)
+        if road.startswith(":"):
             return
         lon, lat = self._matched_position(tracked.vehicle, road)
-        before = self.service.corridors.corridor(tracked.vehicle).reroutes
         reply = self._send("corridor.update", {"incident": tracked.vehicle, "position": {"lon": lon, "lat": lat}})
         if reply is None:
             return
         self.corridor_stats["updates"] += 1
-        if reply["reroutes"] > before:
+        if reply["reroutes"] > tracked.reroutes:
+            tracked.reroutes = reply["reroutes"]
             self.corridor_stats["reroutes"] += 1
             self._drive_corridor(tracked.vehicle, reply, road)
         self._count_crossings(tracked.vehicle, reply)
@@ -698,9 +706,6 @@ class _Loop:
         record["planned"] = max(int(record["planned"]), sum(c["state"] == "planned" for c in crossings))
         record["refused"] = max(int(record["refused"]), sum(c["state"] == "refused" for c in crossings))
 
-    def _node(self, junction: str) -> int:
-        return self.net.junction_index[junction]
-
     # -- the protocol ---------------------------------------------------------------------------------------
 
     def _frame(self, message_type: str, body: dict[str, object]) -> bytes:
@@ -722,18 +727,19 @@ class _Loop:
 
     def _apply_signals(self) -> None:
         green_now = self.priority.green_groups()
-        for light in self.net.lights:
-            green = green_now[light.plan, :light.green.size]
-            if np.array_equal(green, light.green) and not (light.amber_until_s <= self.now).any() and light.state:
-                continue
+        due = (green_now != self._shown_green).any(axis=1) | (self._amber_due_s <= self.now)
+        for k in np.flatnonzero(due).tolist():
+            light = self.net.lights[k]
+            green = green_now[k, :light.green.size]
             if not np.array_equal(green, light.green):
                 green = self._checked(light, green)
             ended = light.green & ~green
             light.amber_until_s[ended] = self.now + light.amber_s[ended]
             self._record(light, green)
-            light.green = green.copy()
+            light.green[:] = green
             amber = ~green & (light.amber_until_s > self.now)
             light.amber_until_s[~amber] = np.nan
+            self._amber_due_s[k] = np.min(light.amber_until_s[amber]) if amber.any() else np.inf
             ended_amber = ~amber & ~np.isnan(light.amber_since_s)
             if ended_amber.any():
                 self.safety["longest_amber_s"] = max(self.safety["longest_amber_s"],
@@ -750,9 +756,11 @@ class _Loop:
     def _checked(self, light: _Light, green: np.ndarray) -> np.ndarray:
         """``green`` if the monitor accepts it after the greens shown so far, else the greens as they are."""
         plan = self.net.plans[light.plan]
-        window_s = 2.0 * plan.max_cycle_s
-        since_s = max(self.begin_s, self.now - window_s)
-        recent = [(g, start, end) for g, start, end in light.shown if end >= since_s]
+        since_s = max(self.begin_s, self.now - 2.0 * plan.max_cycle_s)
+        shown = light.shown
+        while light.recent_from < len(shown) and shown[light.recent_from][2] < since_s:
+            light.recent_from += 1
+        recent = [(g, start, end) for g, start, end in shown[light.recent_from:] if end >= since_s]
         proposed = [(g, start, self.now if not green[int(g)] and end == math.inf else end) for g, start, end in recent]
         started = [(g, self.now, math.inf) for g in np.flatnonzero(green & ~light.green)]
         intervals = proposed + started
@@ -766,14 +774,15 @@ class _Loop:
         self.safety["refused_states"] += 1
         logger.error("traffic light %s at %.1f s: state refused by the safety monitor: %s", light.tls, self.now,
                      "; ".join(f"{v.rule} {v.group} ({v.detail})" for v in violations))
-        return light.green
+        return light.green.copy()
 
     def _record(self, light: _Light, green: np.ndarray) -> None:
-        for interval in light.shown:
-            if interval[2] == math.inf and not green[int(interval[0])]:
-                interval[2] = self.now
-        for g in np.flatnonzero(green & ~light.green):
-            light.shown.append([int(g), self.now, math.inf])
+        for g in np.flatnonzero(light.green & ~green).tolist():
+            light.shown[light.open_at[g]][2] = self.now
+            light.open_at[g] = -1
+        for g in np.flatnonzero(green & ~light.green).tolist():
+            light.open_at[g] = len(light.shown)
+            light.shown.append([g, self.now, math.inf])
 
     def final_check(self) -> None:
         """The whole history of greens shown, checked by the monitor: the run's violations."""
@@ -868,12 +877,15 @@ def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def _trip_measures(tripinfo: Path, vehicle_class: dict[str, str],
-                   signal_loss_s: Counter[str]) -> dict[str, dict[str, object]]:
+def _trip_measures(tripinfo: Path, vehicle_class: dict[str, str], signal_loss_s: Counter[str],
+                   emergency: dict[str, dict[str, object]]) -> tuple[dict[str, dict[str, object]], list[float]]:
     """Per class: travel time over the trips that ended; time loss, stops and time lost at signals
     over every vehicle that set off, each counted up to the end of the run (a short window ends
-    before most long trips do, and the same vehicles set off in both runs)."""
+    before most long trips do, and the same vehicles set off in both runs). Also the time each bus
+    lost at signals, and, into ``emergency``, the travel time and length of each emergency trip
+    that ended. One pass over SUMO's trip output."""
     values: dict[str, dict[str, list[float]]] = {}
+    bus_losses_s = []
     for trip in _elements(tripinfo, "tripinfo"):
         vehicle = trip.get("id", "")
         kind = vehicle_class.get(vehicle, "other")
@@ -881,21 +893,21 @@ def _trip_measures(tripinfo: Path, vehicle_class: dict[str, str],
         lists = values.setdefault(kind, {"travel_time_s": [], "time_loss_s": [], "stops": [], "signal": []})
         if ended:
             lists["travel_time_s"].append(float(trip.get("duration", "nan")))
+            if vehicle in emergency:
+                emergency[vehicle]["travel_time_s"] = lists["travel_time_s"][-1]
+                emergency[vehicle]["length_m"] = float(trip.get("routeLength", emergency[vehicle]["length_m"]))
         lists["time_loss_s"].append(float(trip.get("timeLoss", "nan")))
         lists["stops"].append(float(trip.get("waitingCount", "nan")))
         lists["signal"].append(signal_loss_s.get(vehicle, 0.0))
-    return {kind: {"trips": len(lists["travel_time_s"]),
-                   "unfinished": len(lists["time_loss_s"]) - len(lists["travel_time_s"]),
-                   "travel_time_s": _mean(lists["travel_time_s"]), "time_loss_s": _mean(lists["time_loss_s"]),
-                   "stops": _mean(lists["stops"]),
-                   "signal_time_loss_s": _mean(lists["signal"]) if kind in ("bus", "tram", "emergency") else None}
-            for kind, lists in sorted(values.items())}
-
-
-def _signal_losses(tripinfo: Path, vehicle_class: dict[str, str], signal_loss_s: Counter[str]) -> list[float]:
-    """The time each bus that set off lost at signals, up to the end of the run."""
-    return [signal_loss_s.get(trip.get("id", ""), 0.0) for trip in _elements(tripinfo, "tripinfo")
-            if vehicle_class.get(trip.get("id", "")) == "bus"]
+        if kind == "bus":
+            bus_losses_s.append(lists["signal"][-1])
+    classes = {kind: {"trips": len(lists["travel_time_s"]),
+                      "unfinished": len(lists["time_loss_s"]) - len(lists["travel_time_s"]),
+                      "travel_time_s": _mean(lists["travel_time_s"]), "time_loss_s": _mean(lists["time_loss_s"]),
+                      "stops": _mean(lists["stops"]),
+                      "signal_time_loss_s": _mean(lists["signal"]) if kind in ("bus", "tram", "emergency") else None}
+               for kind, lists in sorted(values.items())}
+    return classes, bus_losses_s
 
 
 def _schedule_adherence(stopinfo: Path) -> dict[str, object]:
@@ -905,12 +917,3 @@ def _schedule_adherence(stopinfo: Path) -> dict[str, object]:
     return {"stops": len(delays), "mean_delay_s": _mean(delays), "mean_abs_delay_s": _mean([abs(d) for d in delays]),
             "on_time_share": _mean([float(early_s <= d <= late_s) for d in delays]),
             "late_share": _mean([float(d > late_s) for d in delays])}
-
-
-def _add_emergency_times(run: dict[str, object], tripinfo: Path) -> None:
-    trips = {trip["vehicle"]: trip for trip in run["emergency"]["trips"]}
-    for trip in _elements(tripinfo, "tripinfo"):
-        record = trips.get(trip.get("id", ""))
-        if record is not None and float(trip.get("arrival", "-1")) >= 0:
-            record["travel_time_s"] = float(trip.get("duration", "nan"))
-            record["length_m"] = float(trip.get("routeLength", record["length_m"]))
