@@ -331,17 +331,14 @@ def _light(libsumo: ModuleType, tls: str, intersection: int, edge_index: dict[st
     program_id = libsumo.trafficlight.getProgram(tls)
     logic = next(logic for logic in libsumo.trafficlight.getAllProgramLogics(tls) if logic.programID == program_id)
     phases = logic.phases
-    if any(phase.next and tuple(phase.next) != ((k + 1) % len(phases),) for k, phase in enumerate(phases)):
-        logger.warning("traffic light %s: its program jumps between phases; SUMO runs it as it is", tls)
-        return None
     duration_s = [phase.duration for phase in phases]
     # Where the cycle is now gives the offset SUMO runs the program at.
     position_s = sum(duration_s[:libsumo.trafficlight.getPhase(tls)]) + libsumo.trafficlight.getSpentDuration(tls)
     offset_s = (libsumo.simulation.getTime() - position_s) % sum(duration_s)
     try:
         plan = program_plan(tls, program_id, offset_s,
-                            [(p.duration, _duration(p.minDur, p.duration), _duration(p.maxDur, p.duration), p.state)
-                             for p in phases], source=f"traffic light {tls}")
+                            [(p.duration, _duration(p.minDur, p.duration), _duration(p.maxDur, p.duration), p.state,
+                              p.next) for p in phases], source=f"traffic light {tls}")
     except (DataFileError, InvalidInputError) as exc:
         logger.warning("traffic light %s is left to SUMO: %s", tls, exc)
         return None

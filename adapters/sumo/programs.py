@@ -180,30 +180,28 @@ def _parse_program(element: ET.Element, path: Path) -> _Program:
     tl_id = element.get("id")
     if not tl_id:
         raise DataFileError(f"{path}: a <tlLogic> has no id; expected <tlLogic id=... programID=...>")
-    label = f"traffic light {tl_id!r} (program {element.get('programID', '')!r})"
-    phases = element.findall("phase")
-    for k, phase in enumerate(phases):
-        following = phase.get("next")
-        if following is not None and following.split() != [str((k + 1) % len(phases))]:
-            raise DataFileError(f"{path}: phase {k} of {label} goes next to phase {following}; only programs that "
-                                "run their phases in the order written can be read as a cycle")
     return _program(tl_id, element.get("programID", ""), element.get("offset"),
-                    [(phase.get("duration"), phase.get("minDur"), phase.get("maxDur"), phase.get("state"))
-                     for phase in phases], str(path))
+                    [(phase.get("duration"), phase.get("minDur"), phase.get("maxDur"), phase.get("state"),
+                      (phase.get("next") or "").split()) for phase in element.findall("phase")], str(path))
 
 
 def _program(tl_id: str, program_id: str, offset: str | float | None,
-             phases: Sequence[tuple[str | float | None, str | float | None, str | float | None, str | None]],
+             phases: Sequence[tuple[str | float | None, str | float | None, str | float | None, str | None,
+                                    Sequence[str | int]]],
              source: str) -> _Program:
-    """A program from its phases ``(duration, minDur, maxDur, state)``, as written in a file or read
-    from a running simulation (times in seconds, None where not given)."""
+    """A program from its phases ``(duration, minDur, maxDur, state, next)``, as written in a file
+    or read from a running simulation (times in seconds, None where not given; ``next`` empty for
+    the following phase)."""
     label = f"traffic light {tl_id!r} (program {program_id!r})"
     if not phases:
         raise DataFileError(f"{source}: {label} has no <phase>; expected its phases, each with a duration and state")
     width = len(phases[0][3] or "")
     durations, minimums, maximums, states = [], [], [], []
-    for k, (duration, min_dur, max_dur, state) in enumerate(phases):
+    for k, (duration, min_dur, max_dur, state, following) in enumerate(phases):
         where = f"{source}: phase {k} of {label}"
+        if following and [str(phase) for phase in following] != [str((k + 1) % len(phases))]:
+            raise DataFileError(f"{where} goes next to phase {' '.join(map(str, following))}; only programs that "
+                                "run their phases in the order written can be read as a cycle")
         if duration is None:
             raise DataFileError(f"{where} has no duration; expected <phase duration=\"seconds\" state=\"...\"/>")
         if not state:
@@ -226,10 +224,12 @@ def _program(tl_id: str, program_id: str, offset: str | float | None,
 
 
 def program_plan(tl_id: str, program_id: str, offset_s: float,
-                 phases: Sequence[tuple[float, float, float, str]], *, source: str = "simulation") -> IntersectionPlan:
-    """The signal plan of one program given by its phases ``(duration_s, min_dur_s, max_dur_s, state)``
-    in cycle order (a program read from a running simulation), by the rules of the module docstring;
-    ``offset_s`` is when phase 0 starts on the clock, modulo the cycle.
+                 phases: Sequence[tuple[float, float, float, str, Sequence[int]]], *,
+                 source: str = "simulation") -> IntersectionPlan:
+    """The signal plan of one program given by its phases ``(duration_s, min_dur_s, max_dur_s,
+    state, next)`` (a program read from a running simulation; ``next`` empty for the following
+    phase), by the rules of the module docstring; ``offset_s`` is when phase 0 starts on the clock,
+    modulo the cycle.
 
     Raises:
         DataFileError: as :func:`read_signal_plans` for a program it refuses; ``source`` starts the
