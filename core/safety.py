@@ -35,7 +35,8 @@ from pilotage.core.signals import PEDESTRIAN, IntersectionPlan
 
 RULES = ("conflicting_greens", "min_green", "pedestrian_walk", "intergreen", "pedestrian_clearance", "max_cycle")
 
-_TOLERANCE_S = 1e-3
+#: Times this close count as equal: rounding is not a violation.
+TOLERANCE_S = 1e-3
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class GreenSchedule:
                             strict=True))
         merged: list[tuple[float, float]] = []
         for start, end in chosen:
-            if merged and start <= merged[-1][1] + _TOLERANCE_S:
+            if merged and start <= merged[-1][1] + TOLERANCE_S:
                 merged[-1] = (merged[-1][0], max(merged[-1][1], end))
             else:
                 merged.append((start, end))
@@ -107,7 +108,7 @@ def count_violations(plan: IntersectionPlan, schedule: GreenSchedule) -> int:
     return int(_kernels.count_violations(
         schedule.group, schedule.start_s, schedule.end_s, float(schedule.horizon_start_s),
         float(schedule.horizon_end_s), plan.group_kind, plan.min_green_s, plan.walk_s, plan.clearance_s,
-        plan.intergreen_s, float(plan.max_cycle_s), _TOLERANCE_S))
+        plan.intergreen_s, float(plan.max_cycle_s), TOLERANCE_S))
 
 
 def list_violations(plan: IntersectionPlan, schedule: GreenSchedule) -> list[Violation]:
@@ -122,10 +123,10 @@ def list_violations(plan: IntersectionPlan, schedule: GreenSchedule) -> list[Vio
         for start, end in intervals:
             if start <= schedule.horizon_start_s or math.isinf(end):
                 continue
-            if end - start < walk - _TOLERANCE_S:
+            if end - start < walk - TOLERANCE_S:
                 violations.append(Violation("pedestrian_walk", names[g], end,
                                             f"walk of {end - start:.1f} s, under {walk:.1f} s"))
-            elif end - start < plan.min_green_s[g] - _TOLERANCE_S:
+            elif end - start < plan.min_green_s[g] - TOLERANCE_S:
                 violations.append(Violation("min_green", names[g], end,
                                             f"green of {end - start:.1f} s, under {plan.min_green_s[g]:.1f} s"))
 
@@ -135,17 +136,17 @@ def list_violations(plan: IntersectionPlan, schedule: GreenSchedule) -> list[Vio
                 continue
             for start_j, end_j in greens[j]:
                 for start_i, end_i in greens[i]:
-                    if i < j and start_i < end_j - _TOLERANCE_S and start_j < end_i - _TOLERANCE_S:
+                    if i < j and start_i < end_j - TOLERANCE_S and start_j < end_i - TOLERANCE_S:
                         violations.append(Violation("conflicting_greens", names[i], max(start_i, start_j),
                                                     f"green with {names[j]}", other=names[j]))
-                    if end_i <= start_j + _TOLERANCE_S and start_j > schedule.horizon_start_s:
+                    if end_i <= start_j + TOLERANCE_S and start_j > schedule.horizon_start_s:
                         gap = start_j - end_i
-                        if plan.group_kind[i] == PEDESTRIAN and gap < plan.clearance_s[i] - _TOLERANCE_S:
+                        if plan.group_kind[i] == PEDESTRIAN and gap < plan.clearance_s[i] - TOLERANCE_S:
                             violations.append(Violation(
                                 "pedestrian_clearance", names[j], start_j,
                                 f"starts {gap:.1f} s after pedestrians of {names[i]}, clearance "
                                 f"{plan.clearance_s[i]:.1f} s", other=names[i]))
-                        elif gap < plan.intergreen_s[i, j] - _TOLERANCE_S:
+                        elif gap < plan.intergreen_s[i, j] - TOLERANCE_S:
                             violations.append(Violation(
                                 "intergreen", names[j], start_j,
                                 f"starts {gap:.1f} s after {names[i]} ends, intergreen "
@@ -158,7 +159,7 @@ def list_violations(plan: IntersectionPlan, schedule: GreenSchedule) -> list[Vio
         starts = [start for start, _ in intervals if start > schedule.horizon_start_s]
         green_at_end = bool(intervals) and intervals[-1][1] >= schedule.horizon_end_s
         for wait_until in [*starts, *([] if green_at_end else [schedule.horizon_end_s])]:
-            if wait_until - waits_from > plan.max_cycle_s + _TOLERANCE_S:
+            if wait_until - waits_from > plan.max_cycle_s + TOLERANCE_S:
                 violations.append(Violation("max_cycle", names[g], waits_from + plan.max_cycle_s,
                                             f"no green for {wait_until - waits_from:.1f} s, more than the "
                                             f"maximum cycle of {plan.max_cycle_s:.1f} s"))

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pilotage.core import InvalidInputError
-from pilotage.core.safety import GreenSchedule, check_schedule
+from pilotage.core.safety import TOLERANCE_S, GreenSchedule, check_schedule
 from pilotage.core.signals import SignalPlans
 from pilotage.signal_priority import _kernels
 
@@ -57,8 +57,6 @@ REASONS = {
     _kernels.UNDER_MIN_GREEN: "a green would be shorter than its group's minimum",
     _kernels.PREEMPTED: "the intersection is pre-empted by an emergency corridor",
 }
-# Plan times this close to now are now (the safety monitor's tolerance).
-_SHOWN_TOLERANCE_S = 1e-3
 EXIT_TRANSITIONS = ("in_step", "short_way", "long_way", "dwell", "out_of_step")
 # The exit transitions tried, in order, for each choice of PriorityEngine.preempt.
 _WAYS = {
@@ -432,7 +430,7 @@ class PriorityEngine:
 
         Times within the monitor's tolerance (1 ms) of now count as now: a plan computed to end a
         green at a step's time, give or take rounding, shows it ended at that step."""
-        now = self.advance() + _SHOWN_TOLERANCE_S
+        now = self.advance() + TOLERANCE_S
         k = np.arange(len(self.plans))
         kept = np.arange(self._start_s.shape[1]) < self._n[:, None]
         entry = np.maximum(((self._start_s <= now) & kept).sum(axis=1) - 1, 0)
