@@ -157,6 +157,7 @@ class Service:
             "network.info": self._network_info,
             "signals.state": self._signals_state,
             "priority.checkout": self._priority_checkout,
+            "detectors": self._detectors,
             "corridor.open": self._corridor_open,
             "corridor.update": self._corridor_update,
             "corridor.close": self._corridor_close,
@@ -339,6 +340,11 @@ class Service:
                                            None, None))
             self._emit_signals([body.intersection])
         return wire.CheckedOut(ended_early=ended_early)
+
+    def _detectors(self, body: wire.Detectors) -> wire.Empty:
+        for count in body.queues:
+            self.priority.observe_queue(body.intersection, count.group, count.queue_vehicles)
+        return wire.Empty()
 
     def _corridor_open(self, body: wire.CorridorOpen) -> wire.CorridorState:
         origin = self._place(body.origin, "origin")
@@ -527,4 +533,6 @@ def _exit(transition: ExitTransition) -> wire.ExitTransition:
 def _engine_request(body: wire.PriorityRequest) -> EnginePriorityRequest:
     return EnginePriorityRequest(vehicle=body.vehicle, intersection=body.intersection, group=body.group,
                                  eta_s=body.eta_s, vehicle_class=body.vehicle_class, lateness_s=body.lateness_s,
-                                 occupancy=body.occupancy, eta_window_s=body.eta_window_s)
+                                 occupancy=body.occupancy, eta_window_s=body.eta_window_s,
+                                 queue_vehicles=body.queue_vehicles, headway_ahead_s=body.headway_ahead_s,
+                                 headway_behind_s=body.headway_behind_s)

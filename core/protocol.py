@@ -129,7 +129,11 @@ class SignalsState(Struct):
 
 
 class PriorityRequest(Struct, forbid_unknown_fields=True):
-    """A vehicle reaches signal group ``group`` of ``intersection`` in ``eta_s`` seconds."""
+    """A vehicle reaches signal group ``group`` of ``intersection`` in ``eta_s`` to ``eta_s +
+    eta_window_s`` seconds (its arrival interval: dwell, braking and acceleration included), with
+    ``queue_vehicles`` queued ahead of it (absent: as last observed by ``detectors``), and
+    ``headway_ahead_s`` / ``headway_behind_s`` to the vehicles of its line ahead and behind (for
+    lines run on headways)."""
 
     vehicle: Name
     intersection: IntersectionId
@@ -139,16 +143,33 @@ class PriorityRequest(Struct, forbid_unknown_fields=True):
     lateness_s: Annotated[float, Meta(ge=-86400.0, le=86400.0)] = 0.0
     occupancy: Annotated[float, Meta(ge=0.0, le=10000.0)] = 0.0
     eta_window_s: Seconds | None = None
+    queue_vehicles: Annotated[float, Meta(ge=0.0, le=10000.0)] | None = None
+    headway_ahead_s: Seconds | None = None
+    headway_behind_s: Seconds | None = None
 
 
 class PriorityDecision(Struct):
     """The decision; ``green_from`` and ``green_until`` (s on the clock) when granted, else null."""
 
     decision: Literal["granted", "denied"]
-    strategy: Literal["extension", "early_green", "insertion", "already_green", "none"]
+    strategy: Literal["extension", "early_green", "already_green", "none"]
     green_from: float | None
     green_until: float | None
     reason: str
+
+
+class QueueCount(Struct, forbid_unknown_fields=True):
+    """``queue_vehicles`` queued now on the approach of signal group ``group``."""
+
+    group: Name
+    queue_vehicles: Annotated[float, Meta(ge=0.0, le=10000.0)]
+
+
+class Detectors(Struct, forbid_unknown_fields=True):
+    """Queues measured at ``intersection`` by its detectors (induction loops, cameras), per approach."""
+
+    intersection: IntersectionId
+    queues: Annotated[list[QueueCount], Meta(max_length=256)]
 
 
 class PriorityCheckout(Struct, forbid_unknown_fields=True):
@@ -529,6 +550,8 @@ MESSAGES: dict[str, Message] = {message.type: message for message in (
             "ask for priority for a bus, tram or emergency vehicle at a signal group"),
     Message("priority.checkout", PriorityCheckout, CheckedOut, "priority",
             "the vehicle has passed: the green its priority gave may end"),
+    Message("detectors", Detectors, Empty, "priority",
+            "queues per approach from detectors: the arrival times of later priority requests"),
     Message("corridor.open", CorridorOpen, CorridorState, "emergency",
             "route an emergency vehicle and pre-empt the signals on its way"),
     Message("corridor.update", CorridorUpdate, CorridorState, "emergency",

@@ -22,11 +22,14 @@ BUS, TRAM, EMERGENCY = 0, 1, 2
 
 # Decisions and strategies.
 DENIED, GRANTED = 0, 1
-NONE, ALREADY_GREEN, EXTENSION, EARLY_GREEN, INSERTION = 0, 1, 2, 3, 4
+NONE, ALREADY_GREEN, EXTENSION, EARLY_GREEN = 0, 1, 2, 3
 
 # Reasons.
-OK, NOT_LATE, RECOVERING, OUTRANKED, TOO_EARLY, OVER_MAX_GREEN, OVER_MAX_CYCLE, NO_GAIN, UNDER_MIN_GREEN, PREEMPTED = \
-    range(10)
+OK, NOT_LATE, BUNCHING, PREEMPTED, TOO_EARLY, OVER_MAX_GREEN, NO_ROOM, NO_GAIN, UNDER_MIN_GREEN, OVER_MAX_CYCLE, \
+    OVER_BUDGET, CUT_LIMIT, NO_PAYBACK = range(13)
+
+# Times within this of each other are equal (s).
+_TOLERANCE_S = 1e-6
 
 
 @kernel
@@ -65,23 +68,6 @@ def _start_after(k, stage, previous_stage, previous_end_s, now_s, n_groups, stag
             if not np.isnan(intergreen_s[k, i, j]):
                 start = max(start, last_end_s[i] + intergreen_s[k, i, j])
     return start
-
-
-@kernel
-def _retime(k, first, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s, entry_end_s,
-            n_entries):
-    """Start entries ``first..`` at their earliest safe time, each keeping its green's length."""
-    last_end_s = np.empty(stage_groups.shape[2])
-    _last_green_ends(k, first - 1, n_groups, stage_groups, entry_stage, entry_end_s, last_end_s)
-    for e in range(first, n_entries[k]):
-        length = entry_end_s[k, e] - entry_start_s[k, e]
-        start = _start_after(k, entry_stage[k, e], entry_stage[k, e - 1], entry_end_s[k, e - 1], now_s, n_groups,
-                             stage_groups, intergreen_s, last_end_s)
-        entry_start_s[k, e] = start
-        entry_end_s[k, e] = start + length
-        for g in range(n_groups[k]):
-            if stage_groups[k, entry_stage[k, e], g]:
-                last_end_s[g] = entry_end_s[k, e]
 
 
 @kernel
@@ -206,27 +192,6 @@ def _green_too_short(k, n, n_groups, stage_groups, min_green_s, entry_stage, ent
 
 
 @kernel
-def _compensate(k, after, now_s, cut_s, n_groups, stage_groups, intergreen_s, stage_max_s, entry_stage,
-                entry_start_s, entry_end_s, n_entries):
-    """Give each stage the green it was cut by (``cut_s``) at its next entry after ``after``, up to
-    its maximum green, and zero ``cut_s``; what does not fit is forgiven."""
-    for stage in range(cut_s.shape[1]):
-        owed = cut_s[k, stage]
-        cut_s[k, stage] = 0.0
-        if owed <= 0.0:
-            continue
-        for i in range(after + 1, n_entries[k]):
-            if entry_stage[k, i] == stage:
-                room = stage_max_s[k, stage] - (entry_end_s[k, i] - entry_start_s[k, i])
-                extra = min(owed, max(room, 0.0))
-                if extra > 0.0:
-                    entry_end_s[k, i] += extra
-                    _retime(k, i + 1, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s,
-                            entry_end_s, n_entries)
-                break
-
-
-@kernel
 def _copy_plan(k, first, from_stage, from_start_s, from_end_s, from_n, to_stage, to_start_s, to_end_s, to_n):
     to_n[k] = from_n[k]
     for i in range(first, from_stage.shape[1]):
@@ -235,200 +200,520 @@ def _copy_plan(k, first, from_stage, from_start_s, from_end_s, from_n, to_stage,
         to_end_s[k, i] = from_end_s[k, i]
 
 
-@kernel
-def decide(now_s, request_intersection, request_group, request_eta_s, request_window_s, request_class,
-           request_lateness_s, request_occupancy, request_holds_grant,
-           bus_lateness_s, tram_lateness_s, recovery_cycles, min_gain_s, allow_insertion,
-           n_stages, n_groups, stage_groups, intergreen_s, min_green_s, green_s, stage_min_s, stage_max_s, cycle_s,
-           max_cycle_s,
-           entry_stage, entry_start_s, entry_end_s, n_entries, recovery_until_s, preempted_until_s,
-           plan_stage, plan_start_s, plan_end_s, plan_n, plan_recovery_until_s, cut_s,
-           out_decision, out_strategy, out_green_from_s, out_green_until_s, out_reason, out_changed):
-    """Decide every pending request in rank order, changing at most one plan per intersection.
+# -- bus and tram priority inside the fixed-cycle frame ------------------------------------------------------
+#
+# A plan is in its frame when every cycle's first stage starts on offset + n x cycle. A priority
+# changes the entries between the stage in progress and an *anchor*, the start of a later cycle,
+# and no entry from the anchor on: an early green takes its time from the stages before the
+# group's green and gives it to that green (its end stays); an extension takes its time from the
+# stages after the green, up to the next cycle's start, or, when that cycle cannot give it all,
+# the one after (paid back in one following cycle); a check-out gives the green it ends back to
+# the stages that paid for it.
 
-    The current plans (``entry_*``, ``n_entries``, ``recovery_until_s``) are read; the decided ones
-    are written into ``plan_*`` and ``plan_recovery_until_s``, for the intersections that requests
-    name only, and ``out_changed[k]`` says which changed. No request is granted at an
-    intersection pre-empted until after ``now_s`` (``preempted_until_s``). ``cut_s`` (K, Sm) is
-    scratch, zero on entry and on return. Requests are ranked by class (emergency, tram, bus), then
-    lateness, then occupancy; each gets a decision, a strategy, the green it will meet
-    (``out_green_from_s``, ``out_green_until_s``; NaN when denied) and a reason code. Every stage a
-    decision moves starts at its earliest safe time after the greens before it.
-    """
-    rank_key = request_class * 1e9 + np.minimum(np.maximum(request_lateness_s, 0.0), 1e6) * 100.0 \
-        + np.minimum(np.maximum(request_occupancy, 0.0), 99.0)
-    order = np.argsort(-rank_key, kind="mergesort")
+# Columns of decide's ``requests`` (R, N_REQUEST_FIELDS), one row per request; times absolute.
+R_INTERSECTION, R_GROUP, R_EARLIEST_S, R_LATEST_S, R_QUEUE_S, R_CLASS, R_LATENESS_S, R_OCCUPANCY, \
+    R_HEADWAY_AHEAD_S, R_HEADWAY_BEHIND_S = range(10)
+N_REQUEST_FIELDS = 10
+# Columns of decide's ``settings`` (N_SETTINGS,).
+S_BUS_LATENESS_S, S_TRAM_LATENESS_S, S_MIN_GAIN_S, S_MAX_EXTENSION_S, S_MAX_EARLY_GREEN_S, S_CYCLE_SHARE, \
+    S_MAX_CUT_CYCLES = range(7)
+N_SETTINGS = 7
+# Columns of decide's ``out`` (R, N_OUT_FIELDS).
+O_DECISION, O_STRATEGY, O_GREEN_FROM_S, O_GREEN_UNTIL_S, O_REASON, O_BASE_END_S = range(6)
+N_OUT_FIELDS = 6
+# The priority state of each intersection, ``budget`` (K, 2): the cycle it counts, the green moved in it (s);
+# of each stage, ``stage_cuts`` (K, Sm, 2): the last cycle it was cut in, and in how many consecutive cycles.
+B_CYCLE, B_MOVED_S = 0, 1
+C_LAST_CYCLE, C_STREAK = 0, 1
+# Columns of the scratch ``cuts`` (Sm, 3) of one change: per stage, the first and last cycle cut and the seconds cut.
+X_FIRST_CYCLE, X_LAST_CYCLE, X_CUT_S = 0, 1, 2
+NO_CYCLE = -1e18
+
+
+@kernel
+def _retime(k, first, stop, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s, entry_end_s):
+    """Start entries ``first..stop - 1`` at their earliest safe time, each keeping its green's length."""
     last_end_s = np.empty(stage_groups.shape[2])
+    _last_green_ends(k, first - 1, n_groups, stage_groups, entry_stage, entry_end_s, last_end_s)
+    for e in range(first, stop):
+        length = entry_end_s[k, e] - entry_start_s[k, e]
+        start = _start_after(k, entry_stage[k, e], entry_stage[k, e - 1], entry_end_s[k, e - 1], now_s, n_groups,
+                             stage_groups, intergreen_s, last_end_s)
+        entry_start_s[k, e] = start
+        entry_end_s[k, e] = start + length
+        for g in range(n_groups[k]):
+            if stage_groups[k, entry_stage[k, e], g]:
+                last_end_s[g] = entry_end_s[k, e]
+
+
+@kernel
+def _next_cycle_start(k, after, n, entry_stage):
+    """Index of the first entry after ``after`` that starts a cycle (stage 0); -1 if the plan has none."""
+    for i in range(after + 1, n):
+        if entry_stage[k, i] == 0:
+            return i
+    return -1
+
+
+@kernel
+def _cycle_of(k, start_s, stage, cycle_s, offset_s, stage_offset_s):
+    """The number of the cycle (from the offset) in which ``stage`` starting at ``start_s`` runs."""
+    return np.floor((start_s - offset_s[k] - stage_offset_s[k, stage]) / cycle_s[k] + 0.5)
+
+
+@kernel
+def _fit_to_anchor(k, anchor, now_s, n_stages, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s,
+                   entry_end_s, n_entries):
+    """Close the frame at entry ``anchor``, which keeps its start: the entry before it takes up any
+    time left over, and every entry from the anchor on, a cycle past it, must still start no sooner
+    than is safe after the greens before it. Returns whether the frame closes."""
+    last_end_s = np.empty(stage_groups.shape[2])
+    _last_green_ends(k, anchor - 1, n_groups, stage_groups, entry_stage, entry_end_s, last_end_s)
+    earliest = _start_after(k, entry_stage[k, anchor], entry_stage[k, anchor - 1], entry_end_s[k, anchor - 1],
+                            now_s, n_groups, stage_groups, intergreen_s, last_end_s)
+    slack = entry_start_s[k, anchor] - earliest
+    if slack < -_TOLERANCE_S:
+        return False
+    if slack > _TOLERANCE_S:
+        entry_end_s[k, anchor - 1] += slack
+    _last_green_ends(k, anchor - 1, n_groups, stage_groups, entry_stage, entry_end_s, last_end_s)
+    for e in range(anchor, min(n_entries[k], anchor + n_stages[k] + 1)):
+        earliest = _start_after(k, entry_stage[k, e], entry_stage[k, e - 1], entry_end_s[k, e - 1], now_s, n_groups,
+                                stage_groups, intergreen_s, last_end_s)
+        if earliest > entry_start_s[k, e] + _TOLERANCE_S:
+            return False
+        for g in range(n_groups[k]):
+            if stage_groups[k, entry_stage[k, e], g]:
+                last_end_s[g] = entry_end_s[k, e]
+    return True
+
+
+@kernel
+def _note_cut(k, i, cut_s, cuts, entry_stage, entry_start_s, cycle_s, offset_s, stage_offset_s):
+    """Count entry ``i``'s stage as cut by ``cut_s`` in its cycle, into ``cuts`` (Sm, 3): per stage
+    the first and the last cycle cut, and the seconds cut."""
+    stage = entry_stage[k, i]
+    cycle = _cycle_of(k, entry_start_s[k, i], stage, cycle_s, offset_s, stage_offset_s)
+    cuts[stage, X_FIRST_CYCLE] = min(cuts[stage, X_FIRST_CYCLE], cycle)
+    cuts[stage, X_LAST_CYCLE] = max(cuts[stage, X_LAST_CYCLE], cycle)
+    cuts[stage, X_CUT_S] += cut_s
+
+
+@kernel
+def _extend(k, last, extra_s, now_s, n_stages, n_groups, stage_groups, intergreen_s, stage_min_s, cycle_s, offset_s,
+            stage_offset_s, entry_stage, entry_start_s, entry_end_s, n_entries, cuts):
+    """Lengthen entry ``last`` by ``extra_s``, taken from the entries after it up to the next cycle's
+    start, each in proportion to its room above its stage's minimum; from the cycle after too when
+    that is not enough. Returns a reason code (OK, NO_ROOM, TOO_EARLY) and the cycle start that
+    closes the change (-1 unless OK)."""
+    n = n_entries[k]
+    anchor = _next_cycle_start(k, last, n, entry_stage)
+    room = 0.0
+    for _ in range(2):
+        if anchor < 0:
+            return TOO_EARLY, -1
+        room = 0.0
+        for i in range(last + 1, anchor):
+            room += max(0.0, entry_end_s[k, i] - entry_start_s[k, i] - stage_min_s[k, entry_stage[k, i]])
+        if room >= extra_s - _TOLERANCE_S:
+            break
+        anchor = _next_cycle_start(k, anchor, n, entry_stage)
+    if room < extra_s - _TOLERANCE_S or room <= 0.0:
+        return NO_ROOM, -1
+    for i in range(last + 1, anchor):
+        spare = max(0.0, entry_end_s[k, i] - entry_start_s[k, i] - stage_min_s[k, entry_stage[k, i]])
+        if spare > 0.0:
+            _note_cut(k, i, extra_s * spare / room, cuts, entry_stage, entry_start_s, cycle_s, offset_s,
+                      stage_offset_s)
+            entry_end_s[k, i] -= extra_s * spare / room
+    entry_end_s[k, last] += extra_s
+    _retime(k, last + 1, anchor, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s, entry_end_s)
+    if not _fit_to_anchor(k, anchor, now_s, n_stages, n_groups, stage_groups, intergreen_s, entry_stage,
+                          entry_start_s, entry_end_s, n_entries):
+        return NO_ROOM, -1
+    return OK, anchor
+
+
+@kernel
+def _room_before(k, i, current, g, now_s, stage_groups, stage_min_s, entry_stage, entry_start_s, entry_end_s):
+    """What entry ``i`` can give an early green of group ``g``: its green above its stage's minimum,
+    and for the entry in progress above now too; nothing when it serves ``g`` itself."""
+    if stage_groups[k, entry_stage[k, i], g]:
+        return 0.0
+    low = entry_start_s[k, i] + stage_min_s[k, entry_stage[k, i]]
+    if i == current and entry_start_s[k, i] <= now_s:
+        low = max(low, now_s)
+    return max(0.0, entry_end_s[k, i] - low)
+
+
+@kernel
+def _early_green(k, g, current, first, wanted_s, now_s, n_groups, stage_groups, intergreen_s, stage_min_s,
+                 stage_max_s, cycle_s, offset_s, stage_offset_s, entry_stage, entry_start_s, entry_end_s,
+                 cuts):
+    """Start entry ``first`` up to ``wanted_s`` sooner, the time taken from the entries from ``current``
+    to it that do not serve group ``g``, in proportion to their room above their minimum (the entry
+    in progress ending no sooner than now), and given to entry ``first``, whose end stays, up to its
+    stage's maximum. Returns how much sooner it starts."""
+    room = 0.0
+    for i in range(current, first):
+        room += _room_before(k, i, current, g, now_s, stage_groups, stage_min_s, entry_stage, entry_start_s,
+                             entry_end_s)
+    headroom = stage_max_s[k, entry_stage[k, first]] - (entry_end_s[k, first] - entry_start_s[k, first])
+    take = min(wanted_s, room, max(0.0, headroom))
+    if take <= _TOLERANCE_S:
+        return 0.0
+    for i in range(current, first):
+        spare = _room_before(k, i, current, g, now_s, stage_groups, stage_min_s, entry_stage, entry_start_s,
+                             entry_end_s)
+        if spare > 0.0:
+            _note_cut(k, i, take * spare / room, cuts, entry_stage, entry_start_s, cycle_s, offset_s,
+                      stage_offset_s)
+            entry_end_s[k, i] -= take * spare / room
+    start_before = entry_start_s[k, first]
+    end = entry_end_s[k, first]
+    _retime(k, current + 1, first + 1, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s,
+            entry_end_s)
+    entry_end_s[k, first] = end
+    return start_before - entry_start_s[k, first]
+
+
+@kernel
+def _crossing_s(earliest_s, latest_s, queue_s, green_start_s, now_s):
+    """When a vehicle crosses at the latest, meeting a green from ``green_start_s``: not before its
+    latest arrival, nor before the queue ahead of it has gone from the later of green start and now."""
+    return max(latest_s, max(green_start_s, now_s) + queue_s)
+
+
+@kernel
+def _screen(now_s, requests, r, settings, preempted_until_s):
+    """The reason a request is refused before any plan is looked at (OK when none)."""
+    k = int(requests[r, R_INTERSECTION])
+    vehicle_class = requests[r, R_CLASS]
+    if now_s < preempted_until_s[k]:
+        return PREEMPTED
+    if vehicle_class == BUS and requests[r, R_LATENESS_S] < settings[S_BUS_LATENESS_S]:
+        return NOT_LATE
+    if vehicle_class == TRAM and requests[r, R_LATENESS_S] < settings[S_TRAM_LATENESS_S]:
+        return NOT_LATE
+    # A vehicle closer to its leader than its follower is to it would only close the gap further.
+    if vehicle_class != EMERGENCY and requests[r, R_HEADWAY_AHEAD_S] < requests[r, R_HEADWAY_BEHIND_S]:
+        return BUNCHING
+    return OK
+
+
+@kernel
+def _ranked(requests):
+    """The order in which requests are decided: class (emergency, tram, bus), then the people on
+    board, then lateness; ties in the order given."""
+    key = requests[:, R_CLASS] * 1e12 + np.minimum(np.maximum(requests[:, R_OCCUPANCY], 0.0), 9999.0) * 1e6 \
+        + np.minimum(np.maximum(requests[:, R_LATENESS_S], 0.0), 86400.0)
+    return np.argsort(-key, kind="mergesort")
+
+
+@kernel
+def _plan_request(now_s, requests, r, settings, n_stages, n_groups, stage_groups, intergreen_s, stage_min_s,
+                  stage_max_s, cycle_s, offset_s, stage_offset_s, plan_stage, plan_start_s, plan_end_s, plan_n,
+                  work_stage, work_start_s, work_end_s, work_n, budget, cuts, out):
+    """Change intersection ``k``'s plan (``plan_*``, a copy of which is in ``work_*``) for request
+    ``r`` and write the decision into ``out[r]``; returns the green moved (s), or -1 when the plan was
+    not kept changed (denied, or already green). The caller undoes a change it then refuses."""
+    k = int(requests[r, R_INTERSECTION])
+    g = int(requests[r, R_GROUP])
+    earliest = requests[r, R_EARLIEST_S]
+    latest = requests[r, R_LATEST_S]
+    queue = requests[r, R_QUEUE_S]
+    min_gain = settings[S_MIN_GAIN_S]
+    n = plan_n[k]
+    first, last = _green_run(stage_groups, plan_stage, plan_start_s, plan_end_s, n, k, g, now_s, 0)
+    if first < 0 or latest > plan_end_s[k, n - 1]:
+        out[r, O_REASON] = TOO_EARLY
+        return -1.0
+    reason = OK
+    if plan_start_s[k, first] <= now_s:
+        # Green now: the vehicle makes it, or this green lasts longer, or it waits for the next one.
+        if plan_end_s[k, last] >= _crossing_s(earliest, latest, queue, plan_start_s[k, first], now_s) - _TOLERANCE_S:
+            _grant(out, r, ALREADY_GREEN, plan_start_s[k, first], plan_end_s[k, last], plan_end_s[k, last])
+            return -1.0
+        base_end = plan_end_s[k, last]
+        extra = _crossing_s(earliest, latest, queue, plan_start_s[k, first], now_s) - base_end
+        if extra > settings[S_MAX_EXTENSION_S] + _TOLERANCE_S \
+                or extra + plan_end_s[k, last] - plan_start_s[k, last] > stage_max_s[k, plan_stage[k, last]]:
+            reason = OVER_MAX_GREEN
+        else:
+            reason, anchor = _extend(k, last, extra, now_s, n_stages, n_groups, stage_groups, intergreen_s,
+                                     stage_min_s, cycle_s, offset_s, stage_offset_s, plan_stage, plan_start_s,
+                                     plan_end_s, plan_n, cuts)
+            if reason == OK and _pay_back(k, anchor, plan_stage[k, last], cuts, now_s, n_stages, n_groups,
+                                          stage_groups, intergreen_s, stage_min_s, stage_max_s, plan_stage,
+                                          plan_start_s, plan_end_s, plan_n):
+                _grant(out, r, EXTENSION, plan_start_s[k, first], plan_end_s[k, last], base_end)
+                return extra
+            if reason == OK:
+                reason = NO_PAYBACK
+            _copy_plan(k, 0, work_stage, work_start_s, work_end_s, work_n, plan_stage, plan_start_s, plan_end_s,
+                       plan_n)
+            _clear_cuts(cuts)
+        first, last = _green_run(stage_groups, plan_stage, plan_start_s, plan_end_s, n, k, g, plan_end_s[k, last],
+                                 last + 1)
+        if first < 0 or latest > plan_end_s[k, n - 1]:
+            out[r, O_REASON] = reason
+            return -1.0
+    # The green is still to come: it starts sooner when the vehicle would wait for it, early enough
+    # for the queue ahead to be gone when it arrives (as far as the cycle's budget allows), and
+    # lasts longer when it ends too soon.
+    gain = 0.0
+    cycle = _cycle_of(k, plan_start_s[k, first], plan_stage[k, first], cycle_s, offset_s, stage_offset_s)
+    left = settings[S_CYCLE_SHARE] * cycle_s[k] - (budget[k, B_MOVED_S] if budget[k, B_CYCLE] == cycle else 0.0)
+    wanted = plan_start_s[k, first] - (earliest - queue)
+    if wanted >= min_gain and left < min_gain:
+        out[r, O_REASON] = OVER_BUDGET
+        return -1.0
+    wanted = min(wanted, left)
+    if wanted >= min_gain:
+        current = _in_progress(k, now_s, plan_start_s, plan_end_s, n)
+        gain = _early_green(k, g, current, first, min(wanted, settings[S_MAX_EARLY_GREEN_S]), now_s, n_groups,
+                            stage_groups, intergreen_s, stage_min_s, stage_max_s, cycle_s, offset_s, stage_offset_s,
+                            plan_stage, plan_start_s, plan_end_s, cuts)
+        if gain < min_gain:
+            out[r, O_REASON] = NO_GAIN if reason == OK else reason
+            return -1.0
+    base_end = plan_end_s[k, last]
+    extra = _crossing_s(earliest, latest, queue, plan_start_s[k, first], now_s) - base_end
+    if extra > _TOLERANCE_S:
+        if extra > settings[S_MAX_EXTENSION_S] + _TOLERANCE_S \
+                or extra + plan_end_s[k, last] - plan_start_s[k, last] > stage_max_s[k, plan_stage[k, last]]:
+            out[r, O_REASON] = OVER_MAX_GREEN
+            return -1.0
+        reason, anchor = _extend(k, last, extra, now_s, n_stages, n_groups, stage_groups, intergreen_s, stage_min_s,
+                                 cycle_s, offset_s, stage_offset_s, plan_stage, plan_start_s, plan_end_s, plan_n, cuts)
+        if reason != OK:
+            out[r, O_REASON] = reason
+            return -1.0
+    else:
+        extra = 0.0
+        anchor = _next_cycle_start(k, last, n, plan_stage)
+    if gain <= 0.0 and extra <= 0.0:
+        _grant(out, r, ALREADY_GREEN, plan_start_s[k, first], plan_end_s[k, last], plan_end_s[k, last])
+        return -1.0
+    if not _pay_back(k, anchor, plan_stage[k, first], cuts, now_s, n_stages, n_groups, stage_groups, intergreen_s,
+                     stage_min_s, stage_max_s, plan_stage, plan_start_s, plan_end_s, plan_n):
+        out[r, O_REASON] = NO_PAYBACK
+        return -1.0
+    _grant(out, r, EARLY_GREEN if gain > 0.0 else EXTENSION, plan_start_s[k, first], plan_end_s[k, last], base_end)
+    return gain + extra
+
+
+@kernel
+def _clear_cuts(cuts):
+    cuts[:, X_FIRST_CYCLE] = np.inf
+    cuts[:, X_LAST_CYCLE] = NO_CYCLE
+    cuts[:, X_CUT_S] = 0.0
+
+
+@kernel
+def _pay_back(k, anchor, target_stage, cuts, now_s, n_stages, n_groups, stage_groups, intergreen_s, stage_min_s,
+              stage_max_s, entry_stage, entry_start_s, entry_end_s, n_entries):
+    """In the cycle from ``anchor``, give each stage a priority cut (``cuts``) its time back, from
+    ``target_stage``, which got it: the target's entry there gives up to its minimum, each cut
+    stage takes its share up to its maximum, and the cycle after keeps its start. Returns whether
+    every second cut was given back (nothing changes when not)."""
+    n = n_entries[k]
+    following = _next_cycle_start(k, anchor, n, entry_stage) if anchor >= 0 else -1
+    if following < 0:
+        return False
+    owed = 0.0
+    giver = -1
+    for s in range(cuts.shape[0]):
+        if s != target_stage:
+            owed += cuts[s, X_CUT_S]
+    for i in range(anchor, following):
+        if entry_stage[k, i] == target_stage:
+            giver = i
+            break
+    if owed <= _TOLERANCE_S:
+        return True
+    if giver < 0 or entry_end_s[k, giver] - entry_start_s[k, giver] - stage_min_s[k, target_stage] < owed:
+        return False
+    saved_start = entry_start_s[k, anchor:following].copy()
+    saved_end = entry_end_s[k, anchor:following].copy()
+    given = 0.0
+    given_to = np.zeros(cuts.shape[0])
+    for i in range(anchor, following):
+        stage = entry_stage[k, i]
+        if stage != target_stage and cuts[stage, X_CUT_S] > 0.0:
+            add = min(cuts[stage, X_CUT_S] - given_to[stage],
+                      max(0.0, stage_max_s[k, stage] - (entry_end_s[k, i] - entry_start_s[k, i])))
+            entry_end_s[k, i] += add
+            given_to[stage] += add
+            given += add
+    entry_end_s[k, giver] -= given
+    _retime(k, anchor + 1, following, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s,
+            entry_end_s)
+    if given < owed - _TOLERANCE_S or not _fit_to_anchor(k, following, now_s, n_stages, n_groups, stage_groups,
+                                                          intergreen_s, entry_stage, entry_start_s, entry_end_s,
+                                                          n_entries):
+        entry_start_s[k, anchor:following] = saved_start
+        entry_end_s[k, anchor:following] = saved_end
+        return False
+    return True
+
+
+@kernel
+def _grant(out, r, strategy, green_from_s, green_until_s, base_end_s):
+    out[r, O_DECISION] = GRANTED
+    out[r, O_STRATEGY] = strategy
+    out[r, O_GREEN_FROM_S] = green_from_s
+    out[r, O_GREEN_UNTIL_S] = green_until_s
+    out[r, O_REASON] = OK
+    out[r, O_BASE_END_S] = base_end_s
+
+
+@kernel
+def _within_limits(k, moved_s, cycle, settings, cycle_s, budget, stage_cuts, cuts):
+    """Whether a change moving ``moved_s`` of green in ``cycle``, cutting the stages as ``cuts`` says,
+    keeps the intersection's budget per cycle and every stage's limit of consecutive cycles cut; if
+    so, both are counted. Returns a reason code."""
+    used = budget[k, B_MOVED_S] if budget[k, B_CYCLE] == cycle else 0.0
+    if used + moved_s > settings[S_CYCLE_SHARE] * cycle_s[k] + _TOLERANCE_S:
+        return OVER_BUDGET
+    for s in range(cuts.shape[0]):
+        if cuts[s, X_LAST_CYCLE] != NO_CYCLE \
+                and _streak(k, s, stage_cuts, cuts) > settings[S_MAX_CUT_CYCLES] + _TOLERANCE_S:
+            return CUT_LIMIT
+    budget[k, B_CYCLE] = cycle
+    budget[k, B_MOVED_S] = used + moved_s
+    for s in range(cuts.shape[0]):
+        if cuts[s, X_LAST_CYCLE] != NO_CYCLE:
+            stage_cuts[k, s, C_STREAK] = _streak(k, s, stage_cuts, cuts)
+            stage_cuts[k, s, C_LAST_CYCLE] = max(stage_cuts[k, s, C_LAST_CYCLE], cuts[s, X_LAST_CYCLE])
+    return OK
+
+
+@kernel
+def _streak(k, s, stage_cuts, cuts):
+    """The consecutive cycles stage ``s`` is cut in once ``cuts`` is added to its history."""
+    last_cut = stage_cuts[k, s, C_LAST_CYCLE]
+    if cuts[s, X_FIRST_CYCLE] <= last_cut + 1:
+        return stage_cuts[k, s, C_STREAK] + max(0.0, cuts[s, X_LAST_CYCLE] - last_cut)
+    return cuts[s, X_LAST_CYCLE] - cuts[s, X_FIRST_CYCLE] + 1
+
+
+@kernel
+def decide(now_s, requests, settings, n_stages, n_groups, stage_groups, intergreen_s, min_green_s, green_s,
+           stage_min_s, stage_max_s, cycle_s, max_cycle_s, offset_s, stage_offset_s,
+           entry_stage, entry_start_s, entry_end_s, n_entries, budget, stage_cuts, preempted_until_s,
+           plan_stage, plan_start_s, plan_end_s, plan_n, plan_budget, plan_stage_cuts,
+           work_stage, work_start_s, work_end_s, work_n, out, out_changed):
+    """Decide every request (rows of ``requests``, columns ``R_*``) in rank order (:func:`_ranked`).
+
+    The current plans (``entry_*``, ``n_entries``) and priority state (``budget``, ``stage_cuts``)
+    are read; the decided ones are written into ``plan_*`` for the intersections that requests
+    name, and ``out_changed[k]`` says which changed; ``work_*`` is scratch. Each request gets, in
+    ``out[r]`` (columns ``O_*``), a decision, a strategy, the green it will meet (NaN when denied), a
+    reason code, and the end that green had before the change (for a check-out to give back).
+    Requests at one intersection are decided one after the other on its changing plan, so those for
+    one stage share one change. A change keeps the fixed-cycle frame, each stage's minimum, each
+    group's minimum green and the maximum cycle, moves at most ``S_CYCLE_SHARE`` of a cycle per
+    cycle, and cuts no stage in more than ``S_MAX_CUT_CYCLES`` consecutive cycles.
+    """
+    cuts = np.empty((stage_groups.shape[1], 3))
     touched = np.zeros(out_changed.size, dtype=np.bool_)
     for k in range(out_changed.size):
         out_changed[k] = False
+    order = _ranked(requests)
     for position in range(order.size):
         r = order[position]
-        k = request_intersection[r]
-        g = request_group[r]
-        eta = request_eta_s[r]
-        need_until = eta + request_window_s[r]
-        out_decision[r] = DENIED
-        out_strategy[r] = NONE
-        out_green_from_s[r] = np.nan
-        out_green_until_s[r] = np.nan
+        k = int(requests[r, R_INTERSECTION])
+        out[r, O_DECISION] = DENIED
+        out[r, O_STRATEGY] = NONE
+        out[r, O_GREEN_FROM_S] = np.nan
+        out[r, O_GREEN_UNTIL_S] = np.nan
+        out[r, O_BASE_END_S] = np.nan
         if not touched[k]:
             _copy_plan(k, 0, entry_stage, entry_start_s, entry_end_s, n_entries, plan_stage, plan_start_s,
                        plan_end_s, plan_n)
-            plan_recovery_until_s[k] = recovery_until_s[k]
+            plan_budget[k] = budget[k]
+            plan_stage_cuts[k] = stage_cuts[k]
             touched[k] = True
-        n = plan_n[k]
-        if now_s < preempted_until_s[k]:
-            out_reason[r] = PREEMPTED
+        out[r, O_REASON] = _screen(now_s, requests, r, settings, preempted_until_s)
+        if out[r, O_REASON] != OK:
             continue
-        if request_class[r] == BUS and request_lateness_s[r] < bus_lateness_s:
-            out_reason[r] = NOT_LATE
+        _copy_plan(k, 0, plan_stage, plan_start_s, plan_end_s, plan_n, work_stage, work_start_s, work_end_s, work_n)
+        _clear_cuts(cuts)
+        moved = _plan_request(now_s, requests, r, settings, n_stages, n_groups, stage_groups, intergreen_s,
+                              stage_min_s, stage_max_s, cycle_s, offset_s, stage_offset_s, plan_stage, plan_start_s,
+                              plan_end_s, plan_n, work_stage, work_start_s, work_end_s, work_n, plan_budget, cuts,
+                              out)
+        if moved < 0.0:
+            _copy_plan(k, 0, work_stage, work_start_s, work_end_s, work_n, plan_stage, plan_start_s, plan_end_s,
+                       plan_n)
             continue
-        if request_class[r] == TRAM and request_lateness_s[r] < tram_lateness_s:
-            out_reason[r] = NOT_LATE
-            continue
-        first, last = _green_run(stage_groups, plan_stage, plan_start_s, plan_end_s, n, k, g, eta, 0)
-        if first >= 0 and plan_start_s[k, first] <= eta and plan_end_s[k, last] >= need_until:
-            out_decision[r] = GRANTED
-            out_strategy[r] = ALREADY_GREEN
-            out_green_from_s[r] = plan_start_s[k, first]
-            out_green_until_s[r] = plan_end_s[k, last]
-            out_reason[r] = OK
-            continue
-        if out_changed[k]:
-            out_reason[r] = OUTRANKED
-            continue
-        if request_class[r] != EMERGENCY and now_s < recovery_until_s[k] and not request_holds_grant[r]:
-            out_reason[r] = RECOVERING
-            continue
-        if first < 0 or need_until > plan_end_s[k, n - 1]:
-            out_reason[r] = TOO_EARLY
-            continue
-        current = _in_progress(k, now_s, plan_start_s, plan_end_s, n)
-        # The green the group has now, if any, is the one to extend: the vehicle is on its way to it.
-        now_first, now_last = _green_run(stage_groups, plan_stage, plan_start_s, plan_end_s, n, k, g, now_s, 0)
-        if now_first >= 0 and plan_start_s[k, now_first] <= now_s:
-            first, last = now_first, now_last
-        strategy = NONE
         reason = OK
-        if plan_start_s[k, first] <= eta:
-            # Extension: the green the vehicle meets ends too soon; its last entry lasts longer.
-            if need_until - plan_start_s[k, last] > stage_max_s[k, plan_stage[k, last]]:
-                reason = OVER_MAX_GREEN
-            else:
-                plan_end_s[k, last] = need_until
-                _retime(k, last + 1, now_s, n_groups, stage_groups, intergreen_s, plan_stage, plan_start_s,
-                        plan_end_s, plan_n)
-                strategy = EXTENSION
-        else:
-            # The current stage ends at its minimum if it is still green...
-            current_stage = plan_stage[k, current]
-            cut_end = plan_end_s[k, current]
-            if cut_end >= now_s:
-                cut_end = min(cut_end, max(now_s, plan_start_s[k, current] + stage_min_s[k, current_stage]))
-            cut_s[k, current_stage] = plan_end_s[k, current] - cut_end
-            plan_end_s[k, current] = cut_end
-            target = plan_stage[k, first]
-            can_insert = (allow_insertion and first > current + 1 and target != current_stage
-                          and n < plan_stage.shape[1])
-            insert_start = np.inf
-            if can_insert:
-                _last_green_ends(k, current, n_groups, stage_groups, plan_stage, plan_end_s, last_end_s)
-                insert_start = _start_after(k, target, current_stage, cut_end, now_s, n_groups, stage_groups,
-                                            intergreen_s, last_end_s)
-            # ...then each stage before the group's green at its minimum (early green).
-            original_start = plan_start_s[k, first]
-            for i in range(current + 1, first):
-                stage = plan_stage[k, i]
-                cut_s[k, stage] += (plan_end_s[k, i] - plan_start_s[k, i]) - stage_min_s[k, stage]
-                plan_end_s[k, i] = plan_start_s[k, i] + stage_min_s[k, stage]
-            _retime(k, current + 1, now_s, n_groups, stage_groups, intergreen_s, plan_stage, plan_start_s,
-                    plan_end_s, plan_n)
-            early_start = plan_start_s[k, first]
-            if early_start <= eta or insert_start + min_gain_s > early_start:
-                if original_start - early_start < min_gain_s:
-                    reason = NO_GAIN
-                else:
-                    strategy = EARLY_GREEN
-                    if plan_end_s[k, last] < need_until:
-                        longest = plan_start_s[k, last] + stage_max_s[k, plan_stage[k, last]]
-                        plan_end_s[k, last] = max(plan_end_s[k, last], min(need_until, longest))
-                        _retime(k, last + 1, now_s, n_groups, stage_groups, intergreen_s, plan_stage,
-                                plan_start_s, plan_end_s, plan_n)
-                    _compensate(k, last, now_s, cut_s, n_groups, stage_groups, intergreen_s, stage_max_s,
-                                plan_stage, plan_start_s, plan_end_s, plan_n)
-            else:
-                # Insertion: the group's stage right after the current one, then the sequence resumes
-                # as it was planned, so only the current stage is cut.
-                strategy = INSERTION
-                _copy_plan(k, current + 1, entry_stage, entry_start_s, entry_end_s, n_entries,
-                           plan_stage, plan_start_s, plan_end_s, plan_n)
-                for stage in range(cut_s.shape[1]):
-                    if stage != current_stage:
-                        cut_s[k, stage] = 0.0
-                resume = current + 1
-                for i in range(n, resume, -1):
-                    plan_stage[k, i] = plan_stage[k, i - 1]
-                    plan_start_s[k, i] = plan_start_s[k, i - 1]
-                    plan_end_s[k, i] = plan_end_s[k, i - 1]
-                plan_stage[k, resume] = target
-                plan_start_s[k, resume] = insert_start
-                plan_end_s[k, resume] = min(max(insert_start + stage_min_s[k, target], need_until),
-                                            insert_start + stage_max_s[k, target])
-                plan_n[k] = n + 1
-                _retime(k, resume + 1, now_s, n_groups, stage_groups, intergreen_s, plan_stage, plan_start_s,
-                        plan_end_s, plan_n)
-                first = last = resume
-                _compensate(k, resume, now_s, cut_s, n_groups, stage_groups, intergreen_s, stage_max_s,
-                            plan_stage, plan_start_s, plan_end_s, plan_n)
-        if strategy != NONE and _green_too_short(k, plan_n[k], n_groups, stage_groups, min_green_s, plan_stage,
-                                                 plan_start_s, plan_end_s):
-            strategy = NONE
+        if _green_too_short(k, plan_n[k], n_groups, stage_groups, min_green_s, plan_stage, plan_start_s, plan_end_s):
             reason = UNDER_MIN_GREEN
-        if strategy != NONE and _waits_too_long(k, plan_n[k], max_cycle_s[k], n_stages, n_groups, stage_groups,
-                                                intergreen_s, green_s, plan_stage, plan_start_s, plan_end_s):
-            strategy = NONE
+        elif _waits_too_long(k, plan_n[k], max_cycle_s[k], n_stages, n_groups, stage_groups, intergreen_s, green_s,
+                             plan_stage, plan_start_s, plan_end_s):
             reason = OVER_MAX_CYCLE
-        if strategy == NONE:
-            _copy_plan(k, 0, entry_stage, entry_start_s, entry_end_s, n_entries, plan_stage, plan_start_s,
-                       plan_end_s, plan_n)
-            for stage in range(cut_s.shape[1]):
-                cut_s[k, stage] = 0.0
-            out_reason[r] = reason
+        else:
+            target = int(plan_stage[k, _in_progress(k, out[r, O_GREEN_FROM_S], plan_start_s, plan_end_s,
+                                                    plan_n[k])])
+            reason = _within_limits(k, moved, _cycle_of(k, out[r, O_GREEN_FROM_S], target, cycle_s, offset_s,
+                                                        stage_offset_s),
+                                    settings, cycle_s, plan_budget, plan_stage_cuts, cuts)
+        if reason != OK:
+            _copy_plan(k, 0, work_stage, work_start_s, work_end_s, work_n, plan_stage, plan_start_s, plan_end_s,
+                       plan_n)
+            out[r, O_DECISION] = DENIED
+            out[r, O_STRATEGY] = NONE
+            out[r, O_GREEN_FROM_S] = np.nan
+            out[r, O_GREEN_UNTIL_S] = np.nan
+            out[r, O_BASE_END_S] = np.nan
+            out[r, O_REASON] = reason
             continue
         out_changed[k] = True
-        out_decision[r] = GRANTED
-        out_strategy[r] = strategy
-        out_green_from_s[r] = plan_start_s[k, first]
-        out_green_until_s[r] = plan_end_s[k, last]
-        out_reason[r] = OK
-        plan_recovery_until_s[k] = plan_end_s[k, last] + recovery_cycles * cycle_s[k]
 
 
 @kernel
-def release(now_s, k, g, n_groups, stage_groups, intergreen_s, stage_min_s, entry_stage, entry_start_s, entry_end_s,
-            n_entries):
-    """End the green of group ``g`` at intersection ``k`` early (a check-out): its last entry ends at
-    ``now_s`` or at its stage's minimum, whichever is later, and the entries after it come as early as
-    is safe. Returns the time it now ends, or NaN when ``g`` is not green or cannot end sooner."""
-    first, last = _green_run(stage_groups, entry_stage, entry_start_s, entry_end_s, n_entries[k], k, g, now_s, 0)
+def release(now_s, k, g, base_end_s, n_stages, n_groups, stage_groups, intergreen_s, green_s, stage_min_s,
+            entry_stage, entry_start_s, entry_end_s, n_entries):
+    """A check-out: end the green of group ``g`` at intersection ``k`` that a grant lengthened past
+    ``base_end_s``, at the later of now, that end and its stage's minimum, and give the time back to
+    the entries after it, up to two cycle starts ahead, in proportion to what each lacks of its base
+    green (the stages that paid for it); what they cannot take stays with the green. Returns the
+    time the green now ends, or NaN when nothing changes (``g`` not green now, nothing to give back,
+    or the frame would not close)."""
+    n = n_entries[k]
+    first, last = _green_run(stage_groups, entry_stage, entry_start_s, entry_end_s, n, k, g, now_s, 0)
     if first < 0 or entry_start_s[k, first] > now_s:
         return np.nan
-    new_end = max(now_s, entry_start_s[k, last] + stage_min_s[k, entry_stage[k, last]])
-    if new_end >= entry_end_s[k, last]:
+    end = entry_end_s[k, last]
+    new_end = max(now_s, base_end_s, entry_start_s[k, last] + stage_min_s[k, entry_stage[k, last]])
+    anchor = _next_cycle_start(k, last, n, entry_stage)
+    if anchor >= 0 and _next_cycle_start(k, anchor, n, entry_stage) >= 0:
+        anchor = _next_cycle_start(k, anchor, n, entry_stage)
+    if new_end >= end - _TOLERANCE_S or anchor < 0:
         return np.nan
-    entry_end_s[k, last] = new_end
-    _retime(k, last + 1, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s, entry_end_s,
-            n_entries)
-    return new_end
+    lacking = 0.0
+    for i in range(last + 1, anchor):
+        lacking += max(0.0, green_s[k, entry_stage[k, i]] - (entry_end_s[k, i] - entry_start_s[k, i]))
+    given = min(end - new_end, lacking)
+    if given <= _TOLERANCE_S:
+        return np.nan
+    for i in range(last + 1, anchor):
+        short = max(0.0, green_s[k, entry_stage[k, i]] - (entry_end_s[k, i] - entry_start_s[k, i]))
+        entry_end_s[k, i] += given * short / lacking
+    entry_end_s[k, last] = end - given
+    _retime(k, last + 1, anchor, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s, entry_end_s)
+    if not _fit_to_anchor(k, anchor, now_s, n_stages, n_groups, stage_groups, intergreen_s, entry_stage,
+                          entry_start_s, entry_end_s, n_entries):
+        return np.nan
+    return entry_end_s[k, last]
 
 
 # Exit transitions: the ways a planner may try, in a caller's order of preference...
 TRY_BEST_WAY, TRY_OTHER_WAY, TRY_DWELL, TRY_NOTHING = range(4)
 # ...and the transition a plan got.
 IN_STEP, SHORT_WAY, LONG_WAY, DWELL, OUT_OF_STEP = range(5)
-
-_TOLERANCE_S = 1e-6
 
 
 @kernel

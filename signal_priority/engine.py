@@ -4,20 +4,31 @@ A controller asks for priority for a vehicle approaching an intersection (its si
 arrival time); the engine answers with a decision and its strategy:
 
 - ``already_green``: the plan gives the group green from before the arrival to after it;
-- ``extension``: the green the vehicle would meet ends too soon, so it lasts longer, up to the
-  stage's maximum green;
-- ``early_green``: the stages before the group's green are cut to their minimum (pedestrian walk
-  included) so that it starts sooner, the intergreens between them kept;
-- ``insertion``: the group's stage is served right after the current one, then the sequence
-  resumes, when cutting alone would not reach the vehicle in time;
+- ``extension``: the green the vehicle would meet ends too soon, so it lasts longer;
+- ``early_green``: the green starts sooner, early enough for the queue ahead of the vehicle to be
+  gone when it arrives, the stages before it cut towards their minimum (pedestrian walk included);
 - ``none``: denied, with the reason.
 
+Priority lives inside a **fixed-cycle frame**: each cycle's stages stay anchored on offset + n x
+cycle. An early green takes its time from the stages before the group's green, an extension from
+the stages after it in the same cycle (or, when that cycle cannot give it all, in the next one);
+no stage goes below its minimum, and a check-out gives the green it ends back to the stages that
+paid for it. So coordination survives priority, and a plan is back on its offsets at the latest
+one cycle after the last grant.
+
 Priority is **conditional**: emergency > tram > bus; a bus only when late by at least
-``bus_lateness_s``; lateness then occupancy rank requests at one intersection, and one change of
-plan per intersection per decision call. It is **rationed**: after a grant the intersection
-recovers for ``recovery_cycles`` cycles (emergencies excepted), and each stage that was cut gets
-its time back at its next green, up to its maximum. A grant changes the plan only until the green
-it gives ends, so a priority that is not renewed ends by itself; a check-out ends it sooner.
+``bus_lateness_s``, and not when it is closer to the bus ahead than the bus behind is to it
+(headways, when the request gives them). It is **capped**: an extension or an early green moves
+at most ``max_extension_s`` / ``max_early_green_s``; the green moved at an intersection in one
+cycle stays under ``cycle_share`` of the cycle; a stage is cut in at most ``max_cut_cycles``
+consecutive cycles. Requests are ranked by class, then the people on board, then lateness, and
+decided one after the other on the plan the earlier ones left, so requests for one stage share
+one change. A grant changes the plan only until the green it gives ends, so a priority that is
+not renewed ends by itself; a check-out ends it sooner.
+
+The arrival is an interval ``[eta_s, eta_s + eta_window_s]``; the queue ahead of the vehicle (from
+the request, else from the last :meth:`PriorityEngine.observe_queue` of its approach) discharges
+at ``start_up_loss_s`` + vehicles x ``saturation_headway_s`` from the green's start.
 
 Emergency corridors pre-empt it (:meth:`PriorityEngine.preempt`): holds for the emergency
 vehicle's groups, then an exit transition back onto the coordinated cycle and offset; bus and tram
@@ -44,18 +55,21 @@ from pilotage.signal_priority import _kernels
 logger = logging.getLogger(__name__)
 
 VEHICLE_CLASSES = {"bus": _kernels.BUS, "tram": _kernels.TRAM, "emergency": _kernels.EMERGENCY}
-STRATEGIES = ("none", "already_green", "extension", "early_green", "insertion")
+STRATEGIES = ("none", "already_green", "extension", "early_green")
 REASONS = {
     _kernels.OK: "",
     _kernels.NOT_LATE: "not late enough for priority",
-    _kernels.RECOVERING: "the intersection is recovering from a recent priority",
-    _kernels.OUTRANKED: "a higher-ranked request changed this intersection's plan first",
+    _kernels.BUNCHING: "closer to the vehicle ahead than the one behind is to it: priority would bunch them",
+    _kernels.PREEMPTED: "the intersection is pre-empted by an emergency corridor",
     _kernels.TOO_EARLY: "arrival beyond the plan ahead; ask again closer",
-    _kernels.OVER_MAX_GREEN: "the green would exceed its stage's maximum",
-    _kernels.OVER_MAX_CYCLE: "another group would wait longer than the maximum cycle",
+    _kernels.OVER_MAX_GREEN: "the green would exceed the extension cap or its stage's maximum",
+    _kernels.NO_ROOM: "the stages of this cycle and the next cannot give the time back",
     _kernels.NO_GAIN: "no change would bring the green sooner",
     _kernels.UNDER_MIN_GREEN: "a green would be shorter than its group's minimum",
-    _kernels.PREEMPTED: "the intersection is pre-empted by an emergency corridor",
+    _kernels.OVER_MAX_CYCLE: "another group would wait longer than the maximum cycle",
+    _kernels.OVER_BUDGET: "the priority budget of this cycle at this intersection is spent",
+    _kernels.CUT_LIMIT: "a stage would be cut in too many consecutive cycles",
+    _kernels.NO_PAYBACK: "the stage served cannot give the time back to the stages cut in the next cycle",
 }
 EXIT_TRANSITIONS = ("in_step", "short_way", "long_way", "dwell", "out_of_step")
 # The exit transitions tried, in order, for each choice of PriorityEngine.preempt.
@@ -69,13 +83,25 @@ _WAYS = {
 class PriorityConfig:
     """Parameters of the engine (seconds unless said otherwise).
 
+    The caps follow the field's practice: green extensions and early greens of 10-15 s at most
+    (Smith, Hemily & Ivanovic, *Transit Signal Priority: A Planning and Implementation Handbook*,
+    ITS America 2005), priority for late buses only, which costs cross traffic almost nothing
+    (Furth & Muller, TRR 1731, 2000), and a saturation headway of 2 s (1,800 vehicles an hour per
+    lane) with 2 s of start-up loss (Highway Capacity Manual).
+
     Attributes:
         bus_lateness_s: a bus gets priority only when at least this late (-inf: always).
         tram_lateness_s: the same for trams.
-        recovery_cycles: cycles after a grant during which an intersection grants no other change.
         eta_window_s: the green must last this long past the arrival, when a request gives none.
-        min_gain_s: an early green or insertion must bring the green at least this much sooner.
-        allow_insertion: whether stages may be served out of sequence.
+        min_gain_s: an early green must bring the green at least this much sooner.
+        max_extension_s: the longest extension one request may get.
+        max_early_green_s: the most an early green may bring a green forward.
+        cycle_share: the green moved by priority at one intersection in one cycle, at most this
+            share of its cycle.
+        max_cut_cycles: a stage is cut for priority in at most this many consecutive cycles.
+        saturation_headway_s: time between two queued vehicles crossing the stop line.
+        start_up_loss_s: time lost by the first queued vehicle when its green starts.
+        queue_max_age_s: a queue observed longer ago than this is not used.
         horizon_s: how far ahead plans are kept.
         max_eta_s: requests for arrivals farther ahead are refused as invalid.
         plan_entries: stage entries kept per intersection (history and plan ahead).
@@ -83,19 +109,39 @@ class PriorityConfig:
 
     bus_lateness_s: float = 60.0
     tram_lateness_s: float = -math.inf
-    recovery_cycles: float = 1.0
     eta_window_s: float = 5.0
     min_gain_s: float = 2.0
-    allow_insertion: bool = True
+    max_extension_s: float = 15.0
+    max_early_green_s: float = 15.0
+    cycle_share: float = 0.2
+    max_cut_cycles: int = 3
+    saturation_headway_s: float = 2.0
+    start_up_loss_s: float = 2.0
+    queue_max_age_s: float = 10.0
     horizon_s: float = 300.0
     max_eta_s: float = 240.0
     plan_entries: int = 96
+
+    def settings(self) -> np.ndarray:
+        """The kernel's ``settings`` array."""
+        settings = np.empty(_kernels.N_SETTINGS)
+        settings[_kernels.S_BUS_LATENESS_S] = self.bus_lateness_s
+        settings[_kernels.S_TRAM_LATENESS_S] = self.tram_lateness_s
+        settings[_kernels.S_MIN_GAIN_S] = self.min_gain_s
+        settings[_kernels.S_MAX_EXTENSION_S] = self.max_extension_s
+        settings[_kernels.S_MAX_EARLY_GREEN_S] = self.max_early_green_s
+        settings[_kernels.S_CYCLE_SHARE] = self.cycle_share
+        settings[_kernels.S_MAX_CUT_CYCLES] = self.max_cut_cycles
+        return settings
 
 
 @dataclass(frozen=True)
 class PriorityRequest:
     """A request for priority: ``vehicle`` reaches signal group ``group`` of ``intersection`` in
-    ``eta_s`` seconds, ``lateness_s`` behind its schedule, carrying ``occupancy`` passengers."""
+    ``eta_s`` to ``eta_s + eta_window_s`` seconds (its arrival interval, dwell, braking and
+    acceleration included), ``lateness_s`` behind its schedule, carrying ``occupancy`` passengers,
+    with ``queue_vehicles`` queued ahead of it on its approach (None: as last observed), and
+    ``headway_ahead_s`` / ``headway_behind_s`` to the vehicles of its line ahead and behind."""
 
     vehicle: str
     intersection: int | str
@@ -105,6 +151,9 @@ class PriorityRequest:
     lateness_s: float = 0.0
     occupancy: float = 0.0
     eta_window_s: float | None = None
+    queue_vehicles: float | None = None
+    headway_ahead_s: float | None = None
+    headway_behind_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -157,21 +206,11 @@ class Preemption:
 
 
 @dataclass(frozen=True)
-class _RequestArrays:
-    intersection: np.ndarray
-    group: np.ndarray
-    eta_s: np.ndarray
-    window_s: np.ndarray
-    vehicle_class: np.ndarray
-    lateness_s: np.ndarray
-    occupancy: np.ndarray
-    holds_grant: np.ndarray
-
-
-@dataclass(frozen=True)
 class _Grant:
     group: int
     green_until: float
+    # The end the green had before the grant lengthened it: a check-out gives back what is past it.
+    base_end: float
 
 
 class PriorityEngine:
@@ -189,23 +228,31 @@ class PriorityEngine:
         self._start_s = np.zeros((k, h))
         self._end_s = np.zeros((k, h))
         self._n = np.zeros(k, dtype=np.int64)
-        self._recovery_until_s = np.full(k, -np.inf)
         self._preempted_until_s = np.full(k, -np.inf)
+        # Priority's own state: the green moved in the cycle counted, and each stage's cut streak.
+        self._budget = np.zeros((k, 2))
+        self._budget[:, _kernels.B_CYCLE] = _kernels.NO_CYCLE
+        self._stage_cuts = np.zeros((k, sm, 2))
+        self._stage_cuts[:, :, _kernels.C_LAST_CYCLE] = _kernels.NO_CYCLE
         self._plan_stage = np.empty_like(self._stage)
         self._plan_start_s = np.empty_like(self._start_s)
         self._plan_end_s = np.empty_like(self._end_s)
         self._plan_n = np.empty_like(self._n)
-        self._plan_recovery_until_s = np.empty_like(self._recovery_until_s)
+        self._plan_budget = self._budget.copy()
+        self._plan_stage_cuts = self._stage_cuts.copy()
         self._work_stage = np.empty_like(self._stage)
         self._work_start_s = np.empty_like(self._start_s)
         self._work_end_s = np.empty_like(self._end_s)
         self._work_n = np.empty_like(self._n)
-        self._cut_s = np.zeros((k, sm))
         self._changed = np.zeros(k, dtype=np.bool_)
+        self._settings = self.config.settings()
+        # The queue last observed on each group's approach (vehicles), and when.
+        self._queue_vehicles = np.zeros((k, plans.stage_groups.shape[2]))
+        self._queue_time_s = np.full((k, plans.stage_groups.shape[2]), -np.inf)
         self._grants: dict[tuple[str, int], _Grant] = {}
         # The end of the earliest green a grant holds: until then, no grant has ended.
         self._first_grant_end_s = math.inf
-        self._scratch = _empty_batch(1)
+        self._scratch = np.empty((1, _kernels.N_REQUEST_FIELDS))
         # Two maximum cycles behind: every group's last green before now stays in the plan.
         self._history_s = 2.0 * plans.max_cycle_s
         self.advance()
@@ -231,25 +278,33 @@ class PriorityEngine:
             UnknownEntityError: an unknown intersection or signal group (from :class:`SignalPlans`).
         """
         now = self.advance()
-        batch = self._encode(requests, now)
-        decision, strategy, green_from, green_until, reason = self._decide(now, batch)
+        batch = np.empty((len(requests), _kernels.N_REQUEST_FIELDS))
+        for r, request in enumerate(requests):
+            self._encode_into(batch, r, request, now)
+        out = self._decide(now, batch)
         refused = {int(k): self._commit_if_safe(int(k)) for k in np.flatnonzero(self._changed)}
         decisions = []
         for r, request in enumerate(requests):
-            k = int(batch.intersection[r])
-            changes_plan = decision[r] == _kernels.GRANTED and strategy[r] != _kernels.ALREADY_GREEN
+            k = int(batch[r, _kernels.R_INTERSECTION])
+            strategy = int(out[r, _kernels.O_STRATEGY])
+            granted = out[r, _kernels.O_DECISION] == _kernels.GRANTED
+            changes_plan = granted and strategy != _kernels.ALREADY_GREEN
             if changes_plan and refused.get(k):
                 decisions.append(PriorityDecision(request.vehicle, request.intersection, "denied",
-                                                  STRATEGIES[strategy[r]], None, None, refused[k], unsafe=True))
+                                                  STRATEGIES[strategy], None, None, refused[k], unsafe=True))
                 continue
-            granted = decision[r] == _kernels.GRANTED
+            green_until = float(out[r, _kernels.O_GREEN_UNTIL_S])
             if changes_plan:
-                self._grants[(request.vehicle, k)] = _Grant(int(batch.group[r]), float(green_until[r]))
-                self._first_grant_end_s = min(self._first_grant_end_s, float(green_until[r]))
+                earlier = self._grants.get((request.vehicle, k))
+                base_end = float(out[r, _kernels.O_BASE_END_S])
+                if earlier is not None and earlier.group == int(batch[r, _kernels.R_GROUP]):
+                    base_end = min(base_end, earlier.base_end)
+                self._grants[(request.vehicle, k)] = _Grant(int(batch[r, _kernels.R_GROUP]), green_until, base_end)
+                self._first_grant_end_s = min(self._first_grant_end_s, green_until)
             decisions.append(PriorityDecision(
-                request.vehicle, request.intersection, "granted" if granted else "denied", STRATEGIES[strategy[r]],
-                float(green_from[r]) if granted else None, float(green_until[r]) if granted else None,
-                REASONS[int(reason[r])]))
+                request.vehicle, request.intersection, "granted" if granted else "denied", STRATEGIES[strategy],
+                float(out[r, _kernels.O_GREEN_FROM_S]) if granted else None, green_until if granted else None,
+                REASONS[int(out[r, _kernels.O_REASON])]))
         return decisions
 
     def validate(self, request: PriorityRequest) -> None:
@@ -261,50 +316,62 @@ class PriorityEngine:
         """
         self._encode_into(self._scratch, 0, request, 0.0)
 
-    def _encode(self, requests: Sequence[PriorityRequest], now: float) -> _RequestArrays:
-        """Validate the requests once and turn them into the kernel's arrays (indices, absolute times)."""
-        batch = _empty_batch(len(requests))
-        for r, request in enumerate(requests):
-            self._encode_into(batch, r, request, now)
-        return batch
+    def observe_queue(self, intersection: int | str, group: str, vehicles: float) -> None:
+        """The queue on the approach of signal group ``group`` now (vehicles, from detectors or
+        cameras): requests there that give no queue of their own use it for ``queue_max_age_s``.
 
-    def _encode_into(self, batch: _RequestArrays, r: int, request: PriorityRequest, now: float) -> None:
+        Raises:
+            UnknownEntityError: an unknown intersection or group.
+            InvalidInputError: a negative or non-finite count.
+        """
+        k = self.plans.index_of(intersection)
+        g = self.plans.group_index(k, group)
+        self._queue_vehicles[k, g] = _finite(vehicles, "queue_vehicles", 0.0, 1e4)
+        self._queue_time_s[k, g] = float(self.clock())
+
+    def _encode_into(self, batch: np.ndarray, r: int, request: PriorityRequest, now: float) -> None:
+        """Validate one request and write it as row ``r`` of the kernel's ``requests`` (indices, absolute times)."""
+        config = self.config
         k = self.plans.index_of(request.intersection)
-        batch.intersection[r] = k
-        batch.group[r] = self.plans.group_index(k, request.group)
-        batch.eta_s[r] = now + _finite(request.eta_s, "eta_s", 0.0, self.config.max_eta_s)
-        window = self.config.eta_window_s if request.eta_window_s is None else request.eta_window_s
-        batch.window_s[r] = _finite(window, "eta_window_s", 0.0, self.config.max_eta_s)
+        g = self.plans.group_index(k, request.group)
         if request.vehicle_class not in VEHICLE_CLASSES:
             raise InvalidInputError(f"expected class in {sorted(VEHICLE_CLASSES)}, got {request.vehicle_class!r}",
                                     field="class")
-        batch.vehicle_class[r] = VEHICLE_CLASSES[request.vehicle_class]
-        batch.lateness_s[r] = _finite(request.lateness_s, "lateness_s", -86400.0, 86400.0)
-        batch.occupancy[r] = _finite(request.occupancy, "occupancy", 0.0, 1e4)
-        batch.holds_grant[r] = (request.vehicle, k) in self._grants
+        earliest = now + _finite(request.eta_s, "eta_s", 0.0, config.max_eta_s)
+        window = config.eta_window_s if request.eta_window_s is None else request.eta_window_s
+        if request.queue_vehicles is not None:
+            queue = _finite(request.queue_vehicles, "queue_vehicles", 0.0, 1e4)
+        elif now - self._queue_time_s[k, g] <= config.queue_max_age_s:
+            queue = float(self._queue_vehicles[k, g])
+        else:
+            queue = 0.0
+        row = batch[r]
+        row[_kernels.R_INTERSECTION] = k
+        row[_kernels.R_GROUP] = g
+        row[_kernels.R_EARLIEST_S] = earliest
+        row[_kernels.R_LATEST_S] = earliest + _finite(window, "eta_window_s", 0.0, config.max_eta_s)
+        row[_kernels.R_QUEUE_S] = config.start_up_loss_s + queue * config.saturation_headway_s if queue > 0 else 0.0
+        row[_kernels.R_CLASS] = VEHICLE_CLASSES[request.vehicle_class]
+        row[_kernels.R_LATENESS_S] = _finite(request.lateness_s, "lateness_s", -86400.0, 86400.0)
+        row[_kernels.R_OCCUPANCY] = _finite(request.occupancy, "occupancy", 0.0, 1e4)
+        row[_kernels.R_HEADWAY_AHEAD_S] = (math.inf if request.headway_ahead_s is None
+                                           else _finite(request.headway_ahead_s, "headway_ahead_s", 0.0, 86400.0))
+        row[_kernels.R_HEADWAY_BEHIND_S] = (-math.inf if request.headway_behind_s is None
+                                            else _finite(request.headway_behind_s, "headway_behind_s", 0.0, 86400.0))
 
-    def _decide(self, now: float, batch: _RequestArrays) -> tuple[np.ndarray, ...]:
+    def _decide(self, now: float, batch: np.ndarray) -> np.ndarray:
         """Propose the plans the requests need, in one kernel call; nothing is applied yet. Returns
-        the decision, strategy, green start and end, and reason of each request."""
-        count = batch.intersection.size
-        decision = np.empty(count, dtype=np.int64)
-        strategy = np.empty(count, dtype=np.int64)
-        green_from = np.empty(count)
-        green_until = np.empty(count)
-        reason = np.empty(count, dtype=np.int64)
+        the kernel's ``out`` (a row per request, columns ``O_*``)."""
+        out = np.empty((batch.shape[0], _kernels.N_OUT_FIELDS))
         plans = self.plans
-        config = self.config
-        _kernels.decide(now, batch.intersection, batch.group, batch.eta_s, batch.window_s, batch.vehicle_class,
-                        batch.lateness_s, batch.occupancy, batch.holds_grant,
-                        config.bus_lateness_s, config.tram_lateness_s, config.recovery_cycles, config.min_gain_s,
-                        config.allow_insertion, plans.n_stages, plans.n_groups, plans.stage_groups,
+        _kernels.decide(now, batch, self._settings, plans.n_stages, plans.n_groups, plans.stage_groups,
                         plans.intergreen_s, plans.min_green_s, plans.green_s, plans.stage_min_s, plans.stage_max_s,
-                        plans.cycle_s, plans.max_cycle_s,
-                        self._stage, self._start_s, self._end_s, self._n, self._recovery_until_s,
+                        plans.cycle_s, plans.max_cycle_s, plans.offset_s, plans.stage_offset_s,
+                        self._stage, self._start_s, self._end_s, self._n, self._budget, self._stage_cuts,
                         self._preempted_until_s, self._plan_stage, self._plan_start_s, self._plan_end_s, self._plan_n,
-                        self._plan_recovery_until_s, self._cut_s,
-                        decision, strategy, green_from, green_until, reason, self._changed)
-        return decision, strategy, green_from, green_until, reason
+                        self._plan_budget, self._plan_stage_cuts, self._work_stage, self._work_start_s,
+                        self._work_end_s, self._work_n, out, self._changed)
+        return out
 
     def preempt(self, intersection: int | str, holds: Sequence[Hold], *,
                 exit_transition: str = "best_way") -> Preemption:
@@ -360,7 +427,8 @@ class PriorityEngine:
             plans.max_cycle_s, self._stage, self._start_s, self._end_s, self._n,
             self._plan_stage, self._plan_start_s, self._plan_end_s, self._plan_n,
             self._work_stage, self._work_start_s, self._work_end_s, self._work_n, green_from, green_until)
-        self._plan_recovery_until_s[k] = self._recovery_until_s[k]
+        self._plan_budget[k] = self._budget[k]
+        self._plan_stage_cuts[k] = self._stage_cuts[k]
         refused = self._commit_if_safe(k)
         if refused:
             return Preemption((None,) * count, (None,) * count, EXIT_TRANSITIONS[transition], None, refused)
@@ -388,9 +456,10 @@ class PriorityEngine:
         return int(np.argmax(served))
 
     def checkout(self, vehicle: str, intersection: int | str) -> bool:
-        """The vehicle has passed: end the green its priority gave, as soon as the stage's minimum
-        allows. Returns whether a green was shortened (False when the vehicle held no priority
-        there, or its green cannot end sooner).
+        """The vehicle has passed: end the green its priority lengthened, no sooner than now, its
+        end before the priority and its stage's minimum, and give the time back to the stages that
+        paid for it. Returns whether a green was shortened (False when the vehicle held no priority
+        there, or nothing can be given back).
 
         Raises:
             UnknownEntityError: an unknown intersection.
@@ -402,9 +471,9 @@ class PriorityEngine:
             return False
         self._propose(k)
         plans = self.plans
-        ended = _kernels.release(now, k, grant.group, plans.n_groups, plans.stage_groups, plans.intergreen_s,
-                                 plans.stage_min_s, self._plan_stage, self._plan_start_s, self._plan_end_s,
-                                 self._plan_n)
+        ended = _kernels.release(now, k, grant.group, grant.base_end, plans.n_stages, plans.n_groups,
+                                 plans.stage_groups, plans.intergreen_s, plans.green_s, plans.stage_min_s,
+                                 self._plan_stage, self._plan_start_s, self._plan_end_s, self._plan_n)
         return not math.isnan(ended) and not self._commit_if_safe(k)
 
     def schedule(self, intersection: int | str) -> GreenSchedule:
@@ -447,7 +516,8 @@ class PriorityEngine:
         self._plan_start_s[k] = self._start_s[k]
         self._plan_end_s[k] = self._end_s[k]
         self._plan_n[k] = self._n[k]
-        self._plan_recovery_until_s[k] = self._recovery_until_s[k]
+        self._plan_budget[k] = self._budget[k]
+        self._plan_stage_cuts[k] = self._stage_cuts[k]
 
     def _commit_if_safe(self, k: int) -> str:
         """Apply intersection ``k``'s proposed plan if the monitor finds it safe; else return why not."""
@@ -463,7 +533,8 @@ class PriorityEngine:
         self._start_s[k] = self._plan_start_s[k]
         self._end_s[k] = self._plan_end_s[k]
         self._n[k] = n
-        self._recovery_until_s[k] = self._plan_recovery_until_s[k]
+        self._budget[k] = self._plan_budget[k]
+        self._stage_cuts[k] = self._plan_stage_cuts[k]
         return ""
 
 
@@ -486,13 +557,6 @@ def _schedule(stage_groups: np.ndarray, stage: np.ndarray, start_s: np.ndarray, 
     return GreenSchedule(group=np.array(group, dtype=np.int64), start_s=np.array(green_start),
                          end_s=np.array(green_end), horizon_start_s=float(start_s[0]),
                          horizon_end_s=float(end_s[n - 1]))
-
-
-def _empty_batch(count: int) -> _RequestArrays:
-    return _RequestArrays(
-        intersection=np.empty(count, dtype=np.int64), group=np.empty(count, dtype=np.int64),
-        eta_s=np.empty(count), window_s=np.empty(count), vehicle_class=np.empty(count, dtype=np.int64),
-        lateness_s=np.empty(count), occupancy=np.empty(count), holds_grant=np.empty(count, dtype=np.bool_))
 
 
 def _finite(value: float, name: str, low: float, high: float) -> float:

@@ -73,56 +73,83 @@ def test_already_green() -> None:
     assert decision.green_until == pytest.approx(890.0)
 
 
-def test_extension_up_to_the_stage_maximum() -> None:
-    engine, _ = engine_at(850.0 + 30.0)  # main green since 850, ends at 890
+def test_an_extension_is_taken_from_the_stages_after_it_and_paid_back_next_cycle() -> None:
+    engine, _ = engine_at(850.0 + 30.0)  # main green since 850, ends at 890; side 895-925; main again at 935
     (decision,) = engine.decide([bus("main", 15.0)])
     assert (decision.decision, decision.strategy) == ("granted", "extension")
     assert decision.green_until == pytest.approx(880.0 + 15.0 + 5.0)
+    # Side gives the 10 s now and gets them back from main in the next cycle; every cycle still
+    # starts on its offset (935, 1020).
+    assert [(stage, start, end) for stage, start, end in engine.plan_ahead("x")[:5]] == [
+        (0, 850.0, pytest.approx(900.0)), (1, pytest.approx(905.0), 925.0), (0, 935.0, pytest.approx(965.0)),
+        (1, pytest.approx(970.0), 1010.0), (0, 1020.0, 1060.0)]
     assert_safe(engine)
+
+
+def test_an_extension_over_its_cap_becomes_an_early_green_of_the_next_green() -> None:
     engine, _ = engine_at(880.0)
-    (decision,) = engine.decide([bus("main", 40.0)])  # would make main green 70 s, over its 60 s maximum
-    assert (decision.decision, decision.reason) == ("denied", "the green would exceed its stage's maximum")
+    (decision,) = engine.decide([bus("main", 25.0)])  # 20 s past main's end: over the 15-s cap
+    assert (decision.decision, decision.strategy) == ("granted", "early_green")
+    assert decision.green_from == pytest.approx(920.0)  # 15 s sooner than 935, side cut from 30 to 15 s
+    assert_safe(engine)
+    engine, _ = engine_at(880.0, PriorityConfig(bus_lateness_s=0.0, max_early_green_s=0.0))
+    (decision,) = engine.decide([bus("main", 25.0)])
+    assert (decision.decision, decision.reason) == ("denied", "the green would exceed the extension cap or its "
+                                                              "stage's maximum")
 
 
-def test_early_green_cuts_the_current_stage_to_its_minimum() -> None:
+def test_early_green_cuts_the_current_stage_towards_its_minimum() -> None:
     engine, _ = engine_at(852.0)  # main green since 850 (minimum 8 s), side due at 895
     (decision,) = engine.decide([bus("side", 20.0)])
     assert (decision.decision, decision.strategy) == ("granted", "early_green")
-    assert decision.green_from == pytest.approx(858.0 + 5.0)
+    assert decision.green_from == pytest.approx(895.0 - 15.0)  # the 15-s cap
+    assert decision.green_until == pytest.approx(925.0)  # side's end does not move
     assert_safe(engine)
 
 
-def test_a_bus_on_time_gets_nothing_and_the_intersection_recovers_after_a_grant() -> None:
-    engine, clock = engine_at(852.0)
+def test_the_queue_ahead_brings_the_green_sooner() -> None:
+    engine, _ = engine_at(852.0, PriorityConfig(bus_lateness_s=0.0, max_early_green_s=60.0, cycle_share=0.5))
+    (free,) = engine.decide([bus("side", 35.0)])  # arrives at 887: side from 887 would do
+    engine, _ = engine_at(852.0, PriorityConfig(bus_lateness_s=0.0, max_early_green_s=60.0, cycle_share=0.5))
+    (queued,) = engine.decide([bus("side", 35.0, queue_vehicles=2)])  # 2 s + 2 x 2 s to clear first
+    assert free.green_from == pytest.approx(887.0)
+    assert queued.green_from == pytest.approx(887.0 - 6.0)
+
+
+def test_a_queue_observed_by_detectors_is_used_while_it_is_fresh() -> None:
+    engine, clock = engine_at(852.0, PriorityConfig(bus_lateness_s=0.0, max_early_green_s=60.0, cycle_share=0.5))
+    engine.observe_queue("x", "side", 2)
+    clock.now_s += 11.0  # older than queue_max_age_s: no longer used
+    engine.observe_queue("x", "main", 9)
+    (decision,) = engine.decide([bus("side", 24.0)])
+    assert decision.green_from == pytest.approx(887.0)
+    with pytest.raises(InvalidInputError):
+        engine.observe_queue("x", "side", -1)
+
+
+def test_conditional_priority_lateness_and_bunching() -> None:
+    engine, _ = engine_at(852.0)
     (on_time,) = engine.decide([bus("side", 20.0, lateness_s=10.0)])
     assert (on_time.decision, on_time.reason) == ("denied", "not late enough for priority")
-    (granted,) = engine.decide([bus("side", 20.0)])
-    assert granted.decision == "granted"
-    clock.now_s += 60.0
-    # Main is green again now, and side red for a while: a second bus on side must wait its turn.
-    assert engine.plan_ahead("x")[0][0] == 0
-    (other,) = engine.decide([bus("side", 5.0, vehicle="bus-2")])
-    assert other.reason == "the intersection is recovering from a recent priority"
-    (emergency,) = engine.decide([bus("side", 5.0, vehicle="fire-1", vehicle_class="emergency")])
-    assert emergency.decision == "granted"
-    assert emergency.strategy in ("early_green", "insertion")
+    (bunching,) = engine.decide([bus("side", 20.0, headway_ahead_s=120.0, headway_behind_s=480.0)])
+    assert bunching.reason.startswith("closer to the vehicle ahead")
+    (spread,) = engine.decide([bus("side", 20.0, headway_ahead_s=480.0, headway_behind_s=120.0)])
+    assert spread.decision == "granted"
 
 
-def test_one_change_per_intersection_ranked_by_class_then_lateness() -> None:
-    engine, _ = engine_at(852.0)
-    decisions = engine.decide([bus("side", 20.0, vehicle="late", lateness_s=300.0),
-                               bus("side", 20.0, vehicle="later", lateness_s=400.0, vehicle_class="tram"),
-                               bus("main", 120.0, vehicle="other", lateness_s=500.0)])
+def test_the_budget_per_cycle_and_ranking_by_class_then_people_on_board() -> None:
+    engine, _ = engine_at(852.0, PriorityConfig(bus_lateness_s=0.0, cycle_share=0.1))  # 8.5 s a cycle
+    decisions = engine.decide([bus("side", 20.0, vehicle="empty", occupancy=2.0),
+                               bus("side", 20.0, vehicle="full", occupancy=60.0),
+                               bus("side", 20.0, vehicle="tram", vehicle_class="tram")])
     by_vehicle = {d.vehicle: d for d in decisions}
-    assert by_vehicle["later"].strategy == "early_green"
-    assert by_vehicle["late"].strategy == "already_green"
-    assert by_vehicle["other"].reason == "a higher-ranked request changed this intersection's plan first"
-    # The main road was cut from 40 s to 8 s: its next green gets 20 s back, up to its 60 s maximum.
-    assert [(stage, end - start) for stage, start, end in engine.plan_ahead("x")[:3]] == [
-        (0, pytest.approx(8.0)), (1, pytest.approx(30.0)), (0, pytest.approx(60.0))]
+    assert by_vehicle["tram"].strategy == "early_green"
+    assert by_vehicle["tram"].green_from == pytest.approx(895.0 - 8.5)
+    assert by_vehicle["full"].reason == "the priority budget of this cycle at this intersection is spent"
+    assert by_vehicle["empty"].reason == "the priority budget of this cycle at this intersection is spent"
 
 
-def test_checkout_ends_the_extension() -> None:
+def test_checkout_gives_the_extension_back() -> None:
     engine, clock = engine_at(880.0)
     (decision,) = engine.decide([bus("main", 15.0)])
     assert decision.strategy == "extension"
@@ -130,6 +157,8 @@ def test_checkout_ends_the_extension() -> None:
     assert engine.checkout("bus-1", "x")
     stage, _, end = engine.plan_ahead("x")[0]
     assert (stage, end) == (0, pytest.approx(893.0))
+    assert [start for _, start, _ in engine.plan_ahead("x")[1:5]] == [
+        pytest.approx(898.0), pytest.approx(931.5), pytest.approx(970.0), 1020.0]
     assert_safe(engine)
     assert not engine.checkout("bus-1", "x")
 
@@ -204,19 +233,20 @@ def intersections(draw: st.DrawFn) -> IntersectionPlan:
 
 
 requests = st.tuples(st.integers(0, 9), st.floats(0.0, 150.0), st.sampled_from(["bus", "tram", "emergency"]),
-                     st.floats(-60.0, 600.0), st.floats(0.0, 100.0), st.sampled_from(["a", "b", "c"]))
+                     st.floats(-60.0, 600.0), st.floats(0.0, 100.0), st.sampled_from(["a", "b", "c"]),
+                     st.floats(0.0, 20.0), st.one_of(st.none(), st.floats(0.0, 30.0)))
 
 
 @given(intersections(), st.floats(0.0, 1e5),
        st.lists(st.tuples(st.floats(0.0, 40.0), st.lists(requests, max_size=4), st.booleans()), max_size=12))
 def test_every_plan_is_safe_and_no_group_starves(plan: IntersectionPlan, start_s: float, steps: list) -> None:
     clock = Clock(start_s)
-    engine = PriorityEngine(SignalPlans([plan]), clock, PriorityConfig(bus_lateness_s=0.0, recovery_cycles=0.0))
+    engine = PriorityEngine(SignalPlans([plan]), clock, PriorityConfig(bus_lateness_s=0.0))
     for wait_s, batch, check_out in steps:
         clock.now_s += wait_s
         decisions = engine.decide([PriorityRequest(vehicle, "random", f"g{g % plan.n_groups}", eta, vehicle_class,
-                                                   lateness, occupancy)
-                                   for g, eta, vehicle_class, lateness, occupancy, vehicle in batch])
+                                                   lateness, occupancy, window, queue)
+                                   for g, eta, vehicle_class, lateness, occupancy, vehicle, window, queue in batch])
         assert not [d for d in decisions if d.unsafe]
         for d in decisions:
             if d.strategy == "already_green":
@@ -226,6 +256,14 @@ def test_every_plan_is_safe_and_no_group_starves(plan: IntersectionPlan, start_s
         # The whole plan kept, history and ahead, passes the monitor: no conflict, no cut minimum or
         # clearance, and every group green again within the maximum cycle.
         assert check_schedule(plan, engine.schedule("random")) == []
+    # The frame: once the last grant's green (at most 150 s ahead), its cycle, the cycle paying it
+    # back and the one giving back to the stages it cut are over, every stage starts on its offset.
+    clock.now_s += 150.0 + 3.0 * plan.max_cycle_s
+    assert check_schedule(plan, engine.schedule("random")) == []
+    cycle_s = engine.plans.cycle_s[0]
+    for stage, start, _ in engine.plan_ahead("random"):
+        late = (start - plan.offset_s - engine.plans.stage_offset_s[0, stage]) % cycle_s
+        assert min(late, cycle_s - late) < 1e-6
 
 
 BOLOGNA_TLS = Path(__file__).resolve().parents[3] / "shared" / "data" / "sumo" / "bologna-acosta" / "acosta_tls.add.xml"
@@ -236,7 +274,7 @@ BOLOGNA_TLS = Path(__file__).resolve().parents[3] / "shared" / "data" / "sumo" /
 def test_the_city_programs_of_bologna_stay_safe(stream: list) -> None:
     plans = SignalPlans(read_signal_plans(BOLOGNA_TLS))
     clock = Clock(7 * 3600.0)
-    engine = PriorityEngine(plans, clock, PriorityConfig(bus_lateness_s=0.0, recovery_cycles=0.5))
+    engine = PriorityEngine(plans, clock, PriorityConfig(bus_lateness_s=0.0))
     for wait_s, k, g, eta, vehicle_class in stream:
         clock.now_s += wait_s
         plan = plans.plans[k]
@@ -315,7 +353,7 @@ def test_what_the_signals_showed_is_never_planned_again(stream: list) -> None:
     transition the signals already showed (the programs time in whole seconds)."""
     plans = SignalPlans(read_signal_plans(BOLOGNA_TLS))
     clock = Clock(7 * 3600.0)
-    engine = PriorityEngine(plans, clock, PriorityConfig(bus_lateness_s=0.0, recovery_cycles=0.0))
+    engine = PriorityEngine(plans, clock, PriorityConfig(bus_lateness_s=0.0))
     shown = ShownGreens(engine, clock)
     for wait_s, operation, k, g, eta_s, hold_s in stream:
         shown.wait(wait_s)
