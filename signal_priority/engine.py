@@ -278,9 +278,7 @@ class PriorityEngine:
             UnknownEntityError: an unknown intersection or signal group (from :class:`SignalPlans`).
         """
         now = self.advance()
-        batch = np.empty((len(requests), _kernels.N_REQUEST_FIELDS))
-        for r, request in enumerate(requests):
-            self._encode_into(batch, r, request, now)
+        batch = self._encode(requests, now)
         out = self._decide(now, batch)
         refused = {int(k): self._commit_if_safe(int(k)) for k in np.flatnonzero(self._changed)}
         decisions = []
@@ -328,6 +326,13 @@ class PriorityEngine:
         g = self.plans.group_index(k, group)
         self._queue_vehicles[k, g] = _finite(vehicles, "queue_vehicles", 0.0, 1e4)
         self._queue_time_s[k, g] = float(self.clock())
+
+    def _encode(self, requests: Sequence[PriorityRequest], now: float) -> np.ndarray:
+        """Validate the requests once and turn them into the kernel's ``requests`` array."""
+        batch = np.empty((len(requests), _kernels.N_REQUEST_FIELDS))
+        for r, request in enumerate(requests):
+            self._encode_into(batch, r, request, now)
+        return batch
 
     def _encode_into(self, batch: np.ndarray, r: int, request: PriorityRequest, now: float) -> None:
         """Validate one request and write it as row ``r`` of the kernel's ``requests`` (indices, absolute times)."""

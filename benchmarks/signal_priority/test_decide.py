@@ -14,7 +14,7 @@ from pilotage.core import RoadNetwork
 from pilotage.core._jit import kernel
 from pilotage.core.default_plans import default_plans
 from pilotage.core.signals import SignalPlans
-from pilotage.signal_priority import PriorityConfig, PriorityEngine, PriorityRequest
+from pilotage.signal_priority import PriorityConfig, PriorityEngine, PriorityRequest, _kernels
 
 GROUP = "priority decision, embedded city"
 NOW_S = 3600.0
@@ -55,8 +55,8 @@ def test_kernel(benchmark, plans: SignalPlans, rng: np.random.Generator, count: 
     benchmark.name = f"kernel, {count} requests"
     engine = PriorityEngine(plans, lambda: NOW_S, PriorityConfig(bus_lateness_s=0.0))
     batch = engine._encode(city_requests(plans, count, rng), NOW_S)
-    decision = engine._decide(NOW_S, batch)[0]
-    benchmark.extra_info["granted"] = int(decision.sum())
+    out = engine._decide(NOW_S, batch)
+    benchmark.extra_info["granted"] = int(out[:, _kernels.O_DECISION].sum())
     benchmark(engine._decide, NOW_S, batch)
 
 
