@@ -26,7 +26,7 @@ NONE, ALREADY_GREEN, EXTENSION, EARLY_GREEN = 0, 1, 2, 3
 
 # Reasons.
 OK, NOT_LATE, BUNCHING, PREEMPTED, TOO_EARLY, OVER_MAX_GREEN, NO_ROOM, NO_GAIN, UNDER_MIN_GREEN, OVER_MAX_CYCLE, \
-    OVER_BUDGET, CUT_LIMIT, NO_PAYBACK = range(13)
+    OVER_BUDGET, CUT_LIMIT, NO_PAYBACK, PROMISED = range(14)
 
 # Times within this of each other are equal (s).
 _TOLERANCE_S = 1e-6
@@ -221,9 +221,12 @@ N_SETTINGS = 7
 # Columns of decide's ``out`` (R, N_OUT_FIELDS).
 O_DECISION, O_STRATEGY, O_GREEN_FROM_S, O_GREEN_UNTIL_S, O_REASON, O_BASE_END_S = range(6)
 N_OUT_FIELDS = 6
-# The priority state of each intersection, ``budget`` (K, 2): the cycle it counts, the green moved in it (s);
+# The priority state of each intersection, ``budget`` (K, 4): two cycles, each with the green moved in it (s);
 # of each stage, ``stage_cuts`` (K, Sm, 2): the last cycle it was cut in, and in how many consecutive cycles.
 B_CYCLE, B_MOVED_S = 0, 1
+B_SLOTS = 2
+# The green promised to each group by its latest grant still to end, ``promised_s`` (K, Gm, 2): from, until.
+P_FROM_S, P_UNTIL_S = 0, 1
 C_LAST_CYCLE, C_STREAK = 0, 1
 # Columns of the scratch ``cuts`` (Sm, 3) of one change: per stage, the first and last cycle cut and the seconds cut.
 X_FIRST_CYCLE, X_LAST_CYCLE, X_CUT_S = 0, 1, 2
@@ -404,10 +407,10 @@ def _screen(now_s, requests, r, settings, preempted_until_s):
 @kernel
 def _ranked(requests):
     """The order in which requests are decided: class (emergency, tram, bus), then the people on
-    board, then lateness; ties in the order given."""
-    key = requests[:, R_CLASS] * 1e12 + np.minimum(np.maximum(requests[:, R_OCCUPANCY], 0.0), 9999.0) * 1e6 \
-        + np.minimum(np.maximum(requests[:, R_LATENESS_S], 0.0), 86400.0)
-    return np.argsort(-key, kind="mergesort")
+    board, then lateness, each the higher first; ties in the order given."""
+    order = np.argsort(-requests[:, R_LATENESS_S], kind="mergesort")
+    order = order[np.argsort(-requests[order, R_OCCUPANCY], kind="mergesort")]
+    return order[np.argsort(-requests[order, R_CLASS], kind="mergesort")]
 
 
 @kernel
@@ -463,7 +466,7 @@ def _plan_request(now_s, requests, r, settings, n_stages, n_groups, stage_groups
     # lasts longer when it ends too soon.
     gain = 0.0
     cycle = _cycle_of(k, plan_start_s[k, first], plan_stage[k, first], cycle_s, offset_s, stage_offset_s)
-    left = settings[S_CYCLE_SHARE] * cycle_s[k] - (budget[k, B_MOVED_S] if budget[k, B_CYCLE] == cycle else 0.0)
+    left = settings[S_CYCLE_SHARE] * cycle_s[k] - _budget_used(k, cycle, budget)
     wanted = plan_start_s[k, first] - (earliest - queue)
     if wanted >= min_gain and left < min_gain:
         out[r, O_REASON] = OVER_BUDGET
@@ -495,8 +498,10 @@ def _plan_request(now_s, requests, r, settings, n_stages, n_groups, stage_groups
     if gain <= 0.0 and extra <= 0.0:
         _grant(out, r, ALREADY_GREEN, plan_start_s[k, first], plan_end_s[k, last], plan_end_s[k, last])
         return -1.0
-    if not _pay_back(k, anchor, plan_stage[k, first], cuts, now_s, n_stages, n_groups, stage_groups, intergreen_s,
-                     stage_min_s, stage_max_s, plan_stage, plan_start_s, plan_end_s, plan_n):
+    # The stage that got the time gives it back: the one that starts sooner, else the one extended.
+    if not _pay_back(k, anchor, plan_stage[k, first if gain > 0.0 else last], cuts, now_s, n_stages, n_groups,
+                     stage_groups, intergreen_s, stage_min_s, stage_max_s, plan_stage, plan_start_s, plan_end_s,
+                     plan_n):
         out[r, O_REASON] = NO_PAYBACK
         return -1.0
     _grant(out, r, EARLY_GREEN if gain > 0.0 else EXTENSION, plan_start_s[k, first], plan_end_s[k, last], base_end)
@@ -569,19 +574,68 @@ def _grant(out, r, strategy, green_from_s, green_until_s, base_end_s):
 
 
 @kernel
+def _budget_used(k, cycle, budget):
+    """The green moved by priority at intersection ``k`` in ``cycle`` so far (s)."""
+    for slot in range(B_SLOTS):
+        if budget[k, 2 * slot + B_CYCLE] == cycle:
+            return budget[k, 2 * slot + B_MOVED_S]
+    return 0.0
+
+
+@kernel
+def _budget_add(k, cycle, moved_s, budget):
+    """Count ``moved_s`` more in ``cycle``, in its slot or in the slot of the earliest cycle."""
+    oldest = 0
+    for slot in range(B_SLOTS):
+        if budget[k, 2 * slot + B_CYCLE] == cycle:
+            budget[k, 2 * slot + B_MOVED_S] += moved_s
+            return
+        if budget[k, 2 * slot + B_CYCLE] < budget[k, 2 * oldest + B_CYCLE]:
+            oldest = slot
+    budget[k, 2 * oldest + B_CYCLE] = cycle
+    budget[k, 2 * oldest + B_MOVED_S] = moved_s
+
+
+@kernel
+def _keeps_promises(k, now_s, n_groups, stage_groups, entry_stage, entry_start_s, entry_end_s, n_entries, promised_s):
+    """Whether every group still shows the green promised to it (``promised_s``) from now on."""
+    for g in range(n_groups[k]):
+        until = promised_s[k, g, P_UNTIL_S]
+        if until <= now_s:
+            continue
+        since = max(now_s, promised_s[k, g, P_FROM_S])
+        first, last = _green_run(stage_groups, entry_stage, entry_start_s, entry_end_s, n_entries[k], k, g, since, 0)
+        if first < 0 or entry_start_s[k, first] > since + _TOLERANCE_S \
+                or entry_end_s[k, last] < until - _TOLERANCE_S:
+            return False
+    return True
+
+
+@kernel
+def _promise(k, g, now_s, green_from_s, green_until_s, promised_s):
+    """Promise group ``g`` its green from ``green_from_s`` to ``green_until_s``; the same green as the
+    one promised already lengthens the promise, a later one waits for it to end."""
+    if promised_s[k, g, P_UNTIL_S] < now_s or green_until_s < promised_s[k, g, P_FROM_S]:
+        promised_s[k, g, P_FROM_S] = green_from_s
+        promised_s[k, g, P_UNTIL_S] = green_until_s
+    elif green_from_s <= promised_s[k, g, P_UNTIL_S] + _TOLERANCE_S:
+        promised_s[k, g, P_FROM_S] = min(promised_s[k, g, P_FROM_S], green_from_s)
+        promised_s[k, g, P_UNTIL_S] = max(promised_s[k, g, P_UNTIL_S], green_until_s)
+
+
+@kernel
 def _within_limits(k, moved_s, cycle, settings, cycle_s, budget, stage_cuts, cuts):
     """Whether a change moving ``moved_s`` of green in ``cycle``, cutting the stages as ``cuts`` says,
     keeps the intersection's budget per cycle and every stage's limit of consecutive cycles cut; if
     so, both are counted. Returns a reason code."""
-    used = budget[k, B_MOVED_S] if budget[k, B_CYCLE] == cycle else 0.0
+    used = _budget_used(k, cycle, budget)
     if used + moved_s > settings[S_CYCLE_SHARE] * cycle_s[k] + _TOLERANCE_S:
         return OVER_BUDGET
     for s in range(cuts.shape[0]):
         if cuts[s, X_LAST_CYCLE] != NO_CYCLE \
                 and _streak(k, s, stage_cuts, cuts) > settings[S_MAX_CUT_CYCLES] + _TOLERANCE_S:
             return CUT_LIMIT
-    budget[k, B_CYCLE] = cycle
-    budget[k, B_MOVED_S] = used + moved_s
+    _budget_add(k, cycle, moved_s, budget)
     for s in range(cuts.shape[0]):
         if cuts[s, X_LAST_CYCLE] != NO_CYCLE:
             stage_cuts[k, s, C_STREAK] = _streak(k, s, stage_cuts, cuts)
@@ -601,20 +655,21 @@ def _streak(k, s, stage_cuts, cuts):
 @kernel
 def decide(now_s, requests, settings, n_stages, n_groups, stage_groups, intergreen_s, min_green_s, green_s,
            stage_min_s, stage_max_s, cycle_s, max_cycle_s, offset_s, stage_offset_s,
-           entry_stage, entry_start_s, entry_end_s, n_entries, budget, stage_cuts, preempted_until_s,
-           plan_stage, plan_start_s, plan_end_s, plan_n, plan_budget, plan_stage_cuts,
+           entry_stage, entry_start_s, entry_end_s, n_entries, budget, stage_cuts, promised_s, preempted_until_s,
+           plan_stage, plan_start_s, plan_end_s, plan_n, plan_budget, plan_stage_cuts, plan_promised_s,
            work_stage, work_start_s, work_end_s, work_n, out, out_changed):
     """Decide every request (rows of ``requests``, columns ``R_*``) in rank order (:func:`_ranked`).
 
-    The current plans (``entry_*``, ``n_entries``) and priority state (``budget``, ``stage_cuts``)
-    are read; the decided ones are written into ``plan_*`` for the intersections that requests
-    name, and ``out_changed[k]`` says which changed; ``work_*`` is scratch. Each request gets, in
+    The current plans (``entry_*``, ``n_entries``) and priority state (``budget``, ``stage_cuts``,
+    ``promised_s``) are read; the decided ones are written into ``plan_*`` for the intersections
+    that requests name, and ``out_changed[k]`` says whose plan changed; ``work_*`` is scratch. Each request gets, in
     ``out[r]`` (columns ``O_*``), a decision, a strategy, the green it will meet (NaN when denied), a
     reason code, and the end that green had before the change (for a check-out to give back).
     Requests at one intersection are decided one after the other on its changing plan, so those for
     one stage share one change. A change keeps the fixed-cycle frame, each stage's minimum, each
-    group's minimum green and the maximum cycle, moves at most ``S_CYCLE_SHARE`` of a cycle per
-    cycle, and cuts no stage in more than ``S_MAX_CUT_CYCLES`` consecutive cycles.
+    group's minimum green and the maximum cycle, takes back no green promised to a vehicle by an
+    earlier grant, moves at most ``S_CYCLE_SHARE`` of a cycle per cycle, and cuts no stage in more
+    than ``S_MAX_CUT_CYCLES`` consecutive cycles.
     """
     cuts = np.empty((stage_groups.shape[1], 3))
     touched = np.zeros(out_changed.size, dtype=np.bool_)
@@ -634,6 +689,7 @@ def decide(now_s, requests, settings, n_stages, n_groups, stage_groups, intergre
                        plan_end_s, plan_n)
             plan_budget[k] = budget[k]
             plan_stage_cuts[k] = stage_cuts[k]
+            plan_promised_s[k] = promised_s[k]
             touched[k] = True
         out[r, O_REASON] = _screen(now_s, requests, r, settings, preempted_until_s)
         if out[r, O_REASON] != OK:
@@ -647,9 +703,15 @@ def decide(now_s, requests, settings, n_stages, n_groups, stage_groups, intergre
         if moved < 0.0:
             _copy_plan(k, 0, work_stage, work_start_s, work_end_s, work_n, plan_stage, plan_start_s, plan_end_s,
                        plan_n)
+            if out[r, O_DECISION] == GRANTED:
+                _promise(k, int(requests[r, R_GROUP]), now_s, out[r, O_GREEN_FROM_S], out[r, O_GREEN_UNTIL_S],
+                         plan_promised_s)
             continue
         reason = OK
-        if _green_too_short(k, plan_n[k], n_groups, stage_groups, min_green_s, plan_stage, plan_start_s, plan_end_s):
+        if not _keeps_promises(k, now_s, n_groups, stage_groups, plan_stage, plan_start_s, plan_end_s, plan_n,
+                               plan_promised_s):
+            reason = PROMISED
+        elif _green_too_short(k, plan_n[k], n_groups, stage_groups, min_green_s, plan_stage, plan_start_s, plan_end_s):
             reason = UNDER_MIN_GREEN
         elif _waits_too_long(k, plan_n[k], max_cycle_s[k], n_stages, n_groups, stage_groups, intergreen_s, green_s,
                              plan_stage, plan_start_s, plan_end_s):
@@ -670,18 +732,21 @@ def decide(now_s, requests, settings, n_stages, n_groups, stage_groups, intergre
             out[r, O_BASE_END_S] = np.nan
             out[r, O_REASON] = reason
             continue
+        _promise(k, int(requests[r, R_GROUP]), now_s, out[r, O_GREEN_FROM_S], out[r, O_GREEN_UNTIL_S],
+                 plan_promised_s)
         out_changed[k] = True
 
 
 @kernel
-def release(now_s, k, g, base_end_s, n_stages, n_groups, stage_groups, intergreen_s, green_s, stage_min_s,
-            entry_stage, entry_start_s, entry_end_s, n_entries):
+def release(now_s, k, g, base_end_s, n_stages, n_groups, stage_groups, intergreen_s, min_green_s, green_s,
+            stage_min_s, entry_stage, entry_start_s, entry_end_s, n_entries):
     """A check-out: end the green of group ``g`` at intersection ``k`` that a grant lengthened past
     ``base_end_s``, at the later of now, that end and its stage's minimum, and give the time back to
-    the entries after it, up to two cycle starts ahead, in proportion to what each lacks of its base
+    the entries after it up to the next cycle's start, in proportion to what each lacks of its base
     green (the stages that paid for it); what they cannot take stays with the green. Returns the
-    time the green now ends, or NaN when nothing changes (``g`` not green now, nothing to give back,
-    or the frame would not close)."""
+    time the green now ends, or NaN when the plan must stay as it was (``g`` not green now, nothing
+    to give back, the frame would not close, or a green would fall under its minimum): the arrays
+    may then hold a half-made change, which the caller discards."""
     n = n_entries[k]
     first, last = _green_run(stage_groups, entry_stage, entry_start_s, entry_end_s, n, k, g, now_s, 0)
     if first < 0 or entry_start_s[k, first] > now_s:
@@ -689,8 +754,6 @@ def release(now_s, k, g, base_end_s, n_stages, n_groups, stage_groups, intergree
     end = entry_end_s[k, last]
     new_end = max(now_s, base_end_s, entry_start_s[k, last] + stage_min_s[k, entry_stage[k, last]])
     anchor = _next_cycle_start(k, last, n, entry_stage)
-    if anchor >= 0 and _next_cycle_start(k, anchor, n, entry_stage) >= 0:
-        anchor = _next_cycle_start(k, anchor, n, entry_stage)
     if new_end >= end - _TOLERANCE_S or anchor < 0:
         return np.nan
     lacking = 0.0
@@ -705,7 +768,8 @@ def release(now_s, k, g, base_end_s, n_stages, n_groups, stage_groups, intergree
     entry_end_s[k, last] = end - given
     _retime(k, last + 1, anchor, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s, entry_end_s)
     if not _fit_to_anchor(k, anchor, now_s, n_stages, n_groups, stage_groups, intergreen_s, entry_stage,
-                          entry_start_s, entry_end_s, n_entries):
+                          entry_start_s, entry_end_s, n_entries) \
+            or _green_too_short(k, n, n_groups, stage_groups, min_green_s, entry_stage, entry_start_s, entry_end_s):
         return np.nan
     return entry_end_s[k, last]
 

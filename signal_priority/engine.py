@@ -70,6 +70,7 @@ REASONS = {
     _kernels.OVER_BUDGET: "the priority budget of this cycle at this intersection is spent",
     _kernels.CUT_LIMIT: "a stage would be cut in too many consecutive cycles",
     _kernels.NO_PAYBACK: "the stage served cannot give the time back to the stages cut in the next cycle",
+    _kernels.PROMISED: "the change would take back a green promised to another vehicle",
 }
 EXIT_TRANSITIONS = ("in_step", "short_way", "long_way", "dwell", "out_of_step")
 # The exit transitions tried, in order, for each choice of PriorityEngine.preempt.
@@ -118,7 +119,7 @@ class PriorityConfig:
     saturation_headway_s: float = 2.0
     start_up_loss_s: float = 2.0
     queue_max_age_s: float = 10.0
-    horizon_s: float = 300.0
+    horizon_s: float = 480.0
     max_eta_s: float = 240.0
     plan_entries: int = 96
 
@@ -230,8 +231,8 @@ class PriorityEngine:
         self._n = np.zeros(k, dtype=np.int64)
         self._preempted_until_s = np.full(k, -np.inf)
         # Priority's own state: the green moved in the cycle counted, and each stage's cut streak.
-        self._budget = np.zeros((k, 2))
-        self._budget[:, _kernels.B_CYCLE] = _kernels.NO_CYCLE
+        self._budget = np.zeros((k, 2 * _kernels.B_SLOTS))
+        self._budget[:, _kernels.B_CYCLE::2] = _kernels.NO_CYCLE
         self._stage_cuts = np.zeros((k, sm, 2))
         self._stage_cuts[:, :, _kernels.C_LAST_CYCLE] = _kernels.NO_CYCLE
         self._plan_stage = np.empty_like(self._stage)
@@ -240,6 +241,8 @@ class PriorityEngine:
         self._plan_n = np.empty_like(self._n)
         self._plan_budget = self._budget.copy()
         self._plan_stage_cuts = self._stage_cuts.copy()
+        self._promised_s = np.full((k, plans.stage_groups.shape[2], 2), -np.inf)
+        self._plan_promised_s = self._promised_s.copy()
         self._work_stage = np.empty_like(self._stage)
         self._work_start_s = np.empty_like(self._start_s)
         self._work_end_s = np.empty_like(self._end_s)
@@ -281,6 +284,10 @@ class PriorityEngine:
         batch = self._encode(requests, now)
         out = self._decide(now, batch)
         refused = {int(k): self._commit_if_safe(int(k)) for k in np.flatnonzero(self._changed)}
+        # The greens promised at intersections whose plan did not change, or changed safely.
+        for k in np.unique(batch[:, _kernels.R_INTERSECTION]).astype(np.int64).tolist():
+            if not refused.get(k):
+                self._promised_s[k] = self._plan_promised_s[k]
         decisions = []
         for r, request in enumerate(requests):
             k = int(batch[r, _kernels.R_INTERSECTION])
@@ -373,9 +380,10 @@ class PriorityEngine:
                         plans.intergreen_s, plans.min_green_s, plans.green_s, plans.stage_min_s, plans.stage_max_s,
                         plans.cycle_s, plans.max_cycle_s, plans.offset_s, plans.stage_offset_s,
                         self._stage, self._start_s, self._end_s, self._n, self._budget, self._stage_cuts,
-                        self._preempted_until_s, self._plan_stage, self._plan_start_s, self._plan_end_s, self._plan_n,
-                        self._plan_budget, self._plan_stage_cuts, self._work_stage, self._work_start_s,
-                        self._work_end_s, self._work_n, out, self._changed)
+                        self._promised_s, self._preempted_until_s, self._plan_stage, self._plan_start_s,
+                        self._plan_end_s, self._plan_n, self._plan_budget, self._plan_stage_cuts,
+                        self._plan_promised_s, self._work_stage, self._work_start_s, self._work_end_s, self._work_n,
+                        out, self._changed)
         return out
 
     def preempt(self, intersection: int | str, holds: Sequence[Hold], *,
@@ -438,6 +446,7 @@ class PriorityEngine:
         if refused:
             return Preemption((None,) * count, (None,) * count, EXIT_TRANSITIONS[transition], None, refused)
         self._grants = {key: grant for key, grant in self._grants.items() if key[1] != k}
+        self._promised_s[k] = -np.inf
         in_step = None if math.isnan(in_step_from) else float(in_step_from)
         self._preempted_until_s[k] = in_step if in_step is not None else float(np.nanmax(green_until, initial=now))
         return Preemption(tuple(None if math.isnan(t) else float(t) for t in green_from),
@@ -477,9 +486,15 @@ class PriorityEngine:
         self._propose(k)
         plans = self.plans
         ended = _kernels.release(now, k, grant.group, grant.base_end, plans.n_stages, plans.n_groups,
-                                 plans.stage_groups, plans.intergreen_s, plans.green_s, plans.stage_min_s,
-                                 self._plan_stage, self._plan_start_s, self._plan_end_s, self._plan_n)
-        return not math.isnan(ended) and not self._commit_if_safe(k)
+                                 plans.stage_groups, plans.intergreen_s, plans.min_green_s, plans.green_s,
+                                 plans.stage_min_s, self._plan_stage, self._plan_start_s, self._plan_end_s,
+                                 self._plan_n)
+        if math.isnan(ended) or self._commit_if_safe(k):
+            return False
+        # Vehicles that counted on the rest of this green ask again: it is no longer promised.
+        promise = self._promised_s[k, grant.group]
+        promise[_kernels.P_UNTIL_S] = min(promise[_kernels.P_UNTIL_S], ended)
+        return True
 
     def schedule(self, intersection: int | str) -> GreenSchedule:
         """The green intervals of every group of ``intersection`` over the plan kept (history and ahead)."""

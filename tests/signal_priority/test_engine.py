@@ -157,10 +157,19 @@ def test_checkout_gives_the_extension_back() -> None:
     assert engine.checkout("bus-1", "x")
     stage, _, end = engine.plan_ahead("x")[0]
     assert (stage, end) == (0, pytest.approx(893.0))
-    assert [start for _, start, _ in engine.plan_ahead("x")[1:5]] == [
-        pytest.approx(898.0), pytest.approx(931.5), pytest.approx(970.0), 1020.0]
+    # Side, which paid the 10 s, gets the 7 s not used back now; the next cycle keeps its start.
+    assert [start for _, start, _ in engine.plan_ahead("x")[1:5]] == [pytest.approx(898.0), 935.0,
+                                                                       pytest.approx(970.0), 1020.0]
     assert_safe(engine)
     assert not engine.checkout("bus-1", "x")
+
+
+def test_a_green_promised_to_one_vehicle_is_not_taken_back_for_another() -> None:
+    engine, _ = engine_at(880.0, PriorityConfig(bus_lateness_s=0.0))
+    decisions = engine.decide([bus("main", 15.0, vehicle="tram", vehicle_class="tram"), bus("side", 5.0)])
+    assert [(d.vehicle, d.strategy) for d in decisions] == [("tram", "extension"), ("bus-1", "none")]
+    assert decisions[1].reason == "the change would take back a green promised to another vehicle"
+    assert engine.plan_ahead("x")[0][2] == pytest.approx(900.0)
 
 
 def test_a_plan_the_monitor_refuses_is_not_applied(monkeypatch: pytest.MonkeyPatch,
