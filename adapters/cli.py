@@ -137,12 +137,16 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
 
     sim = argparse.ArgumentParser(add_help=False)
     sim.add_argument("--duration", type=float, metavar="S", help="simulated seconds (default: the scenario's end)")
-    sim.add_argument("--seed", type=int, default=42, metavar="N", help="SUMO's seed, the same for every run (42)")
-    sim.add_argument("--report", metavar="OUT.json", help="write the report there, with its plots beside it")
+    sim.add_argument("--seed", type=int, default=42, metavar="N",
+                     help="SUMO's seed of the first paired runs; the next ones take the next seeds (42)")
+    sim.add_argument("--seeds", type=_positive_int, default=1, metavar="N",
+                     help="paired runs: each seed runs off and on, N seeds from --seed on, in parallel processes; "
+                          "the report gives means and 95%% confidence intervals of the changes (1)")
+    sim.add_argument("--report", metavar="OUT.json",
+                     help="write the report there, its plots beside it, and each run's outputs (the scenario's "
+                          "own included) into OUT/<arm>-seed<N>/ (default: a temporary folder, removed)")
     sim.add_argument("--min-lateness", type=float, metavar="S",
                      help="priority only for buses at least this late (default: every bus)")
-    sim.add_argument("--recovery-cycles", type=float, default=1.0, metavar="N",
-                     help="cycles an intersection grants no other priority after one (1)")
     sim.add_argument("--emergency-every", type=float, metavar="S",
                      help="add an emergency vehicle this often on a random route (default: the scenario's own)")
     simulate = commands.add_parser(
@@ -151,11 +155,15 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
     simulate.add_argument("--sumocfg", metavar="FILE", help="a SUMO scenario (default: the embedded city)")
     simulate.add_argument("--priority", choices=("on", "off"), default="on", help="bus and tram priority (on)")
     simulate.add_argument("--corridors", choices=("on", "off"), default="on", help="emergency corridors (on)")
+    simulate.add_argument("--compare", choices=("on", "off"), default="on",
+                          help="also run the baseline, priority and corridors off, with each seed (on); off: the "
+                               "asked run alone")
     simulate.add_argument("--json", action="store_true", help="print the runs as JSON for scripts")
     simulate.set_defaults(run=_simulate)
     demo = commands.add_parser("demo", parents=[sim], help="the embedded city's peak, priority and corridors off "
                                                            "then on, side by side")
-    demo.set_defaults(run=_simulate, sumocfg=None, priority="on", corridors="on", json=False, demo=True)
+    demo.set_defaults(run=_simulate, sumocfg=None, priority="on", corridors="on", compare="on", json=False,
+                      demo=True)
 
     keys = commands.add_parser("keys", help="CurveZMQ keys for the server and its clients")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
@@ -165,6 +173,16 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
     new.add_argument("--server", action="store_true", help="make the server's key pair instead")
     new.add_argument("--dir", default="keys", help="the keys directory (default ./keys)")
     new.set_defaults(run=_keys_new)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    return value
 
 
 def _json_object(text: str) -> dict[str, object]:
@@ -377,17 +395,23 @@ def _run_simulation(args: argparse.Namespace) -> list[dict[str, object]]:
     sumocfg = Path(args.sumocfg) if args.sumocfg else city_scenario().sumocfg
     duration_s = args.duration
     options = LoopOptions(priority=args.priority == "on", corridors=args.corridors == "on", duration_s=duration_s,
-                          min_lateness_s=args.min_lateness, recovery_cycles=args.recovery_cycles,
+                          min_lateness_s=args.min_lateness,
                           emergency_every_s=args.emergency_every, seed=args.seed,
                           sumo_args=tuple(args.sumo_args))
-    runs = compare(sumocfg, options)
+    report_file = args.report or ("simulation/report.json" if demo else None)
+    report = Path(report_file) if report_file else None
+    if report is not None and report.suffix != ".json":
+        raise InvalidInputError(f"expected a report path ending in .json, got {str(report)!r}: name the file "
+                                "<name>.json; the plots and the runs' outputs go next to it", field="report")
+    # Each run's outputs (SUMO's and the scenario's own) in a folder named after the report, beside it.
+    runs = compare(sumocfg, options, seeds=args.seeds, baseline=args.compare == "on",
+                   output_dir=report.with_suffix("") if report is not None else None)
     if not args.json:
         print(format_table(runs))
-    report = args.report or ("simulation/report.json" if demo else None)
-    if report:
+    if report is not None:
         path = write_report(runs, report)
         if not args.json:
-            print(f"report and plots in {path.parent}/")
+            print(f"report and plots in {path.parent}/, each run's outputs in {report.with_suffix('')}/")
     return runs
 
 

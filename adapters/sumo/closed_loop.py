@@ -35,11 +35,41 @@ differ by the requests alone.
 
 Measures, per vehicle class (SUMO's ``tripinfo``, unfinished trips included): travel time
 (duration) over the trips that ended; time loss and stops (timeLoss, waitingCount) over every
-vehicle that set off, up to the end of the run; for buses, trams and emergency vehicles the time
-lost approaching traffic lights (within :data:`SIGNAL_ZONE_M` of the stop line, away from any stop:
-each step at speed ``v`` under the allowed ``v_max`` loses ``step * (1 - v / v_max)``); bus
-schedule adherence at stops with an ``arrival`` time (SUMO's stop output); and for one bus route,
-a time-space record (trajectories and the greens of its lights).
+vehicle that set off, up to the end of the run; bus schedule adherence at stops with an ``arrival``
+time (SUMO's stop output); and for one bus route, a time-space record (trajectories and the greens
+of its lights). Besides:
+
+- **Time lost at signals** (buses, trams, emergency vehicles): over the steps within
+  :data:`SIGNAL_ZONE_M` upstream of the stop line of the vehicle's next traffic light, each step at
+  speed ``v`` under the allowed ``v_max`` loses ``step * (1 - v / v_max)``. A step does not count
+  when the vehicle is stopped (at a stop, or any stop SUMO gives it); when its next stop lies on its
+  route before that stop line (it is slowing down for the stop, or queued towards it); or, after it
+  left a stop, until it is both :data:`AFTER_STOP_S` and :data:`AFTER_STOP_M` past the moment and
+  place it left (it is accelerating away; past either, a bus queued just beyond its stop counts
+  again).
+- **Person delay**: SUMO's time loss of each vehicle times the persons it carries, summed, in
+  person-hours: :data:`CAR_OCCUPANCY` per car, one per other vehicle (its driver), and for buses
+  and trams the most passengers SUMO counted aboard over the trip; when no bus or tram of the run
+  ever carries a passenger (the scenario models none), :data:`ASSUMED_TRANSIT_OCCUPANCY` instead,
+  and the run says so.
+- **Plan changes**: granted replies whose strategy changes the plan (not ``already_green``).
+- **Grants used**: for each vehicle and light, the last plan-changing grant's ``green_from`` and
+  ``green_until``; when the vehicle crosses the light (its next traffic light changes), whether the
+  crossing step is within that green, give or take a step. Grants whose vehicle has not crossed by
+  the end are counted apart.
+- **Offset error**: every :data:`OFFSET_SAMPLE_EVERY_S`, for each light, the start of its current
+  or next first stage (stage 0) in the engine's plan (:meth:`PriorityEngine.plan_ahead`) against
+  the coordinated start ``offset + stage offset + n * cycle``, folded into half a cycle either way;
+  per light and over all, the 95th percentile and the largest of its absolute value.
+- **Teleports** (SUMO's count of vehicles it teleported) and the **insertion backlog** (vehicles
+  due but not yet inserted): the largest over the run and the last.
+
+**Outputs.** Each run writes every output file, the scenario's own (its ``tripinfo-output``, the
+``file`` of its detectors and other additional outputs, its log) and the loop's, into a folder of
+its own, by file name, never into the scenario's folder: SUMO puts its ``--output-prefix`` before
+the file name of each output path it has already resolved, so the prefix climbs to the root
+(``..`` at the root stays there) and comes down into the run's folder. When the scenario sets no
+``tripinfo-output`` or ``stop-output``, the loop adds ``tripinfo.xml`` and ``stopinfo.xml``.
 
 Nothing here imports SUMO at module import: :func:`simulate` imports libsumo, and says how to
 install it when it is missing.
@@ -52,13 +82,14 @@ import itertools
 import logging
 import math
 import multiprocessing
+import os
 import random
 import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -78,16 +109,37 @@ from pilotage.signal_priority.engine import PriorityConfig, PriorityEngine
 logger = logging.getLogger(__name__)
 
 #: Time lost within this distance (m) upstream of a traffic light's stop line counts as lost at signals.
-SIGNAL_ZONE_M = 100.0
+SIGNAL_ZONE_M = 300.0
+#: After leaving a stop, a vehicle is accelerating until it is this long (s) and this far (m) past it.
+AFTER_STOP_S = 10.0
+AFTER_STOP_M = 50.0
+#: Persons per car: the usual mean occupancy of urban car traffic (commuting nearer 1.1, leisure 1.6).
+CAR_OCCUPANCY = 1.3
+#: Persons aboard a bus or tram when the scenario carries no passengers: a mean load over an urban
+#: line's route and day, not a full vehicle (an assumption, reported as such).
+ASSUMED_TRANSIT_OCCUPANCY = {"bus": 20.0, "tram": 60.0}
+#: How often (s, simulated) each plan's offset error is sampled.
+OFFSET_SAMPLE_EVERY_S = 10.0
 #: SUMO vehicle classes and the class they are reported under.
 REPORT_CLASS = {"bus": "bus", "coach": "bus", "tram": "tram", "emergency": "emergency", "passenger": "car",
                 "private": "car", "taxi": "car", "evehicle": "car"}
 #: Classes that ask for priority, and under which class of the protocol.
 PRIORITY_CLASS = {"bus": "bus", "coach": "bus", "tram": "tram"}
+#: A bus or tram accelerating to the allowed speed before its light (m/s²), for its earliest arrival.
+ACCELERATION_MS2 = 1.0
+#: Added to a request's arrival interval: the time to clear the stop line once there (s).
+ETA_MARGIN_S = 2.0
+#: A vehicle slower than this (m/s) is queued; at most this many vehicles ahead are counted.
+HALTED_MS = 1.0
+MAX_QUEUE_VEHICLES = 40
 #: A stop arrival between 60 s early and 300 s late is on time (the usual bus punctuality window).
 ON_TIME_S = (-60.0, 300.0)
 
 _SIM_EXTRA = "pip install 'pilotage[sim]'"
+# More levels than any folder an output is written to is deep: the output prefix climbs to the root.
+_ROOT_LEVELS = 64
+# The outputs the loop reads, and the file each gets when the scenario sets none.
+_LOOP_OUTPUTS = {"tripinfo-output": "tripinfo.xml", "stop-output": "stopinfo.xml"}
 _INVALID_SUMO_TIME = -1e9
 _EMERGENCY_TYPE = "pilotage_emergency"
 
@@ -106,8 +158,6 @@ class LoopOptions:
         update_every_s: an emergency vehicle reports its position this often.
         min_lateness_s: buses get priority only when at least this late (None: every bus, the
             unconditional priority of a line without timetable).
-        recovery_cycles: after a priority, an intersection grants no other for this many cycles
-            (:class:`PriorityConfig`).
         emergency_every_s: add an emergency vehicle this often, on a random route across the
             network (None: only the scenario's own).
         seed: SUMO's seed and the seed of the added emergency routes.
@@ -122,7 +172,6 @@ class LoopOptions:
     request_every_s: float = 2.0
     update_every_s: float = 2.0
     min_lateness_s: float | None = None
-    recovery_cycles: float = PriorityConfig.recovery_cycles
     emergency_every_s: float | None = None
     seed: int = 42
     sumo_args: tuple[str, ...] = ()
@@ -133,68 +182,158 @@ class LoopOptions:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise InvalidInputError(f"expected {name} > 0, got {value!r}", field=name)
-        if not (math.isfinite(self.recovery_cycles) and self.recovery_cycles >= 0):
-            raise InvalidInputError(f"expected recovery_cycles >= 0, got {self.recovery_cycles!r}",
-                                    field="recovery_cycles")
 
 
-def simulate(sumocfg: str | Path, options: LoopOptions | None = None) -> dict[str, object]:
+def simulate(sumocfg: str | Path, options: LoopOptions | None = None,
+             output_dir: str | os.PathLike[str] | None = None) -> dict[str, object]:
     """Run the closed loop on the SUMO scenario ``sumocfg`` and return its measures, a JSON-able
     dict (the keys are those :mod:`pilotage.adapters.sumo.report` reads; times in s, lengths in m).
 
-    libsumo runs one simulation per process: run two at once in two processes.
+    Every output of the run goes into ``output_dir`` (created), by file name (module docstring),
+    and the run's ``outputs`` lists them; without it, into a temporary folder removed at the end
+    (``outputs`` is then None). libsumo runs one simulation per process: run two at once in two
+    processes.
 
     Raises:
         DataFileError: no such file, or SUMO refuses the scenario or an argument (its message kept).
-        InvalidInputError: a scenario without a traffic light the engine can drive.
+        InvalidInputError: a scenario without a traffic light the engine can drive; SUMO arguments
+            with their own ``--output-prefix``; an ``output_dir`` whose path holds ``TIME`` (SUMO
+            would replace it).
         ImportError: libsumo is not installed (the message says how to install it).
+        OSError: ``output_dir`` cannot be made.
     """
     options = options or LoopOptions()
     sumocfg = _scenario_file(sumocfg)
     libsumo = _libsumo()
-    with tempfile.TemporaryDirectory(prefix="pilotage-sim-") as folder:
-        tripinfo, stopinfo = Path(folder) / "tripinfo.xml", Path(folder) / "stopinfo.xml"
-        command = ["sumo", "-c", str(sumocfg), "--seed", str(options.seed), "--no-step-log", "true",
-                   "--tripinfo-output", str(tripinfo), "--tripinfo-output.write-unfinished", "true",
-                   "--stop-output", str(stopinfo), "--no-warnings", "true", *options.sumo_args]
-        try:
-            libsumo.start(command)
-        except Exception as exc:
-            raise DataFileError(f"SUMO refused {sumocfg} or its arguments {list(options.sumo_args)}: {exc}") from exc
-        started = time.perf_counter()
-        try:
-            loop = _Loop(libsumo, options, sumocfg)
-            loop.run()
-        finally:
-            libsumo.close()
-        run = loop.measures()
-        run["wall_time_s"] = time.perf_counter() - started
-        run["classes"], bus_losses_s = _trip_measures(tripinfo, loop.vehicle_class, loop.signal_loss_s, loop.emergency)
-        run["buses"] = {"signal_time_loss_s": bus_losses_s, "schedule": _schedule_adherence(stopinfo)}
+    if output_dir is None:
+        with tempfile.TemporaryDirectory(prefix="pilotage-sim-") as folder:
+            _check_outputs(options, Path(folder))
+            run = _run(libsumo, sumocfg, options, Path(folder))
+        run["outputs"] = None
+        return run
+    folder = Path(output_dir)
+    _check_outputs(options, folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    run = _run(libsumo, sumocfg, options, folder)
+    run["outputs"] = {"folder": str(folder), "files": sorted(path.name for path in folder.iterdir())}
     return run
 
 
-def compare(sumocfg: str | Path, options: LoopOptions | None = None) -> list[dict[str, object]]:
-    """The baseline (priority and corridors off) and ``options`` (default: both on), same seed and
-    demand, each in its own process, both at once; only one run when ``options`` is the baseline.
-    Returns their measures, baseline first.
+def _run(libsumo: ModuleType, sumocfg: Path, options: LoopOptions, folder: Path) -> dict[str, object]:
+    """One run, every output written into ``folder`` (an existing folder)."""
+    own = _outputs_set(sumocfg, options.sumo_args)
+    command = ["sumo", "-c", str(sumocfg), "--seed", str(options.seed), "--no-step-log", "true",
+               "--output-prefix", _output_prefix(folder), "--tripinfo-output.write-unfinished", "true",
+               "--no-warnings", "true"]
+    for name, file in _LOOP_OUTPUTS.items():
+        if name not in own:
+            command += [f"--{name}", file]
+    command += options.sumo_args
+    try:
+        libsumo.start(command)
+    except Exception as exc:
+        raise DataFileError(f"SUMO refused {sumocfg} or its arguments {list(options.sumo_args)}: {exc}") from exc
+    started = time.perf_counter()
+    try:
+        tripinfo, stopinfo = (folder / Path(libsumo.simulation.getOption(name)).name for name in _LOOP_OUTPUTS)
+        loop = _Loop(libsumo, options, sumocfg)
+        loop.run()
+    finally:
+        libsumo.close()
+    run = loop.measures()
+    run["wall_time_s"] = time.perf_counter() - started
+    # Passengers as SUMO counted them, when the scenario models any.
+    passengers = loop.persons_aboard if any(loop.persons_aboard.values()) else None
+    run["classes"], bus_losses_s, run["person_delay"] = _trip_measures(
+        tripinfo, loop.vehicle_class, loop.signal_loss_s, loop.emergency, passengers)
+    run["buses"] = {"signal_time_loss_s": bus_losses_s, "schedule": _schedule_adherence(stopinfo)}
+    return run
+
+
+def _check_outputs(options: LoopOptions, folder: Path | None) -> None:
+    """Raises InvalidInputError when the run's outputs could not all go into ``folder``."""
+    if any(arg.split("=", 1)[0] == "--output-prefix" for arg in options.sumo_args):
+        raise InvalidInputError("expected no --output-prefix among the SUMO arguments: each run writes its outputs "
+                                "into a folder of its own through it", field="sumo_args")
+    if folder is not None and "TIME" in str(folder.resolve()):
+        raise InvalidInputError(f"expected an output folder without 'TIME' in its path, got {folder}: SUMO replaces "
+                                "it by the time in output names", field="output_dir")
+
+
+def _output_prefix(folder: Path) -> str:
+    """SUMO's ``--output-prefix`` that sends every output file into ``folder``: SUMO puts it before
+    the file name of an output path it has already resolved (against the configuration's folder,
+    an additional file's, or the working one), so it climbs from any folder to the root and comes
+    down into ``folder``."""
+    return "../" * _ROOT_LEVELS + folder.resolve().as_posix().lstrip("/") + "/"
+
+
+def _outputs_set(sumocfg: Path, sumo_args: tuple[str, ...]) -> set[str]:
+    """Which of the loop's outputs the scenario's configuration or the SUMO arguments set."""
+    named = {arg.split("=", 1)[0].removeprefix("--") for arg in sumo_args if arg.startswith("--")}
+    try:
+        named |= {element.tag for _, element in ET.iterparse(sumocfg) if element.get("value")}
+    except ET.ParseError as exc:
+        raise DataFileError(f"{sumocfg} is not a SUMO configuration SUMO can read: {exc}") from exc
+    return named & _LOOP_OUTPUTS.keys()
+
+
+def arm_name(options: LoopOptions) -> str:
+    """The name of a run's arm by its switches: ``off``, ``on``, ``priority-on`` or ``corridors-on``."""
+    if options.priority == options.corridors:
+        return "on" if options.priority else "off"
+    return "priority-on" if options.priority else "corridors-on"
+
+
+def compare(sumocfg: str | Path, options: LoopOptions | None = None, *, seeds: int = 1, baseline: bool = True,
+            output_dir: str | os.PathLike[str] | None = None) -> list[dict[str, object]]:
+    """Paired runs over ``seeds`` seeds, ``options.seed``, ``options.seed + 1``, ...: for each, the
+    baseline (priority and corridors off) and ``options`` (default: both on), with that seed and the
+    same demand; ``options`` alone when ``baseline`` is False or ``options`` is the baseline. Each
+    run in a process of its own, as many at once as there are cores. Returns their measures, seed by
+    seed, the baseline first.
+
+    With ``output_dir``, each run writes its outputs into ``output_dir/<arm>-seed<N>/``
+    (:func:`arm_name`); without it, into a temporary folder removed after the run.
 
     Raises:
-        DataFileError, InvalidInputError, ImportError: as :func:`simulate`.
+        InvalidInputError: ``seeds`` below 1; and as :func:`simulate`.
+        DataFileError, ImportError, OSError: as :func:`simulate`.
     """
     options = options or LoopOptions()
     sumocfg = _scenario_file(sumocfg)
-    baseline = dataclasses.replace(options, priority=False, corridors=False)
-    runs = [baseline] if baseline == options else [baseline, options]
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise InvalidInputError(f"expected seeds >= 1, got {seeds!r}", field="seeds")
+    off = dataclasses.replace(options, priority=False, corridors=False)
+    arms = [off, options] if baseline and off != options else [options]
+    runs = [dataclasses.replace(arm, seed=options.seed + n) for n in range(seeds) for arm in arms]
+    folders = [None if output_dir is None else Path(output_dir) / f"{arm_name(run)}-seed{run.seed}" for run in runs]
+    for folder in folders:
+        _check_outputs(options, folder)
     _libsumo()
-    logger.info("simulating %s, %s: %s", sumocfg.name,
+    workers = min(len(runs), os.cpu_count() or 1)
+    logger.info("simulating %s, %s: %s, %d seed%s from %d, %d run%s at once", sumocfg.name,
                 f"{options.duration_s:.0f} s" if options.duration_s else "the whole scenario",
-                "priority and corridors off, then as asked, side by side" if len(runs) == 2
-                else "priority and corridors off")
-    # libsumo holds one simulation per process, and a fresh process per run keeps them apart.
+                " and ".join(arm_name(arm) for arm in arms), seeds, "s" if seeds > 1 else "", options.seed, workers,
+                "s" if workers > 1 else "")
+    # libsumo holds one simulation per process: each run has a process to itself while it runs.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=len(runs), mp_context=context, initializer=_quiet_worker) as pool:
-        return list(pool.map(simulate, [sumocfg] * len(runs), runs))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_quiet_worker) as pool:
+        futures = {pool.submit(simulate, sumocfg, run, folder): n
+                   for n, (run, folder) in enumerate(zip(runs, folders, strict=True))}
+        results: list[dict[str, object]] = [{} for _ in runs]
+        try:
+            for done, future in enumerate(as_completed(futures), 1):
+                n = futures[future]
+                results[n] = future.result()
+                logger.info("run %d of %d done: %s, seed %d, %.0f s", done, len(runs), arm_name(runs[n]),
+                            runs[n].seed, results[n]["wall_time_s"])
+        except BaseException:
+            # A failed run fails them all: the runs not started yet are not started.
+            for future in futures:
+                future.cancel()
+            raise
+    return results
 
 
 def _quiet_worker() -> None:
@@ -427,6 +566,10 @@ class _Tracked:
     # An emergency vehicle's corridor, as its last reply gave it: open, and how often rerouted.
     corridor_open: bool = False
     reroutes: int = 0
+    # Measuring: stopped at the last step, and when and where (odometer, m) it last left a stop.
+    was_stopped: bool = False
+    left_stop_s: float = -math.inf
+    left_stop_odometer_m: float = -math.inf
 
 
 class _Loop:
@@ -443,8 +586,7 @@ class _Loop:
         self.net = _read_network(libsumo, sumocfg)
         lateness = -math.inf if options.min_lateness_s is None else options.min_lateness_s
         self.priority = PriorityEngine(SignalPlans(self.net.plans), clock=lambda: self.now,
-                                       config=PriorityConfig(bus_lateness_s=lateness,
-                                                             recovery_cycles=options.recovery_cycles))
+                                       config=PriorityConfig(bus_lateness_s=lateness))
         corridors = CorridorEngine(self.net.network, self.priority,
                                    CorridorConfig(emergency_speed_kph=self.net.speed_classes_kph,
                                                   timeout_s=max(30.0, 10 * options.update_every_s)))
@@ -472,6 +614,14 @@ class _Loop:
         self._time_space: dict[str, object] | None = None
         self._time_space_route: tuple[str, ...] = ()
         self._route_starts_m = np.zeros(1)
+        # The most persons seen aboard each bus and tram.
+        self.persons_aboard: dict[str, int] = {}
+        # The green of the last plan-changing grant of each (vehicle, traffic light) not yet crossed.
+        self._grant_green_s: dict[tuple[str, str], tuple[float, float]] = {}
+        self.grant_crossings = {"in_green": 0, "outside_green": 0}
+        self._offset_error_s: list[list[float]] = [[] for _ in self.net.lights]
+        self._next_offset_sample_s = self.begin_s
+        self.traffic = {"teleports": 0, "insertion_backlog_max": 0, "insertion_backlog_end": 0}
 
     # -- stepping ------------------------------------------------------------------------------------
 
@@ -485,6 +635,7 @@ class _Loop:
             sumo.simulationStep()
             self.steps += 1
             self.now = float(sumo.simulation.getTime())
+            self._count_traffic()
             for vehicle in sumo.simulation.getDepartedIDList():
                 self._departed(vehicle)
             for vehicle in sumo.simulation.getArrivedIDList():
@@ -492,6 +643,7 @@ class _Loop:
             self._follow_vehicles()
             self.service.tick()
             self._apply_signals()
+            self._sample_offsets()
         for tracked in self.tracked.values():
             if tracked.corridor_open:
                 self._send("corridor.close", {"incident": tracked.vehicle})
@@ -529,12 +681,11 @@ class _Loop:
                 tracked.stopped_since_s = self.now
             elif not at_stop:
                 tracked.stopped_since_s = None
-            if distance_m <= SIGNAL_ZONE_M and not at_stop:
-                allowed = vehicle_api.getAllowedSpeed(vehicle)
-                if allowed > 0:
-                    self.signal_loss_s[vehicle] += self.step_s * max(0.0, 1.0 - speed / allowed)
+            self._measure_vehicle(tracked, distance_m, speed, at_stop)
             if self._time_space is not None and vehicle in self._time_space["vehicles"]:
                 self._record_position(vehicle)
+            if tracked.next_tls and tls != tracked.next_tls:
+                self._crossed(tracked)
             if tracked.next_tls and tls != tracked.next_tls and tracked.next_tls in tracked.granted_tls:
                 self._checkout(tracked)
             if tls != tracked.next_tls:
@@ -548,33 +699,56 @@ class _Loop:
             if (not self.options.priority or light is None or distance_m > self.options.request_range_m
                     or self.now - tracked.requested_s < self.options.request_every_s):
                 continue
-            tracked.requested_s = self.now
-            requests.append((tracked, self._priority_request(tracked, light, int(link), distance_m, speed)))
+            request = self._priority_request(tracked, light, int(link), distance_m, speed)
+            if request is not None:
+                tracked.requested_s = self.now
+                requests.append((tracked, request))
         if requests:
             self._decide(requests)
 
     def _priority_request(self, tracked: _Tracked, light: _Light, link: int, distance_m: float,
-                          speed: float) -> dict[str, object]:
+                          speed: float) -> dict[str, object] | None:
+        """The vehicle's request at its next light, or None while a stop before the light holds it
+        (it checks in when its doors close). The arrival interval runs from the time at the allowed
+        speed (plus the time to reach it, at ``ACCELERATION_MS2``) to the time at its current speed
+        (no less than half the allowed speed); the queue is the vehicles halted ahead of it."""
         vehicle_api = self.sumo.vehicle
         vehicle = tracked.vehicle
-        speed_estimate = max(speed, 0.5 * vehicle_api.getAllowedSpeed(vehicle), 1.0)
-        eta_s = distance_m / speed_estimate
+        allowed = max(vehicle_api.getAllowedSpeed(vehicle), 1.0)
         lateness_s = 0.0
         stops = vehicle_api.getStops(vehicle, 1)
         if stops:
             stop = stops[0]
-            stop_edge = stop.lane.rsplit("_", 1)[0]
-            to_stop_m = vehicle_api.getDrivingDistance(vehicle, stop_edge, stop.endPos)
-            at_stop_s = (self.now - tracked.stopped_since_s) if tracked.stopped_since_s is not None else 0.0
+            to_stop_m = vehicle_api.getDrivingDistance(vehicle, stop.lane.rsplit("_", 1)[0], stop.endPos)
             if 0 <= to_stop_m <= distance_m:
-                eta_s += max(0.0, stop.duration - at_stop_s)
+                return None
             if stop.intendedArrival > _INVALID_SUMO_TIME and to_stop_m >= 0:
-                lateness_s = self.now + to_stop_m / speed_estimate - stop.intendedArrival
+                lateness_s = self.now + to_stop_m / max(speed, 0.5 * allowed, 1.0) - stop.intendedArrival
+        earliest_s = distance_m / allowed + max(0.0, allowed - speed) / (2.0 * ACCELERATION_MS2)
+        latest_s = max(earliest_s, distance_m / max(speed, 0.5 * allowed, 1.0))
         plan = self.net.plans[light.plan]
         return {"vehicle": vehicle, "intersection": plan.id, "group": plan.group_names[light.link_group[link]],
-                "eta_s": min(eta_s, 240.0), "class": tracked.kind,
-                "lateness_s": max(-86400.0, min(86400.0, lateness_s)),
-                "occupancy": float(vehicle_api.getPersonNumber(vehicle))}
+                "eta_s": min(earliest_s, 240.0), "eta_window_s": min(latest_s - earliest_s + ETA_MARGIN_S, 240.0),
+                "class": tracked.kind, "lateness_s": max(-86400.0, min(86400.0, lateness_s)),
+                "occupancy": float(vehicle_api.getPersonNumber(vehicle)),
+                "queue_vehicles": float(self._halted_ahead(vehicle, distance_m))}
+
+    def _halted_ahead(self, vehicle: str, distance_m: float) -> int:
+        """The vehicles halted (under ``HALTED_MS``) between ``vehicle`` and the stop line
+        ``distance_m`` ahead, following its leaders along its route."""
+        vehicle_api = self.sumo.vehicle
+        halted, gap_m, current = 0, 0.0, vehicle
+        for _ in range(MAX_QUEUE_VEHICLES):
+            found = vehicle_api.getLeader(current, distance_m - gap_m)
+            if not found or not found[0]:
+                break
+            leader, gap = found
+            gap_m += gap + vehicle_api.getLength(leader)
+            if gap_m > distance_m:
+                break
+            halted += vehicle_api.getSpeed(leader) < HALTED_MS
+            current = leader
+        return halted
 
     def _decide(self, requests: list[tuple[_Tracked, dict[str, object]]]) -> None:
         frames = [self._frame("priority.request", body) for _, body in requests]
@@ -590,6 +764,8 @@ class _Loop:
                 stats["by_strategy"][reply.body["strategy"]] += 1
                 if reply.body["strategy"] != "already_green":
                     tracked.granted_tls.add(tracked.next_tls)
+                    self._grant_green_s[tracked.vehicle, tracked.next_tls] = (reply.body["green_from"],
+                                                                               reply.body["green_until"])
             else:
                 stats["denied"][reply.body["reason"]] += 1
 
@@ -598,6 +774,68 @@ class _Loop:
         plan = self.net.plans[self.net.light_of_tls[tracked.next_tls].plan]
         if self._send("priority.checkout", {"vehicle": tracked.vehicle, "intersection": plan.id}) is not None:
             self.priority_stats["checkouts"] += 1
+
+    # -- measuring ---------------------------------------------------------------------------------------
+
+    def _measure_vehicle(self, tracked: _Tracked, distance_m: float, speed: float, at_stop: bool) -> None:
+        """The passengers aboard a bus or tram, and the time the vehicle lost at signals this step
+        (the rules in the module docstring); ``distance_m`` to its next light's stop line."""
+        vehicle_api = self.sumo.vehicle
+        vehicle = tracked.vehicle
+        if tracked.kind != "emergency":
+            persons = vehicle_api.getPersonNumber(vehicle)
+            self.persons_aboard[vehicle] = max(self.persons_aboard.get(vehicle, 0), persons)
+        if at_stop:
+            tracked.was_stopped = True
+            return
+        if tracked.was_stopped:
+            tracked.was_stopped = False
+            tracked.left_stop_s, tracked.left_stop_odometer_m = self.now, vehicle_api.getDistance(vehicle)
+        if distance_m > SIGNAL_ZONE_M:
+            return
+        if (self.now - tracked.left_stop_s < AFTER_STOP_S
+                and vehicle_api.getDistance(vehicle) - tracked.left_stop_odometer_m < AFTER_STOP_M):
+            return
+        stops = vehicle_api.getStops(vehicle, 1)
+        if stops and 0 <= vehicle_api.getDrivingDistance(vehicle, stops[0].lane.rsplit("_", 1)[0],
+                                                         stops[0].endPos) <= distance_m:
+            return
+        allowed = vehicle_api.getAllowedSpeed(vehicle)
+        if allowed > 0:
+            self.signal_loss_s[vehicle] += self.step_s * max(0.0, 1.0 - speed / allowed)
+
+    def _crossed(self, tracked: _Tracked) -> None:
+        """The vehicle has crossed its next light since the last step: within its last grant's green?"""
+        green_s = self._grant_green_s.pop((tracked.vehicle, tracked.next_tls), None)
+        if green_s is None:
+            return
+        green_from_s, green_until_s = green_s
+        within = green_from_s - self.step_s <= self.now <= green_until_s + self.step_s
+        self.grant_crossings["in_green" if within else "outside_green"] += 1
+
+    def _count_traffic(self) -> None:
+        """SUMO's teleports of the step, and the vehicles due but not yet inserted."""
+        simulation = self.sumo.simulation
+        self.traffic["teleports"] += simulation.getStartingTeleportNumber()
+        backlog = len(simulation.getPendingVehicles())
+        self.traffic["insertion_backlog_max"] = max(self.traffic["insertion_backlog_max"], backlog)
+        self.traffic["insertion_backlog_end"] = backlog
+
+    def _sample_offsets(self) -> None:
+        """Every :data:`OFFSET_SAMPLE_EVERY_S`, how far each plan's current or next stage 0 starts from
+        its coordinated start, folded into half a cycle either way (s)."""
+        if self.now < self._next_offset_sample_s:
+            return
+        self._next_offset_sample_s += OFFSET_SAMPLE_EVERY_S
+        plans = self.priority.plans
+        for light in self.net.lights:
+            k = light.plan
+            start_s = next((start for stage, start, _ in self.priority.plan_ahead(plans.ids[k]) if stage == 0), None)
+            if start_s is None:
+                continue
+            cycle_s = float(plans.cycle_s[k])
+            coordinated_s = float(plans.offset_s[k] + plans.stage_offset_s[k, 0])
+            self._offset_error_s[k].append((start_s - coordinated_s + cycle_s / 2) % cycle_s - cycle_s / 2)
 
     # -- emergency vehicles ------------------------------------------------------------------------------
 
@@ -617,7 +855,11 @@ class _Loop:
                                 sumo.junction.getPosition(sumo.edge.getFromJunction(edges[destination])))
             if chord_m < 1000.0:
                 continue
-            route = sumo.simulation.findRoute(edges[origin], edges[destination], vType=_EMERGENCY_TYPE)
+            try:
+                route = sumo.simulation.findRoute(edges[origin], edges[destination], vType=_EMERGENCY_TYPE)
+            except sumo.TraCIException:
+                # An edge the emergency type may not use (a bus-only lane): draw again.
+                continue
             if route.edges:
                 break
         else:
@@ -845,13 +1087,40 @@ class _Loop:
                              "green": [[start, min(end, self.now)] for g, start, end in light.shown if g == group]}
                             for light, group, distance_m in self._time_space["signals"]],
                 "vehicles": {v: points for v, points in self._time_space["vehicles"].items() if points}}
+        requests = _plain(self.priority_stats)
+        requests["already_green"] = requests["by_strategy"].get("already_green", 0)
+        requests["plan_changes"] = requests["granted"] - requests["already_green"]
         return {
             "scenario": self.sumocfg.name, "priority": self.options.priority, "corridors": self.options.corridors,
             "seed": self.options.seed, "begin_s": self.begin_s, "end_s": self.now, "step_s": self.step_s,
             "steps": self.steps, "emergency": {"trips": list(self.emergency.values())},
-            "priority_requests": _plain(self.priority_stats),
+            "priority_requests": requests, "grant_use": self._grant_use(), "offsets": self._offsets(),
+            "traffic": dict(self.traffic),
             "corridor_requests": _plain(self.corridor_stats), "safety": _plain(self.safety), "time_space": time_space,
         }
+
+    def _grant_use(self) -> dict[str, object]:
+        """The last plan-changing grants of each vehicle and light, by whether their vehicle crossed
+        within their green, outside it, or not at all by the end of the run."""
+        in_green, outside_green = self.grant_crossings["in_green"], self.grant_crossings["outside_green"]
+        crossed = in_green + outside_green
+        return {"grants": crossed + len(self._grant_green_s), "crossed": crossed, "in_green": in_green,
+                "outside_green": outside_green, "not_crossed": len(self._grant_green_s),
+                "grants_used_share": in_green / crossed if crossed else None}
+
+    def _offsets(self) -> dict[str, object]:
+        """The offset errors sampled: per light and over all, the 95th percentile and the largest of
+        their absolute values (s; None without a sample)."""
+
+        def summary(errors_s: list[float]) -> dict[str, object]:
+            magnitudes_s = np.abs(errors_s)
+            return {"samples": len(errors_s),
+                    "p95_abs_error_s": float(np.percentile(magnitudes_s, 95)) if errors_s else None,
+                    "max_abs_error_s": float(magnitudes_s.max()) if errors_s else None}
+
+        return {"sample_every_s": OFFSET_SAMPLE_EVERY_S,
+                **summary([error_s for errors_s in self._offset_error_s for error_s in errors_s]),
+                "by_light": {light.tls: summary(self._offset_error_s[light.plan]) for light in self.net.lights}}
 
 
 def _plain(stats: dict[str, object]) -> dict[str, object]:
@@ -875,19 +1144,23 @@ def _mean(values: list[float]) -> float | None:
 
 
 def _trip_measures(tripinfo: Path, vehicle_class: dict[str, str], signal_loss_s: Counter[str],
-                   emergency: dict[str, dict[str, object]]) -> tuple[dict[str, dict[str, object]], list[float]]:
+                   emergency: dict[str, dict[str, object]], passengers: dict[str, int] | None,
+                   ) -> tuple[dict[str, dict[str, object]], list[float], dict[str, object]]:
     """Per class: travel time over the trips that ended; time loss, stops and time lost at signals
     over every vehicle that set off, each counted up to the end of the run (a short window ends
-    before most long trips do, and the same vehicles set off in both runs). Also the time each bus
-    lost at signals, and, into ``emergency``, the travel time and length of each emergency trip
-    that ended. One pass over SUMO's trip output."""
+    before most long trips do, and the same vehicles set off in both runs), and the person-hours
+    lost. Also the time each bus lost at signals; the person delay of the run; and, into
+    ``emergency``, the travel time and length of each emergency trip that ended. ``passengers``:
+    the most persons SUMO counted aboard each bus and tram, None when the scenario models none (the
+    assumed occupancy then). One pass over SUMO's trip output."""
     values: dict[str, dict[str, list[float]]] = {}
     bus_losses_s = []
     for trip in _elements(tripinfo, "tripinfo"):
         vehicle = trip.get("id", "")
         kind = vehicle_class.get(vehicle, "other")
         ended = float(trip.get("arrival", "-1")) >= 0
-        lists = values.setdefault(kind, {"travel_time_s": [], "time_loss_s": [], "stops": [], "signal": []})
+        lists = values.setdefault(kind, {"travel_time_s": [], "time_loss_s": [], "stops": [], "signal": [],
+                                         "person_s": []})
         if ended:
             lists["travel_time_s"].append(float(trip.get("duration", "nan")))
             if vehicle in emergency:
@@ -896,15 +1169,28 @@ def _trip_measures(tripinfo: Path, vehicle_class: dict[str, str], signal_loss_s:
         lists["time_loss_s"].append(float(trip.get("timeLoss", "nan")))
         lists["stops"].append(float(trip.get("waitingCount", "nan")))
         lists["signal"].append(signal_loss_s.get(vehicle, 0.0))
+        lists["person_s"].append(lists["time_loss_s"][-1] * _occupancy(vehicle, kind, passengers))
         if kind == "bus":
             bus_losses_s.append(lists["signal"][-1])
     classes = {kind: {"trips": len(lists["travel_time_s"]),
                       "unfinished": len(lists["time_loss_s"]) - len(lists["travel_time_s"]),
                       "travel_time_s": _mean(lists["travel_time_s"]), "time_loss_s": _mean(lists["time_loss_s"]),
                       "stops": _mean(lists["stops"]),
-                      "signal_time_loss_s": _mean(lists["signal"]) if kind in ("bus", "tram", "emergency") else None}
+                      "signal_time_loss_s": _mean(lists["signal"]) if kind in ("bus", "tram", "emergency") else None,
+                      "person_hours_lost": sum(lists["person_s"]) / 3600.0}
                for kind, lists in sorted(values.items())}
-    return classes, bus_losses_s
+    person_delay = {"person_hours_lost": sum(c["person_hours_lost"] for c in classes.values()),
+                    "car_occupancy": CAR_OCCUPANCY, "transit_passengers": "counted" if passengers else "assumed",
+                    "assumed_transit_occupancy": None if passengers else dict(ASSUMED_TRANSIT_OCCUPANCY)}
+    return classes, bus_losses_s, person_delay
+
+
+def _occupancy(vehicle: str, kind: str, passengers: dict[str, int] | None) -> float:
+    """Persons aboard ``vehicle`` of report class ``kind``: see the module docstring."""
+    if kind in ASSUMED_TRANSIT_OCCUPANCY:
+        return ASSUMED_TRANSIT_OCCUPANCY[kind] if passengers is None else float(passengers.get(vehicle, 0))
+    # A car carries CAR_OCCUPANCY persons, any other vehicle its driver.
+    return CAR_OCCUPANCY if kind == "car" else 1.0
 
 
 def _schedule_adherence(stopinfo: Path) -> dict[str, object]:

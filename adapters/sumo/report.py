@@ -1,6 +1,7 @@
-"""The report of a SUMO closed-loop comparison: one scenario and seed run with priority and corridors
-off (the baseline) and with them on, compared class by class, as a JSON document, a table for a
-terminal and two plots.
+"""The report of SUMO closed-loop runs: arms (priority and corridors off, the baseline, and on),
+each run with one or more seeds, the arms of a seed paired on the same demand; per arm the mean over
+its seeds, and per other arm its change from the baseline with a 95 % confidence interval over the
+paired seeds; as a JSON document, a table for a terminal and two plots.
 
 **Runs.** A *run* is the JSON-able dict one closed-loop run produces: plain dicts, lists, numbers,
 strings and booleans, ``None`` where a value does not exist (a mean over no trips). Times are
@@ -12,26 +13,53 @@ seconds, distances metres. Its keys:
 - ``classes``: per vehicle class (``bus``, ``tram``, ``car``, ``emergency``, ``other``; any may be
   missing), over the trips that ended in the run: ``trips``, ``unfinished``, and the means per trip
   ``travel_time_s``, ``time_loss_s``, ``stops`` (SUMO's waiting count) and ``signal_time_loss_s``
-  (time lost approaching traffic lights; ``None`` but for bus, tram and emergency);
+  (time lost approaching traffic lights; ``None`` but for bus, tram and emergency); and the class's
+  ``person_hours_lost`` (its time loss times the persons aboard, summed, in hours);
 - ``buses``: ``signal_time_loss_s``, one value per bus trip, and ``schedule``: ``stops`` (stop
   arrivals), ``mean_delay_s``, ``mean_abs_delay_s``, ``on_time_share`` (arrivals from 60 s early to
   300 s late) and ``late_share``;
+- ``person_delay``: ``person_hours_lost`` (every class), ``car_occupancy`` (persons per car),
+  ``transit_passengers`` (``"counted"`` by SUMO, or ``"assumed"`` when the scenario models none)
+  and ``assumed_transit_occupancy`` (persons per bus and per tram then; ``None`` when counted);
 - ``emergency``: ``trips``, each with ``vehicle``, ``depart_s``, ``travel_time_s`` (``None`` when
   it did not arrive), ``length_m``, ``crossings``, ``planned`` and ``refused``;
-- ``priority_requests``: the priority engine's counters ``requests``, ``granted``, ``by_strategy``,
-  ``denied``, ``checkouts``, ``errors`` (by code); ``corridor_requests``: the corridor engine's
-  ``opened``, ``closed``, ``updates``, ``reroutes``, ``errors``. They have names of their own because
-  ``priority`` and ``corridors`` are the switches;
+- ``priority_requests``: the priority engine's counters ``requests``, ``granted``, ``already_green``
+  (granted, the green already there), ``plan_changes`` (granted by changing the plan),
+  ``by_strategy``, ``denied``, ``checkouts``, ``errors`` (by code); ``corridor_requests``: the
+  corridor engine's ``opened``, ``closed``, ``updates``, ``reroutes``, ``errors``. They have names
+  of their own because ``priority`` and ``corridors`` are the switches;
+- ``grant_use``: of the last plan-changing grant of each vehicle at each light, ``grants``,
+  ``crossed`` (the vehicle crossed the light), ``in_green`` and ``outside_green`` (the crossing was
+  within the grant's green, give or take a step, or not), ``not_crossed`` (by the end of the run),
+  and ``grants_used_share`` (``in_green`` over ``crossed``; ``None`` when none crossed);
+- ``offsets``: how far each plan's first stage starts from its coordinated start, sampled every
+  ``sample_every_s``: ``samples``, ``p95_abs_error_s`` and ``max_abs_error_s`` over every light,
+  and ``by_light`` (traffic light id to its own ``samples``, ``p95_abs_error_s``,
+  ``max_abs_error_s``);
+- ``traffic``: ``teleports`` (SUMO's), ``insertion_backlog_max`` and ``insertion_backlog_end``
+  (vehicles due but not yet inserted: the most at once, and at the end);
 - ``safety``: ``traffic_lights``, ``state_changes``, ``refused_states``, ``violations``, ``by_rule``;
 - ``time_space``: ``None``, or the time-space record of one bus line: ``corridor`` (its name),
   ``length_m``, ``signals`` (``traffic_light``, ``distance_m`` along the line, ``green``: the
   ``[start_s, end_s]`` intervals of the line's signal group) and ``vehicles`` (vehicle id to its
-  ``[time_s, distance_m]`` points).
+  ``[time_s, distance_m]`` points);
+- ``outputs``: ``None`` (written to a temporary folder), or ``folder`` (where the run wrote every
+  output file, the scenario's own included) and ``files`` (their names).
 
-**Changes.** Each metric of a compared run is given with the baseline's value, the difference and
-the relative change in percent of the baseline's magnitude: ``None`` when either value is ``None``,
-and when the baseline is 0 but the run's value is not (0 to 0 is no change). The emergency travel
-time is compared over the same vehicles: those that arrived in both runs.
+**Arms and seeds.** An *arm* is the runs of one setting of the switches (:data:`RUN_LABELS`). Runs
+compare when they are of one scenario, every seed among them has exactly one baseline run
+(priority and corridors off), and no arm has two runs of one seed; each other arm's run of a seed
+is paired with the baseline's of that seed.
+
+**Changes.** Each metric of a compared arm is given as ``baseline`` and ``run``, the means over the
+seeds of the baseline and of the arm (over the seeds where it exists); ``difference``, the mean over
+the paired seeds of the arm's value minus the baseline's; ``change_pct``, the mean over the paired
+seeds of the change in percent of the baseline's magnitude (none for a seed where either value is
+``None``, or where the baseline is 0 but the run's value is not: 0 to 0 is no change);
+``difference_ci95`` and ``change_pct_ci95``, their 95 % confidence intervals ``[low, high]`` (Student's
+t over the paired seeds' values, :func:`mean_confidence_interval`; ``None`` with fewer than two);
+and ``pairs``, the number of seeds paired. With one seed, these are that seed's values. The emergency
+travel time is compared over the same vehicles: at each seed, those that arrived in both runs.
 """
 
 from __future__ import annotations
@@ -40,11 +68,14 @@ import copy
 import importlib.util
 import json
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+from scipy import stats
 
 from pilotage.core import InvalidInputError
 
@@ -57,8 +88,15 @@ RUN_LABELS = {(False, False): "off", (True, False): "priority on", (False, True)
 CLASS_ORDER = ("bus", "tram", "emergency", "car", "other")
 #: Shown in the table where a value does not exist.
 NO_VALUE = "\N{EN DASH}"
+#: The confidence level of the intervals of the changes.
+CONFIDENCE = 0.95
 
 _BASELINE = (False, False)
+_BASELINE_LABEL = RUN_LABELS[_BASELINE]
+# The flat sections compared metric by metric: their name in a comparison, and where they are in a run.
+_SECTIONS = {"bus_schedule": ("buses", "schedule"), "person_delay": ("person_delay",),
+             "priority_requests": ("priority_requests",), "grant_use": ("grant_use",), "offsets": ("offsets",),
+             "traffic": ("traffic",), "corridor_requests": ("corridor_requests",), "safety": ("safety",)}
 _RUN_COLORS = {"off": "#7f7f7f", "priority on": "#1f77b4", "corridors on": "#ff7f0e", "on": "#2ca02c"}
 _GREEN = "#2ca02c"
 _RED = "#d62728"
@@ -66,95 +104,129 @@ _TRAJECTORY_COLOR = "#1f3f7f"
 _PLOT_HINT = "pip install 'pilotage[plot]'"
 
 
-# -- comparison ---------------------------------------------------------------------------------
+# -- statistics ---------------------------------------------------------------------------------
 
 
-def comparison(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Compare each run to the baseline of the same scenario and seed (priority and corridors off).
-
-    Returns a JSON-able dict: ``scenario``, ``seed``, ``baseline`` (its index in ``runs``),
-    ``comparisons`` (one per other run, in the order of ``runs``) and ``runs`` (a copy). Each
-    comparison has the run's ``index`` and ``label``; ``headline``: the relative changes in percent
-    ``bus_signal_time_loss_change_pct``, ``car_time_loss_change_pct`` and
-    ``emergency_travel_time_change_pct`` (over the ``emergency_trips_matched`` vehicles that arrived in
-    both runs), and the run's safety ``violations``; then ``classes`` (per class, per metric),
-    ``bus_schedule``, ``emergency`` (``matched`` and ``travel_time_s``) and ``safety``, each metric as
-    ``{"baseline", "run", "difference", "change_pct"}`` (rules in the module docstring).
+def mean_confidence_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> list[float] | None:
+    """The two-sided ``confidence`` interval ``[low, high]`` of the mean of ``values``, taken as
+    independent draws (here the paired seeds' changes): the mean plus and minus Student's t quantile
+    with ``n - 1`` degrees of freedom times the sample standard deviation over ``sqrt(n)``. None with
+    fewer than two values.
 
     Raises:
-        InvalidInputError: no run, a run without its ``priority`` and ``corridors`` switches, runs of
-            several scenarios or seeds, or not exactly one baseline.
+        InvalidInputError: ``confidence`` not strictly between 0 and 1, or a value not finite.
     """
-    baseline_index = _baseline_index(runs)
-    baseline = runs[baseline_index]
-    compared = []
-    for index, run in enumerate(runs):
-        if index == baseline_index:
-            continue
-        compared.append(_compare(baseline, run, index))
-        _log_comparison(compared[-1], run)
-    return {"scenario": baseline.get("scenario"), "seed": baseline.get("seed"), "baseline": baseline_index,
-            "comparisons": compared, "runs": copy.deepcopy(list(runs))}
+    if not 0.0 < confidence < 1.0:
+        raise InvalidInputError(f"expected a confidence strictly between 0 and 1, got {confidence!r}",
+                                field="confidence")
+    if not all(math.isfinite(value) for value in values):
+        raise InvalidInputError(f"expected finite values, got {list(values)!r}", field="values")
+    n = len(values)
+    if n < 2:
+        return None
+    mean = sum(values) / n
+    deviation = math.sqrt(sum((value - mean) ** 2 for value in values) / (n - 1))
+    half_width = float(stats.t.ppf(0.5 + confidence / 2.0, n - 1)) * deviation / math.sqrt(n)
+    return [mean - half_width, mean + half_width]
 
 
-def _compare(baseline: Mapping[str, Any], run: Mapping[str, Any], index: int) -> dict[str, Any]:
-    class_names = _class_names([baseline, run])
-    classes = {name: _changes(_section(baseline, "classes", name), _section(run, "classes", name))
-               for name in class_names}
-    matched, (baseline_emergency_s, run_emergency_s) = _matched_emergency_means_s([baseline, run])
-    emergency_travel_time_s = _change(baseline_emergency_s, run_emergency_s)
-    safety = _changes(_section(baseline, "safety"), _section(run, "safety"))
-    return {
-        "index": index,
-        "label": _label(run),
-        "headline": {
-            "bus_signal_time_loss_change_pct": classes.get("bus", {}).get("signal_time_loss_s", {}).get("change_pct"),
-            "car_time_loss_change_pct": classes.get("car", {}).get("time_loss_s", {}).get("change_pct"),
-            "emergency_travel_time_change_pct": emergency_travel_time_s["change_pct"],
-            "emergency_trips_matched": matched,
-            "violations": _section(run, "safety").get("violations"),
-        },
-        "classes": classes,
-        "bus_schedule": _changes(_section(baseline, "buses", "schedule"), _section(run, "buses", "schedule")),
-        "emergency": {"matched": matched, "travel_time_s": emergency_travel_time_s},
-        "safety": safety,
-    }
+def paired_change(baseline: Sequence[float | None], run: Sequence[float | None]) -> dict[str, Any]:
+    """The change of one metric from the baseline to a run, seed by seed: ``baseline[i]`` and
+    ``run[i]`` are the values at the same seed (``None`` where there is none). Returns ``baseline``,
+    ``run``, ``difference``, ``difference_ci95``, ``change_pct``, ``change_pct_ci95`` and ``pairs``,
+    as the module docstring says.
+
+    Raises:
+        InvalidInputError: sequences of different lengths.
+    """
+    if len(baseline) != len(run):
+        raise InvalidInputError(f"expected one baseline value per run value, got {len(baseline)} and {len(run)}",
+                                field="baseline")
+    pairs = [(b, r) for b, r in zip(baseline, run, strict=True) if b is not None and r is not None]
+    differences = [r - b for b, r in pairs]
+    changes_pct = [change for change in (_change_pct(b, r) for b, r in pairs) if change is not None]
+    return {"baseline": _mean([b for b in baseline if b is not None]), "run": _mean([r for r in run if r is not None]),
+            "difference": _mean(differences), "difference_ci95": mean_confidence_interval(differences),
+            "change_pct": _mean(changes_pct), "change_pct_ci95": mean_confidence_interval(changes_pct),
+            "pairs": len(pairs)}
 
 
-def _log_comparison(compared: Mapping[str, Any], run: Mapping[str, Any]) -> None:
-    headline = compared["headline"]
-    logger.info("%s vs off: bus time loss at signals %s, car time loss %s, emergency travel time %s (%d trips), "
-                "%s safety violations", compared["label"],
-                _format_change_pct(headline["bus_signal_time_loss_change_pct"]),
-                _format_change_pct(headline["car_time_loss_change_pct"]),
-                _format_change_pct(headline["emergency_travel_time_change_pct"]), headline["emergency_trips_matched"],
-                headline["violations"])
-    if headline["violations"]:
-        logger.warning("%s: %s safety violations (%s)", compared["label"], headline["violations"],
-                       _section(run, "safety").get("by_rule"))
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
-def _format_change_pct(change_pct: float | None) -> str:
-    return NO_VALUE if change_pct is None else f"{change_pct:+.1f} %"
+def _change_pct(baseline: float | None, value: float | None) -> float | None:
+    if baseline is None or value is None:
+        return None
+    if baseline == 0:
+        return 0.0 if value == 0 else None
+    # Of the baseline's magnitude, so that a rise is positive even for a negative baseline (an early bus).
+    return 100.0 * (value - baseline) / abs(baseline)
 
 
-def _baseline_index(runs: Sequence[Mapping[str, Any]]) -> int:
-    """The index of the one baseline among runs of one scenario and seed (raises as :func:`comparison`)."""
+# -- arms -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Arm:
+    """The runs of one arm: their indices among all runs, and their seeds, in the same order."""
+
+    label: str
+    indices: tuple[int, ...]
+    seeds: tuple[Any, ...]
+
+
+def _paired_arms(runs: Sequence[Mapping[str, Any]]) -> list[_Arm]:
+    """The arms of runs that compare, the baseline first, each arm's runs in the order of the seeds.
+
+    Raises:
+        InvalidInputError: as :func:`comparison`.
+    """
     if not runs:
-        raise InvalidInputError("expected runs to compare, got none: pass the runs of one scenario and seed",
-                                field="runs")
-    switches = [_switches(run, index) for index, run in enumerate(runs)]
-    identities = sorted({f"{run.get('scenario')} seed {run.get('seed')}" for run in runs})
-    if len(identities) > 1:
-        raise InvalidInputError(f"expected runs of one scenario and seed, got {', '.join(identities)}: compare "
-                                "runs of the same scenario with the same seed", field="runs")
-    baselines = [index for index, run_switches in enumerate(switches) if run_switches == _BASELINE]
-    if len(baselines) != 1:
-        labels = ", ".join(RUN_LABELS[run_switches] for run_switches in switches)
-        raise InvalidInputError(f"expected one baseline run (priority and corridors off), got {len(baselines)} "
-                                f"among runs {labels}: run the scenario once with both off, with the same seed",
-                                field="runs")
-    return baselines[0]
+        raise InvalidInputError("expected runs to compare, got none: pass the runs of one scenario", field="runs")
+    for index, run in enumerate(runs):
+        _switches(run, index)
+    scenarios = sorted({str(run.get("scenario")) for run in runs})
+    if len(scenarios) > 1:
+        raise InvalidInputError(f"expected runs of one scenario, got {', '.join(scenarios)}: compare runs of the "
+                                "same scenario", field="runs")
+    seeds = list(dict.fromkeys(run.get("seed") for run in runs))
+    for seed in seeds:
+        labels = [_label(run) for run in runs if run.get("seed") == seed]
+        if labels.count(_BASELINE_LABEL) != 1:
+            raise InvalidInputError(f"expected one baseline run (priority and corridors off) for seed {seed}, got "
+                                    f"{labels.count(_BASELINE_LABEL)} among runs {', '.join(labels)}: run the "
+                                    "scenario once with both off, with the same seed", field="runs")
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise InvalidInputError(f"expected one run per arm and seed, got several {', '.join(repeated)} runs of "
+                                    f"seed {seed}", field="runs")
+    return _arms_by_label(runs, seeds)
+
+
+def _arms_by_label(runs: Sequence[Mapping[str, Any]], seeds: Sequence[Any]) -> list[_Arm]:
+    """One arm per label (the baseline first, then in the order of the runs), its runs by seed."""
+    labels = list(dict.fromkeys([_BASELINE_LABEL, *(_label(run) for run in runs)]))
+    arms = []
+    for label in labels:
+        indices = sorted((index for index, run in enumerate(runs) if _label(run) == label),
+                         key=lambda index: seeds.index(runs[index].get("seed")))
+        if indices:
+            arms.append(_Arm(label, tuple(indices), tuple(runs[index].get("seed") for index in indices)))
+    return arms
+
+
+def _any_arms(runs: Sequence[Mapping[str, Any]]) -> tuple[list[_Arm], bool]:
+    """The arms of any runs, and whether they compare: the paired arms; else one arm per label when
+    no label has two runs of a seed; else one arm per run, in their order."""
+    try:
+        return _paired_arms(runs), True
+    except InvalidInputError as error:
+        logger.debug("the runs do not compare: %s", error)
+    keys = [(_label(run), run.get("seed")) for run in runs]
+    if len(set(keys)) == len(keys):
+        return _arms_by_label(runs, list(dict.fromkeys(run.get("seed") for run in runs))), False
+    return [_Arm(_label(run), (index,), (run.get("seed"),)) for index, run in enumerate(runs)], False
 
 
 def _switches(run: Mapping[str, Any], index: int) -> tuple[bool, bool]:
@@ -171,6 +243,116 @@ def _switches(run: Mapping[str, Any], index: int) -> tuple[bool, bool]:
 
 def _label(run: Mapping[str, Any]) -> str:
     return RUN_LABELS[run["priority"], run["corridors"]]
+
+
+# -- comparison -----------------------------------------------------------------------------------
+
+
+def comparison(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Compare each arm of ``runs`` to the baseline (priority and corridors off), seed by seed.
+
+    Returns a JSON-able dict: ``scenario``, ``seeds`` (in the order of the runs) and ``seed`` (the
+    first), ``baseline`` (the index in ``runs`` of the first seed's baseline run), ``arms`` (per arm:
+    ``label``, ``seeds``, ``runs``, the indices of its runs, and ``mean``, each flat section's and each
+    class's numbers averaged over its seeds), ``comparisons`` (one per arm but the baseline, in the
+    order of ``runs``), ``outputs`` (where each run wrote its files: ``label``, ``seed``, ``folder``
+    and ``files``, for the runs that kept them) and ``runs`` (a copy). Each comparison has its
+    arm's ``label``, ``runs``, ``index`` (its first run) and ``seeds``; ``headline``: the number of
+    ``seeds`` paired, the mean relative changes in percent ``bus_signal_time_loss_change_pct``,
+    ``car_time_loss_change_pct``, ``person_hours_lost_change_pct`` and
+    ``emergency_travel_time_change_pct`` (over the ``emergency_trips_matched`` vehicles that arrived
+    in both runs of a seed), each with its ``..._ci95``, and the arm's safety ``violations`` and
+    ``refused_states`` over its runs; then ``classes`` (per class, per metric), ``emergency``
+    (``matched`` and ``travel_time_s``) and the sections ``bus_schedule``, ``person_delay``,
+    ``priority_requests``, ``grant_use``, ``offsets``, ``traffic``, ``corridor_requests`` and
+    ``safety``, each metric as :func:`paired_change` gives it.
+
+    Raises:
+        InvalidInputError: no run, a run without its ``priority`` and ``corridors`` switches, runs of
+            several scenarios, a seed without exactly one baseline run, or an arm with two runs of
+            one seed.
+    """
+    arms = _paired_arms(runs)
+    baseline = arms[0]
+    compared = []
+    for arm in arms[1:]:
+        compared.append(_compare(runs, baseline, arm))
+        _log_comparison(compared[-1], [runs[index] for index in arm.indices])
+    return {"scenario": runs[0].get("scenario"), "seed": baseline.seeds[0], "seeds": list(baseline.seeds),
+            "baseline": baseline.indices[0], "arms": [_arm_summary(runs, arm) for arm in arms],
+            "comparisons": compared, "outputs": _outputs(runs), "runs": copy.deepcopy(list(runs))}
+
+
+def _compare(runs: Sequence[Mapping[str, Any]], baseline: _Arm, arm: _Arm) -> dict[str, Any]:
+    baseline_of_seed = dict(zip(baseline.seeds, baseline.indices, strict=True))
+    base = [runs[baseline_of_seed[seed]] for seed in arm.seeds]
+    own = [runs[index] for index in arm.indices]
+    classes = {name: _paired_section(base, own, "classes", name) for name in _class_names([*base, *own])}
+    matched, base_emergency_s, own_emergency_s = 0, [], []
+    for base_run, own_run in zip(base, own, strict=True):
+        seed_matched, (base_s, own_s) = _matched_emergency_means_s([base_run, own_run])
+        matched += seed_matched
+        base_emergency_s.append(base_s)
+        own_emergency_s.append(own_s)
+    emergency_travel_time_s = paired_change(base_emergency_s, own_emergency_s)
+    sections = {name: _paired_section(base, own, *keys) for name, keys in _SECTIONS.items()}
+    headline: dict[str, Any] = {"seeds": len(own)}
+    for name, change in (("bus_signal_time_loss", classes.get("bus", {}).get("signal_time_loss_s", {})),
+                         ("car_time_loss", classes.get("car", {}).get("time_loss_s", {})),
+                         ("person_hours_lost", sections["person_delay"].get("person_hours_lost", {})),
+                         ("emergency_travel_time", emergency_travel_time_s)):
+        headline[f"{name}_change_pct"] = change.get("change_pct")
+        headline[f"{name}_change_pct_ci95"] = change.get("change_pct_ci95")
+    headline["emergency_trips_matched"] = matched
+    for key in ("violations", "refused_states"):
+        counts = [_section(run, "safety").get(key) for run in own]
+        headline[key] = None if None in counts else sum(counts)
+    return {"index": arm.indices[0], "runs": list(arm.indices), "label": arm.label, "seeds": list(arm.seeds),
+            "headline": headline, "classes": classes,
+            "emergency": {"matched": matched, "travel_time_s": emergency_travel_time_s}, **sections}
+
+
+def _arm_summary(runs: Sequence[Mapping[str, Any]], arm: _Arm) -> dict[str, Any]:
+    """An arm's runs and the mean over them of each number of its classes and flat sections."""
+    own = [runs[index] for index in arm.indices]
+
+    def means(*keys: str) -> dict[str, float | None]:
+        sections = [_section(run, *keys) for run in own]
+        mean = {}
+        for key in _keys(sections):
+            values = [section.get(key) for section in sections]
+            if _numbers(values):
+                mean[key] = _mean([value for value in values if value is not None])
+        return mean
+
+    return {"label": arm.label, "seeds": list(arm.seeds), "runs": list(arm.indices),
+            "mean": {"classes": {name: means("classes", name) for name in _class_names(own)},
+                     **{name: means(*keys) for name, keys in _SECTIONS.items()}}}
+
+
+def _outputs(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [{"label": _label(run), "seed": run.get("seed"), **run["outputs"]} for run in runs if run.get("outputs")]
+
+
+def _log_comparison(compared: Mapping[str, Any], own: Sequence[Mapping[str, Any]]) -> None:
+    headline = compared["headline"]
+    logger.info("%s vs off over %d seed%s: bus time loss at signals %s, car time loss %s, person-hours lost %s, "
+                "emergency travel time %s (%d trips), %s safety violations", compared["label"], headline["seeds"],
+                "s" if headline["seeds"] > 1 else "",
+                *(_format_change_pct(headline[f"{name}_change_pct"], headline[f"{name}_change_pct_ci95"])
+                  for name in ("bus_signal_time_loss", "car_time_loss", "person_hours_lost", "emergency_travel_time")),
+                headline["emergency_trips_matched"], headline["violations"])
+    if headline["violations"]:
+        logger.warning("%s: %s safety violations (%s)", compared["label"], headline["violations"],
+                       [_section(run, "safety").get("by_rule") for run in own])
+
+
+def _format_change_pct(change_pct: float | None, interval: Sequence[float] | None = None) -> str:
+    if change_pct is None:
+        return NO_VALUE
+    if interval is None:
+        return f"{change_pct:+.1f} %"
+    return f"{change_pct:+.1f} % [{interval[0]:+.1f}, {interval[1]:+.1f}]"
 
 
 def _section(run: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
@@ -190,27 +372,28 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _changes(baseline: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
-    """:func:`_change` of every number (or ``None``) of two flat sections, in the baseline's key order."""
-    keys = [*baseline, *(key for key in run if key not in baseline)]
-    return {key: _change(baseline.get(key), run.get(key)) for key in keys
-            if all(value is None or _is_number(value) for value in (baseline.get(key), run.get(key)))}
+def _numbers(values: Sequence[object]) -> bool:
+    """Whether every value is a number or ``None``: a metric, not a nested record or a label."""
+    return all(value is None or _is_number(value) for value in values)
 
 
-def _change(baseline: float | None, value: float | None) -> dict[str, float | None]:
-    if baseline is None or value is None:
-        return {"baseline": baseline, "run": value, "difference": None, "change_pct": None}
-    return {"baseline": baseline, "run": value, "difference": value - baseline,
-            "change_pct": _change_pct(baseline, value)}
+def _keys(sections: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The keys of several sections, in the order they first appear."""
+    return list(dict.fromkeys(key for section in sections for key in section))
 
 
-def _change_pct(baseline: float | None, value: float | None) -> float | None:
-    if baseline is None or value is None:
-        return None
-    if baseline == 0:
-        return 0.0 if value == 0 else None
-    # Of the baseline's magnitude, so that a rise is positive even for a negative baseline (an early bus).
-    return 100.0 * (value - baseline) / abs(baseline)
+def _paired_section(base: Sequence[Mapping[str, Any]], own: Sequence[Mapping[str, Any]],
+                    *keys: str) -> dict[str, dict[str, Any]]:
+    """:func:`paired_change` of every number (or ``None``) of a flat section, the baseline's keys first."""
+    base_sections = [_section(run, *keys) for run in base]
+    own_sections = [_section(run, *keys) for run in own]
+    changes = {}
+    for key in _keys([*base_sections, *own_sections]):
+        base_values = [section.get(key) for section in base_sections]
+        own_values = [section.get(key) for section in own_sections]
+        if _numbers([*base_values, *own_values]):
+            changes[key] = paired_change(base_values, own_values)
+    return changes
 
 
 def _arrived_emergency_s(run: Mapping[str, Any]) -> dict[str, float]:
@@ -238,60 +421,61 @@ class _Row:
 
     label: str
     value: Callable[[Mapping[str, Any]], float | None]
-    unit: str  # "count", "s", "per trip" or "share"
+    unit: str  # "count", "s", "h", "per trip" or "share"
     change: str  # "relative" (percent of the baseline) or "difference" (in the row's unit)
 
 
 def format_table(runs: Sequence[Mapping[str, Any]]) -> str:
-    """The runs as a plain-text table for a terminal, at most 100 columns wide for up to four runs.
+    """The runs as a plain-text table for a terminal, at most 100 columns wide for two arms.
 
-    One row per metric (per vehicle class, the bus schedule, emergency trips, the engines, safety,
-    the run itself), one column per run (the baseline first), and after each other run a column Δ of
-    its change from the baseline: in percent of the baseline for times, trips and stops, as a
-    difference for counts of events, delays and shares (in points). There is no Δ when the runs do not
-    compare (see :func:`comparison`). The emergency travel time is the mean over the vehicles that
-    arrived in every run of the table. :data:`NO_VALUE` (an en dash) marks a value that does not exist.
+    One row per metric (per vehicle class, the bus schedule, person delay, emergency trips, the
+    engines and their grants, the plans' offsets, the traffic SUMO could not place, safety, the run
+    itself), one column per arm (the baseline first) with the mean over its seeds, and when the runs
+    compare (see :func:`comparison`), after each other arm a column Δ, its mean change from the
+    baseline over the paired seeds, and a column of the 95 % confidence interval of that change
+    (:data:`NO_VALUE` with one seed). Δ is in percent of the baseline for times, trips, stops and
+    person-hours, a difference for counts of events, delays, offset errors and shares (in points).
+    Runs that do not compare get a column per arm, or per run when an arm has two runs of a seed. The
+    emergency travel time is the mean over the vehicles that arrived in every run of a seed.
+    :data:`NO_VALUE` (an en dash) marks a value that does not exist.
 
     Raises:
         InvalidInputError: a run without its ``priority`` and ``corridors`` switches.
     """
     for index, run in enumerate(runs):
         _switches(run, index)
-    ordered, compares = _baseline_first(runs)
-    seeds = {run.get("seed") for run in ordered}
-    headers = [[*_label(run).split(), *([f"seed {run.get('seed')}"] if len(seeds) > 1 else [])] for run in ordered]
+    arms, compares = _any_arms(runs)
+    seed_sets = {arm.seeds for arm in arms}
     columns: list[list[str]] = [[]]
-    with_change = [compares and position > 0 for position in range(len(ordered))]
-    for position, header in enumerate(headers):
+    for position, arm in enumerate(arms):
+        header = arm.label.split()
+        if len(seed_sets) > 1:
+            header.append(f"seed {arm.seeds[0]}" if len(arm.seeds) == 1 else f"{len(arm.seeds)} seeds")
         columns.append(header)
-        if with_change[position]:
-            columns.append(["\N{GREEK CAPITAL LETTER DELTA}"])
-
+        if compares and position > 0:
+            columns += [["\N{GREEK CAPITAL LETTER DELTA}"], [f"{round(100 * CONFIDENCE)} % CI"]]
+    baseline_of_seed = dict(zip(arms[0].seeds, arms[0].indices, strict=True)) if compares else {}
     lines: list[list[str]] = []
-    for section, rows in _table_sections(ordered):
+    for section, rows in _table_sections(runs):
         lines.append([section] + [""] * (len(columns) - 1))
         for row in rows:
-            values = [row.value(run) for run in ordered]
             cells = [f"  {row.label}"]
-            for position, value in enumerate(values):
-                cells.append(_format(value, row.unit))
-                if with_change[position]:
-                    cells.append(_format_change(values[0], value, row))
+            for position, arm in enumerate(arms):
+                values = [row.value(runs[index]) for index in arm.indices]
+                cells.append(_format(_mean([value for value in values if value is not None]), row.unit))
+                if compares and position > 0:
+                    base = [row.value(runs[baseline_of_seed[seed]]) for seed in arm.seeds]
+                    cells += _format_change(base, values, row)
             lines.append(cells)
-    return _render(_title(ordered), columns, lines)
-
-
-def _baseline_first(runs: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], bool]:
-    """The runs with the baseline first and ``True`` when they compare, else as given and ``False``."""
-    try:
-        baseline_index = _baseline_index(runs)
-    except InvalidInputError as error:
-        logger.debug("the runs do not compare: %s", error)
-        return list(runs), False
-    return [runs[baseline_index], *(run for index, run in enumerate(runs) if index != baseline_index)], True
+    footer = ("\N{GREEK CAPITAL LETTER DELTA}: the mean change from off over the paired seeds; CI: Student's t over "
+              "them" if compares and len(arms) > 1 else "")
+    return _render(_title(runs), columns, lines, footer)
 
 
 def _table_sections(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[_Row]]]:
+    def present(*keys: str) -> bool:
+        return any(_section(run, *keys) for run in runs)
+
     sections = []
     for name in _class_names(runs):
         rows = [_Row("trips", _getter("classes", name, "trips"), "count", "relative"),
@@ -301,35 +485,73 @@ def _table_sections(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[_
                 _Row("stops per trip", _getter("classes", name, "stops"), "per trip", "relative")]
         if any(_section(run, "classes", name).get("signal_time_loss_s") is not None for run in runs):
             rows.append(_Row("time lost at signals", _getter("classes", name, "signal_time_loss_s"), "s", "relative"))
+        if any(_section(run, "classes", name).get("person_hours_lost") is not None for run in runs):
+            rows.append(_Row("person-hours lost", _getter("classes", name, "person_hours_lost"), "h", "relative"))
         sections.append((name, rows))
-    if any(_section(run, "buses", "schedule") for run in runs):
+    if present("buses", "schedule"):
         sections.append(("bus schedule", [
             _Row("stop arrivals", _getter("buses", "schedule", "stops"), "count", "relative"),
             _Row("mean delay", _getter("buses", "schedule", "mean_delay_s"), "s", "difference"),
             _Row("mean |delay|", _getter("buses", "schedule", "mean_abs_delay_s"), "s", "difference"),
             _Row("on time", _getter("buses", "schedule", "on_time_share"), "share", "difference"),
             _Row("late", _getter("buses", "schedule", "late_share"), "share", "difference")]))
+    if present("person_delay"):
+        passengers = "/".join(sorted({_section(run, "person_delay").get("transit_passengers")
+                                      for run in runs} - {None}))
+        label = f"person-hours lost (bus passengers {passengers})" if passengers else "person-hours lost"
+        sections.append(("person delay", [_Row(label, _getter("person_delay", "person_hours_lost"), "h", "relative")]))
     if any(_section(run, "emergency").get("trips") for run in runs):
-        matched, means_s = _matched_emergency_means_s(runs)
-        mean_s_by_run = {id(run): mean_s for run, mean_s in zip(runs, means_s, strict=True)}
+        matched, mean_s_by_run = _matched_emergency_by_run(runs)
         sections.append(("emergency trips", [
             _Row(f"travel time ({matched} matched)", lambda run: mean_s_by_run[id(run)], "s", "relative"),
             _Row("crossings", _emergency_total("crossings"), "count", "difference"),
             _Row("crossings planned", _emergency_total("planned"), "count", "difference"),
             _Row("crossings refused", _emergency_total("refused"), "count", "difference")]))
+    sections.append(("priority engine", [
+        _Row("requests", _getter("priority_requests", "requests"), "count", "difference"),
+        _Row("granted", _getter("priority_requests", "granted"), "count", "difference"),
+        *([_Row("plan changes", _getter("priority_requests", "plan_changes"), "count", "difference"),
+           _Row("already green", _getter("priority_requests", "already_green"), "count", "difference")]
+          if any("plan_changes" in _section(run, "priority_requests") for run in runs) else []),
+        _Row("errors", _error_total("priority_requests"), "count", "difference")]))
+    if present("grant_use"):
+        sections.append(("plan-changing grants", [
+            _Row("grants", _getter("grant_use", "grants"), "count", "difference"),
+            _Row("crossed in their green", _getter("grant_use", "grants_used_share"), "share", "difference"),
+            _Row("crossed outside it", _getter("grant_use", "outside_green"), "count", "difference"),
+            _Row("not crossed by the end", _getter("grant_use", "not_crossed"), "count", "difference")]))
+    if present("offsets"):
+        sections.append(("offset error", [
+            _Row("95th percentile", _getter("offsets", "p95_abs_error_s"), "s", "difference"),
+            _Row("largest", _getter("offsets", "max_abs_error_s"), "s", "difference")]))
+    sections.append(("corridor engine", [
+        _Row("opened", _getter("corridor_requests", "opened"), "count", "difference"),
+        _Row("reroutes", _getter("corridor_requests", "reroutes"), "count", "difference"),
+        _Row("errors", _error_total("corridor_requests"), "count", "difference")]))
+    if present("traffic"):
+        sections.append(("traffic", [
+            _Row("teleports", _getter("traffic", "teleports"), "count", "difference"),
+            _Row("waiting to enter, most", _getter("traffic", "insertion_backlog_max"), "count", "difference"),
+            _Row("waiting to enter, at end", _getter("traffic", "insertion_backlog_end"), "count", "difference")]))
     sections += [
-        ("priority engine", [_Row("requests", _getter("priority_requests", "requests"), "count", "difference"),
-                             _Row("granted", _getter("priority_requests", "granted"), "count", "difference"),
-                             _Row("errors", _error_total("priority_requests"), "count", "difference")]),
-        ("corridor engine", [_Row("opened", _getter("corridor_requests", "opened"), "count", "difference"),
-                             _Row("reroutes", _getter("corridor_requests", "reroutes"), "count", "difference"),
-                             _Row("errors", _error_total("corridor_requests"), "count", "difference")]),
         ("safety", [_Row("state changes", _getter("safety", "state_changes"), "count", "difference"),
                     _Row("refused states", _getter("safety", "refused_states"), "count", "difference"),
                     _Row("violations", _getter("safety", "violations"), "count", "difference")]),
         ("run", [_Row("wall time", _getter("wall_time_s"), "s", "relative")]),
     ]
     return sections
+
+
+def _matched_emergency_by_run(runs: Sequence[Mapping[str, Any]]) -> tuple[int, dict[int, float | None]]:
+    """The emergency vehicles that arrived in every run of their seed, over all seeds, and each
+    run's mean travel time over those of its seed (by the run's ``id``)."""
+    matched, mean_s_by_run = 0, {}
+    for seed in dict.fromkeys(run.get("seed") for run in runs):
+        same_seed = [run for run in runs if run.get("seed") == seed]
+        seed_matched, means_s = _matched_emergency_means_s(same_seed)
+        matched += seed_matched
+        mean_s_by_run.update({id(run): mean_s for run, mean_s in zip(same_seed, means_s, strict=True)})
+    return matched, mean_s_by_run
 
 
 def _getter(*keys: str) -> Callable[[Mapping[str, Any]], float | None]:
@@ -352,14 +574,20 @@ def _format(value: float | None, unit: str, *, signed: bool = False) -> str:
     """A value in its unit; ``signed`` for a difference (a share's then in points)."""
     if value is None:
         return NO_VALUE
+    number, suffix = _number(value, unit, signed=signed)
+    return f"{number} {suffix}" if suffix else number
+
+
+def _number(value: float, unit: str, *, signed: bool) -> tuple[str, str]:
+    """A value's digits in its unit, and the unit's symbol ("" for counts and values per trip)."""
     sign = "+" if signed else ""
     if unit == "count":
-        return f"{round(value):{sign},d}"
+        return f"{round(value):{sign},d}", ""
     if unit == "share":
-        return f"{_rounded(100.0 * value, 1):{sign}.1f} {'pp' if signed else '%'}"
-    if unit == "s":
-        return f"{_rounded(value, 1):{sign},.1f} s"
-    return f"{_rounded(value, 2):{sign}.2f}"
+        return f"{_rounded(100.0 * value, 1):{sign}.1f}", "pp" if signed else "%"
+    if unit in ("s", "h"):
+        return f"{_rounded(value, 1):{sign},.1f}", unit
+    return f"{_rounded(value, 2):{sign}.2f}", ""
 
 
 def _rounded(value: float, decimals: int) -> float:
@@ -367,25 +595,40 @@ def _rounded(value: float, decimals: int) -> float:
     return round(value, decimals) + 0.0
 
 
-def _format_change(baseline: float | None, value: float | None, row: _Row) -> str:
+def _format_change(baseline: Sequence[float | None], values: Sequence[float | None], row: _Row) -> list[str]:
+    """The cells Δ and its confidence interval of one row, from the values of the paired seeds."""
+    change = paired_change(baseline, values)
     if row.change == "relative":
-        change_pct = _change_pct(baseline, value)
-        return NO_VALUE if change_pct is None else f"{_rounded(change_pct, 1):+.1f} %"
-    if baseline is None or value is None:
-        return NO_VALUE
-    return _format(value - baseline, row.unit, signed=True)
+        mean_pct, interval = change["change_pct"], change["change_pct_ci95"]
+        if mean_pct is None:
+            return [NO_VALUE, NO_VALUE]
+        cell = f"{_rounded(mean_pct, 1):+.1f} %"
+        if interval is None:
+            return [cell, NO_VALUE]
+        low, high = (f"{_rounded(bound, 1):+.1f}" for bound in interval)
+        return [cell, f"[{low}, {high}] %"]
+    difference, interval = change["difference"], change["difference_ci95"]
+    if difference is None:
+        return [NO_VALUE, NO_VALUE]
+    cell = _format(difference, row.unit, signed=True)
+    if interval is None:
+        return [cell, NO_VALUE]
+    (low, suffix), (high, _) = (_number(bound, row.unit, signed=True) for bound in interval)
+    return [cell, f"[{low}, {high}] {suffix}".rstrip()]
 
 
 def _title(runs: Sequence[Mapping[str, Any]]) -> str:
     def distinct(key: str) -> str:
         return ", ".join(dict.fromkeys(str(run.get(key)) for run in runs))
 
-    return (f"SUMO closed loop: {distinct('scenario')}, seed {distinct('seed')}, "
+    seeds = dict.fromkeys(run.get("seed") for run in runs)
+    return (f"SUMO closed loop: {distinct('scenario')}, {'seeds' if len(seeds) > 1 else 'seed'} {distinct('seed')}, "
             f"{distinct('begin_s')}-{distinct('end_s')} s simulated in steps of {distinct('step_s')} s")
 
 
-def _render(title: str, headers: list[list[str]], lines: list[list[str]]) -> str:
-    """Labels left-aligned, columns right-aligned under headers of one or more lines (aligned at the bottom)."""
+def _render(title: str, headers: list[list[str]], lines: list[list[str]], footer: str = "") -> str:
+    """Labels left-aligned, columns right-aligned under headers of one or more lines (aligned at the
+    bottom); the footer, if any, after the rows."""
     widths = [max(len(text) for text in [*header, *(line[k] for line in lines)]) for k, header in enumerate(headers)]
     height = max(len(header) for header in headers)
     padded = [[""] * (height - len(header)) + header for header in headers]
@@ -396,7 +639,8 @@ def _render(title: str, headers: list[list[str]], lines: list[list[str]]) -> str
 
     header_lines = [joined([column[k] for column in padded]) for k in range(height)]
     rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
-    return "\n".join([title, "", *header_lines, rule, *(joined(line) for line in lines)]) + "\n"
+    return "\n".join([title, "", *header_lines, rule, *(joined(line) for line in lines),
+                      *([rule, footer] if footer else [])]) + "\n"
 
 
 # -- files ----------------------------------------------------------------------------------------
@@ -405,13 +649,14 @@ def _render(title: str, headers: list[list[str]], lines: list[list[str]]) -> str
 def write_report(runs: Sequence[Mapping[str, Any]], out: str | os.PathLike[str]) -> Path:
     """Write the report of ``runs`` to ``out``, a ``.json`` path (its folders created), and its plots.
 
-    The JSON file holds :func:`comparison` when the runs compare, else ``{"runs": [...]}`` (a warning
-    says why), so that a long simulation's results are never lost to a mismatch. Next to it, with
-    matplotlib (the ``plot`` extra): ``<stem>-bus-time-loss.png``, the distributions (ECDF) of the
-    time each bus trip lost approaching traffic lights, one line per run, means dashed; and
-    ``<stem>-time-space.png``, the time-space diagram of each run that has one, side by side: bus
-    trajectories along the line, each traffic light a bar at its distance, green while the line's
-    signal group is green and red otherwise. A plot with nothing to show is not written, and an older
+    The JSON file holds :func:`comparison` when the runs compare, else ``{"arms", "outputs",
+    "runs"}`` as :func:`comparison` gives them (a warning says why), so that a long simulation's
+    results are never lost to a mismatch. Next to it, with matplotlib (the ``plot`` extra):
+    ``<stem>-bus-time-loss.png``, the distributions (ECDF) of the time each bus trip lost
+    approaching traffic lights, one line per arm over all its seeds, means dashed; and
+    ``<stem>-time-space.png``, the time-space diagram of each arm's run of the first seed, side by
+    side: bus trajectories along the line, each traffic light a bar at its distance, green while the
+    line's signal group is green and red otherwise. A plot with nothing to show is not written, and an older
     file of its name is removed so that the folder never mixes two reports. Each file is written
     whole or not at all. Returns the JSON file's path.
 
@@ -431,7 +676,9 @@ def write_report(runs: Sequence[Mapping[str, Any]], out: str | os.PathLike[str])
         document = comparison(runs)
     except InvalidInputError as error:
         logger.warning("the runs are written without comparison: %s", error)
-        document = {"runs": copy.deepcopy(list(runs))}
+        arms, _ = _any_arms(runs)
+        document = {"arms": [_arm_summary(runs, arm) for arm in arms], "outputs": _outputs(runs),
+                    "runs": copy.deepcopy(list(runs))}
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(path, lambda file: file.write((json.dumps(document, indent=1) + "\n").encode()))
     logger.info("wrote %s", path)
@@ -442,9 +689,9 @@ def write_report(runs: Sequence[Mapping[str, Any]], out: str | os.PathLike[str])
     if importlib.util.find_spec("matplotlib") is None:
         logger.warning("no plots: matplotlib is missing (%s)", _PLOT_HINT)
         return path
-    ordered, _ = _baseline_first(document["runs"])
+    arms, _ = _any_arms(document["runs"])
     for plot, draw in ((bus_plot, _plot_bus_time_loss), (time_space_plot, _plot_time_space)):
-        if draw(ordered, plot):
+        if draw(document["runs"], arms, plot):
             logger.info("wrote %s", plot)
         else:
             plot.unlink(missing_ok=True)
@@ -477,41 +724,48 @@ def _save_png(figure: Any, path: Path) -> None:
     _write_atomically(path, lambda file: figure.savefig(file, format="png", dpi=120))
 
 
-def _plot_bus_time_loss(runs: Sequence[Mapping[str, Any]], path: Path) -> bool:
-    """ECDFs of the time each bus trip lost at signals, one per run; ``False`` when no run has a bus trip."""
-    samples_s = [(run, sorted(_section(run, "buses").get("signal_time_loss_s") or [])) for run in runs]
+def _plot_bus_time_loss(runs: Sequence[Mapping[str, Any]], arms: Sequence[_Arm], path: Path) -> bool:
+    """ECDFs of the time each bus trip lost at signals, one per arm over all its seeds; ``False``
+    when no run has a bus trip."""
+    samples_s = [(arm, sorted(value_s for index in arm.indices
+                              for value_s in _section(runs[index], "buses").get("signal_time_loss_s") or []))
+                 for arm in arms]
     if not any(values_s for _, values_s in samples_s):
         return False
     figure = _new_figure(8.0, 5.0)
     axes = figure.subplots()
-    for run, values_s in samples_s:
+    for arm, values_s in samples_s:
         if not values_s:
             continue
-        label = _label(run)
-        color = _RUN_COLORS[label]
+        color = _RUN_COLORS[arm.label]
         mean_s = sum(values_s) / len(values_s)
         shares = [(k + 1) / len(values_s) for k in range(len(values_s))]
+        seeds = f", {len(arm.seeds)} seeds" if len(arm.seeds) > 1 else ""
         axes.step([values_s[0], *values_s], [0.0, *shares], where="post", color=color, linewidth=1.6,
-                  label=f"{label}: mean {mean_s:.1f} s over {len(values_s)} trips")
+                  label=f"{arm.label}: mean {mean_s:.1f} s over {len(values_s)} trips{seeds}")
         axes.axvline(mean_s, color=color, linestyle="--", linewidth=1.0)
     axes.set_xlabel("time lost approaching traffic lights per bus trip (s)")
     axes.set_ylabel("share of bus trips losing at most that")
     axes.set_ylim(0.0, 1.0)
     axes.set_xlim(left=0.0)
     axes.grid(alpha=0.3)
-    axes.set_title(f"{runs[0].get('scenario')}, seed {runs[0].get('seed')}: bus time loss at traffic lights "
-                   "(dashed: means)", loc="left", fontsize=10)
+    seeds = ", ".join(dict.fromkeys(str(runs[index].get("seed")) for arm in arms for index in arm.indices))
+    axes.set_title(f"{runs[0].get('scenario')}, {'seeds' if ',' in seeds else 'seed'} {seeds}: bus time loss at "
+                   "traffic lights (dashed: means)", loc="left", fontsize=10)
     axes.legend(loc="lower right", fontsize=9)
     _save_png(figure, path)
     return True
 
 
-def _plot_time_space(runs: Sequence[Mapping[str, Any]], path: Path) -> bool:
-    """The time-space diagram of each run that has one, side by side; ``False`` when none has."""
+def _plot_time_space(runs: Sequence[Mapping[str, Any]], arms: Sequence[_Arm], path: Path) -> bool:
+    """The time-space diagram of each arm's run of the first seed that has one, side by side;
+    ``False`` when none has."""
     from matplotlib.lines import Line2D  # noqa: PLC0415 - optional: the plot extra
     from matplotlib.patches import Patch  # noqa: PLC0415
 
-    panels = [run for run in runs if run.get("time_space")]
+    first_seed = runs[arms[0].indices[0]].get("seed") if arms else None
+    panels = [runs[index] for arm in arms for index, seed in zip(arm.indices, arm.seeds, strict=True)
+              if seed == first_seed and runs[index].get("time_space")]
     if not panels:
         return False
     # One time window for every panel, so that they compare at a glance.

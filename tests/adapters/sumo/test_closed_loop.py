@@ -1,5 +1,6 @@
 """The closed loop on a real SUMO scenario (Bologna, Andrea Costa): its lights driven by the engine,
-priority and corridors applied through the service, and no state the monitor refuses.
+priority and corridors applied through the service, no state the monitor refuses, paired runs over
+several seeds, and each run's outputs (the scenario's own included) kept apart.
 
 A short run is part of every test session; the full peak hour is marked slow."""
 
@@ -13,7 +14,8 @@ import pytest
 
 from pilotage.adapters.sumo import city_scenario
 from pilotage.adapters.sumo.closed_loop import LoopOptions, compare, simulate
-from pilotage.core import DataFileError
+from pilotage.adapters.sumo.report import comparison, format_table
+from pilotage.core import DataFileError, InvalidInputError
 
 pytest.importorskip("libsumo", reason="the closed loop needs the sim extra: pip install 'pilotage[sim]'")
 
@@ -22,8 +24,25 @@ BOLOGNA = Path(__file__).resolve().parents[4] / "shared" / "data" / "sumo" / "bo
 
 @pytest.fixture(scope="module")
 def short_run() -> dict[str, object]:
-    """Ten simulated minutes with priority and corridors on, an emergency vehicle every 2 minutes."""
-    return simulate(BOLOGNA, LoopOptions(duration_s=600.0, emergency_every_s=120.0))
+    """Twenty simulated minutes with priority and corridors on, an emergency vehicle every 2 minutes
+    (the engine changes no plan in Bologna's first ten minutes: its buses find their greens or wait
+    for the time cut to be paid back)."""
+    return simulate(BOLOGNA, LoopOptions(duration_s=1200.0, emergency_every_s=120.0))
+
+
+def scenario_files() -> dict[str, tuple[int, int]]:
+    """The scenario folder's files, with their sizes and modification times."""
+    return {path.name: (path.stat().st_size, path.stat().st_mtime_ns) for path in BOLOGNA.parent.iterdir()}
+
+
+@pytest.fixture(scope="module")
+def paired(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, object]], Path, dict, dict]:
+    """Twenty simulated minutes, priority and corridors off and on, over seeds 42 and 43; the runs,
+    their outputs' folder, and the scenario folder's files before and after."""
+    outputs = tmp_path_factory.mktemp("paired") / "runs"
+    before = scenario_files()
+    runs = compare(BOLOGNA, LoopOptions(duration_s=1200.0), seeds=2, output_dir=outputs)
+    return runs, outputs, before, scenario_files()
 
 
 def test_every_light_is_driven_and_no_state_is_unsafe(short_run: dict[str, object]) -> None:
@@ -39,9 +58,32 @@ def test_every_light_is_driven_and_no_state_is_unsafe(short_run: dict[str, objec
 def test_buses_ask_for_priority_and_get_it(short_run: dict[str, object]) -> None:
     requests = short_run["priority_requests"]
     assert requests["errors"] == {}
-    changed_plans = sum(count for strategy, count in requests["by_strategy"].items() if strategy != "already_green")
-    assert changed_plans > 0
+    assert requests["plan_changes"] == sum(count for strategy, count in requests["by_strategy"].items()
+                                           if strategy != "already_green") > 0
+    assert requests["plan_changes"] + requests["already_green"] == requests["granted"]
     assert short_run["classes"]["bus"]["signal_time_loss_s"] is not None
+    use = short_run["grant_use"]
+    assert use["grants"] == use["crossed"] + use["not_crossed"] > 0
+    assert use["crossed"] == use["in_green"] + use["outside_green"]
+    assert use["grants_used_share"] is None or 0.0 <= use["grants_used_share"] <= 1.0
+
+
+def test_a_run_measures_person_delay_offsets_and_what_sumo_could_not_place(short_run: dict[str, object]) -> None:
+    delay = short_run["person_delay"]
+    # Bologna's buses carry no modelled passengers: the assumed load counts, and the run says so.
+    assert delay["transit_passengers"] == "assumed"
+    assert delay["person_hours_lost"] == pytest.approx(sum(c["person_hours_lost"]
+                                                           for c in short_run["classes"].values()))
+    assert short_run["classes"]["car"]["person_hours_lost"] > 0
+    offsets = short_run["offsets"]
+    assert set(offsets["by_light"]) == {"209", "210", "219", "220", "221", "235", "273"}
+    # A sample every 10 s of the 1200, of each light whose plan has a first stage ahead.
+    assert 0 < offsets["samples"] == sum(light["samples"] for light in offsets["by_light"].values()) <= 7 * 121
+    assert 0.0 <= offsets["p95_abs_error_s"] <= offsets["max_abs_error_s"]
+    traffic = short_run["traffic"]
+    assert traffic["teleports"] >= 0
+    assert traffic["insertion_backlog_max"] >= traffic["insertion_backlog_end"] >= 0
+    assert short_run["outputs"] is None
 
 
 def test_emergency_vehicles_get_corridors_on_their_own_routes(short_run: dict[str, object]) -> None:
@@ -68,9 +110,69 @@ def test_the_baseline_and_the_run_side_by_side_with_one_seed() -> None:
     assert off["safety"]["violations"] == on["safety"]["violations"] == 0
 
 
+def test_paired_seeds_run_safely_and_priority_changes_plans(paired: tuple) -> None:
+    runs, _, _, _ = paired
+    assert [(run["seed"], run["priority"], run["corridors"]) for run in runs] == [
+        (42, False, False), (42, True, True), (43, False, False), (43, True, True)]
+    for run in runs:
+        assert run["safety"]["violations"] == run["safety"]["refused_states"] == 0
+        assert run["priority_requests"]["errors"] == {}
+    for off, on in (runs[0:2], runs[2:4]):
+        assert off["priority_requests"]["requests"] == 0
+        assert on["priority_requests"]["plan_changes"] > 0
+        # Without priority or corridors, every plan keeps its coordinated offset.
+        assert off["offsets"]["max_abs_error_s"] == pytest.approx(0.0, abs=1e-6)
+    # Two seeds, two demands.
+    assert runs[0]["classes"]["car"]["time_loss_s"] != runs[2]["classes"]["car"]["time_loss_s"]
+
+
+def test_each_run_writes_the_scenarios_outputs_into_a_folder_of_its_own(paired: tuple) -> None:
+    runs, outputs, before, after = paired
+    folders = [Path(run["outputs"]["folder"]) for run in runs]
+    assert folders == [outputs / name for name in ("off-seed42", "on-seed42", "off-seed43", "on-seed43")]
+    for run, folder in zip(runs, folders, strict=True):
+        # The scenario's own tripinfo (named by its configuration), detectors and log; the loop's stop output.
+        assert {"tripinfos.xml", "e1_output.xml", "sumo_log.txt", "stopinfo.xml"} <= set(run["outputs"]["files"])
+        assert sorted(path.name for path in folder.iterdir()) == run["outputs"]["files"]
+        assert "<interval" in (folder / "e1_output.xml").read_text()
+        assert (folder / "tripinfos.xml").read_text().count("<tripinfo ") == sum(
+            c["trips"] + c["unfinished"] for c in run["classes"].values())
+    assert len({(folder / "tripinfos.xml").read_bytes() for folder in folders}) == 4
+    # Nothing written into the scenario's folder.
+    assert after == before
+
+
+def test_paired_seeds_give_means_and_intervals_that_bracket_them(paired: tuple) -> None:
+    runs, _, _, _ = paired
+    result = comparison(runs)
+    assert result["seeds"] == [42, 43]
+    assert [arm["label"] for arm in result["arms"]] == ["off", "on"]
+    (compared,) = result["comparisons"]
+    assert compared["headline"]["seeds"] == 2
+    assert compared["headline"]["violations"] == 0
+    for change in (compared["classes"]["car"]["time_loss_s"], compared["person_delay"]["person_hours_lost"],
+                   compared["priority_requests"]["plan_changes"]):
+        assert change["pairs"] == 2
+        low, high = change["difference_ci95"]
+        assert low <= change["difference"] <= high
+        if change["change_pct"] is not None:
+            low, high = change["change_pct_ci95"]
+            assert low <= change["change_pct"] <= high
+    assert [(output["label"], output["seed"]) for output in result["outputs"]] == [
+        ("off", 42), ("on", 42), ("off", 43), ("on", 43)]
+    assert "95 % CI" in format_table(runs)
+
+
 def test_a_missing_scenario_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DataFileError, match="no SUMO configuration"):
         simulate(tmp_path / "nothing.sumocfg")
+
+
+def test_the_output_prefix_is_the_loops_own(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="no --output-prefix"):
+        simulate(BOLOGNA, LoopOptions(duration_s=10.0, sumo_args=("--output-prefix", "x")), tmp_path)
+    with pytest.raises(InvalidInputError, match="seeds >= 1"):
+        compare(BOLOGNA, LoopOptions(duration_s=10.0), seeds=0)
 
 
 def test_the_command_line_prints_the_table_writes_the_report_and_passes_sumo_arguments(tmp_path: Path) -> None:
@@ -81,8 +183,20 @@ def test_the_command_line_prints_the_table_writes_the_report_and_passes_sumo_arg
                           capture_output=True, text=True, env=environment, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
     assert "violations" in done.stdout
-    runs = json.loads(report.read_text())["runs"]
+    document = json.loads(report.read_text())
+    runs = document["runs"]
     assert [run["priority"] for run in runs] == [False, True]
+    assert [output["folder"] for output in document["outputs"]] == [str(tmp_path / "report" / "off-seed42"),
+                                                                    str(tmp_path / "report" / "priority-on-seed42")]
+    alone = subprocess.run([sys.executable, "-m", "pilotage", "simulate", "--sumocfg", str(BOLOGNA), "--duration", "30",
+                            "--seeds", "2", "--compare", "off", "--json"],
+                           capture_output=True, text=True, env=environment, timeout=600, check=False)
+    assert alone.returncode == 0, alone.stderr
+    assert [(run["seed"], run["priority"]) for run in json.loads(alone.stdout)] == [(42, True), (43, True)]
+    no_seed = subprocess.run([sys.executable, "-m", "pilotage", "simulate", "--seeds", "0"],
+                             capture_output=True, text=True, env=environment, timeout=60, check=False)
+    assert no_seed.returncode == 2
+    assert "expected a whole number of 1 or more, got '0'" in no_seed.stderr
     refused = subprocess.run([sys.executable, "-m", "pilotage", "route", "x.json", "--", "--step-length", "1"],
                              capture_output=True, text=True, env=environment, timeout=60, check=False)
     assert refused.returncode == 2

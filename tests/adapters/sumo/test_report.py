@@ -1,4 +1,5 @@
-"""The report of a SUMO closed-loop comparison, on small hand-made runs."""
+"""The report of SUMO closed-loop runs, on small hand-made runs: arms, paired seeds, confidence
+intervals, the table and the files."""
 
 import json
 import logging
@@ -7,16 +8,27 @@ from pathlib import Path
 
 import pytest
 
-from pilotage.adapters.sumo.report import NO_VALUE, comparison, format_table, write_report
+from pilotage.adapters.sumo.report import (
+    NO_VALUE,
+    comparison,
+    format_table,
+    mean_confidence_interval,
+    paired_change,
+    write_report,
+)
 from pilotage.core import InvalidInputError
 
 DELTA = "\N{GREEK CAPITAL LETTER DELTA}"
+# Student's t quantiles for a two-sided 95 % interval, from the tables: 1, 2 and 3 degrees of freedom.
+T_975_1 = 12.7062047
+T_975_2 = 4.30265273
+T_975_3 = 3.18244631
 
 
 def make_run(*, priority: bool = False, corridors: bool = False, seed: int = 7, scenario: str = "city.sumocfg",
              bus_signal_time_loss_s: float | None = 20.0, car_time_loss_s: float | None = 50.0,
              emergency_travel_times_s: dict[str, float | None] | None = None, violations: int = 0,
-             with_time_space: bool = True) -> dict:
+             with_time_space: bool = True, person_hours_lost: float = 700.0) -> dict:
     """A plausible run: 40 bus trips, 500 car trips, two emergency trips, one bus line's time-space record."""
     emergency_travel_times_s = emergency_travel_times_s or {"fire-1": 300.0, "fire-2": 400.0}
     on = priority or corridors
@@ -34,12 +46,14 @@ def make_run(*, priority: bool = False, corridors: bool = False, seed: int = 7, 
         "begin_s": 0.0, "end_s": 3600.0, "step_s": 1.0, "steps": 3600, "wall_time_s": 95.0,
         "classes": {
             "bus": {"trips": 40, "unfinished": 2, "travel_time_s": 900.0, "time_loss_s": 120.0, "stops": 3.5,
-                    "signal_time_loss_s": bus_signal_time_loss_s},
+                    "signal_time_loss_s": bus_signal_time_loss_s, "person_hours_lost": 28.0},
             "car": {"trips": 500, "unfinished": 10, "travel_time_s": 400.0, "time_loss_s": car_time_loss_s,
-                    "stops": 1.25, "signal_time_loss_s": None},
+                    "stops": 1.25, "signal_time_loss_s": None, "person_hours_lost": person_hours_lost - 28.0},
             "emergency": {"trips": 2, "unfinished": 0, "travel_time_s": 350.0, "time_loss_s": 40.0, "stops": 0.5,
                           "signal_time_loss_s": 15.0},
         },
+        "person_delay": {"person_hours_lost": person_hours_lost, "car_occupancy": 1.3, "transit_passengers": "assumed",
+                         "assumed_transit_occupancy": {"bus": 20.0, "tram": 60.0}},
         "buses": {"signal_time_loss_s": bus_losses_s,
                   "schedule": {"stops": 800, "mean_delay_s": 95.0, "mean_abs_delay_s": 110.0, "on_time_share": 0.8,
                                "late_share": 0.15}},
@@ -47,14 +61,23 @@ def make_run(*, priority: bool = False, corridors: bool = False, seed: int = 7, 
                                  "length_m": 4000.0, "crossings": 6, "planned": 6 if corridors else 0, "refused": 0}
                                 for vehicle, travel_time_s in emergency_travel_times_s.items()]},
         "priority_requests": {"requests": 120 if priority else 0, "granted": 80 if priority else 0,
-                            "by_strategy": {"extension": 50, "early_green": 30} if priority else {},
+                              "already_green": 0, "plan_changes": 80 if priority else 0,
+                              "by_strategy": {"extension": 50, "early_green": 30} if priority else {},
                             "denied": {"conflicting request": 40} if priority else {},
                             "checkouts": 100 if priority else 0, "errors": {}},
         "corridor_requests": {"opened": 2 if corridors else 0, "closed": 2 if corridors else 0, "updates": 10,
                             "reroutes": 0, "errors": {}},
         "safety": {"traffic_lights": 12, "state_changes": 4000 if on else 3600, "refused_states": 0,
                    "violations": violations, "by_rule": {"intergreen": violations}},
+        "grant_use": {"grants": 60 if priority else 0, "crossed": 50 if priority else 0,
+                      "in_green": 40 if priority else 0, "outside_green": 10 if priority else 0,
+                      "not_crossed": 10 if priority else 0, "grants_used_share": 0.8 if priority else None},
+        "offsets": {"sample_every_s": 10.0, "samples": 4320, "p95_abs_error_s": 20.0 if priority else 0.0,
+                    "max_abs_error_s": 45.0 if priority else 0.0,
+                    "by_light": {"tl-1": {"samples": 360, "p95_abs_error_s": 0.0, "max_abs_error_s": 0.0}}},
+        "traffic": {"teleports": 1, "insertion_backlog_max": 30, "insertion_backlog_end": 5},
         "time_space": time_space if with_time_space else None,
+        "outputs": None,
     }
 
 
@@ -66,33 +89,114 @@ def off_and_on() -> list[dict]:
                      emergency_travel_times_s={"fire-1": 240.0, "fire-2": 320.0})]
 
 
+def seeds_of(*pairs: tuple[float, float], **changes: object) -> list[dict]:
+    """Paired runs over seeds 1, 2, ...: for each (baseline, run) of ``pairs``, the bus time lost at
+    signals off and on; ``changes`` as :func:`make_run`'s for the runs with priority on."""
+    runs = []
+    for seed, (baseline_s, run_s) in enumerate(pairs, 1):
+        runs += [make_run(seed=seed, bus_signal_time_loss_s=baseline_s),
+                 make_run(priority=True, seed=seed, bus_signal_time_loss_s=run_s, **changes)]
+    return runs
+
+
+def metric(change: dict) -> tuple:
+    """The mean values and changes of a metric of a comparison, without its interval and pairs."""
+    return change["baseline"], change["run"], change["difference"], change["change_pct"]
+
+
+# -- statistics -----------------------------------------------------------------------------------
+
+
+def test_the_confidence_interval_is_students_t_over_the_values() -> None:
+    # Mean 2.5, sample standard deviation sqrt(5/3), 3 degrees of freedom.
+    low, high = mean_confidence_interval([1.0, 2.0, 3.0, 4.0])
+    half_width = T_975_3 * (5.0 / 3.0) ** 0.5 / 2.0
+    assert (low, high) == (pytest.approx(2.5 - half_width), pytest.approx(2.5 + half_width))
+    assert mean_confidence_interval([10.0, 14.0]) == [pytest.approx(12.0 - T_975_1 * 2.0),
+                                                      pytest.approx(12.0 + T_975_1 * 2.0)]
+    assert mean_confidence_interval([-3.0, -3.0, -3.0]) == [-3.0, -3.0]
+    assert mean_confidence_interval([5.0]) is None
+    assert mean_confidence_interval([]) is None
+    narrower = mean_confidence_interval([1.0, 2.0, 3.0, 4.0], confidence=0.5)
+    assert low < narrower[0] < 2.5 < narrower[1] < high
+
+
+def test_a_confidence_interval_needs_finite_values_and_a_level_within_0_and_1() -> None:
+    with pytest.raises(InvalidInputError, match="finite") as error:
+        mean_confidence_interval([1.0, float("nan")])
+    assert error.value.field == "values"
+    with pytest.raises(InvalidInputError, match="strictly between 0 and 1"):
+        mean_confidence_interval([1.0, 2.0], confidence=1.0)
+
+
+def test_a_paired_change_averages_each_arm_and_the_per_seed_changes() -> None:
+    change = paired_change([20.0, 25.0, None], [12.0, 20.0, 30.0])
+    assert change["pairs"] == 2
+    assert change["baseline"] == pytest.approx(22.5)
+    assert change["run"] == pytest.approx(62.0 / 3.0)
+    assert change["difference"] == pytest.approx(-6.5)
+    # Differences -8 and -5 s: standard deviation 1.5 * sqrt(2); changes -40 and -20 %: 10 * sqrt(2).
+    assert change["difference_ci95"] == [pytest.approx(-6.5 - T_975_1 * 1.5), pytest.approx(-6.5 + T_975_1 * 1.5)]
+    assert change["change_pct"] == pytest.approx(-30.0)
+    assert change["change_pct_ci95"] == [pytest.approx(-30.0 - T_975_1 * 10.0),
+                                         pytest.approx(-30.0 + T_975_1 * 10.0)]
+
+
+def test_a_paired_change_of_one_seed_has_no_interval_and_a_zero_baseline_no_percentage() -> None:
+    assert paired_change([20.0], [12.0]) == {"baseline": 20.0, "run": 12.0, "difference": -8.0,
+                                             "difference_ci95": None, "change_pct": pytest.approx(-40.0),
+                                             "change_pct_ci95": None, "pairs": 1}
+    change = paired_change([0.0, 0.0, 4.0], [0.0, 2.0, 5.0])
+    assert change["difference"] == pytest.approx(1.0)
+    assert change["change_pct"] == pytest.approx(12.5)  # 0 to 0 is 0 %, 0 to 2 has none, 4 to 5 is +25 %
+    assert paired_change([None], [3.0])["difference"] is None
+    with pytest.raises(InvalidInputError, match="one baseline value per run value"):
+        paired_change([1.0], [1.0, 2.0])
+
+
 # -- comparison -----------------------------------------------------------------------------------
 
 
 def test_the_headline_gives_the_relative_changes_from_the_baseline(off_and_on: list[dict]) -> None:
     result = comparison(off_and_on)
-    assert (result["scenario"], result["seed"], result["baseline"]) == ("city.sumocfg", 7, 0)
+    assert (result["scenario"], result["seed"], result["seeds"], result["baseline"]) == ("city.sumocfg", 7, [7], 0)
     (compared,) = result["comparisons"]
-    assert (compared["index"], compared["label"]) == (1, "on")
+    assert (compared["index"], compared["label"], compared["runs"], compared["seeds"]) == (1, "on", [1], [7])
     headline = compared["headline"]
+    assert headline["seeds"] == 1
     assert headline["bus_signal_time_loss_change_pct"] == pytest.approx(-40.0)
+    assert headline["bus_signal_time_loss_change_pct_ci95"] is None
     assert headline["car_time_loss_change_pct"] == pytest.approx(10.0)
+    assert headline["person_hours_lost_change_pct"] == 0.0
     assert headline["emergency_travel_time_change_pct"] == pytest.approx(-20.0)
     assert headline["emergency_trips_matched"] == 2
-    assert headline["violations"] == 0
+    assert headline["violations"] == headline["refused_states"] == 0
 
 
 def test_each_metric_of_each_class_has_its_baseline_difference_and_change(off_and_on: list[dict]) -> None:
     (compared,) = comparison(off_and_on)["comparisons"]
     assert list(compared["classes"]) == ["bus", "emergency", "car"]
     assert compared["classes"]["bus"]["signal_time_loss_s"] == {"baseline": 20.0, "run": 12.0, "difference": -8.0,
-                                                               "change_pct": pytest.approx(-40.0)}
+                                                               "difference_ci95": None,
+                                                               "change_pct": pytest.approx(-40.0),
+                                                               "change_pct_ci95": None, "pairs": 1}
     assert set(compared["classes"]["car"]) == {"trips", "unfinished", "travel_time_s", "time_loss_s", "stops",
-                                               "signal_time_loss_s"}
+                                               "signal_time_loss_s", "person_hours_lost"}
     assert compared["classes"]["car"]["trips"]["change_pct"] == 0.0
     assert compared["safety"]["state_changes"]["change_pct"] == pytest.approx(100.0 * 400 / 3600)
     assert "by_rule" not in compared["safety"]
     assert compared["bus_schedule"]["on_time_share"]["difference"] == 0.0
+
+
+def test_the_new_measures_are_compared_too(off_and_on: list[dict]) -> None:
+    (compared,) = comparison(off_and_on)["comparisons"]
+    assert metric(compared["priority_requests"]["plan_changes"]) == (0, 80, 80, None)
+    assert metric(compared["grant_use"]["grants_used_share"]) == (None, 0.8, None, None)
+    assert metric(compared["offsets"]["p95_abs_error_s"]) == (0.0, 20.0, 20.0, None)
+    assert "by_light" not in compared["offsets"]
+    assert metric(compared["traffic"]["teleports"]) == (1, 1, 0, 0.0)
+    assert metric(compared["person_delay"]["person_hours_lost"]) == (700.0, 700.0, 0.0, 0.0)
+    assert "transit_passengers" not in compared["person_delay"]
 
 
 def test_none_and_a_zero_baseline_give_no_change(off_and_on: list[dict]) -> None:
@@ -103,8 +207,8 @@ def test_none_and_a_zero_baseline_give_no_change(off_and_on: list[dict]) -> None
     run["classes"]["emergency"]["unfinished"] = 0
     del run["classes"]["emergency"]["time_loss_s"]
     (compared,) = comparison(off_and_on)["comparisons"]
-    assert compared["classes"]["bus"]["travel_time_s"] == {"baseline": None, "run": 900.0, "difference": None,
-                                                          "change_pct": None}
+    assert metric(compared["classes"]["bus"]["travel_time_s"]) == (None, 900.0, None, None)
+    assert compared["classes"]["bus"]["travel_time_s"]["pairs"] == 0
     assert compared["classes"]["car"]["signal_time_loss_s"]["change_pct"] is None
     assert compared["classes"]["car"]["stops"]["change_pct"] is None
     assert compared["classes"]["emergency"]["unfinished"]["change_pct"] == 0.0
@@ -118,7 +222,7 @@ def test_a_class_missing_from_one_run_compares_to_none(off_and_on: list[dict]) -
     del baseline["classes"]["car"]
     (compared,) = comparison(off_and_on)["comparisons"]
     assert list(compared["classes"]) == ["bus", "tram", "emergency", "car"]
-    assert compared["classes"]["tram"]["trips"] == {"baseline": None, "run": 5, "difference": None, "change_pct": None}
+    assert metric(compared["classes"]["tram"]["trips"]) == (None, 5, None, None)
     assert compared["headline"]["car_time_loss_change_pct"] is None
 
 
@@ -127,9 +231,8 @@ def test_emergency_travel_time_is_compared_over_the_vehicles_that_arrived_in_bot
             make_run(priority=True, emergency_travel_times_s={"fire-1": 240.0, "fire-2": 320.0, "ambulance-1": None,
                                                               "ambulance-2": 100.0})]
     (compared,) = comparison(runs)["comparisons"]
-    assert compared["emergency"] == {"matched": 2, "travel_time_s": {"baseline": 350.0, "run": 280.0,
-                                                                      "difference": -70.0,
-                                                                      "change_pct": pytest.approx(-20.0)}}
+    assert compared["emergency"]["matched"] == 2
+    assert metric(compared["emergency"]["travel_time_s"]) == (350.0, 280.0, -70.0, pytest.approx(-20.0))
 
 
 def test_without_emergency_trips_the_emergency_change_is_none() -> None:
@@ -170,11 +273,61 @@ def test_runs_without_a_baseline_do_not_compare() -> None:
         comparison([])
 
 
-def test_runs_of_different_seeds_or_scenarios_do_not_compare() -> None:
-    with pytest.raises(InvalidInputError, match=r"got city\.sumocfg seed 7, city\.sumocfg seed 8: compare"):
+def test_a_seed_without_its_baseline_or_runs_of_other_scenarios_do_not_compare() -> None:
+    with pytest.raises(InvalidInputError, match=r"for seed 8, got 0 among runs priority on: run"):
         comparison([make_run(), make_run(priority=True, seed=8)])
-    with pytest.raises(InvalidInputError, match=r"other\.sumocfg"):
+    with pytest.raises(InvalidInputError, match=r"one scenario, got city\.sumocfg, other\.sumocfg"):
         comparison([make_run(), make_run(priority=True, scenario="other.sumocfg")])
+    with pytest.raises(InvalidInputError, match=r"one run per arm and seed, got several on runs of seed 7"):
+        comparison([make_run(), make_run(priority=True, corridors=True), make_run(priority=True, corridors=True)])
+
+
+def test_paired_seeds_give_the_mean_change_and_its_interval() -> None:
+    runs = seeds_of((20.0, 12.0), (25.0, 20.0), (30.0, 21.0))
+    result = comparison(runs)
+    assert (result["seed"], result["seeds"], result["baseline"]) == (1, [1, 2, 3], 0)
+    assert [(arm["label"], arm["seeds"], arm["runs"]) for arm in result["arms"]] == [
+        ("off", [1, 2, 3], [0, 2, 4]), ("priority on", [1, 2, 3], [1, 3, 5])]
+    assert result["arms"][0]["mean"]["classes"]["bus"]["signal_time_loss_s"] == pytest.approx(25.0)
+    assert result["arms"][1]["mean"]["offsets"]["p95_abs_error_s"] == 20.0
+    (compared,) = result["comparisons"]
+    assert (compared["index"], compared["runs"], compared["seeds"]) == (1, [1, 3, 5], [1, 2, 3])
+    change = compared["classes"]["bus"]["signal_time_loss_s"]
+    # Differences -8, -5, -9 s; changes -40, -20, -30 %.
+    assert metric(change) == (pytest.approx(25.0), pytest.approx(53.0 / 3.0), pytest.approx(-22.0 / 3.0),
+                              pytest.approx(-30.0))
+    assert change["pairs"] == 3
+    # Their sample variance is 13/3 s², so the half width is t * sqrt(13/3) / sqrt(3).
+    half_width_s = T_975_2 * 13.0 ** 0.5 / 3.0
+    assert change["difference_ci95"] == [pytest.approx(-22.0 / 3.0 - half_width_s),
+                                         pytest.approx(-22.0 / 3.0 + half_width_s)]
+    low_pct, high_pct = change["change_pct_ci95"]
+    assert low_pct < -30.0 < high_pct
+    assert compared["headline"]["seeds"] == 3
+    assert compared["headline"]["bus_signal_time_loss_change_pct_ci95"] == change["change_pct_ci95"]
+    assert compared["headline"]["violations"] == 0
+
+
+def test_emergency_vehicles_are_matched_seed_by_seed() -> None:
+    runs = [make_run(seed=1, emergency_travel_times_s={"fire-1": 300.0, "fire-2": 400.0}),
+            make_run(priority=True, corridors=True, seed=1, emergency_travel_times_s={"fire-1": 240.0,
+                                                                                       "fire-2": None}),
+            make_run(seed=2, emergency_travel_times_s={"fire-1": 500.0}),
+            make_run(priority=True, corridors=True, seed=2, emergency_travel_times_s={"fire-1": 250.0})]
+    (compared,) = comparison(runs)["comparisons"]
+    assert compared["emergency"]["matched"] == 2
+    assert metric(compared["emergency"]["travel_time_s"]) == (400.0, 245.0, -155.0, pytest.approx(-35.0))
+
+
+def test_the_outputs_of_each_run_are_listed() -> None:
+    runs = seeds_of((20.0, 12.0), (25.0, 20.0))
+    for run, arm in zip(runs, ("off", "priority-on", "off", "priority-on"), strict=True):
+        run["outputs"] = {"folder": f"out/report/{arm}-seed{run['seed']}", "files": ["e1_output.xml", "tripinfos.xml"]}
+    outputs = comparison(runs)["outputs"]
+    assert [(output["label"], output["seed"], output["folder"]) for output in outputs] == [
+        ("off", 1, "out/report/off-seed1"), ("priority on", 1, "out/report/priority-on-seed1"),
+        ("off", 2, "out/report/off-seed2"), ("priority on", 2, "out/report/priority-on-seed2")]
+    assert outputs[0]["files"] == ["e1_output.xml", "tripinfos.xml"]
 
 
 def test_a_run_needs_its_switches(off_and_on: list[dict]) -> None:
@@ -187,9 +340,9 @@ def test_a_run_needs_its_switches(off_and_on: list[dict]) -> None:
 def test_safety_violations_are_logged_as_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="pilotage.adapters.sumo.report"):
         comparison([make_run(), make_run(priority=True, violations=2)])
-    assert "priority on vs off: bus time loss at signals +0.0 %" in caplog.text
+    assert "priority on vs off over 1 seed: bus time loss at signals +0.0 %, car time loss +0.0 %" in caplog.text
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
-        "priority on: 2 safety violations ({'intergreen': 2})"]
+        "priority on: 2 safety violations ([{'intergreen': 2}])"]
 
 
 # -- table ----------------------------------------------------------------------------------------
@@ -211,41 +364,73 @@ def labels(table: str, section: str) -> list[str]:
     return [line.strip().split("  ")[0] for line in following[:end]]
 
 
-def test_the_table_has_a_column_per_run_and_the_change(off_and_on: list[dict]) -> None:
+def test_the_table_has_a_column_per_arm_the_change_and_its_interval(off_and_on: list[dict]) -> None:
     table = format_table(off_and_on)
     lines = table.splitlines()
     assert lines[0] == "SUMO closed loop: city.sumocfg, seed 7, 0.0-3600.0 s simulated in steps of 1.0 s"
-    assert lines[2].split() == ["off", "on", DELTA]
-    assert row(table, "bus", "time lost at signals") == ["time lost at signals", "20.0 s", "12.0 s", "-40.0 %"]
-    assert row(table, "car", "time loss") == ["time loss", "50.0 s", "55.0 s", "+10.0 %"]
-    assert row(table, "car", "trips") == ["trips", "500", "500", "+0.0 %"]
-    assert row(table, "car", "stops per trip") == ["stops per trip", "1.25", "1.25", "+0.0 %"]
-    assert row(table, "bus schedule", "on time") == ["on time", "80.0 %", "80.0 %", "+0.0 pp"]
+    assert lines[2].split() == ["off", "on", DELTA, "95", "%", "CI"]
+    # One seed: no interval.
+    assert row(table, "bus", "time lost at signals") == ["time lost at signals", "20.0 s", "12.0 s", "-40.0 %",
+                                                         NO_VALUE]
+    assert row(table, "car", "time loss") == ["time loss", "50.0 s", "55.0 s", "+10.0 %", NO_VALUE]
+    assert row(table, "car", "trips") == ["trips", "500", "500", "+0.0 %", NO_VALUE]
+    assert row(table, "car", "stops per trip") == ["stops per trip", "1.25", "1.25", "+0.0 %", NO_VALUE]
+    assert row(table, "car", "person-hours lost") == ["person-hours lost", "672.0 h", "672.0 h", "+0.0 %", NO_VALUE]
+    assert row(table, "bus schedule", "on time") == ["on time", "80.0 %", "80.0 %", "+0.0 pp", NO_VALUE]
+    assert row(table, "person delay", "person-hours lost (bus passengers assumed)")[1:] == ["700.0 h", "700.0 h",
+                                                                                           "+0.0 %", NO_VALUE]
     assert row(table, "emergency trips", "travel time (2 matched)") == ["travel time (2 matched)", "350.0 s",
-                                                                       "280.0 s", "-20.0 %"]
-    assert row(table, "priority engine", "requests") == ["requests", "0", "120", "+120"]
-    assert row(table, "priority engine", "granted") == ["granted", "0", "80", "+80"]
-    assert row(table, "safety", "state changes") == ["state changes", "3,600", "4,000", "+400"]
-    assert row(table, "safety", "violations") == ["violations", "0", "0", "+0"]
-    assert row(table, "safety", "refused states") == ["refused states", "0", "0", "+0"]
+                                                                       "280.0 s", "-20.0 %", NO_VALUE]
+    assert row(table, "priority engine", "requests") == ["requests", "0", "120", "+120", NO_VALUE]
+    assert row(table, "priority engine", "plan changes") == ["plan changes", "0", "80", "+80", NO_VALUE]
+    assert row(table, "plan-changing grants", "crossed in their green") == ["crossed in their green", NO_VALUE,
+                                                                            "80.0 %", NO_VALUE, NO_VALUE]
+    assert row(table, "offset error", "95th percentile") == ["95th percentile", "0.0 s", "20.0 s", "+20.0 s", NO_VALUE]
+    assert row(table, "traffic", "teleports") == ["teleports", "1", "1", "+0", NO_VALUE]
+    assert row(table, "safety", "state changes") == ["state changes", "3,600", "4,000", "+400", NO_VALUE]
+    assert row(table, "safety", "violations") == ["violations", "0", "0", "+0", NO_VALUE]
+    assert row(table, "safety", "refused states") == ["refused states", "0", "0", "+0", NO_VALUE]
+    assert lines[-1].startswith(f"{DELTA}: the mean change from off over the paired seeds")
     assert all(len(line) <= 100 for line in lines)
+
+
+def test_the_table_of_paired_seeds_gives_means_and_intervals() -> None:
+    table = format_table(seeds_of((20.0, 12.0), (25.0, 20.0), (30.0, 21.0)))
+    lines = table.splitlines()
+    assert lines[0].startswith("SUMO closed loop: city.sumocfg, seeds 1, 2, 3, ")
+    half_width_pct = T_975_2 * 10.0 / 3.0 ** 0.5
+    assert row(table, "bus", "time lost at signals") == [
+        "time lost at signals", "25.0 s", "17.7 s", "-30.0 %", f"[{-30.0 - half_width_pct:+.1f}, "
+                                                                f"{-30.0 + half_width_pct:+.1f}] %"]
+    assert row(table, "priority engine", "requests") == ["requests", "0", "120", "+120", "[+120, +120]"]
+    assert row(table, "offset error", "largest") == ["largest", "0.0 s", "45.0 s", "+45.0 s", "[+45.0, +45.0] s"]
+    assert row(table, "bus schedule", "late") == ["late", "15.0 %", "15.0 %", "+0.0 pp", "[+0.0, +0.0] pp"]
+    assert all(len(line) <= 100 for line in lines)
+
+
+def test_one_arm_over_several_seeds_gives_its_means() -> None:
+    runs = [make_run(priority=True, seed=1, bus_signal_time_loss_s=10.0),
+            make_run(priority=True, seed=2, bus_signal_time_loss_s=20.0)]
+    table = format_table(runs)
+    assert table.splitlines()[3].split() == ["on"]
+    assert row(table, "bus", "time lost at signals") == ["time lost at signals", "15.0 s"]
+    assert DELTA not in table
 
 
 def test_the_table_shows_none_as_a_dash(off_and_on: list[dict]) -> None:
     off_and_on[0]["classes"]["bus"]["travel_time_s"] = None
     table = format_table(off_and_on)
-    assert row(table, "bus", "travel time") == ["travel time", NO_VALUE, "900.0 s", NO_VALUE]
-    assert labels(table, "car") == ["trips", "unfinished", "travel time", "time loss", "stops per trip"]
+    assert row(table, "bus", "travel time") == ["travel time", NO_VALUE, "900.0 s", NO_VALUE, NO_VALUE]
+    assert labels(table, "emergency") == ["trips", "unfinished", "travel time", "time loss", "stops per trip",
+                                          "time lost at signals"]
 
 
-def test_four_runs_fit_in_100_columns_with_the_baseline_first() -> None:
+def test_four_arms_with_the_baseline_first() -> None:
     runs = [make_run(priority=True, corridors=True), make_run(priority=True), make_run(corridors=True), make_run()]
-    for run in runs:
-        run["classes"]["bus"]["travel_time_s"] = 12345.6
     lines = format_table(runs).splitlines()
     assert lines[2].split() == ["priority", "corridors"]
-    assert lines[3].split() == ["off", "on", DELTA, "on", DELTA, "on", DELTA]
-    assert max(len(line) for line in lines) <= 100
+    assert lines[3].split() == ["off", "on", DELTA, "95", "%", "CI", "on", DELTA, "95", "%", "CI", "on", DELTA, "95",
+                                "%", "CI"]
 
 
 def test_without_a_baseline_the_table_has_no_change_column() -> None:
@@ -257,12 +442,23 @@ def test_without_a_baseline_the_table_has_no_change_column() -> None:
     assert row(single, "bus", "trips") == ["trips", "40"]
 
 
-def test_runs_of_several_seeds_are_told_apart_in_the_header() -> None:
+def test_arms_of_different_seeds_are_told_apart_in_the_header() -> None:
     table = format_table([make_run(), make_run(priority=True, seed=8)])
-    assert "seed 7, 8" in table.splitlines()[0]
+    assert "seeds 7, 8" in table.splitlines()[0]
     assert table.splitlines()[3].split() == ["off", "on"]
     assert table.splitlines()[4].split() == ["seed", "7", "seed", "8"]
     assert DELTA not in table
+
+
+def test_old_runs_without_the_new_measures_still_make_a_table(off_and_on: list[dict]) -> None:
+    for run in off_and_on:
+        for key in ("person_delay", "grant_use", "offsets", "traffic", "outputs"):
+            del run[key]
+        del run["priority_requests"]["plan_changes"]
+    table = format_table(off_and_on)
+    assert "offset error" not in table.splitlines()
+    assert labels(table, "priority engine") == ["requests", "granted", "errors"]
+    assert comparison(off_and_on)["comparisons"][0]["headline"]["person_hours_lost_change_pct"] is None
 
 
 # -- files ----------------------------------------------------------------------------------------
@@ -279,11 +475,26 @@ def test_write_report_writes_the_comparison_and_two_plots(off_and_on: list[dict]
         "comparison-bus-time-loss.png", "comparison-time-space.png", "comparison.json"]
 
 
+def test_paired_seeds_are_written_with_their_means_and_plots(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    runs = seeds_of((20.0, 12.0), (25.0, 20.0))
+    out = write_report(runs, tmp_path / "report.json")
+    document = json.loads(out.read_text())
+    assert document["seeds"] == [1, 2]
+    assert document["comparisons"][0]["classes"]["bus"]["signal_time_loss_s"]["difference_ci95"] is not None
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["report-bus-time-loss.png", "report-time-space.png",
+                                                               "report.json"]
+
+
 def test_runs_that_do_not_compare_are_written_alone(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     runs = [make_run(priority=True), make_run(priority=True, corridors=True, with_time_space=False)]
     with caplog.at_level(logging.WARNING, logger="pilotage.adapters.sumo.report"):
         out = write_report(runs, tmp_path / "runs.json")
-    assert json.loads(out.read_text()) == {"runs": runs}
+    document = json.loads(out.read_text())
+    assert document["runs"] == runs
+    assert [arm["label"] for arm in document["arms"]] == ["priority on", "on"]
+    assert document["arms"][0]["mean"]["classes"]["bus"]["signal_time_loss_s"] == 20.0
+    assert document["outputs"] == []
     assert "written without comparison: expected one baseline run" in caplog.text
 
 
