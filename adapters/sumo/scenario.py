@@ -42,20 +42,39 @@ three give the same scenario. The steps (their figures are in ``docs/scenario.md
    ``<vehicle>`` of vType ``bus`` (vClass bus) over the whole line, dwelling :data:`BUS_DWELL_S` at
    each stop. The timetable is the ``arrival`` of each stop:
    departure + :data:`TIMETABLE_SLACK` x the free-flow running time to the stop (edge length over
-   its speed limit) + the dwells of the stops before; the slack was measured so that the median
-   stop arrival of the peak hour is on time. SUMO does not act on ``arrival``; it is read
-   back with ``libsumo.vehicle.getStops(...)[k].intendedArrival`` and written in the stop output.
+   its speed limit) + the dwells of the stops before; the slack was measured (on the coordinated
+   signal timings of step 5) so that the median stop arrival of the peak hour is on time. SUMO
+   does not act on ``arrival``; it is read back with
+   ``libsumo.vehicle.getStops(...)[k].intendedArrival`` and written in the stop output.
 4. **Emergency vehicles** (:data:`EMERGENCY_EVERY_S`, :data:`EMERGENCY_SPEED_FACTOR`). One every
    :data:`EMERGENCY_EVERY_S`, from half that time, of vType ``emergency`` (vClass emergency, no
    blue-light device: it keeps to the traffic rules but drives at
    :data:`EMERGENCY_SPEED_FACTOR` x the speed limit, an assumption), each on one of the
    :data:`EMERGENCY_ROUTES` fastest paths between two termini that pass the most traffic lights,
    in turn.
-5. **Signal timings** (:data:`MIN_GREEN_S`, :data:`MAX_GREEN_FACTOR`). ``signals.add.xml`` holds
-   every program of the network again, as program ``pilotage`` (SUMO runs it, loaded last), each
-   green phase with a ``minDur`` and a ``maxDur``: the range pilotage's plans may cut or extend it
-   in. SUMO runs a static program at its durations, so the ranges change nothing by themselves.
-6. **Configuration** ``city.sumocfg``: the files above by relative paths, begin 0, end 3600 s,
+5. **Signal timings** (:data:`WEBSTER_OPTIONS`, :data:`MIN_GREEN_S`, :data:`MAX_GREEN_FACTOR`).
+   netconvert's programs are guesses (equal splits, a 90-s cycle, every offset 0): each traffic
+   light is timed again for the demand above (cars, buses, emergency vehicles) with SUMO's tools,
+   run by this Python interpreter, in two variants. ``tlsCycleAdaptation.py`` applies Webster's
+   formula to the hour's flows through each light: its cycle and the split of its greens, no
+   green under :data:`MIN_GREEN_S` (``--min-green``), every amber set to the longest amber of the
+   network (``--yellow-time``, whole seconds). Each amber is then put back to netconvert's
+   duration (computed from the approach speed), the seconds it loses going to the green before
+   it, so the cycle stays the tool's. *Isolated*: each light at its own Webster cycle.
+   *Coordinated* (the default): one cycle for the whole city, the longest Webster cycle of its
+   lights (``--unified-cycle``), then ``tlsCoordinator.py`` gives each light the offset that
+   carries the main flows of the car routes from one light to the next; the offsets are rounded
+   to whole seconds within the cycle. A light keeps netconvert's program when the tool leaves it
+   out (no flow through it), gives it a phase of 0 s or less, or times it into a program
+   :func:`~pilotage.adapters.sumo.programs.program_plan` refuses. Each variant's programs are
+   written as program ``pilotage`` (``signals.add.xml``, ``signals-isolated.add.xml``; SUMO runs
+   it, loaded after the network), each green phase with a ``minDur`` and a ``maxDur``: the range
+   pilotage's plans may cut or extend it in, from :data:`MIN_GREEN_S` (or the phase's own
+   duration, when shorter) to :data:`MAX_GREEN_FACTOR` x its duration. SUMO runs a static
+   program at its durations, so the ranges change nothing by themselves. Every program SUMO runs
+   is read with :func:`~pilotage.adapters.sumo.read_signal_plans` before the scenario is kept.
+6. **Configuration** ``city.sumocfg`` (coordinated) and ``city-isolated.sumocfg``: the files above
+   by relative paths, each with its variant's programs, begin 0, end 3600 s,
    ``--time-to-teleport`` :data:`TIME_TO_TELEPORT_S`, the seed, no step log, no output file (the
    caller adds its own).
 
@@ -63,7 +82,7 @@ three give the same scenario. The steps (their figures are in ``docs/scenario.md
 :func:`~pilotage.adapters.osm.cache_directory` and renamed to it when complete, so a half-built
 scenario is never used. The digest covers the OSM file's bytes, the version of the ``eclipse-sumo``
 package that runs the tools, :data:`BUILDER_VERSION` and the seed. A later call with the same
-finds the folder and returns it without running any tool.
+finds the folder and returns it without running any tool; both variants are in the same folder.
 
 Tools run as subprocesses with a timeout (:data:`TOOL_TIMEOUT_S`). SUMO is an extra
 (``pip install 'pilotage[sim]'``): :func:`city_scenario` imports it, this module does not.
@@ -71,6 +90,8 @@ Tools run as subprocesses with a timeout (:data:`TOOL_TIMEOUT_S`). SUMO is an ex
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import importlib.metadata
 import itertools
@@ -84,6 +105,9 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -92,13 +116,13 @@ from typing import Any
 import numpy as np
 
 from pilotage.adapters.osm import cache_directory, decompressed, osm_content
-from pilotage.adapters.sumo.programs import read_signal_plans
+from pilotage.adapters.sumo.programs import AMBER_STATES, GREEN_STATES, program_plan, read_signal_plans
 from pilotage.core import DataFileError, InvalidInputError
 
 logger = logging.getLogger(__name__)
 
 #: Bump when a rule or figure below changes, so cached scenarios are rebuilt.
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 
 #: The simulated period: the peak hour (s).
 BEGIN_S = 0.0
@@ -119,8 +143,14 @@ NETCONVERT_OPTIONS: tuple[str, ...] = (
 )
 
 #: The shortest green a controller gives a phase (s), and how far it may extend it (x its duration).
+#: The shortest green is also the one the timing tool gives.
 MIN_GREEN_S = 8.0
 MAX_GREEN_FACTOR = 1.5
+#: tlsCycleAdaptation.py's options beside the files and the amber (why: the module docstring, step 5):
+#: the hour whose flows it times the lights for, and the shortest green (the tool takes whole
+#: seconds). Its other options keep their defaults: 4 s lost per phase, a 2-s saturation headway
+#: (1800 vehicles per hour and lane), cycles from 20 to 120 s.
+WEBSTER_OPTIONS: tuple[str, ...] = ("--begin", f"{BEGIN_S:g}", "--min-green", f"{MIN_GREEN_S:.0f}")
 
 #: One car trip every this many seconds (3000 trips per hour): the network is busy (queues at
 #: signals) but does not lock up, which 3600 and 4800 trips per hour do (docs/scenario.md).
@@ -142,8 +172,9 @@ MIN_STOP_EDGE_M = 40.0
 #: Time a bus stands at each stop (s).
 BUS_DWELL_S = 20.0
 #: Scheduled running time over free-flow running time (signals, traffic, stops and starts): with
-#: 2.9 the median lateness of the peak hour's stop arrivals is about 0 (measured: -3 s).
-TIMETABLE_SLACK = 2.9
+#: 2.3 the median lateness of the peak hour's stop arrivals is about 0 on the coordinated programs
+#: (measured: +2.5 s).
+TIMETABLE_SLACK = 2.3
 #: Angular sectors around the centre of the traffic lights, one terminus each.
 TERMINAL_SECTORS = 24
 #: Smallest angle between a line's two termini, seen from the centre (degrees).
@@ -168,16 +199,21 @@ TOOL_TIMEOUT_S = 900.0
 _SIM_EXTRA = "pip install 'pilotage[sim]'"
 _SUMMARY = "scenario.json"
 _SUMOCFG = "city.sumocfg"
+_ISOLATED_SUMOCFG = "city-isolated.sumocfg"
 _NET = "city.net.xml"
 _CARS = "cars.rou.xml"
 _BUSES = "buses.rou.xml"
 _BUS_STOPS = "bus-stops.add.xml"
 _SIGNALS = "signals.add.xml"
+_ISOLATED_SIGNALS = "signals-isolated.add.xml"
+_PROGRAM_ID = "pilotage"
 _EMERGENCY = "emergency.rou.xml"
 _BUS_TYPE = "bus"
 _EMERGENCY_TYPE = "emergency"
 _TAIL_LINES = 15
 _NET_ELEMENTS = frozenset({"edge", "junction", "connection", "tlLogic", "roundabout"})
+#: (sumocfg, signals file) of each variant of the signal timings.
+_VARIANT_FILES = {"coordinated": (_SUMOCFG, _SIGNALS), "isolated": (_ISOLATED_SUMOCFG, _ISOLATED_SIGNALS)}
 
 
 @dataclass(frozen=True)
@@ -185,14 +221,17 @@ class Scenario:
     """A SUMO scenario of the embedded city, ready to run (paths absolute, times in seconds).
 
     Attributes:
-        directory: the folder that holds every file below.
+        directory: the folder that holds every file below, and those of the other variant.
         sumocfg: the SUMO configuration to run.
-        net: the road network with its traffic lights.
+        net: the road network with its traffic lights (netconvert's programs).
         car_routes, bus_routes, emergency_routes: the vehicles (route files).
         bus_stops_file: the ``<busStop>`` additional file.
-        signals_file: the traffic-light programs SUMO runs, with the range of each green.
-        traffic_lights: traffic lights in the network, every one readable by
-            :func:`~pilotage.adapters.sumo.read_signal_plans`.
+        signals_file: the traffic-light programs SUMO runs (program ``pilotage``, timed for the
+            demand), with the range of each green.
+        coordinated: the programs share one cycle and are offset along the main flows; else each
+            light has its own cycle, every offset 0.
+        traffic_lights: traffic lights in the network, every one's program in ``signals_file``
+            readable by :func:`~pilotage.adapters.sumo.read_signal_plans`.
         cars: passenger cars (routed trips) over the hour.
         bus_lines: bus lines, each run in both directions.
         bus_stops: bus stops.
@@ -212,6 +251,7 @@ class Scenario:
     bus_stops_file: Path
     emergency_routes: Path
     signals_file: Path
+    coordinated: bool
     traffic_lights: int
     cars: int
     bus_lines: int
@@ -225,7 +265,7 @@ class Scenario:
 
 
 def city_scenario(osm: str | os.PathLike[str] | None = None, *, cache_dir: str | os.PathLike[str] | None = None,
-                  rebuild: bool = False, seed: int = 42) -> Scenario:
+                  rebuild: bool = False, seed: int = 42, coordinated: bool = True) -> Scenario:
     """The SUMO scenario of an OSM extract (default: the embedded city), built at the first call and
     cached (the steps and the cache: the module docstring).
 
@@ -234,11 +274,13 @@ def city_scenario(osm: str | os.PathLike[str] | None = None, *, cache_dir: str |
         cache_dir: where scenarios are cached (default: :func:`~pilotage.adapters.osm.cache_directory`).
         rebuild: build again even when cached, and replace the cached one.
         seed: seed of the car demand and of SUMO, 0 to 2**31 - 1.
+        coordinated: the variant whose programs SUMO runs: one common cycle with offsets along the
+            main flows (True), or each light at its own cycle (False). Both are built together.
 
     Building takes a few tens of seconds; a cached scenario returns at once.
 
     Raises:
-        InvalidInputError: ``seed`` is not an integer in range.
+        InvalidInputError: ``seed`` is not an integer in range, or ``coordinated`` not a bool.
         DataFileError: the OSM file cannot be read, a SUMO tool fails or times out (its last
             messages kept), or the network has no traffic light or no room for the bus lines.
         ImportError: SUMO is not installed (the message says how to install it).
@@ -246,6 +288,8 @@ def city_scenario(osm: str | os.PathLike[str] | None = None, *, cache_dir: str |
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**31:
         raise InvalidInputError(f"expected seed to be an integer from 0 to 2**31 - 1, got {seed!r}", field="seed")
     seed = int(seed)
+    if not isinstance(coordinated, bool):
+        raise InvalidInputError(f"expected coordinated to be True or False, got {coordinated!r}", field="coordinated")
     osm_path, content = osm_content(osm)
     sumo, sumo_version = _sumo()
     digest = hashlib.sha256(content)
@@ -253,7 +297,7 @@ def city_scenario(osm: str | os.PathLike[str] | None = None, *, cache_dir: str |
     root = Path(cache_dir) if cache_dir is not None else cache_directory()
     target = root / f"sumo-city-{digest.hexdigest()[:20]}"
     if not rebuild:
-        cached = _read_summary(target)
+        cached = _read_summary(target, coordinated)
         if cached is not None:
             logger.debug("SUMO scenario of %s from the cache: %s", osm_path.name, target)
             return cached
@@ -272,7 +316,7 @@ def city_scenario(osm: str | os.PathLike[str] | None = None, *, cache_dir: str |
         _put_in_place(building, target)
     finally:
         shutil.rmtree(building, ignore_errors=True)
-    scenario = _read_summary(target)
+    scenario = _read_summary(target, coordinated)
     if scenario is None:
         raise DataFileError(f"the SUMO scenario built in {target} cannot be read back; delete the folder and "
                             "call again")
@@ -296,17 +340,18 @@ def _sumo() -> tuple[ModuleType, str]:
     return sumo, version
 
 
-def _read_summary(folder: Path) -> Scenario | None:
+def _read_summary(folder: Path, coordinated: bool) -> Scenario | None:
     try:
         summary = json.loads((folder / _SUMMARY).read_text(encoding="utf-8"))
+        variant = summary["variants"][_variant(coordinated)]
         files = {name: folder / summary["files"][name] for name in
-                 ("sumocfg", "net", "car_routes", "bus_routes", "bus_stops_file", "emergency_routes",
-                  "signals_file")}
+                 ("net", "car_routes", "bus_routes", "bus_stops_file", "emergency_routes")}
+        files |= {name: folder / variant[name] for name in ("sumocfg", "signals_file")}
         counts = {name: int(summary[name]) for name in ("traffic_lights", "cars", "bus_lines", "bus_stops",
                                                           "buses", "peak_buses_in_service", "emergency_vehicles",
                                                           "seed")}
-        scenario = Scenario(directory=folder, **files, **counts, begin_s=float(summary["begin_s"]),
-                            end_s=float(summary["end_s"]))
+        scenario = Scenario(directory=folder, **files, coordinated=coordinated, **counts,
+                            begin_s=float(summary["begin_s"]), end_s=float(summary["end_s"]))
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -347,28 +392,33 @@ def _build(sumo: ModuleType, osm_path: Path, folder: Path, seed: int) -> dict[st
     unsignalised = _build_network(sumo, osm_file, net_path)
     osm_file.unlink()
     try:
-        traffic_lights = len(read_signal_plans(net_path))
+        with _quiet_reader():
+            traffic_lights = len(read_signal_plans(net_path))
     except DataFileError as exc:
         raise DataFileError(f"the network built from {osm_path.name} holds no traffic light pilotage can read "
                             f"({exc}); expected an extract with highway=traffic_signals nodes at junctions") from exc
-    _write_signal_timings(net_path, folder / _SIGNALS)
-    net = sumolib.net.readNet(str(net_path))
-    cars = _build_cars(sumo, net_path, folder, seed)
-    graph = _TransitGraph(net)
-    lines = graph.bus_lines()
-    stops = _BusStops()
-    timetables = [stops.place(str(number), direction, route, graph)
-                  for number, line in enumerate(lines, 1) for direction, route in zip("ab", line, strict=True)]
-    stops.write(folder / _BUS_STOPS)
-    buses, peak_in_service = _write_buses(folder / _BUSES, timetables, len(lines))
-    emergency = _write_emergency(folder / _EMERGENCY, graph.emergency_routes())
-    _write_sumocfg(folder / _SUMOCFG, seed)
+    # The cars are drawn and routed by tools beside the bus lines, which do not depend on them.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        cars_run = pool.submit(_build_cars, sumo, net_path, folder, seed)
+        graph = _TransitGraph(sumolib.net.readNet(str(net_path)))
+        lines = graph.bus_lines()
+        stops = _BusStops()
+        timetables = [stops.place(str(number), direction, route, graph)
+                      for number, line in enumerate(lines, 1) for direction, route in zip("ab", line, strict=True)]
+        stops.write(folder / _BUS_STOPS)
+        buses, peak_in_service = _write_buses(folder / _BUSES, timetables, len(lines))
+        emergency = _write_emergency(folder / _EMERGENCY, graph.emergency_routes())
+        cars = cars_run.result()
+    variants = _time_signals(sumo, folder)
+    for variant in variants.values():
+        _write_sumocfg(folder / variant["sumocfg"], seed, variant["signals_file"])
     logger.info("SUMO scenario: %d traffic lights (%d signals made priority junctions: %s), %d cars, %d bus lines, "
                 "%d stops, %d buses, %d emergency vehicles", traffic_lights, len(unsignalised),
                 ", ".join(unsignalised) or "none", cars, len(lines), stops.count, buses, emergency)
     return {
-        "files": {"sumocfg": _SUMOCFG, "net": _NET, "car_routes": _CARS, "bus_routes": _BUSES,
-                  "bus_stops_file": _BUS_STOPS, "emergency_routes": _EMERGENCY, "signals_file": _SIGNALS},
+        "files": {"net": _NET, "car_routes": _CARS, "bus_routes": _BUSES, "bus_stops_file": _BUS_STOPS,
+                  "emergency_routes": _EMERGENCY},
+        "variants": variants,
         "traffic_lights": traffic_lights, "unsignalised": unsignalised, "cars": cars, "bus_lines": len(lines),
         "bus_stops": stops.count, "buses": buses, "peak_buses_in_service": peak_in_service,
         "emergency_vehicles": emergency, "begin_s": BEGIN_S, "end_s": END_S, "seed": seed,
@@ -376,8 +426,14 @@ def _build(sumo: ModuleType, osm_path: Path, folder: Path, seed: int) -> dict[st
     }
 
 
-def _run_tool(command: list[str], folder: Path, what: str) -> str:
-    """Run a SUMO tool in ``folder``; its output (stdout and stderr) when it succeeds."""
+def _run_tool(command: list[str], folder: Path, what: str,
+              expected: str = "a readable OSM extract with roads") -> str:
+    """Run a SUMO tool in ``folder``; its output (stdout and stderr) when it succeeds.
+
+    Raises:
+        DataFileError: the tool cannot start, fails (the message says ``expected`` and keeps its
+            last messages) or does not finish within :data:`TOOL_TIMEOUT_S`.
+    """
     logger.debug("running %s", " ".join(command))
     try:
         done = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S,
@@ -391,8 +447,8 @@ def _run_tool(command: list[str], folder: Path, what: str) -> str:
     output = (done.stdout + done.stderr).strip()
     if done.returncode != 0:
         tail = "\n".join(output.splitlines()[-_TAIL_LINES:])
-        raise DataFileError(f"{what} failed (exit status {done.returncode}); expected a readable OSM extract with "
-                            f"roads. Its last messages:\n{tail}")
+        raise DataFileError(f"{what} failed (exit status {done.returncode}); expected {expected}. Its last "
+                            f"messages:\n{tail}")
     return output
 
 
@@ -425,12 +481,19 @@ def _build_network(sumo: ModuleType, osm_file: Path, net_path: Path) -> list[str
 def _unreadable_programs(net_path: Path) -> tuple[list[str], list[str]]:
     """Ids of the traffic lights whose program read_signal_plans refuses (each tried alone), and of
     the junctions they control."""
-    # The reader's warnings come once, when the final network is read.
+    with _quiet_reader():
+        return _refused_programs(net_path)
+
+
+@contextlib.contextmanager
+def _quiet_reader() -> Iterator[None]:
+    """Drop the signal reader's log records meanwhile: its notes come once, when the programs SUMO
+    runs are read at the end of the build."""
     reader_logger = logging.getLogger(read_signal_plans.__module__)
     quiet = logging.Filter(name="-")  # a name no logger has: every record is dropped
     reader_logger.addFilter(quiet)
     try:
-        return _refused_programs(net_path)
+        yield
     finally:
         reader_logger.removeFilter(quiet)
 
@@ -704,32 +767,181 @@ def _write_emergency(path: Path, routes_edges: list[list[str]]) -> int:
     return len(departures)
 
 
-def _write_signal_timings(net_path: Path, path: Path) -> None:
-    """Each program of the network again, as program ``pilotage`` (which SUMO then runs), with the
-    range a controller may time each green phase in: from :data:`MIN_GREEN_S` (or the phase's own
-    duration, when shorter) to :data:`MAX_GREEN_FACTOR` times its duration. SUMO runs a static
-    program at its durations; the ranges are what pilotage's plans may cut or extend."""
-    additional = ET.Element("additional")
-    for _, element in ET.iterparse(net_path):
-        if element.tag != "tlLogic":
-            continue
-        program = ET.SubElement(additional, "tlLogic", id=element.get("id", ""), type="static", programID="pilotage",
-                                offset=element.get("offset", "0"))
-        for phase in element.findall("phase"):
-            state, duration_s = phase.get("state", ""), float(phase.get("duration", "0"))
+def _variant(coordinated: bool) -> str:
+    return "coordinated" if coordinated else "isolated"
+
+
+@dataclass(frozen=True)
+class _Program:
+    """One traffic light's fixed-time program (seconds); ``timed`` when timed for the demand,
+    False for netconvert's."""
+
+    tl_id: str
+    states: tuple[str, ...]
+    durations_s: tuple[float, ...]
+    offset_s: float
+    timed: bool
+
+    @property
+    def cycle_s(self) -> float:
+        return sum(self.durations_s)
+
+    def phases(self) -> list[tuple[float, float, float, str, list[int]]]:
+        """``(duration, minDur, maxDur, state, next)`` of each phase: a green phase (a green, no
+        amber) ranges from :data:`MIN_GREEN_S` (or its duration, when shorter) to
+        :data:`MAX_GREEN_FACTOR` times its duration; any other lasts its duration."""
+        return [(duration_s, min(duration_s, MIN_GREEN_S), float(round(duration_s * MAX_GREEN_FACTOR)), state, [])
+                if _is_green(state) else (duration_s, duration_s, duration_s, state, [])
+                for duration_s, state in zip(self.durations_s, self.states, strict=True)]
+
+    def refusal(self) -> str | None:
+        """Why pilotage cannot drive this program with its ranges, or None when it can."""
+        if min(self.durations_s) <= 0:
+            return f"it has a phase of {min(self.durations_s):g} s"
+        try:
+            program_plan(self.tl_id, _PROGRAM_ID, self.offset_s, self.phases(), source="timed program")
+        except DataFileError as exc:
+            return str(exc)
+        return None
+
+    def element(self) -> ET.Element:
+        """The program as ``<tlLogic programID="pilotage">``, ``minDur`` and ``maxDur`` on its green phases."""
+        program = ET.Element("tlLogic", id=self.tl_id, type="static", programID=_PROGRAM_ID,
+                             offset=f"{self.offset_s:g}")
+        for duration_s, min_s, max_s, state, _ in self.phases():
             timing = {"duration": f"{duration_s:g}", "state": state}
-            if any(c in "Gg" for c in state) and not any(c in "yYu" for c in state):
-                timing |= {"minDur": f"{min(duration_s, MIN_GREEN_S):g}",
-                           "maxDur": f"{round(duration_s * MAX_GREEN_FACTOR):g}"}
+            if _is_green(state):
+                timing |= {"minDur": f"{min_s:g}", "maxDur": f"{max_s:g}"}
             ET.SubElement(program, "phase", timing)
+        return program
+
+
+def _is_amber(state: str) -> bool:
+    return any(c in AMBER_STATES for c in state)
+
+
+def _is_green(state: str) -> bool:
+    return any(c in GREEN_STATES for c in state) and not _is_amber(state)
+
+
+def _time_signals(sumo: ModuleType, folder: Path) -> dict[str, dict[str, Any]]:
+    """Time every traffic light for the demand and write both variants' programs (module docstring,
+    step 5); per variant, its files, the lights that keep netconvert's program and how many lights
+    run each cycle (s).
+
+    Raises:
+        DataFileError: a tool fails, or a program SUMO would run is one pilotage cannot read.
+    """
+    tools = Path(sumo.SUMO_HOME) / "tools"
+    netconvert = _read_programs(folder / _NET, timed=False)
+    amber_s = max((duration_s for program in netconvert.values()
+                   for duration_s, state in zip(program.durations_s, program.states, strict=True) if _is_amber(state)),
+                  default=0.0)
+    expected = "the network and the routes just written"
+    webster = [sys.executable, str(tools / "tlsCycleAdaptation.py"), "--net-file", _NET, "--route-files",
+               f"{_CARS},{_BUSES},{_EMERGENCY}", *WEBSTER_OPTIONS, "--yellow-time", str(math.ceil(amber_s))]
+    isolated_file, unified_file = folder / "webster.add.xml", folder / "webster-unified.add.xml"
+    offsets_file = folder / "offsets.add.xml"
+    # The isolated timing runs beside the coordinated one, which takes two tools in turn.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        isolated_run = pool.submit(_run_tool, [*webster, "--output-file", isolated_file.name], folder,
+                                   "tlsCycleAdaptation.py", expected)
+        _run_tool([*webster, "--unified-cycle", "--output-file", unified_file.name], folder,
+                  "tlsCycleAdaptation.py --unified-cycle", expected)
+        with _quiet_reader():
+            unified = _timed_programs(netconvert, unified_file)
+        _write_programs(unified, folder / _SIGNALS)
+        _run_tool([sys.executable, str(tools / "tlsCoordinator.py"), "--net-file", _NET, "--route-file", _CARS,
+                   "--additional-file", _SIGNALS, "--output-file", offsets_file.name], folder, "tlsCoordinator.py",
+                  expected)
+        isolated_run.result()
+    with _quiet_reader():
+        isolated = _timed_programs(netconvert, isolated_file)
+    programs = {"coordinated": _with_offsets(unified, offsets_file), "isolated": isolated}
+    for path in (isolated_file, unified_file, offsets_file):
+        path.unlink()
+    variants = {}
+    for name, (sumocfg, signals) in _VARIANT_FILES.items():
+        _write_programs(programs[name], folder / signals)
+        read_signal_plans(folder / signals, program_id=_PROGRAM_ID)  # every program SUMO runs is readable
+        kept = sorted(tl_id for tl_id, program in programs[name].items() if not program.timed)
+        cycles = Counter(program.cycle_s for program in programs[name].values())
+        logger.info("%s signal timings: %d traffic lights timed for the demand, %d keep netconvert's program; "
+                    "cycles %s", name, len(programs[name]) - len(kept), len(kept),
+                    ", ".join(f"{cycle_s:g} s x {n}" for cycle_s, n in cycles.most_common()))
+        variants[name] = {"sumocfg": sumocfg, "signals_file": signals, "netconvert_programs": kept,
+                          "cycles_s": {f"{cycle_s:g}": n for cycle_s, n in sorted(cycles.items())}}
+    return variants
+
+
+def _read_programs(path: Path, *, timed: bool) -> dict[str, _Program]:
+    """The ``<tlLogic>`` programs of a SUMO file (netconvert and the timing tool write one per
+    traffic light), by traffic light id, in file order."""
+    programs = {}
+    for _, element in ET.iterparse(path):
+        if element.tag == "tlLogic":
+            phases = element.findall("phase")
+            tl_id = element.get("id", "")
+            programs[tl_id] = _Program(tl_id, tuple(phase.get("state", "") for phase in phases),
+                                       tuple(float(phase.get("duration", "0")) for phase in phases),
+                                       offset_s=float(element.get("offset", "0")), timed=timed)
+        if element.tag in _NET_ELEMENTS:
+            element.clear()  # networks are large: keep none of it
+    return programs
+
+
+def _timed_programs(netconvert: dict[str, _Program], path: Path) -> dict[str, _Program]:
+    """Each traffic light's program as the timing tool wrote it in ``path``, its ambers back to
+    netconvert's; netconvert's program where the tool wrote none, or one pilotage cannot drive."""
+    timed = _read_programs(path, timed=True)
+    programs = {}
+    for tl_id, original in netconvert.items():
+        program = timed.get(tl_id)
+        if program is not None:
+            program = _with_own_ambers(program, original)
+        reason = "the tool left it out (no flow through it)" if program is None else program.refusal()
+        if reason is not None:
+            logger.info("traffic light %s keeps netconvert's program: %s", tl_id, reason)
+            program = original
+        programs[tl_id] = program
+    return programs
+
+
+def _with_own_ambers(timed: _Program, original: _Program) -> _Program:
+    """``timed`` with each amber as long as in ``original`` (the same phases), the seconds it gains
+    or loses taken from or given to the green phase before it: the cycle stays."""
+    durations_s = list(timed.durations_s)
+    n_phases = len(durations_s)
+    for k, state in enumerate(timed.states):
+        change_s = durations_s[k] - original.durations_s[k]
+        if _is_amber(state) and change_s:
+            # An amber ends a green phase: a readable program has one, the nearest before the amber.
+            green = next((k - j) % n_phases for j in range(1, n_phases) if _is_green(timed.states[(k - j) % n_phases]))
+            durations_s[green] += change_s
+            durations_s[k] = original.durations_s[k]
+    return dataclasses.replace(timed, durations_s=tuple(durations_s))
+
+
+def _with_offsets(programs: dict[str, _Program], path: Path) -> dict[str, _Program]:
+    """``programs`` with the offsets tlsCoordinator.py wrote in ``path``, rounded to whole seconds
+    within each cycle (a light it gives none keeps its own)."""
+    offsets_s = {element.get("id", ""): float(element.get("offset", "0"))
+                 for element in ET.parse(path).getroot().iter("tlLogic")}
+    return {tl_id: dataclasses.replace(program, offset_s=round(offsets_s[tl_id]) % program.cycle_s)
+            if tl_id in offsets_s else program for tl_id, program in programs.items()}
+
+
+def _write_programs(programs: dict[str, _Program], path: Path) -> None:
+    additional = ET.Element("additional")
+    additional.extend(program.element() for program in programs.values())
     _write_xml(additional, path)
 
 
-def _write_sumocfg(path: Path, seed: int) -> None:
+def _write_sumocfg(path: Path, seed: int, signals: str) -> None:
     configuration = ET.Element("configuration")
     sections = {
         "input": {"net-file": _NET, "route-files": f"{_CARS},{_BUSES},{_EMERGENCY}",
-                  "additional-files": f"{_SIGNALS},{_BUS_STOPS}"},
+                  "additional-files": f"{signals},{_BUS_STOPS}"},
         "time": {"begin": f"{BEGIN_S:g}", "end": f"{END_S:g}"},
         "processing": {"time-to-teleport": f"{TIME_TO_TELEPORT_S:g}"},
         "random_number": {"seed": str(seed)},

@@ -12,6 +12,7 @@ import pytest
 
 from pilotage.adapters.sumo import read_signal_plans
 from pilotage.adapters.sumo import scenario as scenario_module
+from pilotage.adapters.sumo.programs import AMBER_STATES, GREEN_STATES
 from pilotage.adapters.sumo.scenario import Scenario, city_scenario
 from pilotage.core import DataFileError, InvalidInputError
 
@@ -24,6 +25,12 @@ XML_COMMENT = re.compile(rb"<!--.*?-->", re.DOTALL)
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     """The embedded city's SUMO scenario, built at the first use in the session."""
     return city_scenario(cache_dir=tmp_path_factory.mktemp("sumo-scenario"))
+
+
+@pytest.fixture(scope="session")
+def isolated(scenario: Scenario) -> Scenario:
+    """The same scenario with each traffic light at its own cycle (built with the default one)."""
+    return city_scenario(cache_dir=scenario.directory.parent, coordinated=False)
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +53,15 @@ def controlled_junctions(tls) -> set[str]:
     return {connection[0].getEdge().getToNode().getID() for connection in tls.getConnections()}
 
 
+def programs(path: Path) -> dict[str, ET.Element]:
+    """The <tlLogic> elements of a SUMO file, by traffic light id."""
+    return {program.get("id"): program for program in ET.parse(path).getroot().iter("tlLogic")}
+
+
+def durations_s(program: ET.Element) -> list[float]:
+    return [float(phase.get("duration")) for phase in program.iter("phase")]
+
+
 def without_comments(path: Path) -> bytes:
     # netconvert and duarouter open their files with a comment that holds the date.
     return XML_COMMENT.sub(b"", path.read_bytes())
@@ -63,15 +79,67 @@ def test_every_traffic_light_has_a_readable_plan(scenario: Scenario, net) -> Non
     assert controlled == {node for tls in net.getTrafficLights() for node in controlled_junctions(tls)}
 
 
-def test_the_programs_sumo_runs_give_each_green_a_range(scenario: Scenario) -> None:
-    network_plans = {plan.id: plan for plan in read_signal_plans(scenario.net)}
-    plans = read_signal_plans(scenario.signals_file, program_id="pilotage")
-    assert {plan.id for plan in plans} == network_plans.keys()
+@pytest.mark.parametrize("coordinated", [True, False])
+def test_the_programs_sumo_runs_give_each_green_a_range(scenario: Scenario, isolated: Scenario,
+                                                        coordinated: bool) -> None:
+    variant = scenario if coordinated else isolated
+    assert variant.coordinated is coordinated
+    plans = read_signal_plans(variant.signals_file, program_id="pilotage")
+    assert len(plans) == variant.traffic_lights
+    assert {plan.id for plan in plans} == programs(variant.net).keys()
     for plan in plans:
-        np.testing.assert_array_equal(plan.green_s, network_plans[plan.id].green_s)
         assert (plan.stage_min_s <= plan.green_s).all() and (plan.green_s <= plan.stage_max_s).all()
         assert plan.max_cycle_s > plan.cycle_s
-    assert sum((plan.stage_min_s < plan.green_s).sum() for plan in plans) > 300
+    # The main greens can be cut, the short ones are at their minimum.
+    assert sum((plan.stage_min_s < plan.green_s).sum() for plan in plans) > 100
+    for program in programs(variant.signals_file).values():
+        for phase in program.iter("phase"):
+            state = phase.get("state")
+            green = any(c in GREEN_STATES for c in state) and not any(c in AMBER_STATES for c in state)
+            assert (phase.get("minDur") is not None) == green
+            if green:
+                duration_s = float(phase.get("duration"))
+                assert float(phase.get("minDur")) == min(duration_s, scenario_module.MIN_GREEN_S)
+                assert float(phase.get("maxDur")) == round(duration_s * scenario_module.MAX_GREEN_FACTOR)
+
+
+@pytest.mark.parametrize("coordinated", [True, False])
+def test_the_programs_sumo_runs_are_timed_for_the_demand(scenario: Scenario, isolated: Scenario,
+                                                         coordinated: bool) -> None:
+    variant = scenario if coordinated else isolated
+    netconvert, timed = programs(variant.net), programs(variant.signals_file)
+    assert {sum(durations_s(program)) for program in netconvert.values()} == {90}
+    retimed = other_cycle = 0
+    for tl_id, program in timed.items():
+        phases, original = list(program.iter("phase")), list(netconvert[tl_id].iter("phase"))
+        assert [phase.get("state") for phase in phases] == [phase.get("state") for phase in original]
+        # The ambers are netconvert's, set by the approach speed.
+        for phase, before in zip(phases, original, strict=True):
+            if any(c in AMBER_STATES for c in phase.get("state")):
+                assert phase.get("duration") == before.get("duration")
+        retimed += durations_s(program) != durations_s(netconvert[tl_id])
+        other_cycle += sum(durations_s(program)) != 90
+    assert retimed >= 0.99 * variant.traffic_lights
+    assert other_cycle >= 0.99 * variant.traffic_lights
+
+
+def test_the_coordinated_programs_share_one_cycle_with_offsets(scenario: Scenario, isolated: Scenario) -> None:
+    netconvert, timed = programs(scenario.net), programs(scenario.signals_file)
+    cycles_s = {tl_id: sum(durations_s(program)) for tl_id, program in timed.items()}
+    (common_s, n), *_ = Counter(cycles_s.values()).most_common()
+    # One cycle for the city, but for a light the tool could not time at it (it keeps netconvert's program).
+    assert n >= 0.99 * scenario.traffic_lights
+    assert all(durations_s(timed[tl_id]) == durations_s(netconvert[tl_id])
+               for tl_id, cycle_s in cycles_s.items() if cycle_s != common_s)
+    offsets_s = np.array([float(program.get("offset")) for program in timed.values()])
+    assert ((offsets_s >= 0) & (offsets_s < np.array(list(cycles_s.values())))).all()
+    assert np.array_equal(offsets_s, np.round(offsets_s))
+    assert (offsets_s > 0).mean() >= 0.9
+    assert len(set(offsets_s)) >= 20
+    # Each light of the isolated variant has its own cycle, at offset 0.
+    isolated_programs = programs(isolated.signals_file).values()
+    assert len({sum(durations_s(program)) for program in isolated_programs}) >= 5
+    assert {program.get("offset") for program in isolated_programs} == {"0"}
 
 
 def test_cars_fill_the_peak_hour(scenario: Scenario) -> None:
@@ -149,8 +217,12 @@ def test_emergency_vehicles_cross_the_city(scenario: Scenario, net) -> None:
         assert len(traffic_lights_on(net, vehicle.find("route").get("edges").split())) >= 15
 
 
-def test_configuration_runs_the_peak_hour_without_output(scenario: Scenario) -> None:
-    root = ET.parse(scenario.sumocfg).getroot()
+@pytest.mark.parametrize("coordinated", [True, False])
+def test_configuration_runs_the_peak_hour_without_output(scenario: Scenario, isolated: Scenario,
+                                                         coordinated: bool) -> None:
+    variant = scenario if coordinated else isolated
+    assert variant.directory == scenario.directory
+    root = ET.parse(variant.sumocfg).getroot()
     options = {element.tag: element.get("value") for section in root for element in section}
     assert options["begin"] == "0"
     assert options["end"] == "3600"
@@ -159,7 +231,9 @@ def test_configuration_runs_the_peak_hour_without_output(scenario: Scenario) -> 
     assert not [name for name in options if "output" in name]
     for name in ("net-file", "route-files", "additional-files"):
         for file in options[name].split(","):
-            assert (scenario.directory / file).is_file()
+            assert (variant.directory / file).is_file()
+    assert options["additional-files"].split(",")[0] == variant.signals_file.name
+    assert isolated.sumocfg != scenario.sumocfg and isolated.signals_file != scenario.signals_file
 
 
 def test_a_short_run(scenario: Scenario) -> None:
@@ -169,6 +243,13 @@ def test_a_short_run(scenario: Scenario) -> None:
     libsumo.start(["sumo", "-c", str(scenario.sumocfg), "--end", "300", "--no-warnings", "true"])
     try:
         assert libsumo.trafficlight.getIDCount() == scenario.traffic_lights
+        # SUMO runs the timed programs.
+        timed = programs(scenario.signals_file)
+        for tl_id in libsumo.trafficlight.getIDList():
+            assert libsumo.trafficlight.getProgram(tl_id) == "pilotage"
+            [logic] = [logic for logic in libsumo.trafficlight.getAllProgramLogics(tl_id)
+                       if logic.programID == "pilotage"]
+            assert [phase.duration for phase in logic.phases] == durations_s(timed[tl_id])
         teleports, running_buses = 0, set()
         for _ in range(300):
             libsumo.simulationStep()
@@ -214,12 +295,17 @@ def test_a_second_call_uses_the_cache(scenario: Scenario, monkeypatch: pytest.Mo
     monkeypatch.setattr(scenario_module, "_build", no_build)
     monkeypatch.setattr(scenario_module, "_run_tool", no_build)
     assert city_scenario(cache_dir=scenario.directory.parent) == scenario
+    isolated = city_scenario(cache_dir=scenario.directory.parent, coordinated=False)
+    assert isolated.directory == scenario.directory
+    assert (isolated.sumocfg.name, isolated.signals_file.name) == ("city-isolated.sumocfg", "signals-isolated.add.xml")
 
 
 def test_the_same_seed_gives_the_same_files(scenario: Scenario, tmp_path: Path) -> None:
     again = city_scenario(cache_dir=tmp_path)
     assert again.directory.name == scenario.directory.name
-    for ours in (scenario.bus_routes, scenario.bus_stops_file, scenario.emergency_routes, scenario.sumocfg):
+    isolated = city_scenario(cache_dir=scenario.directory.parent, coordinated=False)
+    for ours in (scenario.bus_routes, scenario.bus_stops_file, scenario.emergency_routes, scenario.sumocfg,
+                 scenario.signals_file, isolated.sumocfg, isolated.signals_file):
         assert (again.directory / ours.name).read_bytes() == ours.read_bytes(), ours.name
     for tools in (scenario.net, scenario.car_routes):
         assert without_comments(again.directory / tools.name) == without_comments(tools), tools.name
@@ -243,6 +329,8 @@ def test_bad_inputs_are_refused(tmp_path: Path) -> None:
         city_scenario(cache_dir=tmp_path, seed=-1)
     with pytest.raises(InvalidInputError, match="seed"):
         city_scenario(cache_dir=tmp_path, seed=True)
+    with pytest.raises(InvalidInputError, match="coordinated"):
+        city_scenario(cache_dir=tmp_path, coordinated="no")
     with pytest.raises(DataFileError, match="cannot read the OSM file"):
         city_scenario(tmp_path / "missing.osm", cache_dir=tmp_path)
 
