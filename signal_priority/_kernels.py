@@ -193,8 +193,9 @@ def _green_too_short(k, n, n_groups, stage_groups, min_green_s, entry_stage, ent
 
 @kernel
 def _copy_plan(k, first, from_stage, from_start_s, from_end_s, from_n, to_stage, to_start_s, to_end_s, to_n):
+    """Copy plan ``k``'s entries from ``first`` on (those in use) from the ``from_*`` arrays to the ``to_*``."""
     to_n[k] = from_n[k]
-    for i in range(first, from_stage.shape[1]):
+    for i in range(first, from_n[k]):
         to_stage[k, i] = from_stage[k, i]
         to_start_s[k, i] = from_start_s[k, i]
         to_end_s[k, i] = from_end_s[k, i]
@@ -225,8 +226,10 @@ N_OUT_FIELDS = 6
 # of each stage, ``stage_cuts`` (K, Sm, 2): the last cycle it was cut in, and in how many consecutive cycles.
 B_CYCLE, B_MOVED_S = 0, 1
 B_SLOTS = 2
-# The green promised to each group by its latest grant still to end, ``promised_s`` (K, Gm, 2): from, until.
+# The greens promised to each group by grants still to end, ``promised_s`` (K, Gm, 2 * P_SLOTS): from, until
+# of each (the green a vehicle meets now and the next one, say).
 P_FROM_S, P_UNTIL_S = 0, 1
+P_SLOTS = 2
 C_LAST_CYCLE, C_STREAK = 0, 1
 # Columns of the scratch ``cuts`` (Sm, 3) of one change: per stage, the first and last cycle cut and the seconds cut.
 X_FIRST_CYCLE, X_LAST_CYCLE, X_CUT_S = 0, 1, 2
@@ -598,29 +601,40 @@ def _budget_add(k, cycle, moved_s, budget):
 
 @kernel
 def _keeps_promises(k, now_s, n_groups, stage_groups, entry_stage, entry_start_s, entry_end_s, n_entries, promised_s):
-    """Whether every group still shows the green promised to it (``promised_s``) from now on."""
+    """Whether every group still shows the greens promised to it (``promised_s``) from now on."""
     for g in range(n_groups[k]):
-        until = promised_s[k, g, P_UNTIL_S]
-        if until <= now_s:
-            continue
-        since = max(now_s, promised_s[k, g, P_FROM_S])
-        first, last = _green_run(stage_groups, entry_stage, entry_start_s, entry_end_s, n_entries[k], k, g, since, 0)
-        if first < 0 or entry_start_s[k, first] > since + _TOLERANCE_S \
-                or entry_end_s[k, last] < until - _TOLERANCE_S:
-            return False
+        for slot in range(P_SLOTS):
+            until = promised_s[k, g, 2 * slot + P_UNTIL_S]
+            if until <= now_s:
+                continue
+            since = max(now_s, promised_s[k, g, 2 * slot + P_FROM_S])
+            first, last = _green_run(stage_groups, entry_stage, entry_start_s, entry_end_s, n_entries[k], k, g, since,
+                                     0)
+            if first < 0 or entry_start_s[k, first] > since + _TOLERANCE_S \
+                    or entry_end_s[k, last] < until - _TOLERANCE_S:
+                return False
     return True
 
 
 @kernel
 def _promise(k, g, now_s, green_from_s, green_until_s, promised_s):
-    """Promise group ``g`` its green from ``green_from_s`` to ``green_until_s``; the same green as the
-    one promised already lengthens the promise, a later one waits for it to end."""
-    if promised_s[k, g, P_UNTIL_S] < now_s or green_until_s < promised_s[k, g, P_FROM_S]:
-        promised_s[k, g, P_FROM_S] = green_from_s
-        promised_s[k, g, P_UNTIL_S] = green_until_s
-    elif green_from_s <= promised_s[k, g, P_UNTIL_S] + _TOLERANCE_S:
-        promised_s[k, g, P_FROM_S] = min(promised_s[k, g, P_FROM_S], green_from_s)
-        promised_s[k, g, P_UNTIL_S] = max(promised_s[k, g, P_UNTIL_S], green_until_s)
+    """Promise group ``g`` its green from ``green_from_s`` to ``green_until_s``: a green that overlaps
+    one promised already lengthens that promise; another takes a slot whose promise has ended, else
+    the slot of the later promise when it comes sooner (the later vehicle asks again)."""
+    target = -1
+    for slot in range(P_SLOTS):
+        low, high = promised_s[k, g, 2 * slot + P_FROM_S], promised_s[k, g, 2 * slot + P_UNTIL_S]
+        if high > now_s and green_from_s <= high + _TOLERANCE_S and green_until_s >= low - _TOLERANCE_S:
+            promised_s[k, g, 2 * slot + P_FROM_S] = min(low, green_from_s)
+            promised_s[k, g, 2 * slot + P_UNTIL_S] = max(high, green_until_s)
+            return
+        if target < 0 or high <= now_s or (promised_s[k, g, 2 * target + P_UNTIL_S] > now_s
+                                           and high > promised_s[k, g, 2 * target + P_UNTIL_S]):
+            target = slot
+    if promised_s[k, g, 2 * target + P_UNTIL_S] > now_s and promised_s[k, g, 2 * target + P_FROM_S] < green_from_s:
+        return
+    promised_s[k, g, 2 * target + P_FROM_S] = green_from_s
+    promised_s[k, g, 2 * target + P_UNTIL_S] = green_until_s
 
 
 @kernel

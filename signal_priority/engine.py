@@ -241,7 +241,7 @@ class PriorityEngine:
         self._plan_n = np.empty_like(self._n)
         self._plan_budget = self._budget.copy()
         self._plan_stage_cuts = self._stage_cuts.copy()
-        self._promised_s = np.full((k, plans.stage_groups.shape[2], 2), -np.inf)
+        self._promised_s = np.full((k, plans.stage_groups.shape[2], 2 * _kernels.P_SLOTS), -np.inf)
         self._plan_promised_s = self._promised_s.copy()
         self._work_stage = np.empty_like(self._stage)
         self._work_start_s = np.empty_like(self._start_s)
@@ -492,8 +492,9 @@ class PriorityEngine:
         if math.isnan(ended) or self._commit_if_safe(k):
             return False
         # Vehicles that counted on the rest of this green ask again: it is no longer promised.
-        promise = self._promised_s[k, grant.group]
-        promise[_kernels.P_UNTIL_S] = min(promise[_kernels.P_UNTIL_S], ended)
+        until = self._promised_s[k, grant.group, _kernels.P_UNTIL_S::2]
+        holding = (self._promised_s[k, grant.group, _kernels.P_FROM_S::2] <= now) & (until > ended)
+        until[holding] = ended
         return True
 
     def schedule(self, intersection: int | str) -> GreenSchedule:

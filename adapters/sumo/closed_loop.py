@@ -891,7 +891,8 @@ class _Loop:
 
     def _update_corridor(self, tracked: _Tracked) -> None:
         road = self.sumo.vehicle.getRoadID(tracked.vehicle)
-        if road.startswith(":"):
+        # Inside a junction, or on no lane at all while SUMO teleports it: no position to report.
+        if not road or road.startswith(":"):
             return
         lon, lat = self._matched_position(tracked.vehicle, road)
         reply = self._send("corridor.update", {"incident": tracked.vehicle, "position": {"lon": lon, "lat": lat}})

@@ -14,7 +14,7 @@ import pytest
 
 from pilotage.adapters.sumo import city_scenario
 from pilotage.adapters.sumo.closed_loop import LoopOptions, compare, simulate
-from pilotage.adapters.sumo.report import comparison, format_table
+from pilotage.adapters.sumo.report import comparison, format_table, paired_change
 from pilotage.core import DataFileError, InvalidInputError
 
 pytest.importorskip("libsumo", reason="the closed loop needs the sim extra: pip install 'pilotage[sim]'")
@@ -203,24 +203,40 @@ def test_the_command_line_prints_the_table_writes_the_report_and_passes_sumo_arg
     assert "only `pilotage simulate` takes arguments after --" in refused.stderr
 
 
+def change_over_seeds(runs: list[dict], *keys: str) -> dict:
+    """The paired change of one measure (``keys`` into each run) from off to on, seeds in order."""
+    values = []
+    for run in runs:
+        value = run
+        for key in keys:
+            value = value[key]
+        values.append(value)
+    return paired_change(values[0::2], values[1::2])
+
+
 @pytest.mark.slow
 def test_the_peak_hour_of_bologna() -> None:
-    """Safe, and corridors bring emergency vehicles through faster (bus priority does not pay off
-    on this saturated, coordinated corridor: docs/simulation.md)."""
-    off, on = compare(BOLOGNA, LoopOptions(duration_s=3600.0, emergency_every_s=300.0))
-    for run in (off, on):
+    """Five paired seeds of Bologna's hour with priority on (docs/simulation.md): safe in every run;
+    buses lose less time at signals, the interval clear of 0; cars lose at most a few percent more;
+    most plan-changing grants are used inside the green they made."""
+    runs = compare(BOLOGNA, LoopOptions(duration_s=3600.0, corridors=False, time_space=False), seeds=5)
+    for run in runs:
         assert run["safety"]["violations"] == run["safety"]["refused_states"] == 0
-    assert on["classes"]["emergency"]["travel_time_s"] < 0.85 * off["classes"]["emergency"]["travel_time_s"]
+    bus = change_over_seeds(runs, "classes", "bus", "signal_time_loss_s")
+    assert bus["change_pct_ci95"][1] < 0.0
+    assert change_over_seeds(runs, "classes", "car", "time_loss_s")["change_pct"] < 5.0
+    used = [run["grant_use"]["grants_used_share"] for run in runs[1::2]]
+    assert min(used) > 0.6
 
 
 @pytest.mark.slow
 def test_the_peak_hour_of_the_embedded_city() -> None:
-    """The demo's run: buses lose less time at signals, emergency vehicles get through faster,
-    cars lose no more than 5 % more time, and nothing unsafe is shown."""
-    off, on = compare(city_scenario().sumocfg)
-    for run in (off, on):
+    """The demo's hour over three paired seeds, on the city's tuned coordinated programs: safe;
+    buses lose less time at signals and emergency vehicles get through faster, both intervals clear
+    of 0; cars lose no more than 3 % more."""
+    runs = compare(city_scenario().sumocfg, LoopOptions(time_space=False), seeds=3)
+    for run in runs:
         assert run["safety"]["violations"] == run["safety"]["refused_states"] == 0
-    classes_off, classes_on = off["classes"], on["classes"]
-    assert classes_on["bus"]["signal_time_loss_s"] < 0.8 * classes_off["bus"]["signal_time_loss_s"]
-    assert classes_on["emergency"]["travel_time_s"] < 0.7 * classes_off["emergency"]["travel_time_s"]
-    assert classes_on["car"]["time_loss_s"] < 1.05 * classes_off["car"]["time_loss_s"]
+    assert change_over_seeds(runs, "classes", "bus", "signal_time_loss_s")["change_pct_ci95"][1] < 0.0
+    assert change_over_seeds(runs, "classes", "emergency", "travel_time_s")["change_pct_ci95"][1] < 0.0
+    assert change_over_seeds(runs, "classes", "car", "time_loss_s")["change_pct"] < 3.0
