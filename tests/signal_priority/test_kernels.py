@@ -907,6 +907,13 @@ def test_fixed_case_matches_the_reference() -> None:
     assert math.isnan(kernels.release(893.0, 1, 0, 890.0))
 
 
+def crossroads_at_880() -> tuple[Kernels, list[Reference], PriorityConfig]:
+    """The kernels and the reference on one crossroads at 880 s, plans 480 s ahead, every bus late enough."""
+    crossing = [crossroads("x")]
+    return Kernels(crossing, 880.0, 480.0, 96), [Reference(crossing[0], 880.0, 480.0, 96)], \
+        PriorityConfig(bus_lateness_s=0.0)
+
+
 def test_fixed_promise_matches_the_reference() -> None:
     """Crossroads at 880 s (main green 850-890, side due at 895): one batch, the bus on ``side`` listed
     first, the tram on ``main`` ranked first. The tram, there at 895-900, gets main lengthened to 900
@@ -914,10 +921,7 @@ def test_fixed_promise_matches_the_reference() -> None:
     885, would have side start 15 s sooner (885), ending main before 900: refused, PROMISED. It asks
     again in the next batch: still PROMISED. After the tram's check-out at 893 (main ends, side gets
     7 s back), the promise ends at 893 too, and the pre-emption takes it back."""
-    crossing = [crossroads("x")]
-    config = PriorityConfig(bus_lateness_s=0.0)
-    kernels = Kernels(crossing, 880.0, 480.0, 96)
-    references = [Reference(crossing[0], 880.0, 480.0, 96)]
+    kernels, references, config = crossroads_at_880()
     asks = [Ask(0, 1, 885.0, 890.0, 0.0, kn.BUS, 120.0, 10.0), Ask(0, 0, 895.0, 900.0, 0.0, kn.TRAM, 0.0, 0.0)]
     answers = kernels.decide(880.0, asks, config, [-math.inf])
     assert same(answers, reference_decide(references, 880.0, asks, config, [-math.inf]))
@@ -946,17 +950,13 @@ def test_fixed_promise_matches_the_reference() -> None:
     assert_same_state(kernels, references)
 
 
-
 def test_fixed_two_promises_match_the_reference() -> None:
     """Crossroads at 880 s (main green 850-890, side 895-925, main again 935-975), one batch. The tram
     on ``main``, there at 930-935, gets main 5 s sooner (930-975; side pays, ending at 920). Bus-1 on
     ``main``, there at 881-886, meets the green now (850-890), and is promised it too: the group keeps
     both promises. Bus-2 on ``side``, there at 922-927, would have side lengthened to 927, main then
     starting at 937: refused, PROMISED, and main still starts at 930."""
-    crossing = [crossroads("x")]
-    config = PriorityConfig(bus_lateness_s=0.0)
-    kernels = Kernels(crossing, 880.0, 480.0, 96)
-    references = [Reference(crossing[0], 880.0, 480.0, 96)]
+    kernels, references, config = crossroads_at_880()
     assert same(kernels.entries(0)[:3], [[0, 850.0, 890.0], [1, 895.0, 925.0], [0, 935.0, 975.0]])
     asks = [Ask(0, 0, 880.0 + 50.0, 880.0 + 55.0, 0.0, kn.TRAM, 0.0, 0.0),
             Ask(0, 0, 880.0 + 1.0, 880.0 + 6.0, 0.0, kn.BUS, 120.0, 20.0),
@@ -976,10 +976,7 @@ def test_fixed_check_out_keeps_the_next_promise() -> None:
     (side pays, paid back by main next cycle: 935-965); bus-2, there at 935-940, cannot have main
     lengthened to 940 and meets the next green, 935-965: both promised. Bus-1 checks out at 893: its
     promise ends then, bus-2's is kept, so a bus on ``side`` there at 930-935 is refused, PROMISED."""
-    crossing = [crossroads("x")]
-    config = PriorityConfig(bus_lateness_s=0.0)
-    kernels = Kernels(crossing, 880.0, 480.0, 96)
-    references = [Reference(crossing[0], 880.0, 480.0, 96)]
+    kernels, references, config = crossroads_at_880()
     asks = [Ask(0, 0, 895.0, 900.0, 0.0, kn.BUS, 120.0, 20.0), Ask(0, 0, 935.0, 940.0, 0.0, kn.BUS, 120.0, 10.0)]
     answers = kernels.decide(880.0, asks, config, [-math.inf])
     assert same(answers, reference_decide(references, 880.0, asks, config, [-math.inf]))
