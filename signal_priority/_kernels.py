@@ -144,11 +144,12 @@ def _green_run(stage_groups, entry_stage, entry_start_s, entry_end_s, n, k, g, t
 
 @kernel
 def _waits_too_long(k, n, max_cycle_s, n_stages, n_groups, stage_groups, intergreen_s, green_s, entry_stage,
-                    entry_start_s, entry_end_s):
+                    entry_start_s, entry_end_s, group_s):
     """Whether some group waits longer than ``max_cycle_s`` between two starts of its greens, in the
     plan or into the base stages that will follow it. As for the safety monitor, a group's first
     wait runs from the start of the plan's first entry."""
-    last_start = np.full(stage_groups.shape[2], entry_start_s[k, 0])
+    last_start = group_s[0]
+    last_start[:] = entry_start_s[k, 0]
     for i in range(n):
         for g in range(n_groups[k]):
             if stage_groups[k, entry_stage[k, i], g] and (i == 0 or not stage_groups[k, entry_stage[k, i - 1], g]):
@@ -157,7 +158,7 @@ def _waits_too_long(k, n, max_cycle_s, n_stages, n_groups, stage_groups, intergr
                 last_start[g] = entry_start_s[k, i]
     # The base stages that will follow the plan close the last waits; two base cycles reach every
     # group's next start, including the groups still green when the plan ends.
-    last_end_s = np.empty(stage_groups.shape[2])
+    last_end_s = group_s[1]
     _last_green_ends(k, n - 1, n_groups, stage_groups, entry_stage, entry_end_s, last_end_s)
     stage = entry_stage[k, n - 1]
     end = entry_end_s[k, n - 1]
@@ -231,15 +232,17 @@ B_SLOTS = 2
 P_FROM_S, P_UNTIL_S = 0, 1
 P_SLOTS = 2
 C_LAST_CYCLE, C_STREAK = 0, 1
-# Columns of the scratch ``cuts`` (Sm, 3) of one change: per stage, the first and last cycle cut and the seconds cut.
-X_FIRST_CYCLE, X_LAST_CYCLE, X_CUT_S = 0, 1, 2
+# Columns of the scratch ``cuts`` (Sm, 4) of one change: per stage, the first and last cycle cut, the seconds
+# cut, and the seconds given back.
+X_FIRST_CYCLE, X_LAST_CYCLE, X_CUT_S, X_GIVEN_S = 0, 1, 2, 3
 NO_CYCLE = -1e18
 
 
 @kernel
-def _retime(k, first, stop, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s, entry_end_s):
-    """Start entries ``first..stop - 1`` at their earliest safe time, each keeping its green's length."""
-    last_end_s = np.empty(stage_groups.shape[2])
+def _retime(k, first, stop, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s, entry_end_s,
+            last_end_s):
+    """Start entries ``first..stop - 1`` at their earliest safe time, each keeping its green's length
+    (``last_end_s``, (Gm,), is scratch)."""
     _last_green_ends(k, first - 1, n_groups, stage_groups, entry_stage, entry_end_s, last_end_s)
     for e in range(first, stop):
         length = entry_end_s[k, e] - entry_start_s[k, e]
@@ -269,11 +272,11 @@ def _cycle_of(k, start_s, stage, cycle_s, offset_s, stage_offset_s):
 
 @kernel
 def _fit_to_anchor(k, anchor, now_s, n_stages, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s,
-                   entry_end_s, n_entries):
+                   entry_end_s, n_entries, last_end_s):
     """Close the frame at entry ``anchor``, which keeps its start: the entry before it takes up any
     time left over, and every entry from the anchor on, a cycle past it, must still start no sooner
-    than is safe after the greens before it. Returns whether the frame closes."""
-    last_end_s = np.empty(stage_groups.shape[2])
+    than is safe after the greens before it (``last_end_s``, (Gm,), is scratch). Returns whether
+    the frame closes."""
     _last_green_ends(k, anchor - 1, n_groups, stage_groups, entry_stage, entry_end_s, last_end_s)
     earliest = _start_after(k, entry_stage[k, anchor], entry_stage[k, anchor - 1], entry_end_s[k, anchor - 1],
                             now_s, n_groups, stage_groups, intergreen_s, last_end_s)
@@ -307,7 +310,7 @@ def _note_cut(k, i, cut_s, cuts, entry_stage, entry_start_s, cycle_s, offset_s, 
 
 @kernel
 def _extend(k, last, extra_s, now_s, n_stages, n_groups, stage_groups, intergreen_s, stage_min_s, cycle_s, offset_s,
-            stage_offset_s, entry_stage, entry_start_s, entry_end_s, n_entries, cuts):
+            stage_offset_s, entry_stage, entry_start_s, entry_end_s, n_entries, cuts, group_s):
     """Lengthen entry ``last`` by ``extra_s``, taken from the entries after it up to the next cycle's
     start, each in proportion to its room above its stage's minimum; from the cycle after too when
     that is not enough. Returns a reason code (OK, NO_ROOM, TOO_EARLY) and the cycle start that
@@ -333,9 +336,10 @@ def _extend(k, last, extra_s, now_s, n_stages, n_groups, stage_groups, intergree
                       stage_offset_s)
             entry_end_s[k, i] -= extra_s * spare / room
     entry_end_s[k, last] += extra_s
-    _retime(k, last + 1, anchor, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s, entry_end_s)
+    _retime(k, last + 1, anchor, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s, entry_end_s,
+            group_s[0])
     if not _fit_to_anchor(k, anchor, now_s, n_stages, n_groups, stage_groups, intergreen_s, entry_stage,
-                          entry_start_s, entry_end_s, n_entries):
+                          entry_start_s, entry_end_s, n_entries, group_s[0]):
         return NO_ROOM, -1
     return OK, anchor
 
@@ -355,7 +359,7 @@ def _room_before(k, i, current, g, now_s, stage_groups, stage_min_s, entry_stage
 @kernel
 def _early_green(k, g, current, first, wanted_s, now_s, n_groups, stage_groups, intergreen_s, stage_min_s,
                  stage_max_s, cycle_s, offset_s, stage_offset_s, entry_stage, entry_start_s, entry_end_s,
-                 cuts):
+                 cuts, group_s):
     """Start entry ``first`` up to ``wanted_s`` sooner, the time taken from the entries from ``current``
     to it that do not serve group ``g``, in proportion to their room above their minimum (the entry
     in progress ending no sooner than now), and given to entry ``first``, whose end stays, up to its
@@ -378,7 +382,7 @@ def _early_green(k, g, current, first, wanted_s, now_s, n_groups, stage_groups, 
     start_before = entry_start_s[k, first]
     end = entry_end_s[k, first]
     _retime(k, current + 1, first + 1, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s,
-            entry_end_s)
+            entry_end_s, group_s[0])
     entry_end_s[k, first] = end
     return start_before - entry_start_s[k, first]
 
@@ -419,7 +423,7 @@ def _ranked(requests):
 @kernel
 def _plan_request(now_s, requests, r, settings, n_stages, n_groups, stage_groups, intergreen_s, stage_min_s,
                   stage_max_s, cycle_s, offset_s, stage_offset_s, plan_stage, plan_start_s, plan_end_s, plan_n,
-                  work_stage, work_start_s, work_end_s, work_n, budget, cuts, out):
+                  work_stage, work_start_s, work_end_s, work_n, budget, cuts, group_s, out):
     """Change intersection ``k``'s plan (``plan_*``, a copy of which is in ``work_*``) for request
     ``r`` and write the decision into ``out[r]``; returns the green moved (s), or -1 when the plan was
     not kept changed (denied, or already green). The caller undoes a change it then refuses."""
@@ -448,10 +452,10 @@ def _plan_request(now_s, requests, r, settings, n_stages, n_groups, stage_groups
         else:
             reason, anchor = _extend(k, last, extra, now_s, n_stages, n_groups, stage_groups, intergreen_s,
                                      stage_min_s, cycle_s, offset_s, stage_offset_s, plan_stage, plan_start_s,
-                                     plan_end_s, plan_n, cuts)
+                                     plan_end_s, plan_n, cuts, group_s)
             if reason == OK and _pay_back(k, anchor, plan_stage[k, last], cuts, now_s, n_stages, n_groups,
                                           stage_groups, intergreen_s, stage_min_s, stage_max_s, plan_stage,
-                                          plan_start_s, plan_end_s, plan_n):
+                                          plan_start_s, plan_end_s, plan_n, group_s):
                 _grant(out, r, EXTENSION, plan_start_s[k, first], plan_end_s[k, last], base_end)
                 return extra
             if reason == OK:
@@ -479,7 +483,7 @@ def _plan_request(now_s, requests, r, settings, n_stages, n_groups, stage_groups
         current = _in_progress(k, now_s, plan_start_s, plan_end_s, n)
         gain = _early_green(k, g, current, first, min(wanted, settings[S_MAX_EARLY_GREEN_S]), now_s, n_groups,
                             stage_groups, intergreen_s, stage_min_s, stage_max_s, cycle_s, offset_s, stage_offset_s,
-                            plan_stage, plan_start_s, plan_end_s, cuts)
+                            plan_stage, plan_start_s, plan_end_s, cuts, group_s)
         if gain < min_gain:
             out[r, O_REASON] = NO_GAIN if reason == OK else reason
             return -1.0
@@ -491,7 +495,8 @@ def _plan_request(now_s, requests, r, settings, n_stages, n_groups, stage_groups
             out[r, O_REASON] = OVER_MAX_GREEN
             return -1.0
         reason, anchor = _extend(k, last, extra, now_s, n_stages, n_groups, stage_groups, intergreen_s, stage_min_s,
-                                 cycle_s, offset_s, stage_offset_s, plan_stage, plan_start_s, plan_end_s, plan_n, cuts)
+                                 cycle_s, offset_s, stage_offset_s, plan_stage, plan_start_s, plan_end_s, plan_n, cuts,
+                                 group_s)
         if reason != OK:
             out[r, O_REASON] = reason
             return -1.0
@@ -504,7 +509,7 @@ def _plan_request(now_s, requests, r, settings, n_stages, n_groups, stage_groups
     # The stage that got the time gives it back: the one that starts sooner, else the one extended.
     if not _pay_back(k, anchor, plan_stage[k, first if gain > 0.0 else last], cuts, now_s, n_stages, n_groups,
                      stage_groups, intergreen_s, stage_min_s, stage_max_s, plan_stage, plan_start_s, plan_end_s,
-                     plan_n):
+                     plan_n, group_s):
         out[r, O_REASON] = NO_PAYBACK
         return -1.0
     _grant(out, r, EARLY_GREEN if gain > 0.0 else EXTENSION, plan_start_s[k, first], plan_end_s[k, last], base_end)
@@ -516,15 +521,17 @@ def _clear_cuts(cuts):
     cuts[:, X_FIRST_CYCLE] = np.inf
     cuts[:, X_LAST_CYCLE] = NO_CYCLE
     cuts[:, X_CUT_S] = 0.0
+    cuts[:, X_GIVEN_S] = 0.0
 
 
 @kernel
 def _pay_back(k, anchor, target_stage, cuts, now_s, n_stages, n_groups, stage_groups, intergreen_s, stage_min_s,
-              stage_max_s, entry_stage, entry_start_s, entry_end_s, n_entries):
+              stage_max_s, entry_stage, entry_start_s, entry_end_s, n_entries, group_s):
     """In the cycle from ``anchor``, give each stage a priority cut (``cuts``) its time back, from
     ``target_stage``, which got it: the target's entry there gives up to its minimum, each cut
     stage takes its share up to its maximum, and the cycle after keeps its start. Returns whether
-    every second cut was given back (nothing changes when not)."""
+    every second cut was given back; when not, the plan may be left half changed, for the caller
+    to undo. ``group_s`` (2, Gm) is scratch."""
     n = n_entries[k]
     following = _next_cycle_start(k, anchor, n, entry_stage) if anchor >= 0 else -1
     if following < 0:
@@ -542,28 +549,21 @@ def _pay_back(k, anchor, target_stage, cuts, now_s, n_stages, n_groups, stage_gr
         return True
     if giver < 0 or entry_end_s[k, giver] - entry_start_s[k, giver] - stage_min_s[k, target_stage] < owed:
         return False
-    saved_start = entry_start_s[k, anchor:following].copy()
-    saved_end = entry_end_s[k, anchor:following].copy()
     given = 0.0
-    given_to = np.zeros(cuts.shape[0])
     for i in range(anchor, following):
         stage = entry_stage[k, i]
         if stage != target_stage and cuts[stage, X_CUT_S] > 0.0:
-            add = min(cuts[stage, X_CUT_S] - given_to[stage],
+            add = min(cuts[stage, X_CUT_S] - cuts[stage, X_GIVEN_S],
                       max(0.0, stage_max_s[k, stage] - (entry_end_s[k, i] - entry_start_s[k, i])))
             entry_end_s[k, i] += add
-            given_to[stage] += add
+            cuts[stage, X_GIVEN_S] += add
             given += add
     entry_end_s[k, giver] -= given
     _retime(k, anchor + 1, following, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s,
-            entry_end_s)
-    if given < owed - _TOLERANCE_S or not _fit_to_anchor(k, following, now_s, n_stages, n_groups, stage_groups,
-                                                          intergreen_s, entry_stage, entry_start_s, entry_end_s,
-                                                          n_entries):
-        entry_start_s[k, anchor:following] = saved_start
-        entry_end_s[k, anchor:following] = saved_end
-        return False
-    return True
+            entry_end_s, group_s[0])
+    return given >= owed - _TOLERANCE_S and _fit_to_anchor(k, following, now_s, n_stages, n_groups, stage_groups,
+                                                           intergreen_s, entry_stage, entry_start_s, entry_end_s,
+                                                           n_entries, group_s[0])
 
 
 @kernel
@@ -685,7 +685,8 @@ def decide(now_s, requests, settings, n_stages, n_groups, stage_groups, intergre
     earlier grant, moves at most ``S_CYCLE_SHARE`` of a cycle per cycle, and cuts no stage in more
     than ``S_MAX_CUT_CYCLES`` consecutive cycles.
     """
-    cuts = np.empty((stage_groups.shape[1], 3))
+    cuts = np.empty((stage_groups.shape[1], 4))
+    group_s = np.empty((2, stage_groups.shape[2]))
     touched = np.zeros(out_changed.size, dtype=np.bool_)
     for k in range(out_changed.size):
         out_changed[k] = False
@@ -713,7 +714,7 @@ def decide(now_s, requests, settings, n_stages, n_groups, stage_groups, intergre
         moved = _plan_request(now_s, requests, r, settings, n_stages, n_groups, stage_groups, intergreen_s,
                               stage_min_s, stage_max_s, cycle_s, offset_s, stage_offset_s, plan_stage, plan_start_s,
                               plan_end_s, plan_n, work_stage, work_start_s, work_end_s, work_n, plan_budget, cuts,
-                              out)
+                              group_s, out)
         if moved < 0.0:
             _copy_plan(k, 0, work_stage, work_start_s, work_end_s, work_n, plan_stage, plan_start_s, plan_end_s,
                        plan_n)
@@ -728,7 +729,7 @@ def decide(now_s, requests, settings, n_stages, n_groups, stage_groups, intergre
         elif _green_too_short(k, plan_n[k], n_groups, stage_groups, min_green_s, plan_stage, plan_start_s, plan_end_s):
             reason = UNDER_MIN_GREEN
         elif _waits_too_long(k, plan_n[k], max_cycle_s[k], n_stages, n_groups, stage_groups, intergreen_s, green_s,
-                             plan_stage, plan_start_s, plan_end_s):
+                             plan_stage, plan_start_s, plan_end_s, group_s):
             reason = OVER_MAX_CYCLE
         else:
             target = int(plan_stage[k, _in_progress(k, out[r, O_GREEN_FROM_S], plan_start_s, plan_end_s,
@@ -762,6 +763,7 @@ def release(now_s, k, g, base_end_s, n_stages, n_groups, stage_groups, intergree
     to give back, the frame would not close, or a green would fall under its minimum): the arrays
     may then hold a half-made change, which the caller discards."""
     n = n_entries[k]
+    last_end_s = np.empty(stage_groups.shape[2])
     first, last = _green_run(stage_groups, entry_stage, entry_start_s, entry_end_s, n, k, g, now_s, 0)
     if first < 0 or entry_start_s[k, first] > now_s:
         return np.nan
@@ -780,9 +782,10 @@ def release(now_s, k, g, base_end_s, n_stages, n_groups, stage_groups, intergree
         short = max(0.0, green_s[k, entry_stage[k, i]] - (entry_end_s[k, i] - entry_start_s[k, i]))
         entry_end_s[k, i] += given * short / lacking
     entry_end_s[k, last] = end - given
-    _retime(k, last + 1, anchor, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s, entry_end_s)
+    _retime(k, last + 1, anchor, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s, entry_end_s,
+            last_end_s)
     if not _fit_to_anchor(k, anchor, now_s, n_stages, n_groups, stage_groups, intergreen_s, entry_stage,
-                          entry_start_s, entry_end_s, n_entries) \
+                          entry_start_s, entry_end_s, n_entries, last_end_s) \
             or _green_too_short(k, n, n_groups, stage_groups, min_green_s, entry_stage, entry_start_s, entry_end_s):
         return np.nan
     return entry_end_s[k, last]
@@ -959,7 +962,7 @@ def _fits(k, n_stages, n_groups, stage_groups, intergreen_s, min_green_s, green_
     n = n_entries[k]
     return not (_green_too_short(k, n, n_groups, stage_groups, min_green_s, entry_stage, entry_start_s, entry_end_s)
                 or _waits_too_long(k, n, max_cycle_s[k], n_stages, n_groups, stage_groups, intergreen_s, green_s,
-                                   entry_stage, entry_start_s, entry_end_s))
+                                   entry_stage, entry_start_s, entry_end_s, np.empty((2, stage_groups.shape[2]))))
 
 
 @kernel
