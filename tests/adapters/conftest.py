@@ -60,6 +60,7 @@ def ask_every_type() -> Callable[..., dict[str, dict[str, object]]]:
             "priority.request": {"vehicle": "bus-1", "intersection": -30248, "group": "from--25024", "eta_s": 30.0,
                                  "class": "bus", "lateness_s": 200.0},
             "priority.checkout": {"vehicle": "bus-1", "intersection": -30248}, "server.stats": {},
+            "detectors": {"intersection": -30248, "queues": [{"group": "from--25024", "queue_vehicles": 3}]},
             "corridor.open": {"incident": "fire-1", "origin": -30124, "destination": -16808},
             "corridor.update": {"incident": "fire-1", "position": {"lon": 6.1748, "lat": 49.6149}},
             "corridor.close": {"incident": "fire-1"},
