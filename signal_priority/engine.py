@@ -13,8 +13,9 @@ Priority lives inside a **fixed-cycle frame**: each cycle's stages stay anchored
 cycle. An early green takes its time from the stages before the group's green, an extension from
 the stages after it in the same cycle (or, when that cycle cannot give it all, in the next one);
 no stage goes below its minimum, and a check-out gives the green it ends back to the stages that
-paid for it. So coordination survives priority, and a plan is back on its offsets at the latest
-one cycle after the last grant.
+paid for it; the stages a grant cuts get their time back in the next cycle, from the stage that
+got it. So coordination survives priority: no cycle's start moves, and once the cycles of the last
+grant and of its pay-back are over (three at most), every stage is back on its offset.
 
 Priority is **conditional**: emergency > tram > bus; a bus only when late by at least
 ``bus_lateness_s``, and not when it is closer to the bus ahead than the bus behind is to it
