@@ -914,6 +914,16 @@ def crossroads_at_880() -> tuple[Kernels, list[Reference], PriorityConfig]:
         PriorityConfig(bus_lateness_s=0.0)
 
 
+def check_out_main_at_893(kernels: Kernels, references: list[Reference]) -> None:
+    """At 893 s, the vehicle whose grant lengthened main past 890 s checks out, in both: main ends
+    then, side gets 7 s back, and the next cycle keeps its start."""
+    kernels.advance(893.0)
+    references[0].advance(893.0)
+    assert kernels.release(893.0, 0, 0, 890.0) == pytest.approx(893.0)
+    assert references[0].release(893.0, 0, 890.0) == pytest.approx(893.0)
+    assert same(kernels.entries(0)[:3], [[0, 850.0, 893.0], [1, 898.0, 925.0], [0, 935.0, 965.0]])
+
+
 def test_fixed_promise_matches_the_reference() -> None:
     """Crossroads at 880 s (main green 850-890, side due at 895): one batch, the bus on ``side`` listed
     first, the tram on ``main`` ranked first. The tram, there at 895-900, gets main lengthened to 900
@@ -937,11 +947,7 @@ def test_fixed_promise_matches_the_reference() -> None:
     assert same(answers, reference_decide(references, 881.0, asks, config, [-math.inf]))
     assert same(answers, [denied(kn.PROMISED)])
     assert_same_state(kernels, references)
-    kernels.advance(893.0)
-    references[0].advance(893.0)
-    assert kernels.release(893.0, 0, 0, 890.0) == pytest.approx(893.0)
-    assert references[0].release(893.0, 0, 890.0) == pytest.approx(893.0)
-    assert same(kernels.entries(0)[:3], [[0, 850.0, 893.0], [1, 898.0, 925.0], [0, 935.0, 965.0]])
+    check_out_main_at_893(kernels, references)
     assert same(kernels.state(0), ({10.0: 10.0}, {1: (10.0, 1.0)}, {0: (NEVER, (850.0, 893.0))}))
     assert_same_state(kernels, references)
     kernels.preempted(0)
@@ -984,11 +990,7 @@ def test_fixed_check_out_keeps_the_next_promise() -> None:
                           (kn.GRANTED, kn.ALREADY_GREEN, 935.0, 965.0, kn.OK, 965.0)])
     assert same(kernels.state(0), ({10.0: 10.0}, {1: (10.0, 1.0)}, {0: ((935.0, 965.0), (850.0, 900.0))}))
     assert_same_state(kernels, references)
-    kernels.advance(893.0)
-    references[0].advance(893.0)
-    assert kernels.release(893.0, 0, 0, 890.0) == pytest.approx(893.0)
-    assert references[0].release(893.0, 0, 890.0) == pytest.approx(893.0)
-    assert same(kernels.entries(0)[:3], [[0, 850.0, 893.0], [1, 898.0, 925.0], [0, 935.0, 965.0]])
+    check_out_main_at_893(kernels, references)
     assert same(kernels.state(0), ({10.0: 10.0}, {1: (10.0, 1.0)}, {0: ((935.0, 965.0), (850.0, 893.0))}))
     assert_same_state(kernels, references)
     asks = [Ask(0, 1, 930.0, 935.0, 0.0, kn.BUS, 120.0, 10.0)]
