@@ -93,6 +93,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -686,8 +687,8 @@ class _Loop:
                 self._record_position(vehicle)
             if tracked.next_tls and tls != tracked.next_tls:
                 self._crossed(tracked)
-            if tracked.next_tls and tls != tracked.next_tls and tracked.next_tls in tracked.granted_tls:
-                self._checkout(tracked)
+                if tracked.next_tls in tracked.granted_tls:
+                    self._checkout(tracked)
             if tls != tracked.next_tls:
                 tracked.next_tls, tracked.requested_s = tls, -math.inf
             if tracked.kind == "emergency":
@@ -716,10 +717,9 @@ class _Loop:
         vehicle = tracked.vehicle
         allowed = max(vehicle_api.getAllowedSpeed(vehicle), 1.0)
         lateness_s = 0.0
-        stops = vehicle_api.getStops(vehicle, 1)
-        if stops:
-            stop = stops[0]
-            to_stop_m = vehicle_api.getDrivingDistance(vehicle, stop.lane.rsplit("_", 1)[0], stop.endPos)
+        next_stop = self._next_stop(vehicle)
+        if next_stop is not None:
+            stop, to_stop_m = next_stop
             if 0 <= to_stop_m <= distance_m:
                 return None
             if stop.intendedArrival > _INVALID_SUMO_TIME and to_stop_m >= 0:
@@ -732,6 +732,15 @@ class _Loop:
                 "class": tracked.kind, "lateness_s": max(-86400.0, min(86400.0, lateness_s)),
                 "occupancy": float(vehicle_api.getPersonNumber(vehicle)),
                 "queue_vehicles": float(self._halted_ahead(vehicle, distance_m))}
+
+    def _next_stop(self, vehicle: str) -> tuple[Any, float] | None:
+        """The vehicle's next stop (SUMO's stop data) and the driving distance to it (m, negative when
+        SUMO finds no way there); None when it has no stop left."""
+        stops = self.sumo.vehicle.getStops(vehicle, 1)
+        if not stops:
+            return None
+        stop = stops[0]
+        return stop, self.sumo.vehicle.getDrivingDistance(vehicle, stop.lane.rsplit("_", 1)[0], stop.endPos)
 
     def _halted_ahead(self, vehicle: str, distance_m: float) -> int:
         """The vehicles halted (under ``HALTED_MS``) between ``vehicle`` and the stop line
@@ -796,9 +805,8 @@ class _Loop:
         if (self.now - tracked.left_stop_s < AFTER_STOP_S
                 and vehicle_api.getDistance(vehicle) - tracked.left_stop_odometer_m < AFTER_STOP_M):
             return
-        stops = vehicle_api.getStops(vehicle, 1)
-        if stops and 0 <= vehicle_api.getDrivingDistance(vehicle, stops[0].lane.rsplit("_", 1)[0],
-                                                         stops[0].endPos) <= distance_m:
+        next_stop = self._next_stop(vehicle)
+        if next_stop is not None and 0 <= next_stop[1] <= distance_m:
             return
         allowed = vehicle_api.getAllowedSpeed(vehicle)
         if allowed > 0:

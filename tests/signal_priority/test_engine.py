@@ -117,12 +117,17 @@ def test_the_queue_ahead_brings_the_green_sooner() -> None:
 
 
 def test_a_queue_observed_by_detectors_is_used_while_it_is_fresh() -> None:
-    engine, clock = engine_at(852.0, PriorityConfig(bus_lateness_s=0.0, max_early_green_s=60.0, cycle_share=0.5))
+    config = PriorityConfig(bus_lateness_s=0.0, max_early_green_s=60.0, cycle_share=0.5)
+    engine, _ = engine_at(852.0, config)
+    engine.observe_queue("x", "side", 2)
+    (fresh,) = engine.decide([bus("side", 35.0)])  # arrives at 887; 2 s + 2 x 2 s to clear first
+    assert fresh.green_from == pytest.approx(881.0)
+    engine, clock = engine_at(852.0, config)
     engine.observe_queue("x", "side", 2)
     clock.now_s += 11.0  # older than queue_max_age_s: no longer used
     engine.observe_queue("x", "main", 9)
-    (decision,) = engine.decide([bus("side", 24.0)])
-    assert decision.green_from == pytest.approx(887.0)
+    (stale,) = engine.decide([bus("side", 24.0)])
+    assert stale.green_from == pytest.approx(887.0)
     with pytest.raises(InvalidInputError):
         engine.observe_queue("x", "side", -1)
 
