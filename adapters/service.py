@@ -314,8 +314,10 @@ class Service:
                                 intersections=len(self.priority.plans), carparks=len(self.parking.carparks))
 
     def _server_stats(self, _: Struct) -> wire.ServerStats:
+        monitor = self.priority.monitor
         return wire.ServerStats(uptime_s=time.monotonic() - self._started_s, requests=self.requests,
-                                replies=dict(self.replies), dropped=self.dropped)
+                                replies=dict(self.replies), dropped=self.dropped,
+                                monitor=wire.MonitorStats(monitor.checks, monitor.refused, monitor.fallbacks))
 
     def _signals_state(self, body: wire.SignalsStateRequest) -> wire.SignalsState:
         ids = self.priority.plans.ids if body.intersection is None else (body.intersection,)

@@ -185,13 +185,25 @@ class CheckedOut(Struct):
     ended_early: bool
 
 
+class MonitorStats(Struct):
+    """What the safety monitor did since the server started: plans checked (every change and every
+    lay of base stages), refused (not applied), and lays refused after which an intersection went
+    back to its coordinated plan."""
+
+    checks: int
+    refused: int
+    fallbacks: int
+
+
 class ServerStats(Struct):
-    """Counts since the server started: requests read, replies by code, messages dropped."""
+    """Counts since the server started: requests read, replies by code, messages dropped, and the
+    safety monitor's counts."""
 
     uptime_s: float
     requests: int
     replies: dict[str, int]
     dropped: int
+    monitor: MonitorStats
 
 
 class Point(Struct, forbid_unknown_fields=True):

@@ -11,6 +11,7 @@ from pilotage.signal_priority.corridors import (
 from pilotage.signal_priority.engine import (
     EXIT_TRANSITIONS,
     Hold,
+    MonitorCounts,
     Preemption,
     PriorityConfig,
     PriorityDecision,
@@ -19,5 +20,5 @@ from pilotage.signal_priority.engine import (
 )
 
 __all__ = ["EMERGENCY_SPEED_KPH", "EXIT_TRANSITIONS", "Corridor", "CorridorConfig", "CorridorEngine", "Crossing",
-           "ExitTransition", "Hold", "Preemption", "PriorityConfig", "PriorityDecision", "PriorityEngine",
-           "PriorityRequest"]
+           "ExitTransition", "Hold", "MonitorCounts", "Preemption", "PriorityConfig", "PriorityDecision",
+           "PriorityEngine", "PriorityRequest"]

@@ -101,12 +101,15 @@ def _append_base(k, until_s, n_stages, n_groups, stage_groups, intergreen_s, gre
 
 @kernel
 def advance(now_s, horizon_s, n_stages, n_groups, stage_groups, intergreen_s, green_s, cycle_s, offset_s,
-            history_s, entry_stage, entry_start_s, entry_end_s, n_entries):
+            history_s, entry_stage, entry_start_s, entry_end_s, n_entries, out_laid_from):
     """Bring every plan to ``now_s``: forget entries that ended more than ``history_s`` ago, and
     append base stages, each at its earliest safe start, until the plan reaches ``now_s + horizon_s``.
-    An empty plan starts with the base cycle in progress at ``now_s``, aligned on the offset."""
+    An empty plan starts with the base cycle in progress at ``now_s``, aligned on the offset.
+    ``out_laid_from[k]`` is the index of the first entry appended to plan ``k`` (``n_entries[k]``
+    when none was), so that the caller can check what was laid and take it back."""
     for k in range(n_entries.size):
-        if n_entries[k] == 0:
+        fresh = n_entries[k] == 0
+        if fresh:
             cycle_start = offset_s[k] + np.floor((now_s - offset_s[k]) / cycle_s[k]) * cycle_s[k]
             entry_stage[k, 0] = 0
             entry_start_s[k, 0] = cycle_start
@@ -122,6 +125,7 @@ def advance(now_s, horizon_s, n_stages, n_groups, stage_groups, intergreen_s, gr
                 entry_start_s[k, i] = entry_start_s[k, i + drop]
                 entry_end_s[k, i] = entry_end_s[k, i + drop]
             n_entries[k] = n - drop
+        out_laid_from[k] = 0 if fresh else n_entries[k]
         _append_base(k, now_s + horizon_s, n_stages, n_groups, stage_groups, intergreen_s, green_s, entry_stage,
                      entry_start_s, entry_end_s, n_entries)
 

@@ -35,8 +35,11 @@ Emergency corridors pre-empt it (:meth:`PriorityEngine.preempt`): holds for the 
 vehicle's groups, then an exit transition back onto the coordinated cycle and offset; bus and tram
 priority are suspended there until the plan is back in step.
 
-Every changed plan passes :func:`pilotage.core.safety.check_schedule` before it is applied; one
-that fails is not applied and its request is marked unsafe.
+Nothing reaches the signals unchecked: every plan change passes
+:func:`pilotage.core.safety.check_schedule` before it is applied, the base stages laid ahead as
+the clock moves included. A change that fails is not applied, and its request is marked unsafe;
+base stages that fail are taken back and the intersection returns to its coordinated plan by an
+exit transition, itself checked (:attr:`PriorityEngine.monitor` counts all three).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pilotage.core import InvalidInputError
+from pilotage.core.errors import UnsafePlanError
 from pilotage.core.safety import TOLERANCE_S, GreenSchedule, check_schedule
 from pilotage.core.signals import SignalPlans
 from pilotage.signal_priority import _kernels
@@ -207,6 +211,23 @@ class Preemption:
     refused: str = ""
 
 
+@dataclass
+class MonitorCounts:
+    """What the safety monitor did for one engine, since it started.
+
+    Attributes:
+        checks: plans checked (every change, and every lay of base stages).
+        refused: plans refused, so not applied.
+        fallbacks: lays of base stages refused, after which the intersection went back to its
+            coordinated plan by an exit transition (or, when that was refused too, kept the plan
+            it had, its last stage green until a lay passes).
+    """
+
+    checks: int = 0
+    refused: int = 0
+    fallbacks: int = 0
+
+
 @dataclass(frozen=True)
 class _Grant:
     group: int
@@ -249,6 +270,10 @@ class PriorityEngine:
         self._work_end_s = np.empty_like(self._end_s)
         self._work_n = np.empty_like(self._n)
         self._changed = np.zeros(k, dtype=np.bool_)
+        self._laid_from = np.zeros(k, dtype=np.int64)
+        # Intersections whose lay was refused and that could not go back to their coordinated plan.
+        self._holding = np.zeros(k, dtype=np.bool_)
+        self.monitor = MonitorCounts()
         self._settings = self.config.settings()
         # The queue last observed on each group's approach (vehicles), and when.
         self._queue_vehicles = np.zeros((k, plans.stage_groups.shape[2]))
@@ -262,12 +287,21 @@ class PriorityEngine:
         self.advance()
 
     def advance(self) -> float:
-        """Bring every plan to the clock's time and forget grants whose green has ended; returns the time."""
+        """Bring every plan to the clock's time and forget grants whose green has ended; returns the time.
+
+        The base stages laid ahead pass the safety monitor as any change does (see :meth:`_check_lay`).
+
+        Raises:
+            UnsafePlanError: the base plan of an intersection, laid when the engine starts, fails the
+                monitor (its model is inconsistent).
+        """
         now = float(self.clock())
         plans = self.plans
         _kernels.advance(now, self.config.horizon_s, plans.n_stages, plans.n_groups, plans.stage_groups,
                          plans.intergreen_s, plans.green_s, plans.cycle_s, plans.offset_s, self._history_s,
-                         self._stage, self._start_s, self._end_s, self._n)
+                         self._stage, self._start_s, self._end_s, self._n, self._laid_from)
+        for k in np.flatnonzero(self._laid_from < self._n).tolist():
+            self._check_lay(k, now)
         if now > self._first_grant_end_s:
             self._grants = {key: grant for key, grant in self._grants.items() if grant.green_until >= now}
             self._first_grant_end_s = min((grant.green_until for grant in self._grants.values()), default=math.inf)
@@ -431,25 +465,13 @@ class PriorityEngine:
             masks[h, [plans.group_index(k, name) for name in hold.groups]] = True
             hold_from[h] = _finite(hold.hold_from_s, "hold_from_s", -math.inf, math.inf)
             hold_until[h] = _finite(hold.hold_until_s, "hold_until_s", hold_from[h], math.inf)
-        until = max(now + self.config.horizon_s, float(hold_until.max(initial=now)) + 2.0 * plans.max_cycle_s[k])
-        green_from = np.empty(count)
-        green_until = np.empty(count)
-        transition, in_step_from = _kernels.preempt(
-            now, k, masks, stages, hold_from, hold_until, _WAYS[exit_transition], until,
-            plans.n_stages, plans.n_groups, plans.stage_groups, plans.intergreen_s, plans.min_green_s, plans.green_s,
-            plans.stage_min_s, plans.stage_max_s, plans.cycle_s, plans.offset_s, plans.stage_offset_s,
-            plans.max_cycle_s, self._stage, self._start_s, self._end_s, self._n,
-            self._plan_stage, self._plan_start_s, self._plan_end_s, self._plan_n,
-            self._work_stage, self._work_start_s, self._work_end_s, self._work_n, green_from, green_until)
-        self._plan_budget[k] = self._budget[k]
-        self._plan_stage_cuts[k] = self._stage_cuts[k]
+        transition, in_step, green_from, green_until = self._propose_holds(
+            k, now, masks=masks, stages=stages, hold_from=hold_from, hold_until=hold_until,
+            ways=_WAYS[exit_transition])
         refused = self._commit_if_safe(k)
         if refused:
             return Preemption((None,) * count, (None,) * count, EXIT_TRANSITIONS[transition], None, refused)
-        self._grants = {key: grant for key, grant in self._grants.items() if key[1] != k}
-        self._promised_s[k] = -np.inf
-        in_step = None if math.isnan(in_step_from) else float(in_step_from)
-        self._preempted_until_s[k] = in_step if in_step is not None else float(np.nanmax(green_until, initial=now))
+        self._suspend_priority(k, in_step if in_step is not None else float(np.nanmax(green_until, initial=now)))
         return Preemption(tuple(None if math.isnan(t) else float(t) for t in green_from),
                           tuple(None if math.isnan(t) else float(t) for t in green_until),
                           EXIT_TRANSITIONS[transition], in_step)
@@ -532,6 +554,65 @@ class PriorityEngine:
         green[in_interstage] &= stage_groups[k, self._stage[k, following]][in_interstage]
         return green
 
+    def _propose_holds(self, k: int, now: float, *, masks: np.ndarray, stages: np.ndarray, hold_from: np.ndarray,
+                       hold_until: np.ndarray, ways: np.ndarray) -> tuple[int, float | None, np.ndarray, np.ndarray]:
+        """Propose intersection ``k``'s plan for the holds, then the way back to its coordinated plan
+        (nothing applied yet). Returns the exit transition, when the plan is back in step (None:
+        never), and each hold's green start and end (NaN: none)."""
+        plans = self.plans
+        until = max(now + self.config.horizon_s, float(hold_until.max(initial=now)) + 2.0 * plans.max_cycle_s[k])
+        green_from = np.empty(len(stages))
+        green_until = np.empty(len(stages))
+        transition, in_step_from = _kernels.preempt(
+            now, k, masks, stages, hold_from, hold_until, ways, until,
+            plans.n_stages, plans.n_groups, plans.stage_groups, plans.intergreen_s, plans.min_green_s, plans.green_s,
+            plans.stage_min_s, plans.stage_max_s, plans.cycle_s, plans.offset_s, plans.stage_offset_s,
+            plans.max_cycle_s, self._stage, self._start_s, self._end_s, self._n,
+            self._plan_stage, self._plan_start_s, self._plan_end_s, self._plan_n,
+            self._work_stage, self._work_start_s, self._work_end_s, self._work_n, green_from, green_until)
+        self._plan_budget[k] = self._budget[k]
+        self._plan_stage_cuts[k] = self._stage_cuts[k]
+        return int(transition), None if math.isnan(in_step_from) else float(in_step_from), green_from, green_until
+
+    def _suspend_priority(self, k: int, until_s: float) -> None:
+        """A plan not made for priority now runs at ``k``: its grants and promises end, and no
+        priority is granted there before ``until_s``."""
+        self._grants = {key: grant for key, grant in self._grants.items() if key[1] != k}
+        self._promised_s[k] = -np.inf
+        self._preempted_until_s[k] = until_s
+
+    def _check_lay(self, k: int, now: float) -> None:
+        """Check the plan of ``k`` with the base stages :func:`_kernels.advance` just laid. When the
+        monitor refuses it (the join between a changed plan and the base stages after it is the
+        planners' work, so it is checked like the rest), the lay is taken back and the
+        intersection returns to its coordinated plan by an exit transition; if that is refused
+        too, it keeps the checked plan it had, whose last stage stays green, and the lay is tried
+        again at the next advance."""
+        # An intersection holding its plan is tried again at every advance: told once.
+        quiet = bool(self._holding[k])
+        refused = self._refusal(k, self._stage, self._start_s, self._end_s, int(self._n[k]), quiet=quiet)
+        if not refused:
+            self._holding[k] = False
+            return
+        if self._laid_from[k] == 0:
+            raise UnsafePlanError(f"intersection {self.plans.ids[k]}: its base plan fails the safety monitor "
+                                  f"({refused}); correct its model")
+        self._n[k] = self._laid_from[k]
+        self.monitor.fallbacks += not quiet
+        transition, in_step, _, _ = self._propose_holds(
+            k, now, masks=np.zeros((0, self.plans.stage_groups.shape[2]), dtype=np.bool_),
+            stages=np.empty(0, dtype=np.int64), hold_from=np.empty(0), hold_until=np.empty(0), ways=_WAYS["best_way"])
+        back = self._commit_if_safe(k, quiet=quiet)
+        self._holding[k] = bool(back)
+        if back:
+            if not quiet:
+                logger.error("intersection %s: base stages refused (%s), and the way back to the coordinated plan "
+                             "too (%s): its last stage stays green", self.plans.ids[k], refused, back)
+            return
+        logger.warning("intersection %s: base stages refused (%s); back to the coordinated plan by %s",
+                       self.plans.ids[k], refused, EXIT_TRANSITIONS[transition])
+        self._suspend_priority(k, in_step if in_step is not None else now)
+
     def _propose(self, k: int) -> None:
         """Start a proposal for intersection ``k`` from its current plan."""
         self._plan_stage[k] = self._stage[k]
@@ -541,16 +622,27 @@ class PriorityEngine:
         self._plan_budget[k] = self._budget[k]
         self._plan_stage_cuts[k] = self._stage_cuts[k]
 
-    def _commit_if_safe(self, k: int) -> str:
-        """Apply intersection ``k``'s proposed plan if the monitor finds it safe; else return why not."""
-        n = int(self._plan_n[k])
-        proposed = _schedule(self.plans.stage_groups[k], self._plan_stage[k], self._plan_start_s[k],
-                             self._plan_end_s[k], n)
-        violations = check_schedule(self.plans.plans[k], proposed)
-        if violations:
+    def _refusal(self, k: int, stage: np.ndarray, start_s: np.ndarray, end_s: np.ndarray, n: int, *,
+                 quiet: bool = False) -> str:
+        """Check plan ``k`` of these entry arrays with the safety monitor (counted): empty when it is
+        safe, else why not (logged unless ``quiet``)."""
+        self.monitor.checks += 1
+        violations = check_schedule(self.plans.plans[k], _schedule(self.plans.stage_groups[k], stage[k], start_s[k],
+                                                                   end_s[k], n))
+        if not violations:
+            return ""
+        self.monitor.refused += 1
+        if not quiet:
             logger.warning("intersection %s: plan refused by the safety monitor: %s", self.plans.ids[k],
                            "; ".join(f"{v.rule} {v.group} at {v.time_s:.1f} s ({v.detail})" for v in violations))
-            return "unsafe: " + "; ".join(f"{v.rule} of {v.group} at {v.time_s:.1f} s" for v in violations)
+        return "unsafe: " + "; ".join(f"{v.rule} of {v.group} at {v.time_s:.1f} s" for v in violations)
+
+    def _commit_if_safe(self, k: int, *, quiet: bool = False) -> str:
+        """Apply intersection ``k``'s proposed plan if the monitor finds it safe; else return why not."""
+        n = int(self._plan_n[k])
+        refused = self._refusal(k, self._plan_stage, self._plan_start_s, self._plan_end_s, n, quiet=quiet)
+        if refused:
+            return refused
         self._stage[k] = self._plan_stage[k]
         self._start_s[k] = self._plan_start_s[k]
         self._end_s[k] = self._plan_end_s[k]

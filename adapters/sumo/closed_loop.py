@@ -1033,7 +1033,11 @@ class _Loop:
             light.shown.append([g, self.now, math.inf])
 
     def final_check(self) -> None:
-        """The whole history of greens shown, checked by the monitor: the run's violations."""
+        """The whole history of greens shown, checked by the monitor: the run's violations; and what
+        the engine's own monitor did with the plans it made."""
+        monitor = self.priority.monitor
+        self.safety.update(plans_checked=monitor.checks, plans_refused=monitor.refused,
+                           plan_fallbacks=monitor.fallbacks)
         for light in self.net.lights:
             if not light.shown:
                 continue

@@ -38,7 +38,10 @@ seconds, distances metres. Its keys:
   ``max_abs_error_s``);
 - ``traffic``: ``teleports`` (SUMO's), ``insertion_backlog_max`` and ``insertion_backlog_end``
   (vehicles due but not yet inserted: the most at once, and at the end);
-- ``safety``: ``traffic_lights``, ``state_changes``, ``refused_states``, ``violations``, ``by_rule``;
+- ``safety``: ``traffic_lights``, ``state_changes``, ``refused_states``, ``violations``, ``by_rule``
+  (the states shown, checked as they are sent and over the whole run), and ``plans_checked``,
+  ``plans_refused``, ``plan_fallbacks`` (the engine's own monitor: every plan it made, checked
+  before it was applied);
 - ``time_space``: ``None``, or the time-space record of one bus line: ``corridor`` (its name),
   ``length_m``, ``signals`` (``traffic_light``, ``distance_m`` along the line, ``green``: the
   ``[start_s, end_s]`` intervals of the line's signal group) and ``vehicles`` (vehicle id to its
@@ -536,7 +539,10 @@ def _table_sections(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[_
     sections += [
         ("safety", [_Row("state changes", _getter("safety", "state_changes"), "count", "difference"),
                     _Row("refused states", _getter("safety", "refused_states"), "count", "difference"),
-                    _Row("violations", _getter("safety", "violations"), "count", "difference")]),
+                    _Row("violations", _getter("safety", "violations"), "count", "difference"),
+                    _Row("plans checked", _getter("safety", "plans_checked"), "count", "difference"),
+                    _Row("plans refused", _getter("safety", "plans_refused"), "count", "difference"),
+                    _Row("plan fallbacks", _getter("safety", "plan_fallbacks"), "count", "difference")]),
         ("run", [_Row("wall time", _getter("wall_time_s"), "s", "relative")]),
     ]
     return sections

@@ -5,6 +5,9 @@ numba call in the same run.
 over the city: copying the plans into the proposal and the kernel call that decides them all.
 ``engine, 1 request`` is the whole path of one request: validation, the kernel, the safety monitor
 on the changed plan, and the commit (on a fresh engine each round, so that it always grants).
+``engine, 1 s of clock`` is what the signals cost the engine each second with no request: the
+clock moves, the base stages laid ahead pass the safety monitor (about one intersection in 50
+lays a cycle's stages each second), and the greens of every intersection are read out.
 """
 
 import numpy as np
@@ -69,3 +72,17 @@ def test_engine_one_request(benchmark, plans: SignalPlans, rng: np.random.Genera
         return (PriorityEngine(plans, lambda: NOW_S, PriorityConfig(bus_lateness_s=0.0)),), {}
 
     benchmark.pedantic(lambda engine: engine.decide(request), setup=fresh_engine, rounds=200, iterations=1)
+
+
+def test_engine_one_second_of_clock(benchmark, plans: SignalPlans) -> None:
+    benchmark.group = GROUP
+    benchmark.name = "engine, 1 s of clock (lays checked, greens read)"
+    clock = [NOW_S]
+    engine = PriorityEngine(plans, lambda: clock[0])
+
+    def second() -> None:
+        clock[0] += 1.0
+        engine.green_groups()
+
+    benchmark.pedantic(second, rounds=3600, iterations=1)
+    benchmark.extra_info["plans checked an hour"] = engine.monitor.checks - len(plans)

@@ -384,3 +384,116 @@ def test_what_the_signals_showed_is_never_planned_again(stream: list) -> None:
         shown.show()
     shown.wait(120)
     assert shown.violations() == []
+
+
+class MonitorSpy:
+    """The engine's safety monitor, watched: how often it is asked, and the last schedule it passed
+    for each intersection (what the engine may publish there)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        self.passed: dict[int | str, GreenSchedule] = {}
+        monkeypatch.setattr(engine_module, "check_schedule", self.check)
+
+    def check(self, plan: IntersectionPlan, schedule: GreenSchedule) -> list[Violation]:
+        self.calls += 1
+        violations = check_schedule(plan, schedule)
+        if not violations:
+            self.passed[plan.id] = schedule
+        return violations
+
+    def unchecked(self, engine: PriorityEngine, intersection: int | str) -> list[tuple[int, float, float]]:
+        """Read the plan ahead of ``intersection`` as ``signals.state`` does, and return the greens in
+        it (group, start, end) that the last schedule the monitor passed there does not hold."""
+        ahead = engine.plan_ahead(intersection)
+        published = engine.schedule(intersection)
+        checked = self.passed.get(intersection)
+        held = set() if checked is None else set(zip(checked.group.tolist(), checked.start_s.tolist(),
+                                                     checked.end_s.tolist(), strict=True))
+        return [green for green in zip(published.group.tolist(), published.start_s.tolist(),
+                                       published.end_s.tolist(), strict=True)
+                if green[2] >= ahead[0][1] and green not in held]
+
+
+def test_base_stages_laid_as_the_clock_moves_pass_the_monitor(city_plans: SignalPlans) -> None:
+    """The engine on the embedded city, its clock 10 minutes ahead, no request: the base stages it
+    lays are checked, and every plan read out is one the monitor passed."""
+    clock = Clock(7 * 3600.0)
+    with pytest.MonkeyPatch.context() as patch:
+        monitor = MonitorSpy(patch)
+        engine = PriorityEngine(city_plans, clock)
+        assert monitor.calls == len(city_plans)
+        clock.now_s += 600.0
+        read = city_plans.ids[:20]
+        assert [monitor.unchecked(engine, intersection) for intersection in read] == [[]] * len(read)
+        assert monitor.calls > len(city_plans)
+    assert engine.monitor.checks == monitor.calls
+    assert (engine.monitor.refused, engine.monitor.fallbacks) == (0, 0)
+
+
+@given(st.lists(operations, min_size=1, max_size=20), st.lists(st.integers(0, 199), min_size=1, max_size=8))
+def test_nothing_is_published_unchecked(city_plans: SignalPlans, stream: list, read: list[int]) -> None:
+    """Decisions, pre-emptions, check-outs and the clock moving, in any order, on the embedded city:
+    after each, every plan read out is held by a schedule the monitor passed, and the engine's
+    count of checks is the monitor's."""
+    clock = Clock(7 * 3600.0)
+    with pytest.MonkeyPatch.context() as patch:
+        monitor = MonitorSpy(patch)
+        engine = PriorityEngine(city_plans, clock, PriorityConfig(bus_lateness_s=0.0))
+        for wait_s, operation, k, g, eta_s, hold_s in stream:
+            clock.now_s += 20.0 * wait_s
+            plan = city_plans.plans[(7 * k) % len(city_plans)]
+            group = plan.group_names[g % plan.n_groups]
+            if operation == "decide":
+                engine.decide([PriorityRequest("bus", plan.id, group, eta_s, "bus", lateness_s=120.0)])
+            elif operation == "checkout":
+                engine.checkout("bus", plan.id)
+            else:
+                engine.preempt(plan.id, [Hold((group,), clock.now_s + eta_s / 4, clock.now_s + eta_s / 4 + hold_s)])
+            for intersection in [plan.id, *(city_plans.ids[i % len(city_plans)] for i in read)]:
+                assert monitor.unchecked(engine, intersection) == []
+    assert engine.monitor.checks == monitor.calls
+
+
+def test_base_stages_the_monitor_refuses_are_taken_back(caplog: pytest.LogCaptureFixture) -> None:
+    """A fault planted in the last entry of the plan, as a planner's bug would leave it (the stage
+    held 100 s past its end, so the other groups would wait past the maximum cycle once base stages
+    follow it): when the clock brings the next lay, the monitor refuses it, the lay is taken back,
+    and the intersection goes back to its coordinated plan by an exit transition that passes."""
+    engine, clock = engine_at(1000.0)
+    last = int(engine._n[0]) - 1
+    engine._end_s[0, last] += 100.0
+    clock.now_s += 200.0
+    with pytest.MonkeyPatch.context() as patch:
+        monitor = MonitorSpy(patch)
+        assert monitor.unchecked(engine, "x") == []
+    assert (engine.monitor.refused, engine.monitor.fallbacks) == (1, 1)
+    assert "base stages refused" in caplog.text and "back to the coordinated plan" in caplog.text
+    assert_safe(engine)
+    clock.now_s += 3 * 120.0
+    for stage, start, _ in engine.plan_ahead("x"):
+        late = (start - engine.plans.stage_offset_s[0, stage]) % 85.0
+        assert min(late, 85.0 - late) < 1e-6
+
+
+def test_an_intersection_whose_way_back_is_refused_too_keeps_its_checked_plan(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A monitor that refuses every plan reaching past 1600 s: the lays and the way back are refused,
+    the plan checked before is kept (its last stage stays green), the event is logged and counted
+    once however often the clock moves; once the monitor passes a lay, the plan goes on."""
+    engine, clock = engine_at(1000.0)
+    monkeypatch.setattr(engine_module, "check_schedule", lambda plan, schedule: check_schedule(plan, schedule) or (
+        [Violation("max_cycle", "main", 1600.0, "planted")] if schedule.horizon_end_s > 1600.0 else []))
+    for _ in range(5):
+        clock.now_s += 30.0
+        engine.advance()
+    assert engine.monitor.fallbacks == 1
+    assert caplog.text.count("its last stage stays green") == 1
+    kept = engine.schedule("x")
+    assert kept.horizon_end_s <= 1600.0 and kept.end_s[np.argmax(kept.start_s)] == math.inf
+    assert caplog.text.count("refused by the safety monitor") == 2
+    monkeypatch.setattr(engine_module, "check_schedule", check_schedule)
+    clock.now_s += 1.0
+    assert engine.plan_ahead("x")[-1][2] >= clock.now_s + engine.config.horizon_s
+    assert engine.monitor.fallbacks == 1
+    assert_safe(engine)

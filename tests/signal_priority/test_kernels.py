@@ -134,14 +134,17 @@ class Reference:
             start = self.start_after(self.entries[e][0], self.entries[e - 1], now_s, self.last_ends(e - 1))
             self.entries[e][1:] = [start, start + length]
 
-    def advance(self, now_s: float) -> None:
-        """Forget what ended more than the history ago; base stages up to the horizon, or a full plan."""
+    def advance(self, now_s: float) -> int:
+        """Forget what ended more than the history ago; base stages up to the horizon, or a full plan.
+        Returns the index of the first entry laid (the plan's length when none was)."""
         while len(self.entries) > 1 and self.entries[0][2] < now_s - self.history_s:
             self.entries.pop(0)
+        laid_from = len(self.entries)
         while len(self.entries) < self.capacity and self.entries[-1][2] < now_s + self.horizon_s:
             stage = (self.entries[-1][0] + 1) % self.plan.n_stages
             start = self.start_after(stage, self.entries[-1], -math.inf, self.last_ends(len(self.entries) - 1))
             self.entries.append([stage, start, start + self.plan.green_s[stage]])
+        return laid_from
 
     def run(self, g: int, t: float, start: int = 0) -> tuple[int, int]:
         """(first, last) entries, from ``start`` on, of the green of ``g`` holding ``t`` or the next one;
@@ -583,11 +586,13 @@ class Kernels:
         self.promised_s = np.full((count, groups, 2 * kn.P_SLOTS), -math.inf)
         self.advance(now_s)
 
-    def advance(self, now_s: float) -> None:
-        """Bring every plan to ``now_s``."""
+    def advance(self, now_s: float) -> list[int]:
+        """Bring every plan to ``now_s``; returns the index of the first entry laid in each."""
         p = self.plans
+        laid_from = np.empty(len(p), dtype=np.int64)
         kn.advance(now_s, self.horizon_s, p.n_stages, p.n_groups, p.stage_groups, p.intergreen_s, p.green_s,
-                   p.cycle_s, p.offset_s, self.history_s, self.stage, self.start_s, self.end_s, self.n)
+                   p.cycle_s, p.offset_s, self.history_s, self.stage, self.start_s, self.end_s, self.n, laid_from)
+        return laid_from.tolist()
 
     def entries(self, k: int) -> list[list]:
         """The plan of intersection ``k`` as the reference keeps it."""
@@ -754,9 +759,7 @@ def drive(case: Case) -> Counter:
     now_s = case.start_s
     for step in case.steps:
         now_s += step.wait_s
-        kernels.advance(now_s)
-        for reference in references:
-            reference.advance(now_s)
+        assert kernels.advance(now_s) == [reference.advance(now_s) for reference in references]
         assert_same_state(kernels, references)
         if step.preempt is not None:
             # As the engine applies a pre-emption: no priority there for a while, its grants and
@@ -776,9 +779,7 @@ def drive(case: Case) -> Counter:
             k, g, base_end, green_until = grants.pop(which % len(grants))
             if share is not None and base_end + share * (green_until - base_end) > now_s:
                 now_s = base_end + share * (green_until - base_end)
-                kernels.advance(now_s)
-                for reference in references:
-                    reference.advance(now_s)
+                assert kernels.advance(now_s) == [reference.advance(now_s) for reference in references]
                 assert_same_state(kernels, references)
                 grants = [grant for grant in grants if grant[3] >= now_s]
             ended = kernels.release(now_s, k, g, base_end)
@@ -1032,3 +1033,33 @@ def test_the_random_cases_reach_every_branch() -> None:
     assert all(counts.values()), counts
     assert all(reached["strategy", s] for s in STRATEGIES), reached
     assert reached["release", True] and reached["release", False], reached
+
+
+def test_fixed_renewal_and_a_request_during_the_pay_back() -> None:
+    """Crossroads at 880 s. A bus on ``main``, there at 895-900, gets main lengthened to 900 (side
+    pays 10 s, paid back by main next cycle). Late, it asks again at 897, there at 899-904: main to
+    904, side pays 14 s in all (the cycle's budget is 17), main's next green 935-961 pays it all
+    back. At 940, in that pay-back, a bus on ``main`` there at 966-971 gets main to 971: side, paid
+    back, gives 10 of its 14 s, is cut a second cycle running, and gets the 10 s back next cycle."""
+    kernels, references, config = crossroads_at_880()
+    steps = [(880.0, Ask(0, 0, 895.0, 900.0, 0.0, kn.BUS, 120.0, 10.0), (kn.GRANTED, kn.EXTENSION, 850.0, 900.0,
+                                                                         kn.OK, 890.0)),
+             (897.0, Ask(0, 0, 899.0, 904.0, 0.0, kn.BUS, 130.0, 10.0), (kn.GRANTED, kn.EXTENSION, 850.0, 904.0,
+                                                                         kn.OK, 900.0)),
+             (940.0, Ask(0, 0, 966.0, 971.0, 0.0, kn.BUS, 120.0, 10.0), (kn.GRANTED, kn.EXTENSION, 935.0, 971.0,
+                                                                         kn.OK, 961.0))]
+    plans = [[[0, 850.0, 900.0], [1, 905.0, 925.0], [0, 935.0, 965.0], [1, 970.0, 1010.0]],
+             [[0, 850.0, 904.0], [1, 909.0, 925.0], [0, 935.0, 961.0], [1, 966.0, 1010.0], [0, 1020.0, 1060.0]],
+             [[0, 850.0, 904.0], [1, 909.0, 925.0], [0, 935.0, 971.0], [1, 976.0, 1010.0], [0, 1020.0, 1050.0],
+              [1, 1055.0, 1095.0]]]
+    states = [({10.0: 10.0}, {1: (10.0, 1.0)}, {0: (NEVER, (850.0, 900.0))}),
+              ({10.0: 14.0}, {1: (10.0, 1.0)}, {0: (NEVER, (850.0, 904.0))}),
+              ({10.0: 14.0, 11.0: 10.0}, {1: (11.0, 2.0)}, {0: (NEVER, (935.0, 971.0))})]
+    for (now_s, ask, answer), plan, state in zip(steps, plans, states, strict=True):
+        assert kernels.advance(now_s) == [references[0].advance(now_s)]
+        answers = kernels.decide(now_s, [ask], config, [-math.inf])
+        assert same(answers, reference_decide(references, now_s, [ask], config, [-math.inf]))
+        assert same(answers, [answer])
+        assert same(kernels.entries(0)[:len(plan)], plan)
+        assert same(kernels.state(0), state)
+        assert_same_state(kernels, references)
