@@ -323,6 +323,9 @@ class Server:
             parts = router.recv_multipart(zmq.NOBLOCK, copy=not secure)
             caller = self._callers[parts[-1].get("User-Id")] if secure else LOCAL_CALLER
             route, payload = _split_route([part.bytes for part in parts] if secure else parts)
+            if not payload:
+                # One empty frame reads as the delimiter a REQ socket adds: it is an empty request.
+                payload = [b""]
             if len(payload) != 1:
                 self._reply(route, self.service.reject(b"", InvalidInputError(
                     f"expected one request frame after the routing frames, got {len(payload)}; send the JSON "

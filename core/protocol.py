@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import msgspec
+import numpy as np
 from msgspec import Meta, Raw, Struct, field
 
 from pilotage.core.errors import (
@@ -39,6 +40,10 @@ DEFAULT_EVENTS_ENDPOINT = "tcp://127.0.0.1:5571"
 
 #: Default limit of one request's size (bytes); larger ones get ``TOO_LARGE`` and are not read.
 MAX_MESSAGE_BYTES = 64 * 1024
+#: The deepest a message may nest arrays and objects; every schema here needs fewer than 8 levels.
+#: A deeper document is refused (``BAD_JSON``) before it is parsed, so no input can exhaust the
+#: parser's recursion.
+MAX_NESTING_DEPTH = 32
 
 Name = Annotated[str, Meta(min_length=1, max_length=64)]
 #: An intersection: its id in the signal plans (an OSM id for the embedded city, a SUMO id otherwise).
@@ -666,7 +671,7 @@ def decode_request(frame: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple
 
     Raises:
         MessageTooLargeError: ``frame`` is longer than ``max_bytes`` (it is not read).
-        MalformedMessageError: not JSON (or not UTF-8).
+        MalformedMessageError: not JSON (or not UTF-8), or nested deeper than :data:`MAX_NESTING_DEPTH`.
         UnsupportedVersionError: ``v`` is not :data:`VERSION`.
         UnknownTypeError: ``type`` is not in :data:`MESSAGES`.
         InvalidInputError: the envelope or the body does not match its schema; ``field`` names it.
@@ -674,6 +679,7 @@ def decode_request(frame: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple
     if len(frame) > max_bytes:
         raise MessageTooLargeError(f"expected a message of at most {max_bytes} bytes, got {len(frame)}; "
                                    "split the request or ask the operator to raise --max-message-bytes")
+    _check_nesting(frame)
     try:
         request = _REQUEST.decode(frame)
     except msgspec.ValidationError as exc:
@@ -697,9 +703,10 @@ def decode_job(data: bytes) -> Job:
     """A routing job from JSON bytes (a file, or a ``route.submit`` body).
 
     Raises:
-        MalformedMessageError: not JSON.
+        MalformedMessageError: not JSON, or nested deeper than :data:`MAX_NESTING_DEPTH`.
         InvalidInputError: not a job; ``field`` names the part at fault (``stops[3].windows``).
     """
+    _check_nesting(data)
     try:
         return _JOB.decode(data)
     except msgspec.ValidationError as exc:
@@ -710,12 +717,14 @@ def decode_job(data: bytes) -> Job:
 
 def request_id(frame: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> str | None:
     """The ``id`` of a request that could not be decoded, so its error reply can carry it; None when
-    there is no valid one to be found (too large, not JSON, not a string of 1 to 64 characters)."""
+    there is no valid one to be found (too large, nested too deep, not JSON, not a string of 1 to 64
+    characters)."""
     if len(frame) > max_bytes:
         return None
     try:
+        _check_nesting(frame)
         envelope = _ANY.decode(frame)
-    except msgspec.DecodeError:
+    except (MalformedMessageError, msgspec.DecodeError):
         return None
     if isinstance(envelope, dict):
         value = envelope.get("id")
@@ -748,6 +757,24 @@ def _check_json_and_version(frame: bytes) -> None:
         raise _malformed(exc) from None
     if isinstance(envelope, dict) and type(envelope.get("v")) is int and envelope["v"] != VERSION:
         raise UnsupportedVersionError(f"expected protocol version {VERSION}, got {envelope['v']}", field="v")
+
+
+# A JSON string, escapes included: the brackets inside one do not nest.
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def _check_nesting(frame: bytes) -> None:
+    """Refuse a document nested deeper than :data:`MAX_NESTING_DEPTH`, without parsing it: a linear
+    scan of its brackets outside strings (most messages have too few brackets to need it)."""
+    if frame.count(b"[") + frame.count(b"{") <= MAX_NESTING_DEPTH:
+        return
+    brackets = np.frombuffer(_JSON_STRING.sub(b"", frame), dtype=np.uint8)
+    steps = (np.isin(brackets, (ord("["), ord("{"))).astype(np.int64)
+             - np.isin(brackets, (ord("]"), ord("}"))).astype(np.int64))
+    depth = int(np.cumsum(steps).max(initial=0))
+    if depth > MAX_NESTING_DEPTH:
+        raise MalformedMessageError(f"expected JSON nested at most {MAX_NESTING_DEPTH} levels deep, got {depth}; "
+                                    "send the document as its schema declares it (docs/protocol.md)")
 
 
 def _malformed(exc: msgspec.DecodeError) -> MalformedMessageError:

@@ -187,9 +187,22 @@ bad_messages = st.one_of(
         lambda size: ([b"{" + b" " * (size - 2) + b"}"], "TOO_LARGE", None)),
     st.lists(st.binary(max_size=20), min_size=2, max_size=5).filter(lambda frames: frames[0] != b"").map(
         lambda frames: (frames, "BAD_SCHEMA", "frames")),
-    st.lists(st.binary(max_size=20), min_size=0, max_size=3).filter(lambda frames: len(frames) != 1).map(
-        lambda frames: ([b"", *frames], "BAD_SCHEMA", "frames")),
+    st.lists(st.binary(max_size=20), min_size=2, max_size=3).map(lambda frames: ([b"", *frames], "BAD_SCHEMA",
+                                                                                 "frames")),
+    # An empty frame, alone or after the delimiter: an empty request.
+    st.sampled_from([[b""], [b"", b""]]).map(lambda frames: (frames, "BAD_JSON", None)),
+    # Nested deeper than any schema, in the body or at the root, arrays or objects, up to the size
+    # limit: refused before it is parsed.
+    st.tuples(st.integers(wire.MAX_NESTING_DEPTH + 1, 30_000), st.sampled_from([(b"[", b"]"), (b'{"a":', b"}")]),
+              st.booleans()).map(lambda case: ([_nested(*case)], "BAD_JSON", None)),
 )
+
+
+def _nested(depth: int, brackets: tuple[bytes, bytes], in_body: bool) -> bytes:
+    """A request whose body (or the whole document) nests ``depth`` levels."""
+    opening, closing = brackets
+    tree = opening * depth + (b"1" if opening.endswith(b":") else b"") + closing * depth
+    return b'{"v": 1, "id": "deep", "type": "ping", "body": ' + tree + b"}" if in_body else tree
 
 
 @settings(max_examples=300)

@@ -83,6 +83,24 @@ def test_a_message_over_the_limit_is_not_read() -> None:
     assert wire.request_id(frame("ping", pad="x" * 200), max_bytes=100) is None
 
 
+def test_a_document_nested_too_deep_is_refused_before_it_is_parsed() -> None:
+    """Deep enough to exhaust a recursive parser (20,000 levels); the limit counts arrays and objects
+    alike, from the root, and brackets inside strings do not nest."""
+    for depth in (wire.MAX_NESTING_DEPTH, 20_000):
+        deep = frame("ping", body={"x": 1}).replace(b"1}", b"[" * depth + b"]" * depth + b"}")
+        with pytest.raises(MalformedMessageError, match=f"at most {wire.MAX_NESTING_DEPTH} levels deep"):
+            wire.decode_request(deep)
+        assert wire.request_id(deep) is None
+        with pytest.raises(MalformedMessageError, match="levels deep"):
+            wire.decode_job(b'{"stops": ' + b"[" * depth + b"]" * depth + b"}")
+    allowed = frame("ping", body={"x": 1}).replace(b"1}", b"[" * (wire.MAX_NESTING_DEPTH - 2)
+                                                   + b"]" * (wire.MAX_NESTING_DEPTH - 2) + b"}")
+    with pytest.raises(InvalidInputError, match="unknown field"):
+        wire.decode_request(allowed)
+    with pytest.raises(InvalidInputError, match="unknown field"):
+        wire.decode_request(frame("ping", body={"x": '[{"\\"' * 5000}))
+
+
 def test_the_id_of_a_bad_request_is_found_when_it_is_valid() -> None:
     assert wire.request_id(frame("nope")) == "r-1"
     assert wire.request_id(frame(id=7)) is None
