@@ -338,7 +338,16 @@ class Server:
                 frames.append(payload[0])
                 callers.append(caller)
         if frames:
-            for route, reply in zip(routes, self.service.handle(frames, callers), strict=True):
+            try:
+                replies = self.service.handle(frames, callers)
+            except Exception:
+                # The service answers every failure itself; should that fail too, each request still
+                # gets its one reply, and the server goes on.
+                logger.exception("internal error answering %d requests; each gets an INTERNAL reply", len(frames))
+                replies = [self.service.reject(frame, PilotageError("the server failed on this request; it is "
+                                                                    "logged, and the server goes on"))
+                           for frame in frames]
+            for route, reply in zip(routes, replies, strict=True):
                 self._reply(route, reply)
             self.service.publish_events()
 

@@ -193,7 +193,7 @@ bad_messages = st.one_of(
     st.sampled_from([[b""], [b"", b""]]).map(lambda frames: (frames, "BAD_JSON", None)),
     # Nested deeper than any schema, in the body or at the root, arrays or objects, up to the size
     # limit: refused before it is parsed.
-    st.tuples(st.integers(wire.MAX_NESTING_DEPTH + 1, 30_000), st.sampled_from([(b"[", b"]"), (b'{"a":', b"}")]),
+    st.tuples(st.integers(wire.MAX_NESTING_DEPTH + 1, 10_000), st.sampled_from([(b"[", b"]"), (b'{"a":', b"}")]),
               st.booleans()).map(lambda case: ([_nested(*case)], "BAD_JSON", None)),
 )
 
@@ -226,6 +226,27 @@ def test_every_bad_message_gets_one_error_and_the_server_goes_on(shared_server: 
         assert (after["id"], after["ok"]) == ("after", True)
     finally:
         client.close()
+
+
+def test_a_turn_the_service_fails_is_answered_internal_and_the_server_goes_on(
+        serve: Callable[..., Server], make_service: Callable[..., Service], dealer: Callable[[str], Dealer]) -> None:
+    service = make_service()
+    handle = service.handle
+    failed = threading.Event()
+
+    def fails_once(*args: object) -> list[bytes]:
+        if not failed.is_set():
+            failed.set()
+            raise RecursionError("a failure the service did not catch")
+        return handle(*args)
+
+    service.handle = fails_once
+    client = dealer(serve(service).endpoint)
+    client.send(request("ping", request_id="first"))
+    reply = client.receive()
+    assert (reply["id"], reply["error"]["code"]) == ("first", "INTERNAL")
+    client.send(request("ping", request_id="after"))
+    assert client.receive()["ok"]
 
 
 def test_a_client_sending_past_the_hard_limit_is_cut_off_and_others_are_served(
