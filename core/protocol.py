@@ -46,8 +46,10 @@ MAX_MESSAGE_BYTES = 64 * 1024
 MAX_NESTING_DEPTH = 32
 
 Name = Annotated[str, Meta(min_length=1, max_length=64)]
+#: An OSM id (node or way): a 64-bit integer, so that no id overflows an array of the network.
+OsmId = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 #: An intersection: its id in the signal plans (an OSM id for the embedded city, a SUMO id otherwise).
-IntersectionId = int | Annotated[str, Meta(min_length=1, max_length=64)]
+IntersectionId = OsmId | Annotated[str, Meta(min_length=1, max_length=64)]
 Seconds = Annotated[float, Meta(ge=0.0, le=3600.0)]
 
 
@@ -219,7 +221,7 @@ class Point(Struct, forbid_unknown_fields=True):
 
 
 #: A place on the road network: the OSM id of a node, or a point (its nearest node).
-Place = int | Point
+Place = OsmId | Point
 
 
 class CorridorOpen(Struct, forbid_unknown_fields=True):
@@ -229,7 +231,7 @@ class CorridorOpen(Struct, forbid_unknown_fields=True):
     incident: Name
     origin: Place
     destination: Place
-    route: Annotated[list[int], Meta(min_length=2, max_length=10_000)] | None = None
+    route: Annotated[list[OsmId], Meta(min_length=2, max_length=10_000)] | None = None
 
 
 class CorridorUpdate(Struct, forbid_unknown_fields=True):
@@ -460,9 +462,9 @@ class JobStreet(Struct, forbid_unknown_fields=True):
     hopper by ``demand_per_m`` (rounded up per segment)."""
 
     id: Name
-    way: int | None = None
-    from_: int | None = field(name="from", default=None)
-    to: int | None = None
+    way: OsmId | None = None
+    from_: OsmId | None = field(name="from", default=None)
+    to: OsmId | None = None
     sides: Literal["both", "one"] = "both"
     service_s_per_m: Annotated[float, Meta(ge=0.0, le=60.0)] = 0.5
     demand_per_m: Annotated[float, Meta(ge=0.0, le=1e6)] = 0.0

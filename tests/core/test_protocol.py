@@ -66,6 +66,9 @@ def test_sumo_intersection_ids_are_strings() -> None:
     (frame("priority.request", {k: v for k, v in BUS.items() if k != "group"}), InvalidInputError, "body.group"),
     (frame("priority.request", {**BUS, "intersection": 1.5}), InvalidInputError, "body.intersection"),
     (frame("priority.request", {**BUS, "intersection": True}), InvalidInputError, "body.intersection"),
+    (frame("priority.request", {**BUS, "intersection": 10**400}), InvalidInputError, "body.intersection"),
+    (frame("corridor.open", {"incident": "f", "origin": 1, "destination": -(2**63) - 1}), InvalidInputError,
+     "body.destination"),
     (frame("signals.state", []), InvalidInputError, "body"),
 ])
 def test_bad_messages_raise_their_code_and_name_the_field(raw: bytes, error: type[PilotageError],
