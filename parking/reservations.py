@@ -27,7 +27,8 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pilotage.core.errors import ConflictError, DataFileError, InvalidInputError, UnknownEntityError
+from pilotage.core.errors import ConflictError, InvalidInputError, UnknownEntityError
+from pilotage.core.store import open_store
 from pilotage.parking.registry import CarParks
 
 STATES = ("booked", "arrived", "cancelled", "no_show")
@@ -110,19 +111,8 @@ class ReservationBook:
         self.max_duration_s = max_duration_s
         self.max_ahead_s = max_ahead_s
         self.path = str(path)
-        try:
-            # Autocommit: every write opens its own BEGIN IMMEDIATE transaction.
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, _SCHEMA_VERSION):
-                raise DataFileError(f"{self.path}: a reservation database of schema version {version}, expected "
-                                    f"{_SCHEMA_VERSION}; use another path", field="path")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-        except sqlite3.Error as exc:
-            raise DataFileError(f"cannot open the reservation database {self.path}: {exc}", field="path") from None
+        # Autocommit: every write opens its own BEGIN IMMEDIATE transaction.
+        self._db = open_store(self.path, what="reservations", schema=_SCHEMA, version=_SCHEMA_VERSION)
 
     def close(self) -> None:
         """Close the database."""

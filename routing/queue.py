@@ -21,7 +21,6 @@ import logging
 import multiprocessing
 import os
 import queue
-import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -31,9 +30,10 @@ from typing import Any
 
 import msgspec
 
-from pilotage.core.errors import ConflictError, DataFileError, PilotageError, UnknownEntityError
+from pilotage.core.errors import ConflictError, PilotageError, UnknownEntityError
 from pilotage.core.network import RoadNetwork
 from pilotage.core.protocol import Job
+from pilotage.core.store import open_store
 from pilotage.routing.batch import job_options, solve_job
 from pilotage.routing.jobs import job_problem
 
@@ -45,6 +45,7 @@ STATES = ("queued", "running", "done", "failed")
 #: A running job reports its progress at most this often (s).
 PROGRESS_EVERY_S = 1.0
 
+_SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -107,17 +108,10 @@ class RoutingQueue:
                  clock: Callable[[], float] = time.time) -> None:
         self.network = network
         self.clock = clock
-        try:
-            self._db = sqlite3.connect(os.fspath(path), isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            # Jobs cut short by a stop run again.
-            self._db.execute("UPDATE jobs SET state = 'queued', progress = 0, best_cost = NULL, started_s = NULL "
-                             "WHERE state = 'running'")
-        except sqlite3.Error as error:
-            raise DataFileError(f"cannot open the routing job database {path}: {error}; check the path and its "
-                                "permissions") from None
+        self._db = open_store(path, what="routing jobs", schema=_SCHEMA, version=_SCHEMA_VERSION)
+        # Jobs cut short by a stop run again.
+        self._db.execute("UPDATE jobs SET state = 'queued', progress = 0, best_cost = NULL, started_s = NULL "
+                         "WHERE state = 'running'")
         self._pool: ProcessPoolExecutor | None = None
         self._updates: Any = None
         self._running: tuple[str, Future] | None = None
