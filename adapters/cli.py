@@ -87,6 +87,9 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
                        help="car parks, in the BNLS schema (CSV or GeoJSON); default: the embedded city's sample")
     serve.add_argument("--parking-db", metavar="FILE",
                        help="reservation database, SQLite (default: parking.sqlite in the state directory)")
+    serve.add_argument("--state-db", metavar="FILE",
+                       help="where the signals' state (plans changed, grants, open corridors) is kept across "
+                            "restarts; default: signals.sqlite in the state directory")
     serve.add_argument("--routing-db", metavar="FILE",
                        help="routing jobs submitted, SQLite (default: routing.sqlite in the state directory)")
     serve.add_argument("--counts", nargs="+", metavar="CSV",
@@ -362,8 +365,10 @@ def _serve(args: argparse.Namespace) -> None:
     logger.info("routing jobs in %s", jobs)
     audit = AuditLog(args.audit or _state_directory() / "audit.jsonl")
     logger.info("audit log: %s", audit.path)
-    service = Service(network, engine, parking=parking, routing=routing, audit=audit,
+    signal_state = Path(args.state_db) if args.state_db else _state_directory() / "signals.sqlite"
+    service = Service(network, engine, parking=parking, routing=routing, audit=audit, signal_state=signal_state,
                       max_message_bytes=args.max_message_bytes)
+    logger.info("signal states in %s", signal_state)
     server = Server(service, bind=args.bind, events=args.pub, keys=args.keys, insecure=args.insecure,
                     queue_limit=args.queue_limit)
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -374,6 +379,8 @@ def _serve(args: argparse.Namespace) -> None:
         audit.close()
         parking.reservations.close()
         routing.close()
+        if service.signal_state is not None:
+            service.signal_state.close()
 
 
 def _simulate(args: argparse.Namespace) -> list[dict[str, object]]:

@@ -30,7 +30,7 @@ from pilotage.core import protocol as wire
 from pilotage.core.errors import ForbiddenError, InvalidInputError, PilotageError, UnsafePlanError
 from pilotage.parking import Availability, ParkingEngine, Reservation, ReservationBook, sample_carparks
 from pilotage.routing import JobRecord, RoutingQueue
-from pilotage.signal_priority import Corridor, CorridorEngine, ExitTransition, PriorityEngine
+from pilotage.signal_priority import Corridor, CorridorEngine, ExitTransition, PriorityEngine, SignalStateStore
 from pilotage.signal_priority import PriorityRequest as EnginePriorityRequest
 
 logger = logging.getLogger(__name__)
@@ -124,6 +124,9 @@ class Service:
         routing: the routing jobs submitted (default: kept in memory only; ``pilotage serve`` keeps
             them in a database file).
         audit: where decisions are logged, if anywhere.
+        signal_state: the database where the signals' state (plans changed by priority and
+            pre-emption, grants, open corridors) is kept after every turn and tick, and restored
+            from when the service starts (default: nowhere; ``pilotage serve`` keeps it).
         publish: called with ``(topic, body)`` for each event (DESIGN.md, "Events on PUB"), by
             :meth:`publish_events`.
         max_message_bytes: requests larger than this get ``TOO_LARGE``.
@@ -131,7 +134,7 @@ class Service:
 
     def __init__(self, network: RoadNetwork, priority: PriorityEngine, *, corridors: CorridorEngine | None = None,
                  parking: ParkingEngine | None = None, routing: RoutingQueue | None = None,
-                 audit: AuditLog | None = None,
+                 audit: AuditLog | None = None, signal_state: str | os.PathLike[str] | None = None,
                  publish: Callable[[str, bytes], None] | None = None,
                  max_message_bytes: int = wire.MAX_MESSAGE_BYTES) -> None:
         self.network = network
@@ -143,6 +146,10 @@ class Service:
                                     priority.clock, network=network)
         self.parking = parking
         self.routing = routing or RoutingQueue(":memory:", network, clock=priority.clock)
+        self.signal_state = None
+        if signal_state is not None:
+            self.signal_state = SignalStateStore(signal_state, priority, self.corridors)
+            self.signal_state.restore()
         self.clock = priority.clock
         self.audit = audit
         self.publish = publish
@@ -208,6 +215,7 @@ class Service:
         self._decide(run, frames, replies)
         if self.audit is not None:
             self.audit.flush()
+        self._keep_state()
         return replies
 
     def tick(self) -> None:
@@ -230,6 +238,16 @@ class Service:
             self._emit("parking", partial(self._parking_event, carpark, "stale"))
         for record in jobs:
             self._emit("route", partial(self._route_event, record))
+        self._keep_state()
+
+    def _keep_state(self) -> None:
+        """Keep the signals' state that changed; a failure is logged, and the service goes on."""
+        if self.signal_state is None:
+            return
+        try:
+            self.signal_state.save()
+        except Exception:
+            logger.exception("internal error keeping the signals' state; it is kept at the next save")
 
     def reject(self, frame: bytes, error: PilotageError) -> bytes:
         """The error reply to a frame refused before it reached the engines (overload, framing)."""

@@ -5,12 +5,14 @@ from pilotage.signal_priority.corridors import (
     Corridor,
     CorridorConfig,
     CorridorEngine,
+    CorridorState,
     Crossing,
     ExitTransition,
 )
 from pilotage.signal_priority.engine import (
     EXIT_TRANSITIONS,
     Hold,
+    IntersectionState,
     MonitorCounts,
     Preemption,
     PriorityConfig,
@@ -18,7 +20,8 @@ from pilotage.signal_priority.engine import (
     PriorityEngine,
     PriorityRequest,
 )
+from pilotage.signal_priority.state import SignalStateStore
 
-__all__ = ["EMERGENCY_SPEED_KPH", "EXIT_TRANSITIONS", "Corridor", "CorridorConfig", "CorridorEngine", "Crossing",
-           "ExitTransition", "Hold", "MonitorCounts", "Preemption", "PriorityConfig", "PriorityDecision",
-           "PriorityEngine", "PriorityRequest"]
+__all__ = ["EMERGENCY_SPEED_KPH", "EXIT_TRANSITIONS", "Corridor", "CorridorConfig", "CorridorEngine",
+           "CorridorState", "Crossing", "ExitTransition", "Hold", "IntersectionState", "MonitorCounts", "Preemption",
+           "PriorityConfig", "PriorityDecision", "PriorityEngine", "PriorityRequest", "SignalStateStore"]

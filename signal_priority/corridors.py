@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pilotage.core import InvalidInputError, RoadNetwork, Route, UnknownEntityError
-from pilotage.core.errors import ConflictError
+from pilotage.core.errors import ConflictError, PilotageError
 from pilotage.signal_priority.engine import Hold, Preemption, PriorityEngine
 
 logger = logging.getLogger(__name__)
@@ -175,6 +175,27 @@ class ExitTransition:
     in_step_from_s: float | None
 
 
+@dataclass(frozen=True)
+class CorridorState:
+    """What :meth:`CorridorEngine.restore` needs to take an open corridor back after a restart.
+
+    Attributes:
+        incident: the dispatcher's incident id.
+        route_osmids: the OSM ids of the route's nodes, from where the vehicle set off (or was
+            routed again) to the destination.
+        edge, fraction: where the vehicle was last seen: the route edge, and how far along it.
+        seen_s: when it was last seen (s on the clock).
+        reroutes: how many times it was routed again.
+    """
+
+    incident: str
+    route_osmids: tuple[int, ...]
+    edge: int
+    fraction: float
+    seen_s: float
+    reroutes: int
+
+
 @dataclass
 class _Crossing:
     plan: int                    # index in the engine's SignalPlans, -1 without a plan
@@ -242,6 +263,8 @@ class CorridorEngine:
         self._preempted: set[int] = set()
         # Per plan index, the stop-line group of each approach edge and of each movement.
         self._group_of_edge: dict[int, tuple[dict[int, str], dict[tuple[int, int], str]]] = {}
+        # The incidents opened, moved or ended since :meth:`mark_saved`.
+        self._unsaved: set[str] = set()
 
     # -- public API -------------------------------------------------------------------------------
 
@@ -271,6 +294,7 @@ class CorridorEngine:
                                 "first", field="incident")
         track = self._track(incident, origin, destination, route)
         self._tracks[incident] = track
+        self._unsaved.add(incident)
         self._estimate(track)
         done = self._replan({c.plan for c in track.crossings if c.plan >= 0})
         logger.info("corridor %s opened: %.0f m, %d signalised intersections", incident, track.route.length_m,
@@ -302,6 +326,7 @@ class CorridorEngine:
         else:
             track.edge, track.fraction = edge, fraction
         track.seen_s = now
+        self._unsaved.add(incident)
         self._estimate(track)
         done = self._replan(before | {c.plan for c in track.crossings if c.plan >= 0})
         return self._corridor(track, done)
@@ -329,6 +354,51 @@ class CorridorEngine:
         if due:
             self._replan(due)
         return ended
+
+    @property
+    def preempted(self) -> tuple[int | str, ...]:
+        """The intersections corridors have pre-empted and not yet handed back."""
+        return tuple(self.priority.plans.ids[plan] for plan in sorted(self._preempted))
+
+    def unsaved(self) -> tuple[list[CorridorState], list[str]]:
+        """The state of every corridor opened or moved since :meth:`mark_saved`, and the incidents
+        whose corridor ended since, for a store to keep."""
+        osmid = self.network.node_osmid
+        states = [CorridorState(track.incident, tuple(int(n) for n in osmid[track.route.nodes]), track.edge,
+                                track.fraction, track.seen_s, track.reroutes)
+                  for incident, track in self._tracks.items() if incident in self._unsaved]
+        return states, sorted(self._unsaved - set(self._tracks))
+
+    def mark_saved(self) -> None:
+        """What :meth:`unsaved` returned is kept: count it as saved."""
+        self._unsaved.clear()
+
+    def restore(self, states: Sequence[CorridorState], preempted: Sequence[int | str]) -> int:
+        """Take back the corridors open before a restart, in the order they were opened, and the
+        intersections they had pre-empted (after :meth:`PriorityEngine.restore`): each corridor is
+        routed again on its route, its vehicle placed where it was last seen, and its intersections
+        planned again from the plans as restored. A corridor whose route the network no longer
+        holds is not taken back (logged). Returns how many were; one not updated for ``timeout_s``
+        since ends at the next :meth:`advance`, as it would have.
+        """
+        restored = []
+        for state in states:
+            try:
+                nodes = [self.network.node_index(osmid) for osmid in state.route_osmids]
+                track = self._track(state.incident, nodes[0], nodes[-1], nodes)
+            except (PilotageError, IndexError) as error:
+                logger.warning("corridor %s is not restored: %s", state.incident, error)
+                continue
+            track.edge = min(max(int(state.edge), 0), max(track.route.edges.size - 1, 0))
+            track.fraction = min(max(float(state.fraction), 0.0), 1.0)
+            track.seen_s, track.reroutes = float(state.seen_s), int(state.reroutes)
+            self._tracks[state.incident] = track
+            self._estimate(track)
+            restored.append(track)
+        ids = set(preempted)
+        self._preempted = {plan for plan, intersection in enumerate(self.priority.plans.ids) if intersection in ids}
+        self._replan({c.plan for track in restored for c in track.crossings if c.plan >= 0})
+        return len(restored)
 
     def corridor(self, incident: str) -> Corridor:
         """The corridor of ``incident``.
@@ -502,6 +572,7 @@ class CorridorEngine:
 
     def _end(self, track: _Track, why: str) -> list[ExitTransition]:
         del self._tracks[track.incident]
+        self._unsaved.add(track.incident)
         preemptions = self._replan({c.plan for c in track.crossings if c.plan >= 0 and c.groups})
         exits = [ExitTransition(self.priority.plans.ids[plan], done.transition, done.in_step_from_s)
                  for plan, done in sorted(preemptions.items())]

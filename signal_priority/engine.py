@@ -52,7 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pilotage.core import InvalidInputError
-from pilotage.core.errors import UnsafePlanError
+from pilotage.core.errors import UnknownEntityError, UnsafePlanError
 from pilotage.core.safety import TOLERANCE_S, GreenSchedule, check_schedule
 from pilotage.core.signals import SignalPlans
 from pilotage.signal_priority import _kernels
@@ -229,6 +229,30 @@ class MonitorCounts:
 
 
 @dataclass(frozen=True)
+class IntersectionState:
+    """What the engine holds for one intersection beyond its model, as :meth:`PriorityEngine.restore`
+    takes it back after a restart.
+
+    Attributes:
+        intersection: the intersection's id.
+        entries: (N, 3) the plan kept: stage, green start, green end (s on the clock).
+        budget: the green priority moved in the last cycles counted (the kernel's ``budget`` row).
+        stage_cuts: (Sm, 2) each stage's cut streak (the kernel's ``stage_cuts`` row).
+        promised_s: (Gm, 2 x slots) the greens promised to vehicles (the kernel's ``promised_s`` row).
+        preempted_until_s: no priority is granted there before this time (-inf: none).
+        grants: ``(vehicle, group index, green until, base end)`` of each grant there.
+    """
+
+    intersection: int | str
+    entries: np.ndarray
+    budget: np.ndarray
+    stage_cuts: np.ndarray
+    promised_s: np.ndarray
+    preempted_until_s: float
+    grants: tuple[tuple[str, int, float, float], ...]
+
+
+@dataclass(frozen=True)
 class _Grant:
     group: int
     green_until: float
@@ -274,6 +298,8 @@ class PriorityEngine:
         # Intersections whose lay was refused and that could not go back to their coordinated plan.
         self._holding = np.zeros(k, dtype=np.bool_)
         self.monitor = MonitorCounts()
+        # The intersections whose state changed since :meth:`mark_saved`.
+        self._unsaved: set[int] = set()
         self._settings = self.config.settings()
         # The queue last observed on each group's approach (vehicles), and when.
         self._queue_vehicles = np.zeros((k, plans.stage_groups.shape[2]))
@@ -323,6 +349,7 @@ class PriorityEngine:
         for k in np.unique(batch[:, _kernels.R_INTERSECTION]).astype(np.int64).tolist():
             if not refused.get(k):
                 self._promised_s[k] = self._plan_promised_s[k]
+                self._unsaved.add(k)
         decisions = []
         for r, request in enumerate(requests):
             k = int(batch[r, _kernels.R_INTERSECTION])
@@ -506,6 +533,7 @@ class PriorityEngine:
         grant = self._grants.pop((vehicle, k), None)
         if grant is None:
             return False
+        self._unsaved.add(k)
         self._propose(k)
         plans = self.plans
         ended = _kernels.release(now, k, grant.group, grant.base_end, plans.n_stages, plans.n_groups,
@@ -519,6 +547,75 @@ class PriorityEngine:
         holding = (self._promised_s[k, grant.group, _kernels.P_FROM_S::2] <= now) & (until > ended)
         until[holding] = ended
         return True
+
+    def unsaved(self) -> list[IntersectionState]:
+        """The state of every intersection changed (by a decision, a check-out, a pre-emption, a
+        fallback) since :meth:`mark_saved`, for a store to keep."""
+        return [self._state(k) for k in sorted(self._unsaved)]
+
+    def mark_saved(self) -> None:
+        """What :meth:`unsaved` returned is kept: count it as saved."""
+        self._unsaved.clear()
+
+    def restore(self, states: Sequence[IntersectionState]) -> int:
+        """Take back the state of intersections kept before a restart. A state is taken back only
+        when its intersection is known, its shapes fit, its plan reaches past now, and the safety
+        monitor passes that plan; grants whose green has ended are dropped. Returns how many
+        intersections were restored; the others run their base plan (each is logged).
+        """
+        now = float(self.clock())
+        restored = 0
+        for state in states:
+            why = self._restore_one(state, now)
+            if why:
+                logger.warning("intersection %s: its kept state is not restored (%s); it runs its base plan",
+                               state.intersection, why)
+            else:
+                restored += 1
+        self._first_grant_end_s = min((grant.green_until for grant in self._grants.values()), default=math.inf)
+        self.advance()
+        return restored
+
+    def _state(self, k: int) -> IntersectionState:
+        n = int(self._n[k])
+        entries = np.column_stack((self._stage[k, :n], self._start_s[k, :n], self._end_s[k, :n]))
+        grants = tuple((vehicle, grant.group, grant.green_until, grant.base_end)
+                       for (vehicle, at), grant in self._grants.items() if at == k)
+        return IntersectionState(self.plans.ids[k], entries, self._budget[k].copy(), self._stage_cuts[k].copy(),
+                                 self._promised_s[k].copy(), float(self._preempted_until_s[k]), grants)
+
+    def _restore_one(self, state: IntersectionState, now: float) -> str:
+        """Take back one intersection's state; returns why not, or empty."""
+        try:
+            k = self.plans.index_of(state.intersection)
+        except UnknownEntityError:
+            return "no such intersection in these plans"
+        entries = np.asarray(state.entries, dtype=np.float64).reshape(-1, 3)
+        n = entries.shape[0]
+        shapes = ((state.budget, self._budget[k]), (state.stage_cuts, self._stage_cuts[k]),
+                  (state.promised_s, self._promised_s[k]))
+        if not 0 < n <= self._stage.shape[1] or any(np.shape(kept) != own.shape for kept, own in shapes):
+            return "its shapes do not fit this engine"
+        stages = entries[:, 0]
+        if not ((stages >= 0) & (stages < self.plans.n_stages[k]) & (stages == np.round(stages))).all():
+            return "a stage this intersection does not have"
+        if not entries[0, 1] <= now <= entries[-1, 2]:
+            return "its plan does not cover now"
+        self._plan_stage[k, :n] = stages.astype(np.int64)
+        self._plan_start_s[k, :n] = entries[:, 1]
+        self._plan_end_s[k, :n] = entries[:, 2]
+        self._plan_n[k] = n
+        self._plan_budget[k] = state.budget
+        self._plan_stage_cuts[k] = state.stage_cuts
+        refused = self._commit_if_safe(k)
+        if refused:
+            return refused
+        self._promised_s[k] = state.promised_s
+        self._preempted_until_s[k] = state.preempted_until_s
+        for vehicle, group, green_until, base_end in state.grants:
+            if green_until >= now and 0 <= group < self.plans.n_groups[k]:
+                self._grants[(vehicle, k)] = _Grant(int(group), float(green_until), float(base_end))
+        return ""
 
     def schedule(self, intersection: int | str) -> GreenSchedule:
         """The green intervals of every group of ``intersection`` over the plan kept (history and ahead)."""
@@ -580,6 +677,7 @@ class PriorityEngine:
         self._grants = {key: grant for key, grant in self._grants.items() if key[1] != k}
         self._promised_s[k] = -np.inf
         self._preempted_until_s[k] = until_s
+        self._unsaved.add(k)
 
     def _check_lay(self, k: int, now: float) -> None:
         """Check the plan of ``k`` with the base stages :func:`_kernels.advance` just laid. When the
@@ -649,6 +747,7 @@ class PriorityEngine:
         self._n[k] = n
         self._budget[k] = self._plan_budget[k]
         self._stage_cuts[k] = self._plan_stage_cuts[k]
+        self._unsaved.add(k)
         return ""
 
 
