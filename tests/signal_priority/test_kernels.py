@@ -806,13 +806,35 @@ def drive(case: Case) -> Counter:
 
 
 @st.composite
+def long_intergreens(draw: st.DrawFn) -> IntersectionPlan:
+    """Three stages ``a``, ``b``, ``c`` in turn, where the intergreen from ``a`` to ``c`` (a wide
+    junction's, or a clearance) is longer than the way through a short ``b``: once a grant cuts
+    ``b``, that intergreen, not the stage before, sets when ``c`` may start, and the frame may not
+    close where the plan expects."""
+    across = draw(st.floats(12.0, 25.0))
+    green = np.array([draw(st.floats(10.0, 30.0)), draw(st.floats(across - 4.0, across + 10.0)),
+                      draw(st.floats(10.0, 30.0))])
+    stage_min = np.array([5.0, 2.0, 5.0])
+    intergreen = np.array([[NAN, 3.0, across], [3.0, NAN, 3.0], [3.0, 3.0, NAN]])
+    return IntersectionPlan(
+        id="long", group_names=("a", "b", "c"), group_kind=[0, 0, 0], min_green_s=stage_min, walk_s=np.zeros(3),
+        clearance_s=np.zeros(3), intergreen_s=intergreen, stage_groups=np.eye(3, dtype=bool), green_s=green,
+        stage_min_s=stage_min, stage_max_s=green + draw(st.floats(0.0, 30.0)), offset_s=draw(st.floats(0.0, 100.0)),
+        max_cycle_s=green.sum() + 9.0 + draw(st.floats(0.0, 40.0)))
+
+
+@st.composite
 def plans(draw: st.DrawFn) -> IntersectionPlan:
-    """:func:`crossroads`, or :func:`intersections`: some with longer base greens and more room above
-    them (the cycle and its maximum as much longer, give or take rounding), some with base greens at
-    their minimum (nothing to cut) and more room above them; a third of them with stage minimums under
-    their groups' minimum greens, so that a cut can break a minimum green."""
-    if draw(st.integers(1, 4)) == 1:
+    """:func:`crossroads`, :func:`long_intergreens`, or :func:`intersections`: some with longer base
+    greens and more room above them (the cycle and its maximum as much longer, give or take
+    rounding), some with base greens at their minimum (nothing to cut) and more room above them; a
+    third of them with stage minimums under their groups' minimum greens, so that a cut can break a
+    minimum green."""
+    kind = draw(st.integers(1, 5))
+    if kind == 1:
         return crossroads()
+    if kind == 2:
+        return draw(long_intergreens())
     plan = draw(intersections())
     shape = draw(st.sampled_from(["longer", "longer", "as drawn", "tight", "tight"]))
     if shape == "longer":
