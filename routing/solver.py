@@ -333,15 +333,15 @@ def _search_parameters(problem: Problem, options: SolveOptions) -> object:
     params = pywrapcp.DefaultRoutingSearchParameters()
     first = options.first_solution
     if first == "auto":
-        # Measured at 10 s: path cheapest arc found no solution of Solomon R101 and was worse on
-        # four hard gdb instances (3.0% mean gap against 2.5% for parallel cheapest insertion); on
-        # plain CVRP it gives 6.6% on four hard CVRPLIB X instances where savings gives 11.2%.
+        # Tried at 10 s: path cheapest arc found no solution of Solomon R101 and did worse than
+        # parallel cheapest insertion on hard gdb instances; on plain CVRP it did better than
+        # savings on hard CVRPLIB X instances (the quality tables of docs/routing.md run this choice).
         constrained = problem.has_time_windows or problem.visit_nodes.size > problem.n_visits
         first = "parallel_cheapest_insertion" if constrained else "path_cheapest_arc"
     params.first_solution_strategy = FIRST_SOLUTIONS[first]
-    # At a 10 s budget these operators cost more than they give: on CVRPLIB X-n214-k11, leaving
-    # them out takes the gap from 21% to 9.5%; of the eight Solomon, X and gdb instances compared,
-    # none got worse by more than 0.3% (docs/routing.md).
+    # At a 10 s budget these operators cost more than they give: tried on Solomon, CVRPLIB X and
+    # gdb instances, leaving them out helped most on the larger X instances and cost the others
+    # little (the quality tables of docs/routing.md run without them).
     for operator in _SLOW_OPERATORS:
         setattr(params.local_search_operators, operator, BOOL_FALSE)
     params.local_search_metaheuristic = METAHEURISTICS[options.metaheuristic]

@@ -271,14 +271,16 @@ def summary(outcomes: list[Outcome]) -> list[dict[str, Any]]:
 
 
 def report(chosen: dict[str, list[Instance]], budgets: list[float], solvers: list[str], outcomes: list[Outcome], *,
-           host: dict[str, Any], jobs: int, command: str) -> str:
-    """The markdown report: machine, conventions, one table per set, the summary."""
+           host: dict[str, Any], jobs: int, command: str, sources: list[str] | None = None) -> str:
+    """The markdown report: machine, conventions, one table per set, the summary. ``sources``: for a
+    merged report, the commands of the runs merged, so the report says how to make it again."""
     found = {(o.set_name, o.instance, o.solver, o.budget_s): o for o in outcomes}
     lines = [
         "# Routing solution quality against best-known solutions",
         "",
         f"`{command}`, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
         "",
+        *([f"Runs merged, in this order: {'; '.join(f'`{source}`' for source in sources)}.", ""] if sources else []),
         f"Machine: {host['cpu_model']}, {host['cpu_count']} CPUs ({host['cpus_available']} available), "
         f"{host['platform']}; Python {host['python']}, ortools {host['ortools']}, "
         f"pyvrp {host['pyvrp'] or 'not installed'}.",
@@ -322,7 +324,9 @@ def merge(paths: list[Path], out: Path, json_out: Path | None) -> int:
     outcomes.sort(key=lambda o: (order[(o.set_name, o.instance)], solvers.index(o.solver), o.budget_s))
     command = "python benchmarks/routing/quality.py --merge " + " ".join(str(path) for path in paths)
     host, jobs = documents[-1]["machine"], max(document["jobs"] for document in documents)
-    out.write_text(report(chosen, budgets, solvers, outcomes, host=host, jobs=jobs, command=command), encoding="utf-8")
+    sources = [document.get("command", str(path)) for document, path in zip(documents, paths, strict=True)]
+    out.write_text(report(chosen, budgets, solvers, outcomes, host=host, jobs=jobs, command=command, sources=sources),
+                   encoding="utf-8")
     print(f"wrote {out}")
     if json_out:
         merged = {"command": command, "machine": host, "jobs": jobs, "seed": SEED, "budgets_s": budgets,
