@@ -37,6 +37,7 @@ setup(
         "ortools>=9.10,<10",
         "pyzmq>=25,<28",
         "msgspec>=0.18,<1",
+        "prometheus-client>=0.20,<1",
     ],
     extras_require={
         "sim": ["eclipse-sumo>=1.20,<2", "libsumo>=1.20,<2", "sumolib>=1.20,<2"],

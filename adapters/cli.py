@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pilotage", description="Real-time traffic and mobility optimisation core.")
     parser.add_argument("--version", action="version", version=f"pilotage {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details, and tracebacks of internal errors")
+    parser.add_argument("--log-json", action="store_true",
+                        help="log as JSON lines (time, level, logger, message, request_id when there is one)")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     network = commands.add_parser("network", help="the road network and its signalised intersections")
@@ -92,6 +94,8 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
                             "restarts; default: signals.sqlite in the state directory")
     serve.add_argument("--routing-db", metavar="FILE",
                        help="routing jobs submitted, SQLite (default: routing.sqlite in the state directory)")
+    serve.add_argument("--metrics", metavar="HOST:PORT",
+                       help="serve Prometheus metrics on http://HOST:PORT/metrics and a health check on /health")
     serve.add_argument("--counts", nargs="+", metavar="CSV",
                        help="history of free spaces per car park (docs/parking.md), for the forecasts")
     serve.set_defaults(run=_serve)
@@ -337,6 +341,7 @@ def _state_directory() -> Path:
 
 
 def _serve(args: argparse.Namespace) -> None:
+    from pilotage.adapters.operations import serve_http  # noqa: PLC0415
     from pilotage.adapters.osm import load_network  # noqa: PLC0415
     from pilotage.adapters.service import AuditLog, Service  # noqa: PLC0415
     from pilotage.adapters.zeromq import Server  # noqa: PLC0415
@@ -371,11 +376,14 @@ def _serve(args: argparse.Namespace) -> None:
     logger.info("signal states in %s", signal_state)
     server = Server(service, bind=args.bind, events=args.pub, keys=args.keys, insecure=args.insecure,
                     queue_limit=args.queue_limit)
+    metrics = serve_http(args.metrics, service.metrics, service.health) if args.metrics else None
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: server.stop())
     try:
         server.serve_forever()
     finally:
+        if metrics is not None:
+            metrics.shutdown()
         audit.close()
         parking.reservations.close()
         routing.close()
@@ -462,6 +470,19 @@ def _keys_new(args: argparse.Namespace) -> None:
     print(f"client {args.name} allowed with role {args.role}; its key pair: {secret} (give it to the client)")
 
 
+class _JsonLines(logging.Formatter):
+    """One JSON object per record, for a log collector."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+                "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+        if getattr(record, "request_id", None) is not None:
+            line["request_id"] = record.request_id
+        if record.exc_info:
+            line["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _parser()
@@ -475,6 +496,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.sumo_args = sumo_args
     # Warnings from the libraries, information from pilotage (such as a first build), on stderr.
     logging.basicConfig(level=logging.WARNING, format="pilotage: %(message)s", stream=sys.stderr)
+    if args.log_json:
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(_JsonLines())
     logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         result = args.run(args)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from msgspec import Raw, Struct
 
+from pilotage.adapters.operations import Metrics
 from pilotage.core import RoadNetwork
 from pilotage.core import protocol as wire
 from pilotage.core.errors import ForbiddenError, InvalidInputError, PilotageError, UnsafePlanError
@@ -157,10 +158,15 @@ class Service:
         self.replies: Counter[str] = Counter()
         self.requests = 0
         self.dropped = 0
+        self.metrics = Metrics(self._engine_counts)
+        # Why the signals' state could not be kept at the last save (empty: it was).
+        self._state_error = ""
+        self._turn_started_s = time.perf_counter()
         self._started_s = time.monotonic()
         self._pending: list[tuple[str, Callable[[], Struct]]] = []
         self._handlers: dict[str, Callable[[Struct], Struct]] = {
             "ping": self._ping,
+            "health": self._health,
             "network.info": self._network_info,
             "signals.state": self._signals_state,
             "priority.checkout": self._priority_checkout,
@@ -183,11 +189,13 @@ class Service:
     def handle(self, frames: Sequence[bytes], callers: Sequence[Caller] | None = None) -> list[bytes]:
         """One reply for each request frame, in order; ``callers[i]`` sent ``frames[i]`` (default: every
         frame from :data:`LOCAL_CALLER`). Never raises."""
+        self._turn_started_s = time.perf_counter()
+        self.metrics.queue_depth.set(len(frames))
         replies: list[bytes] = [b""] * len(frames)
         run: list[tuple[int, wire.Request, wire.PriorityRequest, Caller]] = []
         for i, frame in enumerate(frames):
             caller = LOCAL_CALLER if callers is None else callers[i]
-            self.requests += 1
+            self._count_request()
             request = None
             try:
                 request, message, body = wire.decode_request(frame, max_bytes=self.max_message_bytes)
@@ -246,17 +254,51 @@ class Service:
             return
         try:
             self.signal_state.save()
-        except Exception:
+        except PilotageError as error:
+            if not self._state_error:
+                logger.error("%s", error)
+            self._state_error = str(error)
+        except Exception as error:
             logger.exception("internal error keeping the signals' state; it is kept at the next save")
+            self._state_error = f"internal error: {error}"
+        else:
+            self._state_error = ""
 
     def reject(self, frame: bytes, error: PilotageError) -> bytes:
         """The error reply to a frame refused before it reached the engines (overload, framing)."""
-        self.requests += 1
+        self._turn_started_s = time.perf_counter()
+        self._count_request()
         return self._error(frame, None, error, LOCAL_CALLER)
 
     def count_dropped(self) -> None:
         """Count a message that could not be answered (no route back to its sender)."""
         self.dropped += 1
+        self.metrics.dropped.inc()
+
+    def health(self) -> list[str]:
+        """Why the service is degraded: intersections holding their last stage because the safety
+        monitor refused their plans, the signals' state not kept. Empty when it is well."""
+        reasons = []
+        holding = self.priority.holding
+        if holding:
+            reasons.append(f"{len(holding)} intersections hold their last stage, the safety monitor having refused "
+                           f"their plans: {', '.join(map(str, holding[:10]))}")
+        if self._state_error:
+            reasons.append(f"the signals' state is not kept: {self._state_error}")
+        return reasons
+
+    def _count_request(self) -> None:
+        self.requests += 1
+        self.metrics.requests.inc()
+
+    def _count_reply(self, message_type: str, code: str) -> None:
+        self.replies[code] += 1
+        self.metrics.reply(message_type, code, time.perf_counter() - self._turn_started_s)
+
+    def _engine_counts(self) -> dict[str, int]:
+        monitor = self.priority.monitor
+        return {"open_corridors": len(self.corridors.incidents), "monitor_checks": monitor.checks,
+                "monitor_refused": monitor.refused, "monitor_fallbacks": monitor.fallbacks}
 
     # -- dispatch --------------------------------------------------------------------------------
 
@@ -281,7 +323,7 @@ class Service:
             return self._error(frame, request, _in_body(exc), caller)
         except Exception:
             return self._internal(frame, request, caller, f"{message.type} request")
-        self.replies["OK"] += 1
+        self._count_reply(message.type, "OK")
         if message.permission != "read":
             self._audit(caller, message.type, frame, reply)
         return reply
@@ -289,14 +331,15 @@ class Service:
     def _error(self, frame: bytes, request: wire.Request | None, error: PilotageError, caller: Caller) -> bytes:
         request_id = request.id if request is not None else wire.request_id(frame, max_bytes=self.max_message_bytes)
         reply = wire.encode_error(request_id, error)
-        self.replies[error.code] += 1
+        self._count_reply(request.type if request is not None else "unknown", error.code)
         if request is not None and (error.code in _AUDITED_ERRORS or wire.MESSAGES[request.type].permission != "read"):
             self._audit(caller, request.type, frame, reply)
         return reply
 
     def _internal(self, frame: bytes, request: wire.Request | None, caller: Caller, what: str) -> bytes:
         """The reply to a request the server failed on, unexpectedly; the failure is logged."""
-        logger.exception("internal error on the %s %r", what, request.id if request is not None else None)
+        request_id = request.id if request is not None else None
+        logger.exception("internal error on the %s %r", what, request_id, extra={"request_id": request_id})
         return self._error(frame, request, PilotageError(f"the server failed on this {what}; it is logged, and "
                                                          "the server goes on"), caller)
 
@@ -326,6 +369,10 @@ class Service:
 
     def _ping(self, _: Struct) -> wire.Ping:
         return wire.Ping(time=float(self.clock()))
+
+    def _health(self, _: Struct) -> wire.Health:
+        reasons = self.health()
+        return wire.Health(status="degraded" if reasons else "ok", reasons=reasons, time=float(self.clock()))
 
     def _network_info(self, _: Struct) -> wire.NetworkInfo:
         return wire.NetworkInfo(nodes=self.network.n_nodes, edges=self.network.n_edges,
@@ -482,7 +529,8 @@ class Service:
             return
         message = wire.MESSAGES["priority.request"]
         try:
-            decisions = self.priority.decide([_engine_request(body) for _, _, body, _ in run])
+            with self.metrics.decide_seconds.time():
+                decisions = self.priority.decide([_engine_request(body) for _, _, body, _ in run])
         except Exception:
             for i, request, _, caller in run:
                 replies[i] = self._internal(frames[i], request, caller, "priority request")
@@ -497,7 +545,8 @@ class Service:
             reply = wire.PriorityDecision(decision.decision, decision.strategy, decision.green_from,
                                           decision.green_until, decision.reason)
             replies[i] = wire.encode_reply(request.id, reply)
-            self.replies["OK"] += 1
+            self._count_reply(message.type, "OK")
+            self.metrics.decisions.labels(decision.decision, decision.strategy).inc()
             self._audit(caller, message.type, frames[i], replies[i])
             if decision.decision == "granted" and decision.strategy != "already_green":
                 self._emit("priority", partial(wire.PriorityEvent, body.vehicle, body.intersection, "granted",

@@ -45,6 +45,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
+from pilotage.adapters.operations import notify_systemd
 from pilotage.adapters.service import LOCAL_CALLER, Caller, Service
 from pilotage.core import protocol as wire
 from pilotage.core.errors import (
@@ -65,6 +66,8 @@ logger = logging.getLogger(__name__)
 _TURN_FACTOR = 4
 # How often the server runs the engines' timed work (Service.tick), s.
 _TICK_S = 0.1
+# systemd's watchdog is told the loop is alive this often (s); give it WatchdogSec of 10 s or more.
+_WATCHDOG_S = 1.0
 
 _ROLE_LINE = re.compile(r"^\s+role\s*=\s*\"?([A-Za-z_-]+)\"?\s*$", re.MULTILINE)
 
@@ -286,9 +289,16 @@ class Server:
         logger.info("serving requests on %s%s%s", self.endpoint,
                     f", events on {self.events_endpoint}" if self.events_endpoint else "",
                     ", CurveZMQ on" if self._authenticator else "")
+        notify_systemd("READY=1")
+        metrics = self.service.metrics
+        next_watchdog = started
         try:
             while not self._stopping.is_set():
                 now = time.monotonic()
+                metrics.turned()
+                if now >= next_watchdog:
+                    notify_systemd("WATCHDOG=1")
+                    next_watchdog = now + _WATCHDOG_S
                 if self._events is not None and now >= next_heartbeat:
                     heartbeat = wire.Heartbeat(float(self.service.clock()), now - started)
                     self._publish("server", wire.encode(heartbeat))
@@ -296,6 +306,7 @@ class Server:
                 # The engines' timed work (expiries, no-shows) every 100 ms, not on every turn:
                 # it costs tens of microseconds, a tenth of a round trip.
                 if now >= next_tick:
+                    metrics.tick_lag_seconds.set(now - next_tick)
                     self.service.tick()
                     self.service.publish_events()
                     next_tick = now + _TICK_S
@@ -305,6 +316,7 @@ class Server:
                     self._serve_waiting()
             self._serve_waiting()
         finally:
+            notify_systemd("STOPPING=1")
             self._close()
             logger.info("stopped")
 

@@ -93,6 +93,16 @@ class Ping(Struct):
     time: float
 
 
+class Health(Struct):
+    """``status``: ``ok``, or ``degraded`` with the ``reasons`` (an intersection holding its last
+    stage because the safety monitor refused its plans, the signals' state not kept); ``time``: the
+    server's clock (s)."""
+
+    status: Literal["ok", "degraded"]
+    reasons: list[str]
+    time: float
+
+
 class NetworkInfo(Struct):
     """Counts of what the server drives."""
 
@@ -562,6 +572,7 @@ class Message:
 
 MESSAGES: dict[str, Message] = {message.type: message for message in (
     Message("ping", Empty, Ping, "read", "liveness, and the server's clock"),
+    Message("health", Empty, Health, "read", "whether the engines are well, and why not"),
     Message("network.info", Empty, NetworkInfo, "read", "counts of nodes, edges, intersections, car parks"),
     Message("signals.state", SignalsStateRequest, SignalsState, "read",
             "current stage, time in stage and the plan ahead of one or every intersection"),

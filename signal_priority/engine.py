@@ -548,6 +548,12 @@ class PriorityEngine:
         until[holding] = ended
         return True
 
+    @property
+    def holding(self) -> tuple[int | str, ...]:
+        """The intersections holding their last stage because the safety monitor refused both their
+        base stages and the way back to their coordinated plan (see :meth:`advance`)."""
+        return tuple(self.plans.ids[k] for k in np.flatnonzero(self._holding))
+
     def unsaved(self) -> list[IntersectionState]:
         """The state of every intersection changed (by a decision, a check-out, a pre-emption, a
         fallback) since :meth:`mark_saved`, for a store to keep."""
