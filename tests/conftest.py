@@ -1,6 +1,8 @@
-"""Shared fixtures: the embedded city built once per session into a private cache, and hypothesis profiles."""
+"""Shared fixtures: the embedded city built once per session into a private cache, the shared data
+beside the repository, and hypothesis profiles."""
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import networkx as nx
@@ -11,6 +13,8 @@ from pilotage.adapters.osm import load_network
 from pilotage.core import RoadNetwork
 from pilotage.core.default_plans import default_plans
 from pilotage.core.signals import SignalPlans
+
+from .shared_data import shared_data_path
 
 TEST_DATA = Path(__file__).resolve().parent / "data"
 HELSINKI = TEST_DATA / "helsinki-highways.osm.xz"
@@ -36,6 +40,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A network cache private to this test session."""
     return tmp_path_factory.mktemp("pilotage-cache")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Callable[..., Path]:
+    """``shared_data("carp", "gdb", "gdb1.dat")``: that file or folder of the shared data beside the
+    repository; the test is skipped, saying which is missing, when it is not there."""
+    return shared_data_path
 
 
 @pytest.fixture(scope="session")

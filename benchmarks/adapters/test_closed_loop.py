@@ -2,6 +2,7 @@
 the same scenario alone in the same process: what driving every light, checking every state change
 and answering the buses' requests add to a simulation step."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,12 +12,17 @@ from pilotage.adapters.sumo.closed_loop import LoopOptions, simulate
 libsumo = pytest.importorskip("libsumo", reason="the closed loop needs the sim extra: pip install 'pilotage[sim]'")
 
 GROUP = "closed loop, Bologna, 300 s"
-BOLOGNA = Path(__file__).resolve().parents[3] / "shared" / "data" / "sumo" / "bologna-acosta" / "run.sumocfg"
 DURATION_S = 300
 
 
-def sumo_alone() -> None:
-    libsumo.start(["sumo", "-c", str(BOLOGNA), "--no-step-log", "true", "--no-warnings", "true"])
+@pytest.fixture(scope="module")
+def bologna(shared_data: Callable[..., Path]) -> Path:
+    """The Bologna scenario's SUMO configuration."""
+    return shared_data("sumo", "bologna-acosta", "run.sumocfg")
+
+
+def sumo_alone(sumocfg: Path) -> None:
+    libsumo.start(["sumo", "-c", str(sumocfg), "--no-step-log", "true", "--no-warnings", "true"])
     try:
         for _ in range(DURATION_S):
             libsumo.simulationStep()
@@ -24,17 +30,17 @@ def sumo_alone() -> None:
         libsumo.close()
 
 
-def test_sumo_alone(benchmark) -> None:
+def test_sumo_alone(benchmark, bologna: Path) -> None:
     benchmark.group = GROUP
     benchmark.extra_info["reference"] = True
-    benchmark.pedantic(sumo_alone, rounds=3, iterations=1)
+    benchmark.pedantic(sumo_alone, args=(bologna,), rounds=3, iterations=1)
 
 
 @pytest.mark.parametrize(("priority", "corridors"), [(False, False), (True, True)])
-def test_closed_loop(benchmark, priority: bool, corridors: bool) -> None:
+def test_closed_loop(benchmark, bologna: Path, priority: bool, corridors: bool) -> None:
     benchmark.group = GROUP
     benchmark.name = f"closed loop, priority {'on' if priority else 'off'}, corridors {'on' if corridors else 'off'}"
     options = LoopOptions(priority=priority, corridors=corridors, duration_s=float(DURATION_S),
                           emergency_every_s=120.0 if corridors else None, time_space=False)
-    run = benchmark.pedantic(simulate, args=(BOLOGNA, options), rounds=3, iterations=1)
+    run = benchmark.pedantic(simulate, args=(bologna, options), rounds=3, iterations=1)
     assert run["safety"]["violations"] == 0

@@ -1,14 +1,15 @@
 """Parking forecasts on the shared May 2024 archive (20 days): their quality, and the cost of one forecast.
 
-Groups (reference first):
+Groups:
 
-- quality: the evaluation table of :func:`pilotage.parking.forecast.evaluate`, trained on 14 local
-  days, tested on the 6 after; MAE and RMSE per model and horizon go to ``extra_info`` (free spaces).
-  Its time is that of the whole evaluation.
-- one forecast: fitting on the 14 training days and forecasting every car park at the first test
-  issue time, the seasonal-naive model (reference) against the profile and the regression.
+- quality (a quality table, not timed): the evaluation of :func:`pilotage.parking.forecast.evaluate`,
+  trained on 14 local days, tested on the 6 after; MAE and RMSE (free spaces) per model and horizon.
+- one forecast (timed, reference first): fitting on the 14 training days and forecasting every car
+  park at the first test issue time, the seasonal-naive model (reference) against the profile and
+  the regression.
 """
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,16 +28,14 @@ from pilotage.parking.forecast import (
     split_days,
 )
 
-MAY = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "parking" / "2024-05"
 TRAIN_DAYS = 14
+TEST_DAYS = 6
 
 
 @pytest.fixture(scope="module")
-def may() -> Counts:
-    paths = sorted(MAY.glob("2024-05-*.csv"))
-    if len(paths) < 20:
-        pytest.skip(f"the shared parking data is not in {MAY} (need its 20 daily CSV files)")
-    return read_counts(paths)
+def may(shared_data: Callable[..., Path]) -> Counts:
+    return read_counts([shared_data("parking", "2024-05", f"2024-05-{day:02d}.csv")
+                        for day in range(1, TRAIN_DAYS + TEST_DAYS + 1)])
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +47,15 @@ def split(may: Counts) -> tuple[Counts, Counts]:
     return train, Counts(grid.time_s[:issue + 1], grid.carparks, grid.free[:issue + 1])
 
 
-def test_forecast_quality(benchmark, may: Counts) -> None:
-    benchmark.group = "parking forecast quality, May 2024, 14 + 6 days"
-    benchmark.extra_info["reference"] = True
-    evaluation = benchmark.pedantic(evaluate, args=(may, TRAIN_DAYS), rounds=1, iterations=1)
-    benchmark.extra_info.update(evaluation.as_dict())
-    print(evaluation.table())
+def test_forecast_quality(quality_table: Callable[..., None], may: Counts) -> None:
+    evaluation = evaluate(may, TRAIN_DAYS)
+    group = (f"parking forecast quality, May 2024, {TRAIN_DAYS} + {TEST_DAYS} days, {len(evaluation.carparks)} car "
+             "parks: MAE and RMSE (free spaces) and points tested, by horizon")
+    figures = evaluation.as_dict()
+    for measure in ("mae", "rmse"):
+        for model, by_horizon in figures[measure].items():
+            quality_table(group, f"{model} {measure.upper()}", by_horizon)
+    quality_table(group, "points", figures["points"])
     rows = dict(zip(evaluation.models, evaluation.mae, strict=True))
     assert np.all(rows["regression"] < rows["seasonal-naive"])
     assert np.all(rows["regression"] < rows["profile"])

@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import csv
 import re
+import runpy
 from dataclasses import dataclass
 from pathlib import Path
 
-#: The shared data, beside the repository.
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+#: The shared data, beside the repository: its one definition, in the tests' ``shared_data.py``, read
+#: from its file (this module is imported by scripts, outside any package).
+DATA: Path = runpy.run_path(str(Path(__file__).resolve().parents[2] / "tests" / "shared_data.py"))["SHARED_DATA"]
 
 #: The sets, in report order, and pilotage's reader format for each.
 FORMATS = {"solomon": "solomon", "x": "vrplib", "gdb": "carp", "val": "carp"}
+#: The folder of each set in the shared data.
+SET_FOLDERS = {"solomon": ("vrp", "solomon"), "x": ("vrp", "cvrplib-x"), "gdb": ("carp", "gdb"),
+               "val": ("carp", "val")}
 
 
 @dataclass(frozen=True)
@@ -55,25 +60,24 @@ def instances(set_name: str, data: Path = DATA) -> list[Instance]:
     Raises:
         FileNotFoundError: the set's folder or its BKS file is missing.
     """
+    if set_name not in SET_FOLDERS:
+        raise ValueError(f"expected a set in {tuple(FORMATS)}, got {set_name!r}")
+    folder = data.joinpath(*SET_FOLDERS[set_name])
     if set_name == "solomon":
-        folder = data / "vrp" / "solomon"
         rows = _csv_rows(folder / "bks.csv")
         return [Instance("solomon", path.stem, path, float(rows[path.stem]["distonly_distance"]),
                          int(rows[path.stem]["distonly_vehicles"])) for path in _files(folder, "*.txt")]
     if set_name == "x":
         found = []
-        for path in _files(data / "vrp" / "cvrplib-x", "*.vrp"):
+        for path in _files(folder, "*.vrp"):
             cost, routes = read_sol(path.with_suffix(".sol"))
             found.append(Instance("x", path.stem, path, cost, routes))
         return found
     if set_name == "gdb":
-        folder = data / "carp" / "gdb"
         rows = _csv_rows(folder / "bks.csv")
         return [Instance("gdb", path.stem, path, float(rows[path.stem]["optimal_cost"]), None)
                 for path in _files(folder, "*.dat")]
-    if set_name == "val":
-        return [Instance("val", f"val{path.stem}", path, None, None) for path in _files(data / "carp" / "val", "*.dat")]
-    raise ValueError(f"expected a set in {tuple(FORMATS)}, got {set_name!r}")
+    return [Instance("val", f"val{path.stem}", path, None, None) for path in _files(folder, "*.dat")]
 
 
 def read_sol(path: Path) -> tuple[float, int]:

@@ -1,8 +1,8 @@
 """Solution quality in short: one standard instance per format, solved with OR-Tools in 1 s.
 
-Group (reference first): Solomon C101 (VRPTW), CVRPLIB X-n101-k25 (CVRP), gdb1 (CARP). Each
-solution must pass pilotage's feasibility check and be within :data:`MAX_GAP_PERCENT` of the
-best-known solution (a bound on quality, not on time); its gap goes to ``extra_info``. The full
+A quality table, not timed (each solve takes its budget): Solomon C101 (VRPTW), CVRPLIB X-n101-k25
+(CVRP), gdb1 (CARP), each with its cost, its best-known solution (BKS) and its gap. Each solution
+must pass pilotage's feasibility check and be within :data:`MAX_GAP_PERCENT` of the BKS. The full
 tables, against PyVRP too, come from ``quality.py`` (README beside this file).
 """
 
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from pilotage.routing.batch import Solved, solve_instance
+from pilotage.routing.batch import solve_instance
 from pilotage.routing.formats import read_instance
 from pilotage.routing.solver import SolveOptions
 
@@ -38,18 +39,14 @@ bks = _sibling("bks")
 
 
 @pytest.mark.parametrize(("set_name", "name"), CASES, ids=[name for _, name in CASES])
-def test_quality(benchmark, set_name: str, name: str) -> None:
-    try:
-        instance = next(i for i in bks.instances(set_name) if i.name == name)
-    except FileNotFoundError as error:
-        pytest.skip(f"the shared data is not beside the repository: {error}")
-    benchmark.group = GROUP
-    if name == CASES[0][1]:
-        benchmark.extra_info["reference"] = True
+def test_quality(shared_data: Callable[..., Path], quality_table: Callable[..., None], set_name: str,
+                 name: str) -> None:
+    shared_data(*bks.SET_FOLDERS[set_name])  # skips when the set is missing
+    instance = next(i for i in bks.instances(set_name) if i.name == name)
     problem = read_instance(instance.path, instance.instance_format)
-    solved: Solved = benchmark.pedantic(solve_instance, args=(problem, SolveOptions(time_limit_s=BUDGET_S, seed=0)),
-                                        rounds=1, iterations=1)
+    solved = solve_instance(problem, SolveOptions(time_limit_s=BUDGET_S, seed=0))
     assert solved.feasibility.feasible, solved.feasibility.violations
     gap = 100.0 * (solved.feasibility.distance - instance.bks) / instance.bks
-    benchmark.extra_info.update({"cost": solved.feasibility.distance, "bks": instance.bks, "gap_percent": gap})
+    quality_table(GROUP, f"{instance.name} ({set_name})", {"cost": solved.feasibility.distance, "BKS": instance.bks,
+                                                             "gap %": gap})
     assert gap < MAX_GAP_PERCENT

@@ -2,15 +2,14 @@
 their solutions, GeoJSON and maps; bad files refused in one line."""
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from pilotage.core import RoadNetwork
 
 from .test_cli import pilotage
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-EXAMPLES = REPOSITORY / "examples"
-SHARED_DATA = REPOSITORY.parent / "shared" / "data"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_the_example_jobs_are_solved_together_with_maps(city: RoadNetwork, cache_dir: Path, tmp_path: Path) -> None:
@@ -31,8 +30,8 @@ def test_the_example_jobs_are_solved_together_with_maps(city: RoadNetwork, cache
     assert {v["kind"] for r in swept["routes"] for v in r["visits"]} == {"street"}
 
 
-def test_a_standard_instance_is_solved(cache_dir: Path, tmp_path: Path) -> None:
-    run = pilotage("route", "--format", "carp", str(SHARED_DATA / "carp" / "gdb" / "gdb1.dat"), "--out",
+def test_a_standard_instance_is_solved(shared_data: Callable[..., Path], cache_dir: Path, tmp_path: Path) -> None:
+    run = pilotage("route", "--format", "carp", str(shared_data("carp", "gdb", "gdb1.dat")), "--out",
                    str(tmp_path), "--time-limit", "1", "--json", cache_dir=cache_dir)
     assert run.returncode == 0, run.stderr
     (summary,) = json.loads(run.stdout)

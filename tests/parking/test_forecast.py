@@ -23,7 +23,6 @@ from pilotage.parking.forecast import (
     resample,
 )
 
-SHARED_PARKING = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "parking"
 STEP_S = 900.0
 DAY_S = 86400.0
 
@@ -275,14 +274,6 @@ def test_predict_refuses_bad_inputs() -> None:
 # ------------------------------------------------------------------------------------------ the real data
 
 REAL_CARPARKS = ("parken-mannheim-Hauptbahnhof-P1-Tiefgarage", "sw-bielefeld-parken-Parkhaus-Am-Hauptbahnhof")
-
-
-@pytest.fixture(scope="module")
-def may_files() -> list[Path]:
-    paths = sorted((SHARED_PARKING / "2024-05").glob("2024-05-*.csv"))
-    if len(paths) < 9:
-        pytest.skip(f"the shared parking data is not in {SHARED_PARKING / '2024-05'} (need 9 daily CSV files)")
-    return paths[:9]
 
 
 def test_evaluate_end_to_end_on_two_real_car_parks(may_files: list[Path]) -> None:

@@ -1,4 +1,4 @@
-"""Fixtures of the routing tests: the standard instances of ../shared/data, small jobs on the embedded city."""
+"""Fixtures of the routing tests: small jobs on the embedded city."""
 
 import copy
 import json
@@ -9,15 +9,7 @@ import pytest
 
 from pilotage.core.protocol import Job, decode_job
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPOSITORY.parent / "shared" / "data"
-EXAMPLES = REPOSITORY / "examples"
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The benchmark instances beside the repository."""
-    return SHARED_DATA
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 stopping the others, outputs that cannot overwrite each other."""
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,8 @@ from pilotage.routing import run_files
 
 
 def test_files_are_solved_in_parallel_with_progress_and_a_bad_one_does_not_stop_the_others(
-        shared_data: Path, tmp_path: Path) -> None:
-    gdb = shared_data / "carp" / "gdb"
+        shared_data: Callable[..., Path], tmp_path: Path) -> None:
+    gdb = shared_data("carp", "gdb")
     broken = tmp_path / "broken.dat"
     broken.write_text(" NOMBRE : broken\n")
     progress: list[tuple[int, float, float, float]] = []

@@ -1,5 +1,6 @@
 """The standard instance files: Solomon, VRPLIB and Belenguer's CARP, read as published."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +10,8 @@ from pilotage.core.errors import DataFileError, InvalidInputError
 from pilotage.routing import read_instance
 
 
-def test_solomon_keeps_the_fleet_the_windows_and_exact_distances(shared_data: Path) -> None:
-    problem = read_instance(shared_data / "vrp" / "solomon" / "C101.txt", "solomon")
+def test_solomon_keeps_the_fleet_the_windows_and_exact_distances(shared_data: Callable[..., Path]) -> None:
+    problem = read_instance(shared_data("vrp", "solomon", "C101.txt"), "solomon")
     assert (problem.n_nodes, problem.n_vehicles, problem.n_visits) == (101, 25, 100)
     assert set(problem.capacity.tolist()) == {200}
     # Customer 1: (45, 68), demand 10, window 912..967, service 90; the depot at (40, 50) closes at 1236.
@@ -22,8 +23,8 @@ def test_solomon_keeps_the_fleet_the_windows_and_exact_distances(shared_data: Pa
     assert problem.distance_scale == 1000
 
 
-def test_vrplib_rounds_distances_and_sizes_an_unlimited_fleet(shared_data: Path) -> None:
-    problem = read_instance(shared_data / "vrp" / "cvrplib-x" / "X-n101-k25.vrp", "vrplib")
+def test_vrplib_rounds_distances_and_sizes_an_unlimited_fleet(shared_data: Callable[..., Path]) -> None:
+    problem = read_instance(shared_data("vrp", "cvrplib-x", "X-n101-k25.vrp"), "vrplib")
     assert (problem.n_nodes, problem.n_visits) == (101, 100)
     assert problem.n_vehicles >= 26  # the best-known solution uses 26 routes
     assert problem.capacity[0] == 206
@@ -31,8 +32,8 @@ def test_vrplib_rounds_distances_and_sizes_an_unlimited_fleet(shared_data: Path)
     assert not problem.has_time_windows
 
 
-def test_carp_makes_one_visit_per_required_edge_with_both_directions(shared_data: Path) -> None:
-    problem = read_instance(shared_data / "carp" / "gdb" / "gdb1.dat", "carp")
+def test_carp_makes_one_visit_per_required_edge_with_both_directions(shared_data: Callable[..., Path]) -> None:
+    problem = read_instance(shared_data("carp", "gdb", "gdb1.dat"), "carp")
     assert problem.n_visits == 22
     assert problem.n_nodes == 1 + 2 * 22
     first, second = problem.alternatives(0)
@@ -43,12 +44,14 @@ def test_carp_makes_one_visit_per_required_edge_with_both_directions(shared_data
 
 
 @pytest.mark.parametrize("name", ["gdb1.dat", "gdb23.dat"])
-def test_every_gdb_file_reads(shared_data: Path, name: str) -> None:
-    assert read_instance(shared_data / "carp" / "gdb" / name, "carp").n_visits > 0
+def test_every_gdb_file_reads(shared_data: Callable[..., Path], name: str) -> None:
+    assert read_instance(shared_data("carp", "gdb", name), "carp").n_visits > 0
 
 
-def test_val_files_read(shared_data: Path) -> None:
-    for path in sorted((shared_data / "carp" / "val").glob("*.dat")):
+def test_val_files_read(shared_data: Callable[..., Path]) -> None:
+    paths = sorted(shared_data("carp", "val").glob("*.dat"))
+    assert paths
+    for path in paths:
         assert read_instance(path, "carp").n_visits > 0, path
 
 

@@ -130,8 +130,8 @@ def test_the_solver_matches_the_brute_force_and_its_solutions_pass_the_check(pro
     assert verdict.cost == pytest.approx(optimum)
 
 
-def test_a_gdb_instance_is_solved_to_its_published_optimum(shared_data: Path) -> None:
-    problem = read_instance(shared_data / "carp" / "gdb" / "gdb1.dat", "carp")
+def test_a_gdb_instance_is_solved_to_its_published_optimum(shared_data: Callable[..., Path]) -> None:
+    problem = read_instance(shared_data("carp", "gdb", "gdb1.dat"), "carp")
     solution = solve(problem, SolveOptions(time_limit_s=2))
     verdict = check_solution(problem, solution)
     assert verdict.feasible, verdict.violations
@@ -153,8 +153,8 @@ def test_options_are_checked() -> None:
 # -- the independent check catches every kind of fault ---------------------------------------------
 
 
-def _feasible(shared_data: Path) -> tuple[Problem, Solution]:
-    problem = read_instance(shared_data / "vrp" / "solomon" / "C101.txt", "solomon")
+def _feasible(shared_data: Callable[..., Path]) -> tuple[Problem, Solution]:
+    problem = read_instance(shared_data("vrp", "solomon", "C101.txt"), "solomon")
     return problem, solve(problem, SolveOptions(time_limit_s=0.5))
 
 
@@ -164,7 +164,7 @@ def _with_route(solution: Solution, vehicle: int, route: Route) -> Solution:
     return replace(solution, routes=tuple(routes))
 
 
-def test_the_check_finds_each_broken_rule(shared_data: Path) -> None:
+def test_the_check_finds_each_broken_rule(shared_data: Callable[..., Path]) -> None:
     problem, solution = _feasible(shared_data)
     assert check_solution(problem, solution).feasible
     used = [r for r in solution.routes if r.used]

@@ -1,6 +1,7 @@
 """The priority engine: decisions on fixed cases, and safety and fairness on random intersections."""
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -280,13 +281,16 @@ def test_every_plan_is_safe_and_no_group_starves(plan: IntersectionPlan, start_s
         assert min(late, cycle_s - late) < 1e-6
 
 
-BOLOGNA_TLS = Path(__file__).resolve().parents[3] / "shared" / "data" / "sumo" / "bologna-acosta" / "acosta_tls.add.xml"
+@pytest.fixture(scope="module")
+def bologna_plans(shared_data: Callable[..., Path]) -> SignalPlans:
+    """The city programs of Bologna's Andrea Costa scenario, as signal plans."""
+    return SignalPlans(read_signal_plans(shared_data("sumo", "bologna-acosta", "acosta_tls.add.xml")))
 
 
 @given(st.lists(st.tuples(st.floats(0.0, 20.0), st.integers(0, 6), st.integers(0, 7), st.floats(0.0, 120.0),
                           st.sampled_from(["bus", "tram", "emergency"])), min_size=1, max_size=30))
-def test_the_city_programs_of_bologna_stay_safe(stream: list) -> None:
-    plans = SignalPlans(read_signal_plans(BOLOGNA_TLS))
+def test_the_city_programs_of_bologna_stay_safe(bologna_plans: SignalPlans, stream: list) -> None:
+    plans = bologna_plans
     clock = Clock(7 * 3600.0)
     engine = PriorityEngine(plans, clock, PriorityConfig(bus_lateness_s=0.0))
     for wait_s, k, g, eta, vehicle_class in stream:
@@ -340,11 +344,11 @@ class ShownGreens:
         return found
 
 
-def test_a_transition_under_way_is_kept() -> None:
+def test_a_transition_under_way_is_kept(bologna_plans: SignalPlans) -> None:
     """Bologna 273: a hold cuts stage {0+1+2, 6+7+8} at 24 s and skips stage {0+1+2} for {3+4+5};
     handed back at 26 s, in the interstage, the plan cannot bring back stage {0+1+2} at once as if
     0+1+2 had never ended: the signals showed it red since 24 s."""
-    plans = SignalPlans(read_signal_plans(BOLOGNA_TLS))
+    plans = bologna_plans
     clock = Clock(10.0)
     engine = PriorityEngine(plans, clock)
     shown = ShownGreens(engine, clock)
@@ -361,11 +365,11 @@ operations = st.tuples(st.integers(1, 8), st.sampled_from(["decide", "preempt", 
 
 
 @given(st.lists(operations, min_size=1, max_size=25))
-def test_what_the_signals_showed_is_never_planned_again(stream: list) -> None:
+def test_what_the_signals_showed_is_never_planned_again(bologna_plans: SignalPlans, stream: list) -> None:
     """An adapter showing :meth:`green_groups` every second, whatever the decisions, pre-emptions and
     check-outs in between, shows only what the monitor accepts: no plan rewrites a green or a
     transition the signals already showed (the programs time in whole seconds)."""
-    plans = SignalPlans(read_signal_plans(BOLOGNA_TLS))
+    plans = bologna_plans
     clock = Clock(7 * 3600.0)
     engine = PriorityEngine(plans, clock, PriorityConfig(bus_lateness_s=0.0))
     shown = ShownGreens(engine, clock)

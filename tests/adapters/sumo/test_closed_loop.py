@@ -1,48 +1,65 @@
-"""The closed loop on a real SUMO scenario (Bologna, Andrea Costa): its lights driven by the engine,
-priority and corridors applied through the service, no state the monitor refuses, paired runs over
-several seeds, and each run's outputs (the scenario's own included) kept apart.
+"""The closed loop on real SUMO scenarios (Bologna, Andrea Costa, from the shared data; the embedded
+city): their lights driven by the engine, priority and corridors applied through the service, no
+state the monitor refuses, paired runs over several seeds, and each run's outputs (the scenario's
+own included) kept apart; and `pilotage demo` as users run it.
 
-A short run is part of every test session; the full peak hour is marked slow."""
+Short runs are part of every test session; the full peak hours are marked slow."""
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from pilotage.adapters.sumo import city_scenario
 from pilotage.adapters.sumo.closed_loop import LoopOptions, compare, simulate
 from pilotage.adapters.sumo.report import comparison, format_table, paired_change
+from pilotage.adapters.sumo.scenario import Scenario
 from pilotage.core import DataFileError, InvalidInputError
 
 pytest.importorskip("libsumo", reason="the closed loop needs the sim extra: pip install 'pilotage[sim]'")
 
-BOLOGNA = Path(__file__).resolve().parents[4] / "shared" / "data" / "sumo" / "bologna-acosta" / "run.sumocfg"
+
+@pytest.fixture(scope="module")
+def bologna(shared_data: Callable[..., Path]) -> Path:
+    """The Bologna scenario's SUMO configuration."""
+    return shared_data("sumo", "bologna-acosta", "run.sumocfg")
 
 
 @pytest.fixture(scope="module")
-def short_run() -> dict[str, object]:
+def short_run(bologna: Path) -> dict[str, object]:
     """Twenty simulated minutes with priority and corridors on, an emergency vehicle every 2 minutes
     (the engine changes no plan in Bologna's first ten minutes: its buses find their greens or wait
     for the time cut to be paid back)."""
-    return simulate(BOLOGNA, LoopOptions(duration_s=1200.0, emergency_every_s=120.0))
+    return simulate(bologna, LoopOptions(duration_s=1200.0, emergency_every_s=120.0))
 
 
-def scenario_files() -> dict[str, tuple[int, int]]:
-    """The scenario folder's files, with their sizes and modification times."""
-    return {path.name: (path.stat().st_size, path.stat().st_mtime_ns) for path in BOLOGNA.parent.iterdir()}
+def scenario_files(sumocfg: Path) -> dict[str, tuple[int, int]]:
+    """The files of the scenario's folder, with their sizes and modification times."""
+    return {path.name: (path.stat().st_size, path.stat().st_mtime_ns) for path in sumocfg.parent.iterdir()}
 
 
 @pytest.fixture(scope="module")
-def paired(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, object]], Path, dict, dict]:
+def paired(bologna: Path,
+           tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, object]], Path, dict, dict]:
     """Twenty simulated minutes, priority and corridors off and on, over seeds 42 and 43; the runs,
     their outputs' folder, and the scenario folder's files before and after."""
     outputs = tmp_path_factory.mktemp("paired") / "runs"
-    before = scenario_files()
-    runs = compare(BOLOGNA, LoopOptions(duration_s=1200.0), seeds=2, output_dir=outputs)
-    return runs, outputs, before, scenario_files()
+    before = scenario_files(bologna)
+    runs = compare(bologna, LoopOptions(duration_s=1200.0), seeds=2, output_dir=outputs)
+    return runs, outputs, before, scenario_files(bologna)
+
+
+@pytest.fixture(scope="module")
+def city_paired(scenario: Scenario) -> list[dict[str, object]]:
+    """The embedded city, the first five simulated minutes of its peak, priority and corridors off
+    then on, seed 42, an emergency vehicle every 2 minutes besides the scenario's own (its first sets
+    off at 150 s)."""
+    return compare(scenario.sumocfg, LoopOptions(duration_s=300.0, emergency_every_s=120.0, time_space=False))
 
 
 def test_every_light_is_driven_and_no_state_is_unsafe(short_run: dict[str, object]) -> None:
@@ -102,8 +119,8 @@ def test_a_time_space_record_of_one_bus_route(short_run: dict[str, object]) -> N
     assert positions and all(0 <= distance_m <= record["length_m"] + 1 for _, distance_m in positions)
 
 
-def test_the_baseline_and_the_run_side_by_side_with_one_seed() -> None:
-    off, on = compare(BOLOGNA, LoopOptions(duration_s=120.0, corridors=False))
+def test_the_baseline_and_the_run_side_by_side_with_one_seed(bologna: Path) -> None:
+    off, on = compare(bologna, LoopOptions(duration_s=120.0, corridors=False))
     assert (off["priority"], off["corridors"], on["priority"], on["corridors"]) == (False, False, True, False)
     assert off["seed"] == on["seed"]
     assert off["priority_requests"]["requests"] == 0 < on["priority_requests"]["requests"]
@@ -163,22 +180,65 @@ def test_paired_seeds_give_means_and_intervals_that_bracket_them(paired: tuple) 
     assert "95 % CI" in format_table(runs)
 
 
+def test_the_embedded_city_in_short_is_safe_and_priority_saves_buses_and_emergency_vehicles_time(
+        city_paired: list[dict[str, object]]) -> None:
+    """The README's headline in five minutes: no unsafe state; with priority and corridors on, buses
+    and emergency vehicles lose less time approaching traffic lights, and no more time in all. Few
+    trips end in five minutes, so the times compared are those of every vehicle that set off, up to
+    the end of the run (the same vehicles in both runs), not the travel times of the trips that
+    ended; those come with the peak hour (slow)."""
+    off, on = city_paired
+    for run in city_paired:
+        assert run["safety"]["violations"] == run["safety"]["refused_states"] == 0
+    assert on["priority_requests"]["plan_changes"] > 0
+    assert on["corridor_requests"]["opened"] > 0
+    for vehicle_class in ("bus", "emergency"):
+        assert off["classes"][vehicle_class]["trips"] + off["classes"][vehicle_class]["unfinished"] > 0
+        assert change_over_seeds(city_paired, "classes", vehicle_class, "signal_time_loss_s")["difference"] < 0.0
+        assert change_over_seeds(city_paired, "classes", vehicle_class, "time_loss_s")["difference"] <= 0.0
+
+
+def test_pilotage_demo_runs_the_embedded_city_off_then_on_and_writes_its_report(scenario: Scenario,
+                                                                              tmp_path: Path) -> None:
+    """`pilotage demo` as the README has users run it, the installed command in a folder of its own:
+    the embedded city with priority and corridors off then on, side by side, a table of what they do
+    to buses, cars and emergency vehicles, no violation, the report and its plots in simulation/.
+    Three simulated minutes: the scenario's first emergency vehicle sets off at 150 s."""
+    command = shutil.which("pilotage", path=str(Path(sys.executable).parent))
+    assert command, f"no pilotage command beside {sys.executable}: pip install ."
+    environment = os.environ | {"PILOTAGE_CACHE_DIR": str(scenario.directory.parent)}
+    done = subprocess.run([command, "demo", "--duration", "180"], cwd=tmp_path, capture_output=True, text=True,
+                          env=environment, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"SUMO closed loop: {scenario.sumocfg.name}, seed 42, 0.0-180.0 s")
+    assert re.search(r"^\s+off\s+on\s", done.stdout, re.MULTILINE)
+    assert {"bus", "car", "emergency"} <= set(lines)
+    assert re.search(r"^\s+violations\s+0\s+0\s", done.stdout, re.MULTILINE)
+    assert lines[-1] == "report and plots in simulation/, each run's outputs in simulation/report/"
+    report = json.loads((tmp_path / "simulation" / "report.json").read_text())
+    assert [(run["priority"], run["corridors"]) for run in report["runs"]] == [(False, False), (True, True)]
+    assert sorted(path.name for path in (tmp_path / "simulation").glob("*.png")) == [
+        "report-bus-time-loss.png", "report-time-space.png"]
+
+
 def test_a_missing_scenario_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DataFileError, match="no SUMO configuration"):
         simulate(tmp_path / "nothing.sumocfg")
 
 
-def test_the_output_prefix_is_the_loops_own(tmp_path: Path) -> None:
+def test_the_output_prefix_is_the_loops_own(bologna: Path, tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="no --output-prefix"):
-        simulate(BOLOGNA, LoopOptions(duration_s=10.0, sumo_args=("--output-prefix", "x")), tmp_path)
+        simulate(bologna, LoopOptions(duration_s=10.0, sumo_args=("--output-prefix", "x")), tmp_path)
     with pytest.raises(InvalidInputError, match="seeds >= 1"):
-        compare(BOLOGNA, LoopOptions(duration_s=10.0), seeds=0)
+        compare(bologna, LoopOptions(duration_s=10.0), seeds=0)
 
 
-def test_the_command_line_prints_the_table_writes_the_report_and_passes_sumo_arguments(tmp_path: Path) -> None:
+def test_the_command_line_prints_the_table_writes_the_report_and_passes_sumo_arguments(bologna: Path,
+                                                                                       tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     environment = os.environ | {"PILOTAGE_CACHE_DIR": str(tmp_path / "cache")}
-    done = subprocess.run([sys.executable, "-m", "pilotage", "simulate", "--sumocfg", str(BOLOGNA), "--duration", "90",
+    done = subprocess.run([sys.executable, "-m", "pilotage", "simulate", "--sumocfg", str(bologna), "--duration", "90",
                            "--corridors", "off", "--report", str(report), "--", "--time-to-teleport", "120"],
                           capture_output=True, text=True, env=environment, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
@@ -188,7 +248,7 @@ def test_the_command_line_prints_the_table_writes_the_report_and_passes_sumo_arg
     assert [run["priority"] for run in runs] == [False, True]
     assert [output["folder"] for output in document["outputs"]] == [str(tmp_path / "report" / "off-seed42"),
                                                                     str(tmp_path / "report" / "priority-on-seed42")]
-    alone = subprocess.run([sys.executable, "-m", "pilotage", "simulate", "--sumocfg", str(BOLOGNA), "--duration", "30",
+    alone = subprocess.run([sys.executable, "-m", "pilotage", "simulate", "--sumocfg", str(bologna), "--duration", "30",
                             "--seeds", "2", "--compare", "off", "--json"],
                            capture_output=True, text=True, env=environment, timeout=600, check=False)
     assert alone.returncode == 0, alone.stderr
@@ -215,11 +275,11 @@ def change_over_seeds(runs: list[dict], *keys: str) -> dict:
 
 
 @pytest.mark.slow
-def test_the_peak_hour_of_bologna() -> None:
+def test_the_peak_hour_of_bologna(bologna: Path) -> None:
     """Five paired seeds of Bologna's hour with priority on (docs/simulation.md): safe in every run;
     buses lose less time at signals, the interval clear of 0; cars lose at most a few percent more;
     most plan-changing grants are used inside the green they made."""
-    runs = compare(BOLOGNA, LoopOptions(duration_s=3600.0, corridors=False, time_space=False), seeds=5)
+    runs = compare(bologna, LoopOptions(duration_s=3600.0, corridors=False, time_space=False), seeds=5)
     for run in runs:
         assert run["safety"]["violations"] == run["safety"]["refused_states"] == 0
     bus = change_over_seeds(runs, "classes", "bus", "signal_time_loss_s")
@@ -230,11 +290,11 @@ def test_the_peak_hour_of_bologna() -> None:
 
 
 @pytest.mark.slow
-def test_the_peak_hour_of_the_embedded_city() -> None:
+def test_the_peak_hour_of_the_embedded_city(scenario: Scenario) -> None:
     """The demo's hour over three paired seeds, on the city's tuned coordinated programs: safe;
     buses lose less time at signals and emergency vehicles get through faster, both intervals clear
     of 0; cars lose no more than 3 % more."""
-    runs = compare(city_scenario().sumocfg, LoopOptions(time_space=False), seeds=3)
+    runs = compare(scenario.sumocfg, LoopOptions(time_space=False), seeds=3)
     for run in runs:
         assert run["safety"]["violations"] == run["safety"]["refused_states"] == 0
     assert change_over_seeds(runs, "classes", "bus", "signal_time_loss_s")["change_pct_ci95"][1] < 0.0

@@ -7,6 +7,7 @@ second; small hand-written files only exercise the errors.
 import logging
 import math
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,10 @@ from pilotage.adapters.sumo import read_signal_plans
 from pilotage.core import DataFileError
 from pilotage.core.signals import VEHICLE, IntersectionPlan
 
-BOLOGNA = Path(__file__).resolve().parents[4] / "shared" / "data" / "sumo" / "bologna-acosta"
-TLS_FILE = BOLOGNA / "acosta_tls.add.xml"
-NET_FILE = BOLOGNA / "acosta_buslanes.net.xml"
+#: The scenario's folder in the shared data, its traffic-light programs and its network.
+BOLOGNA = ("sumo", "bologna-acosta")
+TLS_NAME = "acosta_tls.add.xml"
+NET_NAME = "acosta_buslanes.net.xml"
 BOLOGNA_IDS = ["209", "210", "219", "220", "221", "235", "273"]
 NAN = math.nan
 
@@ -51,12 +53,25 @@ def plan_green(plan: IntersectionPlan, program_offset_s: float = 0.0) -> np.ndar
 
 
 @pytest.fixture(scope="module")
-def bologna() -> dict[str, IntersectionPlan]:
-    return {plan.id: plan for plan in read_signal_plans(TLS_FILE)}
+def tls_file(shared_data: Callable[..., Path]) -> Path:
+    """Bologna's traffic-light programs, an additional file."""
+    return shared_data(*BOLOGNA, TLS_NAME)
 
 
-def test_every_program_of_the_additional_file_is_a_valid_plan(bologna: dict[str, IntersectionPlan]) -> None:
-    plans = read_signal_plans(str(TLS_FILE))
+@pytest.fixture(scope="module")
+def net_file(shared_data: Callable[..., Path]) -> Path:
+    """Bologna's network, with netconvert's programs."""
+    return shared_data(*BOLOGNA, NET_NAME)
+
+
+@pytest.fixture(scope="module")
+def bologna(tls_file: Path) -> dict[str, IntersectionPlan]:
+    return {plan.id: plan for plan in read_signal_plans(tls_file)}
+
+
+def test_every_program_of_the_additional_file_is_a_valid_plan(tls_file: Path,
+                                                               bologna: dict[str, IntersectionPlan]) -> None:
+    plans = read_signal_plans(str(tls_file))
     assert [plan.id for plan in plans] == BOLOGNA_IDS
     for plan in plans:
         assert isinstance(plan, IntersectionPlan)  # built, so the model's validation passed
@@ -67,7 +82,7 @@ def test_every_program_of_the_additional_file_is_a_valid_plan(bologna: dict[str,
         assert (plan.group_edges == -1).all()
 
 
-def test_tl_209_by_hand(bologna: dict[str, IntersectionPlan]) -> None:
+def test_tl_209_by_hand(tls_file: Path, bologna: dict[str, IntersectionPlan]) -> None:
     # Phases (duration, state, minDur, maxDur), links 0..6:
     #   69 GrGGGGg 45 117 | 3 yrGGGyy | 7 rrGGGrr | 3 rryyyrr | 3 rrrrrrr | 26 rGrrrrr | 3 ryrrrrr | 3 rrrrrrr
     # Links 0, 5, 6 always show the same signal, so do 2, 3, 4.
@@ -84,7 +99,7 @@ def test_tl_209_by_hand(bologna: dict[str, IntersectionPlan]) -> None:
     # never shows their clearance, so it is its longest one, 6 s (no more than the 16 s it leaves).
     np.testing.assert_array_equal(plan.intergreen_s, [[NAN, 6.0, NAN], [6.0, NAN, 6.0], [NAN, 6.0, NAN]])
     assert [plan.interstage_s(0, 1), plan.interstage_s(1, 2), plan.interstage_s(2, 0)] == [0.0, 6.0, 6.0]
-    assert plan.cycle_s == 117.0 == sum(phase_durations_s(programs_in(TLS_FILE)["209"]))
+    assert plan.cycle_s == 117.0 == sum(phase_durations_s(programs_in(tls_file)["209"]))
     assert plan.max_cycle_s == 117 + 3 + 7 + 3 + 3 + 26 + 3 + 3
     np.testing.assert_array_equal(plan.min_green_s[[main, side, through]], [45.0, 26.0, 45.0 + 3.0 + 7.0])
     assert plan.offset_s == 0.0
@@ -111,8 +126,9 @@ def test_tl_221_starts_at_its_first_stage_and_its_all_red_is_a_transition(
     assert plan.cycle_s == 120.0
 
 
-@pytest.mark.parametrize("path", [TLS_FILE, NET_FILE], ids=["additional", "network"])
-def test_the_plan_cycle_is_the_program_cycle(path: Path) -> None:
+@pytest.mark.parametrize("name", [TLS_NAME, NET_NAME], ids=["additional", "network"])
+def test_the_plan_cycle_is_the_program_cycle(shared_data: Callable[..., Path], name: str) -> None:
+    path = shared_data(*BOLOGNA, name)
     programs = programs_in(path)
     for plan in read_signal_plans(path):
         program = programs[plan.id]
@@ -121,10 +137,10 @@ def test_the_plan_cycle_is_the_program_cycle(path: Path) -> None:
         assert plan.max_cycle_s == pytest.approx(max(longest_s, plan.cycle_s))
 
 
-def test_the_plan_replays_the_program(bologna: dict[str, IntersectionPlan]) -> None:
+def test_the_plan_replays_the_program(tls_file: Path, bologna: dict[str, IntersectionPlan]) -> None:
     # Second by second over a cycle, the plan never shows green where the program does not; it is the
     # program exactly, except where a group keeps its green into a transition after its stage ended.
-    programs = programs_in(TLS_FILE)
+    programs = programs_in(tls_file)
     shorter_in_plan_s = {"210": {"8+9+10+14+15": 5}, "220": {"3+4+5+6": 3}, "221": {"0+1+2": 4}}
     for tl_id, plan in bologna.items():
         shown, planned = program_green(programs[tl_id], plan), plan_green(plan)
@@ -135,8 +151,8 @@ def test_the_plan_replays_the_program(bologna: dict[str, IntersectionPlan]) -> N
         assert {plan.group_names[g]: int(missing_s[g]) for g in np.flatnonzero(missing_s)} == expected_s
 
 
-def test_groups_stages_and_conflicts_follow_the_states(bologna: dict[str, IntersectionPlan]) -> None:
-    programs = programs_in(TLS_FILE)
+def test_groups_stages_and_conflicts_follow_the_states(tls_file: Path, bologna: dict[str, IntersectionPlan]) -> None:
+    programs = programs_in(tls_file)
     for tl_id, plan in bologna.items():
         states = [phase.get("state") for phase in programs[tl_id].iter("phase")]
 
@@ -161,9 +177,9 @@ def test_groups_stages_and_conflicts_follow_the_states(bologna: dict[str, Inters
         assert (plan.green_s <= plan.stage_max_s).all()
 
 
-def test_the_network_file_holds_netconvert_programs(caplog: pytest.LogCaptureFixture) -> None:
+def test_the_network_file_holds_netconvert_programs(net_file: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="pilotage.adapters.sumo.programs"):
-        plans = read_signal_plans(NET_FILE)
+        plans = read_signal_plans(net_file)
     assert [plan.id for plan in plans] == BOLOGNA_IDS
     assert all(plan.cycle_s == 90.0 for plan in plans)
     # In two of them a group stops and restarts between two stages that both hold it: the plan
@@ -179,12 +195,13 @@ def test_the_network_file_holds_netconvert_programs(caplog: pytest.LogCaptureFix
     assert not plan_209.conflicts[0].any()
 
 
-def test_program_id_chooses_among_the_programs_of_a_traffic_light(tmp_path: Path) -> None:
-    assert [plan.id for plan in read_signal_plans(TLS_FILE, program_id="utopia")] == BOLOGNA_IDS
-    assert [plan.id for plan in read_signal_plans(NET_FILE, program_id="0")] == BOLOGNA_IDS
+def test_program_id_chooses_among_the_programs_of_a_traffic_light(tls_file: Path, net_file: Path,
+                                                                   tmp_path: Path) -> None:
+    assert [plan.id for plan in read_signal_plans(tls_file, program_id="utopia")] == BOLOGNA_IDS
+    assert [plan.id for plan in read_signal_plans(net_file, program_id="0")] == BOLOGNA_IDS
     both = ET.Element("additional")
-    both.append(programs_in(NET_FILE)["209"])
-    both.append(programs_in(TLS_FILE)["209"])
+    both.append(programs_in(net_file)["209"])
+    both.append(programs_in(tls_file)["209"])
     path = tmp_path / "both.add.xml"
     ET.ElementTree(both).write(path)
     [first] = read_signal_plans(path)
@@ -195,8 +212,8 @@ def test_program_id_chooses_among_the_programs_of_a_traffic_light(tmp_path: Path
         read_signal_plans(path, program_id="night")
 
 
-def test_the_offset_is_where_the_first_stage_starts(tmp_path: Path) -> None:
-    program = programs_in(TLS_FILE)["221"]
+def test_the_offset_is_where_the_first_stage_starts(tls_file: Path, tmp_path: Path) -> None:
+    program = programs_in(tls_file)["221"]
     program.set("offset", "-50")
     root = ET.Element("additional")
     root.append(program)
@@ -265,8 +282,8 @@ def test_a_missing_file_is_refused(tmp_path: Path) -> None:
         read_signal_plans(tmp_path)
 
 
-def test_intergreens_are_clearances_not_the_time_between_stages() -> None:
-    plans = {plan.id: plan for plan in read_signal_plans(TLS_FILE)}
+def test_intergreens_are_clearances_not_the_time_between_stages(tls_file: Path) -> None:
+    plans = {plan.id: plan for plan in read_signal_plans(tls_file)}
     for plan in plans.values():
         longest = np.nanmax(plan.intergreen_s)
         # Every intergreen is one the program shows between two groups in one transition.

@@ -1,5 +1,5 @@
-"""The embedded city as a SUMO scenario: built once per session into a private cache, then checked
-file by file and in SUMO itself."""
+"""The embedded city as a SUMO scenario (built once per session into a private cache, conftest.py),
+checked file by file and in SUMO itself."""
 
 import itertools
 import re
@@ -19,12 +19,6 @@ from pilotage.core import DataFileError, InvalidInputError
 sumolib = pytest.importorskip("sumolib", reason="the SUMO scenario needs the sim extra: pip install 'pilotage[sim]'")
 
 XML_COMMENT = re.compile(rb"<!--.*?-->", re.DOTALL)
-
-
-@pytest.fixture(scope="session")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
-    """The embedded city's SUMO scenario, built at the first use in the session."""
-    return city_scenario(cache_dir=tmp_path_factory.mktemp("sumo-scenario"))
 
 
 @pytest.fixture(scope="session")
