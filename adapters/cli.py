@@ -70,20 +70,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_service_commands(commands: argparse._SubParsersAction) -> None:
-    serve = commands.add_parser("serve", help="serve the engines over ZeroMQ (docs/protocol.md)")
+    serve = commands.add_parser("serve", help="serve the engines over ZeroMQ (docs/protocol.md); SIGHUP reads the "
+                                              "client keys again")
+    serve.add_argument("--config", metavar="FILE.toml",
+                       help="every option below, and the engines' parameters, from a TOML file (docs/operations.md); "
+                            "a flag given overrides the file")
     serve.add_argument("--osm", metavar="FILE", help="OSM extract of the city; default: the embedded city")
-    serve.add_argument("--bind", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
+    # No defaults here: a flag not given leaves the configuration file's value, else the default.
+    serve.add_argument("--bind", metavar="ENDPOINT",
                        help=f"request endpoint (ROUTER; default {DEFAULT_ENDPOINT}; tcp://HOST:* picks a port)")
-    serve.add_argument("--pub", default=DEFAULT_EVENTS_ENDPOINT, metavar="ENDPOINT",
+    serve.add_argument("--pub", metavar="ENDPOINT",
                        help=f"event endpoint (PUB; default {DEFAULT_EVENTS_ENDPOINT})")
     serve.add_argument("--keys", metavar="DIR", help="CurveZMQ on, with this keys directory (`pilotage keys new`)")
-    serve.add_argument("--insecure", action="store_true",
+    serve.add_argument("--insecure", action="store_true", default=None,
                        help="serve without CurveZMQ on an endpoint beyond loopback (not advised)")
     serve.add_argument("--audit", metavar="FILE",
                        help="audit log, JSON lines, rotated at 50 MB (default: audit.jsonl in the state directory)")
-    serve.add_argument("--max-message-bytes", type=int, default=MAX_MESSAGE_BYTES, metavar="N",
+    serve.add_argument("--max-message-bytes", type=int, metavar="N",
                        help=f"larger requests get TOO_LARGE (default {MAX_MESSAGE_BYTES})")
-    serve.add_argument("--queue-limit", type=int, default=1024, metavar="N",
+    serve.add_argument("--queue-limit", type=int, metavar="N",
                        help="requests taken at once; more get OVERLOADED (default 1024)")
     serve.add_argument("--carparks", metavar="FILE",
                        help="car parks, in the BNLS schema (CSV or GeoJSON); default: the embedded city's sample")
@@ -180,6 +185,10 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
     new.add_argument("--server", action="store_true", help="make the server's key pair instead")
     new.add_argument("--dir", default="keys", help="the keys directory (default ./keys)")
     new.set_defaults(run=_keys_new)
+    listed = keys_commands.add_parser("list", help="the clients allowed, with their roles, and the server's key")
+    listed.add_argument("--dir", default="keys", help="the keys directory (default ./keys)")
+    listed.add_argument("--json", action="store_true", help="print JSON for scripts")
+    listed.set_defaults(run=_keys_list)
 
 
 def _positive_int(text: str) -> int:
@@ -341,6 +350,7 @@ def _state_directory() -> Path:
 
 
 def _serve(args: argparse.Namespace) -> None:
+    from pilotage.adapters.config import ServeConfig, read_serve_config  # noqa: PLC0415
     from pilotage.adapters.operations import serve_http  # noqa: PLC0415
     from pilotage.adapters.osm import load_network  # noqa: PLC0415
     from pilotage.adapters.service import AuditLog, Service  # noqa: PLC0415
@@ -349,46 +359,48 @@ def _serve(args: argparse.Namespace) -> None:
     from pilotage.core.signals import SignalPlans  # noqa: PLC0415
     from pilotage.parking import ParkingEngine, ReservationBook, read_bnls, read_counts, sample_carparks  # noqa: PLC0415
     from pilotage.routing import RoutingQueue  # noqa: PLC0415
-    from pilotage.signal_priority import PriorityEngine  # noqa: PLC0415
+    from pilotage.signal_priority import CorridorEngine, PriorityEngine  # noqa: PLC0415
 
-    network = load_network(args.osm)
-    engine = PriorityEngine(SignalPlans(default_plans(network)), clock=time.time)
+    # The whole configuration is checked before anything starts.
+    config = read_serve_config(args.config, {name: value for name, value in vars(args).items()
+                                             if name in ServeConfig.__struct_fields__})
+    network = load_network(config.osm)
+    engine = PriorityEngine(SignalPlans(default_plans(network)), clock=time.time, config=config.priority)
     # Compile or load the kernels now, not at the first request: a decision, and a pre-emption with
     # no hold (it leaves a plan in step as it is).
     engine.decide([])
     engine.preempt(engine.plans.ids[0], [])
-    carparks = read_bnls(args.carparks) if args.carparks else sample_carparks()
-    database = Path(args.parking_db) if args.parking_db else _state_directory() / "parking.sqlite"
+    carparks = read_bnls(config.carparks) if config.carparks else sample_carparks()
+    database = Path(config.parking_db) if config.parking_db else _state_directory() / "parking.sqlite"
     database.parent.mkdir(parents=True, exist_ok=True)
     parking = ParkingEngine(carparks, ReservationBook(database, carparks, clock=time.time), time.time,
                             network=network)
-    if args.counts:
-        parking.load_counts(read_counts(args.counts))
+    if config.counts:
+        parking.load_counts(read_counts(config.counts))
     logger.info("%d car parks; reservations in %s", len(carparks), database)
-    jobs = Path(args.routing_db) if args.routing_db else _state_directory() / "routing.sqlite"
+    jobs = Path(config.routing_db) if config.routing_db else _state_directory() / "routing.sqlite"
     routing = RoutingQueue(jobs, network, clock=time.time)
     logger.info("routing jobs in %s", jobs)
-    audit = AuditLog(args.audit or _state_directory() / "audit.jsonl")
+    audit = AuditLog(config.audit or _state_directory() / "audit.jsonl")
     logger.info("audit log: %s", audit.path)
-    signal_state = Path(args.state_db) if args.state_db else _state_directory() / "signals.sqlite"
-    service = Service(network, engine, parking=parking, routing=routing, audit=audit, signal_state=signal_state,
-                      max_message_bytes=args.max_message_bytes)
+    signal_state = Path(config.state_db) if config.state_db else _state_directory() / "signals.sqlite"
+    service = Service(network, engine, corridors=CorridorEngine(network, engine, config.corridors), parking=parking,
+                      routing=routing, audit=audit, signal_state=signal_state,
+                      max_message_bytes=config.max_message_bytes)
     logger.info("signal states in %s", signal_state)
-    server = Server(service, bind=args.bind, events=args.pub, keys=args.keys, insecure=args.insecure,
-                    queue_limit=args.queue_limit)
-    metrics = serve_http(args.metrics, service.metrics, service.health) if args.metrics else None
+    server = Server(service, bind=config.bind, events=config.pub, keys=config.keys, insecure=config.insecure,
+                    queue_limit=config.queue_limit)
+    metrics = serve_http(config.metrics, service.metrics, service.health) if config.metrics else None
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: server.stop())
+    # As for a stop, the handler only asks: the serving thread reads the keys again.
+    signal.signal(signal.SIGHUP, lambda *_: server.reload_keys())
     try:
         server.serve_forever()
     finally:
         if metrics is not None:
             metrics.shutdown()
-        audit.close()
-        parking.reservations.close()
-        routing.close()
-        if service.signal_state is not None:
-            service.signal_state.close()
+        service.close()
 
 
 def _simulate(args: argparse.Namespace) -> list[dict[str, object]]:
@@ -468,6 +480,32 @@ def _keys_new(args: argparse.Namespace) -> None:
         raise InvalidInputError("expected a client NAME and --role, or --server", field="name")
     secret = new_client_keys(args.dir, args.name, args.role)
     print(f"client {args.name} allowed with role {args.role}; its key pair: {secret} (give it to the client)")
+
+
+def _keys_list(args: argparse.Namespace) -> dict[str, object]:
+    from pilotage.adapters.zeromq import read_allow_list  # noqa: PLC0415
+
+    directory = Path(args.dir)
+    if not directory.is_dir():
+        raise InvalidInputError(f"expected a keys directory, got {str(directory)!r}, which is not one; make it with "
+                                f"`pilotage keys new --server --dir {directory}`", field="dir")
+    server_key = directory / "server.key"
+    clients = [{"name": caller.name, "role": caller.role, "key": key.decode("ascii"),
+                "file": str(directory / "clients" / f"{caller.name}.key"),
+                "secret_here": (directory / "clients" / f"{caller.name}.key_secret").exists()}
+               for key, caller in read_allow_list(directory).items()]
+    listing = {"server_key": str(server_key) if server_key.exists() else None, "clients": clients}
+    if args.json:
+        return listing
+    if listing["server_key"]:
+        print(f"server key: {server_key} (give it to clients; server.key_secret stays on the server)")
+    else:
+        print(f"no server key in {directory}: make it with `pilotage keys new --server --dir {directory}`")
+    print(f"clients allowed ({len(clients)}), from {directory / 'clients'}/*.key:")
+    for client in clients:
+        left = "   its key pair is still here: give it to the client, then delete it" if client["secret_here"] else ""
+        print(f"  {client['name']:<24} {client['role']:<12}{left}")
+    return listing
 
 
 class _JsonLines(logging.Formatter):

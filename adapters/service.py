@@ -64,7 +64,8 @@ class AuditRecord(Struct):
 
 
 class AuditLog:
-    """An append-only audit log of decisions: JSON lines (:class:`AuditRecord`), rotated by size.
+    """An append-only audit log of decisions (:class:`AuditRecord`) and of changes to the client keys
+    (:class:`pilotage.core.protocol.KeyChange`): JSON lines, rotated by size.
 
     ``path`` is written, then renamed to ``path.1`` (and older files to ``.2``, …, up to ``backups``)
     when the next record would take it past ``max_bytes``. Records are buffered until :meth:`flush`,
@@ -85,8 +86,8 @@ class AuditLog:
         self._file = self.path.open("ab")
         self._size = self._file.tell()
 
-    def write(self, record: AuditRecord) -> None:
-        """Append one record (buffered until :meth:`flush`)."""
+    def write(self, record: AuditRecord | wire.KeyChange) -> None:
+        """Append one record, of a request or of a client key (buffered until :meth:`flush`)."""
         line = wire.encode(record) + b"\n"
         if self._size and self._size + len(line) > self.max_bytes:
             self._rotate()
@@ -126,8 +127,10 @@ class Service:
             them in a database file).
         audit: where decisions are logged, if anywhere.
         signal_state: the database where the signals' state (plans changed by priority and
-            pre-emption, grants, open corridors) is kept after every turn and tick, and restored
-            from when the service starts (default: nowhere; ``pilotage serve`` keeps it).
+            pre-emption, grants, open corridors) is kept at every :meth:`tick` and restored from
+            when the service starts (default: nowhere; ``pilotage serve`` keeps it). Kept off the
+            request path, a change is on disk within one tick (100 ms under a server): a crash
+            loses at most that last tick's changes.
         publish: called with ``(topic, body)`` for each event (DESIGN.md, "Events on PUB"), by
             :meth:`publish_events`.
         max_message_bytes: requests larger than this get ``TOO_LARGE``.
@@ -223,7 +226,6 @@ class Service:
         self._decide(run, frames, replies)
         if self.audit is not None:
             self.audit.flush()
-        self._keep_state()
         return replies
 
     def tick(self) -> None:
@@ -248,6 +250,16 @@ class Service:
             self._emit("route", partial(self._route_event, record))
         self._keep_state()
 
+    def close(self) -> None:
+        """Keep the signals' state a last time, and close every store and the audit log."""
+        self._keep_state()
+        if self.signal_state is not None:
+            self.signal_state.close()
+        if self.audit is not None:
+            self.audit.close()
+        self.parking.reservations.close()
+        self.routing.close()
+
     def _keep_state(self) -> None:
         """Keep the signals' state that changed; a failure is logged, and the service goes on."""
         if self.signal_state is None:
@@ -269,6 +281,13 @@ class Service:
         self._turn_started_s = time.perf_counter()
         self._count_request()
         return self._error(frame, None, error, LOCAL_CALLER)
+
+    def audit_key_changes(self, changes: Sequence[wire.KeyChange]) -> None:
+        """Append changes to the client keys to the audit log, if there is one, and flush it."""
+        if self.audit is not None and changes:
+            for change in changes:
+                self.audit.write(change)
+            self.audit.flush()
 
     def count_dropped(self) -> None:
         """Count a message that could not be answered (no route back to its sender)."""
