@@ -364,6 +364,23 @@ operations = st.tuples(st.integers(1, 8), st.sampled_from(["decide", "preempt", 
                        st.integers(0, 6), st.integers(0, 7), st.floats(0.0, 120.0), st.floats(0.0, 40.0))
 
 
+def operate(engine: PriorityEngine, plan: IntersectionPlan, drawn: tuple[str, int, float, float]) -> None:
+    """One operation ``(operation, g, eta_s, hold_s)`` of a random stream at ``plan``: a late bus's
+    request for group ``g`` there in ``eta_s``, its check-out, or an emergency hold of the stage
+    serving ``g`` for ``hold_s``, from a quarter of ``eta_s`` on."""
+    operation, g, eta_s, hold_s = drawn
+    group = g % plan.n_groups
+    if operation == "decide":
+        engine.decide([PriorityRequest("bus", plan.id, plan.group_names[group], eta_s, "bus", lateness_s=120.0)])
+    elif operation == "checkout":
+        engine.checkout("bus", plan.id)
+    else:
+        stage = int(np.argmax(plan.stage_groups[:, group]))
+        groups = tuple(plan.group_names[i] for i in np.flatnonzero(plan.stage_groups[stage]))
+        now_s = float(engine.clock())
+        engine.preempt(plan.id, [Hold(groups, now_s + eta_s / 4, now_s + eta_s / 4 + hold_s)])
+
+
 @given(st.lists(operations, min_size=1, max_size=25))
 def test_what_the_signals_showed_is_never_planned_again(bologna_plans: SignalPlans, stream: list) -> None:
     """An adapter showing :meth:`green_groups` every second, whatever the decisions, pre-emptions and
@@ -375,16 +392,7 @@ def test_what_the_signals_showed_is_never_planned_again(bologna_plans: SignalPla
     shown = ShownGreens(engine, clock)
     for wait_s, operation, k, g, eta_s, hold_s in stream:
         shown.wait(wait_s)
-        plan = plans.plans[k]
-        group = plan.group_names[g % plan.n_groups]
-        if operation == "decide":
-            engine.decide([PriorityRequest("bus", plan.id, group, eta_s, "bus", lateness_s=120.0)])
-        elif operation == "checkout":
-            engine.checkout("bus", plan.id)
-        else:
-            stage = int(np.argmax(plan.stage_groups[:, g % plan.n_groups]))
-            groups = tuple(plan.group_names[i] for i in np.flatnonzero(plan.stage_groups[stage]))
-            engine.preempt(plan.id, [Hold(groups, clock.now_s + eta_s / 4, clock.now_s + eta_s / 4 + hold_s)])
+        operate(engine, plans.plans[k], (operation, g, eta_s, hold_s))
         shown.show()
     shown.wait(120)
     assert shown.violations() == []
@@ -447,13 +455,7 @@ def test_nothing_is_published_unchecked(city_plans: SignalPlans, stream: list, r
         for wait_s, operation, k, g, eta_s, hold_s in stream:
             clock.now_s += 20.0 * wait_s
             plan = city_plans.plans[(7 * k) % len(city_plans)]
-            group = plan.group_names[g % plan.n_groups]
-            if operation == "decide":
-                engine.decide([PriorityRequest("bus", plan.id, group, eta_s, "bus", lateness_s=120.0)])
-            elif operation == "checkout":
-                engine.checkout("bus", plan.id)
-            else:
-                engine.preempt(plan.id, [Hold((group,), clock.now_s + eta_s / 4, clock.now_s + eta_s / 4 + hold_s)])
+            operate(engine, plan, (operation, g, eta_s, hold_s))
             for intersection in [plan.id, *(city_plans.ids[i % len(city_plans)] for i in read)]:
                 assert monitor.unchecked(engine, intersection) == []
     assert engine.monitor.checks == monitor.calls
