@@ -366,10 +366,11 @@ def _serve(args: argparse.Namespace) -> None:
                                              if name in ServeConfig.__struct_fields__})
     network = load_network(config.osm)
     engine = PriorityEngine(SignalPlans(default_plans(network)), clock=time.time, config=config.priority)
-    # Compile or load the kernels now, not at the first request: a decision, and a pre-emption with
-    # no hold (it leaves a plan in step as it is).
-    engine.decide([])
-    engine.preempt(engine.plans.ids[0], [])
+    # Compile or load the kernels now, not at the first request: a decision and a pre-emption, on an
+    # engine of one intersection thrown away after (a pre-emption suspends priority where it runs).
+    warm_up = PriorityEngine(SignalPlans(engine.plans.plans[:1]), clock=time.time)
+    warm_up.decide([])
+    warm_up.preempt(warm_up.plans.ids[0], [])
     carparks = read_bnls(config.carparks) if config.carparks else sample_carparks()
     database = Path(config.parking_db) if config.parking_db else _state_directory() / "parking.sqlite"
     database.parent.mkdir(parents=True, exist_ok=True)

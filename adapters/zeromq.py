@@ -21,6 +21,12 @@ role (:data:`pilotage.core.protocol.ROLES`), in a keys directory made by :func:`
 Without keys every client is :data:`~pilotage.adapters.service.LOCAL_CALLER`, which the server
 accepts on loopback (and IPC) endpoints only, unless told ``insecure``.
 
+The allow-list is read again on :meth:`Server.reload_keys` (``pilotage serve`` calls it on SIGHUP):
+a key added may connect at once, a role changed applies from the key's next request, since each
+request is looked up by its key; a key removed is revoked: its handshakes fail, its requests get
+``FORBIDDEN``, and its connections, requests and events alike, are closed within a tick (100 ms).
+Every change goes to the audit log.
+
 The **client** (:class:`Client`) is synchronous, with a timeout and Lazy-Pirate retries: on a
 timeout it closes its socket, opens a new one and sends again, so a request may reach the server
 twice (priority requests renew, and check-outs repeat harmlessly).
@@ -35,8 +41,11 @@ import os
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+from socket import SHUT_RDWR
+from socket import socket as system_socket
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -50,6 +59,7 @@ from pilotage.adapters.service import LOCAL_CALLER, Caller, Service
 from pilotage.core import protocol as wire
 from pilotage.core.errors import (
     DataFileError,
+    ForbiddenError,
     InvalidInputError,
     OverloadedError,
     PilotageError,
@@ -174,7 +184,12 @@ def is_local(endpoint: str) -> bool:
 
 
 class _Authenticator(ThreadAuthenticator):
-    """ZAP handler: a client key on the allow-list is accepted, and its name becomes the User-Id."""
+    """ZAP handler: a client key on the allow-list is accepted, and the key itself (Z85) becomes the
+    User-Id of its messages, so that each message is looked up on the allow-list in force (a name
+    could be given to a new key, and a key's role may change while it is connected).
+
+    ``allowed`` is replaced whole when the list is read again; the handler's thread sees either list.
+    """
 
     def __init__(self, context: zmq.Context, allowed: dict[bytes, Caller]) -> None:
         super().__init__(context)
@@ -184,7 +199,97 @@ class _Authenticator(ThreadAuthenticator):
         return key in self.allowed
 
     def curve_user_id(self, client_public_key: bytes) -> str:
-        return self.allowed[z85.encode(client_public_key)].name
+        return z85.encode(client_public_key).decode("ascii")
+
+
+def _key_changes(before: dict[bytes, Caller], after: dict[bytes, Caller]) -> list[wire.KeyChange]:
+    """What changed from one allow-list to the next: the keys added, revoked, or given another role."""
+    now = time.time()
+    changes = [wire.KeyChange(now, caller.name, caller.role, "key.revoked", key.decode("ascii"))
+               for key, caller in before.items() if key not in after]
+    for key, caller in after.items():
+        previous = before.get(key)
+        if previous is None:
+            changes.append(wire.KeyChange(now, caller.name, caller.role, "key.added", key.decode("ascii")))
+        elif previous.role != caller.role:
+            changes.append(wire.KeyChange(now, caller.name, caller.role, "key.role_changed", key.decode("ascii"),
+                                          previous_role=previous.role))
+    return changes
+
+
+def _inode(descriptor: int) -> int | None:
+    """The inode of an open file descriptor (a socket's is unique while it is open); None once closed."""
+    try:
+        return os.fstat(descriptor).st_ino
+    except OSError:
+        return None
+
+
+class _Connections:
+    """The connections of client keys, so that those of a revoked key can be closed.
+
+    ZeroMQ has no call to close one peer's connection. Each message it delivers carries the file
+    descriptor of the TCP (or IPC) socket it came in on (``ZMQ_SRCFD``); shutting that socket down
+    makes ZeroMQ drop the connection and close the descriptor itself. ZeroMQ reuses the number of a
+    closed descriptor, so each is kept with its socket's inode, and shut down only while it is the
+    same socket.
+    """
+
+    def __init__(self) -> None:
+        # Per descriptor: the client key, the socket's inode, and the routing id of its connection
+        # on the ROUTER socket.
+        self._seen: dict[int, tuple[bytes, int, bytes]] = {}
+        self._closing: list[tuple[int, int]] = []
+
+    def seen(self, descriptor: int, key: bytes, routing_id: bytes = b"") -> None:
+        """A message of ``key`` came in on ``descriptor``, from the ROUTER connection ``routing_id``
+        (b"": a subscription, on the event socket)."""
+        known = self._seen.get(descriptor)
+        # A new routing id, or a new key, on a known descriptor: another connection has its number
+        # now. Subscriptions have no routing id, and are few: each is looked at.
+        if known is None or known[0] != key or known[2] != routing_id or not routing_id:
+            inode = _inode(descriptor)
+            if inode is not None:
+                self._seen[descriptor] = (key, inode, routing_id)
+
+    def close_later(self, descriptor: int) -> None:
+        """Close the connection on ``descriptor`` at the next :meth:`close_pending`."""
+        inode = _inode(descriptor)
+        if inode is not None:
+            self._closing.append((descriptor, inode))
+
+    def revoke(self, keys: set[bytes]) -> None:
+        """Close every connection seen of these keys at the next :meth:`close_pending`."""
+        for descriptor, (key, inode, _) in list(self._seen.items()):
+            if key in keys:
+                self._closing.append((descriptor, inode))
+                del self._seen[descriptor]
+
+    def close_pending(self) -> int:
+        """Shut down the sockets of the connections to close; returns how many were still open.
+
+        Called a tick after they were marked, so that a reply sent to them (``FORBIDDEN``) has left.
+        """
+        closing, self._closing = self._closing, []
+        closed = 0
+        for descriptor, inode in closing:
+            if _inode(descriptor) != inode:
+                continue
+            self._seen.pop(descriptor, None)
+            try:
+                peer = system_socket(fileno=descriptor)
+            except OSError:
+                continue
+            try:
+                peer.shutdown(SHUT_RDWR)
+                closed += 1
+            except OSError:
+                # Already disconnected: ZeroMQ is closing it.
+                pass
+            finally:
+                # The descriptor stays ZeroMQ's to close.
+                peer.detach()
+        return closed
 
 
 # -- server -------------------------------------------------------------------------------------
@@ -201,7 +306,8 @@ class Server:
         service: the request path.
         bind: the request endpoint (``tcp://HOST:PORT``, ``tcp://HOST:*``, ``ipc://PATH``).
         events: the event endpoint, or None for no events.
-        keys: a keys directory: CurveZMQ on, with its allow-list and roles.
+        keys: a keys directory: CurveZMQ on, with its allow-list and roles (read again on
+            :meth:`reload_keys`; the keys allowed at start and each change go to the service's audit log).
         insecure: serve without CurveZMQ on an endpoint that is not local.
         queue_limit: at most this many requests go to the engines at each turn; more get ``OVERLOADED``.
         linger_ms: how long replies may take to leave once the server stops.
@@ -228,13 +334,16 @@ class Server:
         self.linger_ms = linger_ms
         self.heartbeat_s = heartbeat_s
         self._stopping = threading.Event()
+        self._reloading = threading.Event()
+        self._keys = None if keys is None else Path(keys)
         curve, allowed = None, {}
         if keys is not None:
             curve = _key_pair(Path(keys) / "server.key_secret", "server's key pair")
             allowed = read_allow_list(keys)
             if not allowed:
                 logger.warning("no client key in %s: no client can connect", Path(keys) / "clients")
-        self._callers = {caller.name: caller for caller in allowed.values()}
+        self._allowed = allowed
+        self._connections = _Connections()
         self._context = zmq.Context()
         self._authenticator: _Authenticator | None = None
         if keys is not None:
@@ -251,13 +360,21 @@ class Server:
             # it only bounds memory against a hostile peer.
             self._router.setsockopt(zmq.MAXMSGSIZE, 16 * service.max_message_bytes)
             self.endpoint = self._bind(self._router, bind, "bind")
-            self._events = self._socket(zmq.PUB, curve) if events else None
+            # Under CurveZMQ, an XPUB socket: it hands over every subscription (XPUB_VERBOSE), with the
+            # subscriber's key, so that the connections of a revoked key can be found and closed.
+            self._events = self._socket(zmq.XPUB if curve else zmq.PUB, curve) if events else None
+            if self._events is not None and curve is not None:
+                self._events.setsockopt(zmq.XPUB_VERBOSE, 1)
             self.events_endpoint = (self._bind(self._events, events, "events")
                                     if self._events is not None and events else None)
         except BaseException:
             self._close()
             raise
         self.service.publish = self._publish
+        # The keys the server starts with, once it is bound: a reload's changes are against them.
+        now = time.time()
+        service.audit_key_changes([wire.KeyChange(now, caller.name, caller.role, "key.allowed", key.decode("ascii"))
+                                   for key, caller in allowed.items()])
 
     def _socket(self, kind: int, curve: tuple[bytes, bytes] | None) -> zmq.Socket:
         socket = self._context.socket(kind)
@@ -280,10 +397,19 @@ class Server:
         """Ask :meth:`serve_forever` to finish; safe from any thread and from a signal handler."""
         self._stopping.set()
 
+    def reload_keys(self) -> None:
+        """Ask :meth:`serve_forever` to read the allow-list again, within 100 ms; safe from any thread
+        and from a signal handler. An unreadable list is logged, and the one in force is kept."""
+        self._reloading.set()
+
     def serve_forever(self) -> None:
         """Serve until :meth:`stop`; then answer what has arrived and close the sockets."""
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
+        secure = self._authenticator is not None
+        subscriptions = secure and self._events is not None
+        if subscriptions:
+            poller.register(self._events, zmq.POLLIN)
         started = time.monotonic()
         next_heartbeat = next_tick = started
         logger.info("serving requests on %s%s%s", self.endpoint,
@@ -294,6 +420,8 @@ class Server:
         next_watchdog = started
         try:
             while not self._stopping.is_set():
+                if self._reloading.is_set():
+                    self._reload_keys()
                 now = time.monotonic()
                 metrics.turned()
                 if now >= next_watchdog:
@@ -309,11 +437,15 @@ class Server:
                     metrics.tick_lag_seconds.set(now - next_tick)
                     self.service.tick()
                     self.service.publish_events()
+                    if secure and (closed := self._connections.close_pending()):
+                        logger.info("closed %d connections of revoked client keys", closed)
                     next_tick = now + _TICK_S
                 # Wake at least every 100 ms to see a stop, and in time for the heartbeat and the tick.
                 timeout_ms = max(1, min(100, int((min(next_heartbeat, next_tick) - now) * 1000)))
                 if poller.poll(timeout_ms):
                     self._serve_waiting()
+                    if subscriptions:
+                        self._take_subscriptions()
             self._serve_waiting()
         finally:
             notify_systemd("STOPPING=1")
@@ -331,14 +463,18 @@ class Server:
         for _ in range(_TURN_FACTOR * self.queue_limit):
             if not router.getsockopt(zmq.EVENTS) & zmq.POLLIN:
                 break
-            # Frames carry the name of the client's key under CurveZMQ; plain bytes are faster otherwise.
+            # Frames carry the client's key and socket under CurveZMQ; plain bytes are faster otherwise.
             parts = router.recv_multipart(zmq.NOBLOCK, copy=not secure)
-            caller = self._callers[parts[-1].get("User-Id")] if secure else LOCAL_CALLER
+            caller = self._caller(parts) if secure else LOCAL_CALLER
             route, payload = _split_route([part.bytes for part in parts] if secure else parts)
             if not payload:
                 # One empty frame reads as the delimiter a REQ socket adds: it is an empty request.
                 payload = [b""]
-            if len(payload) != 1:
+            if caller is None:
+                self._reply(route, self.service.reject(payload[0], ForbiddenError(
+                    "this client's key was revoked: it is no longer on the server's allow-list, and its "
+                    "connection is closed; ask the operator for a key (`pilotage keys new`)")))
+            elif len(payload) != 1:
                 self._reply(route, self.service.reject(b"", InvalidInputError(
                     f"expected one request frame after the routing frames, got {len(payload)}; send the JSON "
                     "request as a single frame", field="frames")))
@@ -362,6 +498,59 @@ class Server:
             for route, reply in zip(routes, replies, strict=True):
                 self._reply(route, reply)
             self.service.publish_events()
+
+    def _caller(self, parts: list[zmq.Frame]) -> Caller | None:
+        """Who sent a message under CurveZMQ, by its key on the allow-list in force; None for a key
+        revoked since it connected, whose connection is then closed at the next tick."""
+        metadata = parts[-1]
+        key = metadata.get("User-Id").encode("ascii")
+        descriptor = metadata.get(zmq.SRCFD)
+        caller = self._allowed.get(key)
+        if caller is None:
+            logger.warning("refused a request of the revoked client key %s; its connection is closed",
+                           key.decode("ascii"))
+            self._connections.close_later(descriptor)
+        else:
+            self._connections.seen(descriptor, key, parts[0].bytes)
+        return caller
+
+    def _take_subscriptions(self) -> None:
+        """Note the key of each new subscriber, so that its connection is closed if the key is revoked;
+        a subscriber whose key was revoked meanwhile is closed at the next tick."""
+        events = self._events
+        for _ in range(self.queue_limit):
+            if not events.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                break
+            message = events.recv(zmq.NOBLOCK, copy=False)
+            # Unsubscriptions (first byte 0) are left alone: those ZeroMQ makes when a subscriber
+            # leaves carry no key.
+            if message.bytes[:1] != b"\x01":
+                continue
+            key = message.get("User-Id").encode("ascii")
+            if key in self._allowed:
+                self._connections.seen(message.get(zmq.SRCFD), key)
+            else:
+                self._connections.close_later(message.get(zmq.SRCFD))
+
+    def _reload_keys(self) -> None:
+        """Read the allow-list again, in the serving thread: audit the changes, let the keys added
+        in, and mark the connections of the keys revoked to be closed at the next tick."""
+        self._reloading.clear()
+        if self._keys is None or self._authenticator is None:
+            logger.warning("asked to read the client keys again, but the server has none (serve with --keys DIR)")
+            return
+        try:
+            allowed = read_allow_list(self._keys)
+        except DataFileError as exc:
+            logger.error("%s; the allow-list in force is kept", exc)
+            return
+        changes = _key_changes(self._allowed, allowed)
+        self._allowed = self._authenticator.allowed = allowed
+        self._connections.revoke({change.key.encode("ascii") for change in changes if change.type == "key.revoked"})
+        self.service.audit_key_changes(changes)
+        counts = Counter(change.type for change in changes)
+        logger.info("client keys read again: %d added, %d revoked, %d roles changed; %d allowed",
+                    counts["key.added"], counts["key.revoked"], counts["key.role_changed"], len(allowed))
 
     def _reply(self, route: list[bytes], reply: bytes) -> None:
         try:

@@ -666,6 +666,23 @@ EVENTS: dict[str, type[Struct]] = {"priority": PriorityEvent, "signals": Signals
                                    "parking": ParkingEvent, "route": RouteEvent, "server": Heartbeat}
 
 
+# -- audit --------------------------------------------------------------------------------------
+
+class KeyChange(Struct):
+    """A line of the audit log on a client key, beside the lines of requests: when (s, wall clock),
+    the key's name, its role (a revoked key's last role), what happened, the public key (Z85), and
+    the role it had before a change. ``key.allowed``: on the allow-list when the server started;
+    when the server reads the list again (SIGHUP), ``key.added``, ``key.revoked`` (its file removed)
+    or ``key.role_changed``."""
+
+    time: float
+    client: str
+    role: str
+    type: Literal["key.allowed", "key.added", "key.revoked", "key.role_changed"]
+    key: str
+    previous_role: str | None = None
+
+
 # -- decoding and encoding ----------------------------------------------------------------------
 
 _REQUEST = msgspec.json.Decoder(Request)

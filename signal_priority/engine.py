@@ -128,6 +128,36 @@ class PriorityConfig:
     max_eta_s: float = 240.0
     plan_entries: int = 96
 
+    def __post_init__(self) -> None:
+        """Check every parameter's type and range.
+
+        Raises:
+            InvalidInputError: a parameter out of its range, or not a number; ``field`` names it.
+        """
+        # (names, whole numbers only, what is expected, whether a value is in range). The lateness
+        # thresholds may be infinite (-inf: priority at any lateness); a plan holds at least the
+        # stage in progress and the next.
+        ranges = (
+            (("bus_lateness_s", "tram_lateness_s"), False, "a number (-inf: at any lateness)",
+             lambda value: not math.isnan(value)),
+            (("eta_window_s", "min_gain_s", "max_extension_s", "max_early_green_s", "start_up_loss_s",
+              "queue_max_age_s"), False, "a finite number >= 0", lambda value: 0.0 <= value < math.inf),
+            (("saturation_headway_s", "horizon_s", "max_eta_s"), False, "a finite number > 0",
+             lambda value: 0.0 < value < math.inf),
+            (("cycle_share",), False, "a number from 0 to 1", lambda value: 0.0 <= value <= 1.0),
+            (("max_cut_cycles",), True, "a whole number >= 0", lambda value: value >= 0),
+            (("plan_entries",), True, "a whole number >= 2", lambda value: value >= 2),
+        )
+        for names, whole, expected, in_range in ranges:
+            kinds = (int, np.integer) if whole else (int, float, np.integer, np.floating)
+            for name in names:
+                value = getattr(self, name)
+                if not (isinstance(value, kinds) and not isinstance(value, (bool, np.bool_)) and in_range(value)):
+                    raise InvalidInputError(f"expected {name} to be {expected}, got {value!r}", field=name)
+        if self.eta_window_s > self.max_eta_s:
+            raise InvalidInputError(f"expected eta_window_s to be at most max_eta_s ({self.max_eta_s} s), got "
+                                    f"{self.eta_window_s}: requests are checked against both", field="eta_window_s")
+
     def settings(self) -> np.ndarray:
         """The kernel's ``settings`` array."""
         settings = np.empty(_kernels.N_SETTINGS)

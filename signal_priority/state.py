@@ -2,11 +2,12 @@
 grants running, and the open corridors, kept in SQLite (:func:`pilotage.core.store.open_store`).
 
 A server saves what changed at every tick of its engines (every 100 ms, one transaction, off the
-path of the requests), and restores it when it starts again: an intersection's state is taken back only when the model it was
-kept for is the same (a digest of the plan), its plan still covers the time of the restart, and the
-safety monitor passes it; a corridor is routed again on its kept route from where its vehicle was
-last seen. Writes reach the operating system before the call returns (``synchronous=NORMAL``):
-they survive the process being killed, and cost a fraction of a disk flush per tick.
+path of the requests), and restores it when it starts again: an intersection's state is taken back
+only when the model it was kept for is the same (a digest of the plan), its plan still covers the
+time of the restart, and the safety monitor passes it; a corridor is routed again on its kept
+route from where its vehicle was last seen. Writes reach the operating system before the call
+returns (``synchronous=NORMAL``): they survive the process being killed, and cost a fraction of a
+disk flush per tick.
 """
 
 from __future__ import annotations

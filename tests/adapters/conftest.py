@@ -1,7 +1,14 @@
-"""Fixtures of the adapter tests: a clock moved by hand, a service, a late bus, every request type over a client."""
+"""Fixtures of the adapter tests: a clock moved by hand, a service, a late bus, every request type over a client,
+`pilotage serve` in another process."""
 
+import contextlib
+import os
+import re
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -87,3 +94,37 @@ def ask_every_type() -> Callable[..., dict[str, dict[str, object]]]:
         return replies
 
     return ask
+
+
+class Served:
+    """A `pilotage serve` process, its endpoints, and its log file."""
+
+    def __init__(self, process: subprocess.Popen, log: Path, endpoint: str, events_endpoint: str) -> None:
+        self.process, self.log, self.endpoint, self.events_endpoint = process, log, endpoint, events_endpoint
+
+
+@pytest.fixture
+def serving(cache_dir: Path) -> Callable[..., contextlib.AbstractContextManager[Served]]:
+    """Starts `pilotage serve` in another process, on ports the system picks, ready to answer:
+    ``with serving(state_dir, log, *flags) as served``, the flags added to the command line. The
+    process is killed at the end of the block if it still runs."""
+
+    @contextlib.contextmanager
+    def run(state_dir: Path, log: Path, *flags: str) -> Iterator[Served]:
+        environment = os.environ | {"PILOTAGE_CACHE_DIR": str(cache_dir), "PILOTAGE_STATE_DIR": str(state_dir)}
+        with log.open("w") as stderr:
+            process = subprocess.Popen([sys.executable, "-m", "pilotage", "serve", "--bind", "tcp://127.0.0.1:*",
+                                        "--pub", "tcp://127.0.0.1:*", *flags], stderr=stderr, env=environment)
+        try:
+            deadline = time.monotonic() + 300
+            while not (ready := re.search(r"serving requests on (\S+), events on ([^\s,]+)", log.read_text())):
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+            yield Served(process, log, ready.group(1), ready.group(2))
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+    return run

@@ -3,7 +3,6 @@
 import contextlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -15,6 +14,8 @@ import pytest
 
 from pilotage.adapters.zeromq import Client
 from pilotage.core import RoadNetwork
+
+from .conftest import Served
 
 HELSINKI = Path(__file__).resolve().parents[1] / "data" / "helsinki-highways.osm.xz"
 # Two points in the city centre of Luxembourg and of Helsinki.
@@ -28,37 +29,11 @@ def pilotage(*args: str, cache_dir: Path) -> subprocess.CompletedProcess[str]:
                           env=environment, timeout=300, check=False)
 
 
-class Served:
-    """A `pilotage serve` process, its endpoints, and its log file."""
-
-    def __init__(self, process: subprocess.Popen, log: Path, endpoint: str, events_endpoint: str) -> None:
-        self.process, self.log, self.endpoint, self.events_endpoint = process, log, endpoint, events_endpoint
-
-
-@contextlib.contextmanager
-def serving(cache_dir: Path, state_dir: Path, log: Path) -> Iterator[Served]:
-    """`pilotage serve` in another process, on ports the system picks, ready to answer."""
-    environment = os.environ | {"PILOTAGE_CACHE_DIR": str(cache_dir), "PILOTAGE_STATE_DIR": str(state_dir)}
-    with log.open("w") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "pilotage", "serve", "--bind", "tcp://127.0.0.1:*",
-                                    "--pub", "tcp://127.0.0.1:*"], stderr=stderr, env=environment)
-    try:
-        deadline = time.monotonic() + 300
-        while not (ready := re.search(r"serving requests on (\S+), events on (\S+)", log.read_text())):
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        yield Served(process, log, ready.group(1), ready.group(2))
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
 @pytest.fixture
-def served(city: RoadNetwork, cache_dir: Path, tmp_path: Path) -> Iterator[Served]:
+def served(city: RoadNetwork, serving: Callable[..., contextlib.AbstractContextManager[Served]],
+           tmp_path: Path) -> Iterator[Served]:
     """`pilotage serve` in another process, its state in the test's folder."""
-    with serving(cache_dir, tmp_path / "state", tmp_path / "serve.log") as server:
+    with serving(tmp_path / "state", tmp_path / "serve.log") as server:
         yield server
 
 
@@ -178,14 +153,15 @@ def test_call_without_a_server_times_out_with_one_error(cache_dir: Path) -> None
         "there, with the same keys?"]
 
 
-def test_reservations_survive_a_restart_of_the_server(city: RoadNetwork, cache_dir: Path, tmp_path: Path) -> None:
+def test_reservations_survive_a_restart_of_the_server(
+        city: RoadNetwork, serving: Callable[..., contextlib.AbstractContextManager[Served]], tmp_path: Path) -> None:
     window = {"carpark": "sample-gare", "from": time.time() + 3600, "until": time.time() + 7200, "ref": "app-7"}
-    with serving(cache_dir, tmp_path / "state", tmp_path / "first.log") as first:
+    with serving(tmp_path / "state", tmp_path / "first.log") as first:
         with Client(first.endpoint, timeout_s=30.0) as client:
             made = client.request("parking.reserve", window)
         first.process.send_signal(signal.SIGTERM)
         assert first.process.wait(timeout=30) == 0
-    with serving(cache_dir, tmp_path / "state", tmp_path / "second.log") as second, \
+    with serving(tmp_path / "state", tmp_path / "second.log") as second, \
             Client(second.endpoint, timeout_s=30.0) as client:
         assert client.request("parking.reserve", window) == made
         assert client.request("parking.cancel", {"reservation": made["reservation"]})["state"] == "cancelled"
