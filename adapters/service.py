@@ -234,6 +234,12 @@ class Service:
         progress, finish and start. A server calls it at least every 100 ms. Never raises."""
         try:
             ended = self.corridors.advance()
+        except Exception:
+            logger.exception("internal error advancing the corridors; the server goes on")
+            ended = {}
+        # Kept before the parking and routing work, which may start a solver's process.
+        self._keep_state()
+        try:
             released, stale = self.parking.advance()
             jobs = self.routing.advance()
         except Exception:
@@ -248,7 +254,6 @@ class Service:
             self._emit("parking", partial(self._parking_event, carpark, "stale"))
         for record in jobs:
             self._emit("route", partial(self._route_event, record))
-        self._keep_state()
 
     def close(self) -> None:
         """Keep the signals' state a last time, and close every store and the audit log."""
