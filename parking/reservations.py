@@ -49,6 +49,10 @@ CREATE TABLE IF NOT EXISTS reservations (
 );
 CREATE INDEX IF NOT EXISTS reservations_by_window ON reservations (carpark, until_s, from_s);
 CREATE INDEX IF NOT EXISTS reservations_by_state ON reservations (state, from_s);
+-- The reservations holding a space, alone: a car park's cancelled and past ones, however many, are
+-- not read again at each reservation.
+CREATE INDEX IF NOT EXISTS reservations_holding ON reservations (carpark, until_s, from_s)
+    WHERE state IN ('booked', 'arrived');
 """
 
 
@@ -182,14 +186,16 @@ class ReservationBook:
     def release_no_shows(self) -> list[Reservation]:
         """Release the reservations not arrived ``grace_s`` after their start; returns them."""
         now = float(self.clock())
-        due = "FROM reservations WHERE state = 'booked' AND from_s + ? < ?"
+        # On the index by state and start: the booked reservations that started before the grace.
+        due = "FROM reservations WHERE state = 'booked' AND from_s < ?"
+        started_before = now - self.grace_s
         # Read first: the write lock only when there is something to release (most calls have none).
-        if self._db.execute(f"SELECT 1 {due} LIMIT 1", (self.grace_s, now)).fetchone() is None:
+        if self._db.execute(f"SELECT 1 {due} LIMIT 1", (started_before,)).fetchone() is None:
             return []
         with self._transaction():
-            rows = self._db.execute(f"SELECT * {due}", (self.grace_s, now)).fetchall()
+            rows = self._db.execute(f"SELECT * {due}", (started_before,)).fetchall()
             self._db.execute(f"UPDATE reservations SET state = 'no_show', updated_s = ? WHERE id IN "
-                             f"(SELECT id {due})", (now, self.grace_s, now))
+                             f"(SELECT id {due})", (now, started_before))
         return [Reservation(*row[:5], "no_show", row[6], now) for row in rows]
 
     def get(self, reservation_id: str) -> Reservation:
