@@ -55,6 +55,10 @@ CREATE INDEX IF NOT EXISTS reservations_holding ON reservations (carpark, until_
     WHERE state IN ('booked', 'arrived');
 """
 
+# The windows of a car park's reservations holding a space during [from, until): on the partial index.
+_HOLDING_IN_WINDOW = (f"SELECT from_s, until_s FROM reservations WHERE carpark = ? AND until_s > ? AND from_s < ? "
+                      f"AND state IN {HOLDING}")
+
 
 @dataclass(frozen=True)
 class Reservation:
@@ -147,9 +151,7 @@ class ReservationBook:
                 raise ConflictError(f"reference {ref!r} was used for reservation {reservation.id} "
                                     f"({reservation.carpark}, {reservation.from_s:.0f}-{reservation.until_s:.0f} s, "
                                     f"{reservation.state}); use a new reference for a new reservation", field="ref")
-            holding = self._db.execute(
-                f"SELECT from_s, until_s FROM reservations WHERE carpark = ? AND until_s > ? AND from_s < ? "
-                f"AND state IN {HOLDING}", (carpark, from_s, until_s)).fetchall()
+            holding = self._db.execute(_HOLDING_IN_WINDOW, (carpark, from_s, until_s)).fetchall()
             taken = peak_overlap([row[0] for row in holding], [row[1] for row in holding], from_s, until_s)
             if taken >= spaces:
                 raise ConflictError(f"car park {carpark} is full for reservations in {from_s:.0f}-{until_s:.0f} s: "

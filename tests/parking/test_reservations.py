@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from pilotage.core.errors import ConflictError
 from pilotage.parking.registry import CarPark, CarParks
-from pilotage.parking.reservations import HOLDING, ReservationBook, peak_overlap
+from pilotage.parking.reservations import _HOLDING_IN_WINDOW, HOLDING, ReservationBook, peak_overlap
 
 NOW_S = 1_750_000_000.0
 
@@ -97,8 +97,7 @@ def test_the_overbooking_check_reads_only_the_reservations_holding_a_space(clock
     check searches the index of those holding a space (the soak saw a reservation's cost grow with
     the car park's history before it)."""
     book = ReservationBook(":memory:", carparks, clock=clock)
-    plan = book._db.execute(f"EXPLAIN QUERY PLAN SELECT from_s, until_s FROM reservations WHERE carpark = ? AND "
-                            f"until_s > ? AND from_s < ? AND state IN {HOLDING}", ("P1", 0.0, 1.0)).fetchall()
+    plan = book._db.execute(f"EXPLAIN QUERY PLAN {_HOLDING_IN_WINDOW}", ("P1", 0.0, 1.0)).fetchall()
     assert "USING INDEX reservations_holding" in plan[0][-1]
 
 
