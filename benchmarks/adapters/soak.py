@@ -170,9 +170,11 @@ def client(endpoint: str, rate_per_s: float, duration_s: float, seed: int, setup
                 codes[f"{message_type} {'OK' if reply['ok'] else reply['error']['code']}"] += 1
                 if reply["ok"] and message_type == "parking.reserve":
                     mix.reservations.append(reply["body"]["reservation"])
+    lost = len(sent_at)
+    _cancel_reservations(socket, mix)
     socket.close()
     context.term()
-    return {"sent": mix.count, "lost": len(sent_at), "codes": dict(codes), "latencies": latencies}
+    return {"sent": mix.count, "lost": lost, "codes": dict(codes), "latencies": latencies}
 
 
 def max_rate(endpoint: str, setup: dict) -> float:
@@ -199,18 +201,31 @@ def pipelined(endpoint: str, seconds: float, window: int, seed: int, setup: dict
     mix = Mix(seed, setup["route"], setup["job"])
     answered = in_flight = 0
     deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        while in_flight < window:
+    while time.perf_counter() < deadline or in_flight:
+        while in_flight < window and time.perf_counter() < deadline:
             socket.send(mix.next(time.time())[1])
             in_flight += 1
         reply = json.loads(socket.recv())
         in_flight -= 1
         answered += 1
-        if reply["ok"] and "reservation" in reply.get("body", {}) and reply["id"].startswith("parking.reserve"):
+        if reply["ok"] and reply["id"].startswith("parking.reserve"):
             mix.reservations.append(reply["body"]["reservation"])
+    _cancel_reservations(socket, mix)
     socket.close()
     context.term()
     return {"answered": answered}
+
+
+def _cancel_reservations(socket: zmq.Socket, mix: Mix) -> None:
+    """Cancel the reservations a client still holds, once its replies are in: the next run starts
+    with the car parks free, so that the mix stays the same all along (reservations left booked
+    would fill them, and their release as no-shows 15 min on would change it)."""
+    for reservation in mix.reservations:
+        socket.send(json.dumps({"v": 1, "id": "cleanup", "type": "parking.cancel",
+                                "body": {"reservation": reservation}}).encode())
+        while json.loads(socket.recv())["id"] != "cleanup":
+            continue
+    mix.reservations.clear()
 
 
 def _start_clients(endpoint: str, setup: dict, *arguments: object) -> list[subprocess.Popen]:
