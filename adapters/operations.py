@@ -76,6 +76,18 @@ class Metrics:
         self.replies.labels(message_type, code).inc()
         self.reply_seconds.labels(message_type).observe(seconds)
 
+    def totals(self) -> tuple[int, dict[str, int], int]:
+        """Since the server started: the requests read, the replies by wire code, and the replies and
+        events dropped (what ``server.stats`` gives)."""
+        by_code: dict[str, int] = {}
+        for metric in self.replies.collect():
+            for sample in metric.samples:
+                if sample.name == "pilotage_replies_total":
+                    by_code[sample.labels["code"]] = by_code.get(sample.labels["code"], 0) + int(sample.value)
+        read = self.registry.get_sample_value("pilotage_requests_total") or 0.0
+        dropped = self.registry.get_sample_value("pilotage_dropped_replies_total") or 0.0
+        return int(read), by_code, int(dropped)
+
     def turned(self) -> None:
         """The server's loop turned: it is alive."""
         self._last_turn_s = time.monotonic()

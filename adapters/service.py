@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -158,9 +157,6 @@ class Service:
         self.audit = audit
         self.publish = publish
         self.max_message_bytes = max_message_bytes
-        self.replies: Counter[str] = Counter()
-        self.requests = 0
-        self.dropped = 0
         self.metrics = Metrics(self._engine_counts)
         # Why the signals' state could not be kept at the last save (empty: it was).
         self._state_error = ""
@@ -198,7 +194,7 @@ class Service:
         run: list[tuple[int, wire.Request, wire.PriorityRequest, Caller]] = []
         for i, frame in enumerate(frames):
             caller = LOCAL_CALLER if callers is None else callers[i]
-            self._count_request()
+            self.metrics.requests.inc()
             request = None
             try:
                 request, message, body = wire.decode_request(frame, max_bytes=self.max_message_bytes)
@@ -284,7 +280,7 @@ class Service:
     def reject(self, frame: bytes, error: PilotageError) -> bytes:
         """The error reply to a frame refused before it reached the engines (overload, framing)."""
         self._turn_started_s = time.perf_counter()
-        self._count_request()
+        self.metrics.requests.inc()
         return self._error(frame, None, error, LOCAL_CALLER)
 
     def audit_key_changes(self, changes: Sequence[wire.KeyChange]) -> None:
@@ -296,7 +292,6 @@ class Service:
 
     def count_dropped(self) -> None:
         """Count a message that could not be answered (no route back to its sender)."""
-        self.dropped += 1
         self.metrics.dropped.inc()
 
     def health(self) -> list[str]:
@@ -311,12 +306,7 @@ class Service:
             reasons.append(f"the signals' state is not kept: {self._state_error}")
         return reasons
 
-    def _count_request(self) -> None:
-        self.requests += 1
-        self.metrics.requests.inc()
-
     def _count_reply(self, message_type: str, code: str) -> None:
-        self.replies[code] += 1
         self.metrics.reply(message_type, code, time.perf_counter() - self._turn_started_s)
 
     def _engine_counts(self) -> dict[str, int]:
@@ -404,8 +394,9 @@ class Service:
 
     def _server_stats(self, _: Struct) -> wire.ServerStats:
         monitor = self.priority.monitor
-        return wire.ServerStats(uptime_s=time.monotonic() - self._started_s, requests=self.requests,
-                                replies=dict(self.replies), dropped=self.dropped,
+        requests, replies, dropped = self.metrics.totals()
+        return wire.ServerStats(uptime_s=time.monotonic() - self._started_s, requests=requests, replies=replies,
+                                dropped=dropped,
                                 monitor=wire.MonitorStats(monitor.checks, monitor.refused, monitor.fallbacks))
 
     def _signals_state(self, body: wire.SignalsStateRequest) -> wire.SignalsState:
