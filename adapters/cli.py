@@ -21,7 +21,14 @@ from typing import NoReturn
 
 from pilotage import __version__
 from pilotage.core import WEIGHTS, InvalidInputError, PilotageError, RoadNetwork
-from pilotage.core.protocol import DEFAULT_ENDPOINT, DEFAULT_EVENTS_ENDPOINT, MAX_MESSAGE_BYTES, MESSAGES, ROLES
+from pilotage.core.protocol import (
+    DEFAULT_ENDPOINT,
+    DEFAULT_EVENTS_ENDPOINT,
+    DEFAULT_QUEUE_LIMIT,
+    MAX_MESSAGE_BYTES,
+    MESSAGES,
+    ROLES,
+)
 from pilotage.routing.formats import FORMATS
 
 logger = logging.getLogger("pilotage")
@@ -89,7 +96,7 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--max-message-bytes", type=int, metavar="N",
                        help=f"larger requests get TOO_LARGE (default {MAX_MESSAGE_BYTES})")
     serve.add_argument("--queue-limit", type=int, metavar="N",
-                       help="requests taken at once; more get OVERLOADED (default 1024)")
+                       help=f"requests taken at once; more get OVERLOADED (default {DEFAULT_QUEUE_LIMIT})")
     serve.add_argument("--carparks", metavar="FILE",
                        help="car parks, in the BNLS schema (CSV or GeoJSON); default: the embedded city's sample")
     serve.add_argument("--parking-db", metavar="FILE",

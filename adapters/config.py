@@ -23,7 +23,7 @@ import msgspec
 from msgspec import Meta, Struct, field
 
 from pilotage.core.errors import DataFileError, InvalidInputError, PilotageError
-from pilotage.core.protocol import DEFAULT_ENDPOINT, DEFAULT_EVENTS_ENDPOINT, MAX_MESSAGE_BYTES
+from pilotage.core.protocol import DEFAULT_ENDPOINT, DEFAULT_EVENTS_ENDPOINT, DEFAULT_QUEUE_LIMIT, MAX_MESSAGE_BYTES
 from pilotage.signal_priority import CorridorConfig, PriorityConfig
 
 _Config = TypeVar("_Config", PriorityConfig, CorridorConfig)
@@ -56,7 +56,7 @@ class ServeConfig(Struct, kw_only=True, frozen=True):
     insecure: bool = False
     audit: str | None = None
     max_message_bytes: Annotated[int, Meta(ge=1)] = MAX_MESSAGE_BYTES
-    queue_limit: Annotated[int, Meta(ge=1)] = 1024
+    queue_limit: Annotated[int, Meta(ge=1)] = DEFAULT_QUEUE_LIMIT
     carparks: str | None = None
     parking_db: str | None = None
     routing_db: str | None = None

@@ -320,7 +320,7 @@ class Server:
 
     def __init__(self, service: Service, *, bind: str = wire.DEFAULT_ENDPOINT,
                  events: str | None = wire.DEFAULT_EVENTS_ENDPOINT, keys: str | os.PathLike[str] | None = None,
-                 insecure: bool = False, queue_limit: int = 1024, linger_ms: int = 1000,
+                 insecure: bool = False, queue_limit: int = wire.DEFAULT_QUEUE_LIMIT, linger_ms: int = 1000,
                  heartbeat_s: float = 1.0) -> None:
         endpoints = [bind] + ([events] if events else [])
         if keys is None and not insecure and not all(is_local(endpoint) for endpoint in endpoints):

@@ -40,6 +40,8 @@ DEFAULT_EVENTS_ENDPOINT = "tcp://127.0.0.1:5571"
 
 #: Default limit of one request's size (bytes); larger ones get ``TOO_LARGE`` and are not read.
 MAX_MESSAGE_BYTES = 64 * 1024
+#: Default number of requests a server takes at once; more get ``OVERLOADED``.
+DEFAULT_QUEUE_LIMIT = 1024
 #: The deepest a message may nest arrays and objects; every schema here needs fewer than 8 levels.
 #: A deeper document is refused (``BAD_JSON``) before it is parsed, so no input can exhaust the
 #: parser's recursion.
