@@ -27,7 +27,8 @@ setup(
     # lands in site-packages.
     package_dir={"pilotage": "."},
     packages=["pilotage", *(f"pilotage.{name}" for name in SUBPACKAGES)],
-    package_data={"pilotage.adapters": ["data/*.osm.xz", "data/*.md"], "pilotage.parking": ["data/*.csv", "data/*.md"]},
+    package_data={"pilotage": ["py.typed"], "pilotage.adapters": ["data/*.osm.xz", "data/*.md"],
+                  "pilotage.parking": ["data/*.csv", "data/*.md"]},
     install_requires=[
         "numpy>=1.26,<3",
         "numba>=0.60,<1",
@@ -43,7 +44,8 @@ setup(
         "sim": ["eclipse-sumo>=1.20,<2", "libsumo>=1.20,<2", "sumolib>=1.20,<2"],
         "plot": ["matplotlib>=3.7,<4"],
         "compare": ["pyvrp>=0.9,<1"],
-        "test": ["pytest>=8,<10", "pytest-benchmark>=4,<6", "hypothesis>=6.100,<7", "ruff>=0.17,<0.18"],
+        "test": ["pytest>=8,<10", "pytest-benchmark>=4,<6", "hypothesis>=6.100,<7", "ruff>=0.17,<0.18", "mypy>=2.4,<3",
+                 "scipy-stubs>=1.14,<2", "types-networkx>=3.2,<4"],
     },
     entry_points={"console_scripts": ["pilotage = pilotage.adapters.cli:main"]},
     cmdclass={"build_py": BuildPy},

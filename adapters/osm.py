@@ -40,7 +40,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -181,18 +181,21 @@ def network_from_graph(graph: nx.MultiDiGraph, *, grouping_radius_m: float = SIG
     report = dict(build_report or {})
     drivable = [(u, v, k) for u, v, k, tags in graph.edges(keys=True, data=True) if is_drivable(tags)]
     report["non_drivable_edges_dropped"] = graph.number_of_edges() - len(drivable)
-    graph = graph.edge_subgraph(drivable).copy()
+    # types-networkx types edge_subgraph's edges as (u, v) pairs; a multigraph's are (u, v, key).
+    graph = graph.edge_subgraph(drivable).copy()  # type: ignore[arg-type]
     if graph.number_of_edges() == 0:
         raise DataFileError("the map holds no drivable way (highway=motorway ... service, open to cars); "
                             "give an extract of a street network")
     for _, tags in graph.nodes(data=True):
         if _first(tags.get("highway")) == "traffic_signals":
             tags[_SIGNAL_MARK] = True
+    lengths_from_straight_line = 0
     if not graph.graph.get("simplified", False):
         # Segments without a length get their straight line before merging, so sums follow the street.
         no_length = [(u, v, k) for u, v, k, d in graph.edges(keys=True, data=True)
                      if math.isnan(_number(d.get("length")))]
-        report["length_from_straight_line"] = len(no_length)
+        lengths_from_straight_line = len(no_length)
+        report["length_from_straight_line"] = lengths_from_straight_line
         if no_length:
             ox.distance.add_edge_lengths(graph, edges=no_length)
         graph = ox.simplify_graph(graph, node_attrs_include=[_SIGNAL_MARK],
@@ -209,7 +212,7 @@ def network_from_graph(graph: nx.MultiDiGraph, *, grouping_radius_m: float = SIG
     default_kph = np.array([ROAD_CLASS_SPEED_KPH[road_classes[c]] for c in road_class], dtype=np.float64)
     length_m = np.array([_number(d.get("length")) for _, _, d in edges], dtype=np.float64)
     report["speed_from_class_default"] = int(np.isnan(maxspeed_kph).sum())
-    report["length_from_straight_line"] = report.get("length_from_straight_line", 0) + int(np.isnan(length_m).sum())
+    report["length_from_straight_line"] = lengths_from_straight_line + int(np.isnan(length_m).sum())
     return RoadNetwork.from_edges(
         node_osmid=np.array([_osm_id(node) for node in nodes], dtype=np.int64),
         node_lon=np.array([d["x"] for d in node_data], dtype=np.float64),
@@ -291,7 +294,8 @@ def decompressed(path: Path, folder: Path) -> Path:
     """
     with open(path, "rb") as f:
         magic = f.read(6)
-    opener = {b"\x1f\x8b": gzip.open, b"BZh": bz2.open, b"\xfd7zXZ": lzma.open}
+    opener: dict[bytes, type[gzip.GzipFile | bz2.BZ2File | lzma.LZMAFile]] = {
+        b"\x1f\x8b": gzip.GzipFile, b"BZh": bz2.BZ2File, b"\xfd7zXZ": lzma.LZMAFile}
     for prefix, open_compressed in opener.items():
         if magic.startswith(prefix):
             target = folder / "extract.osm"
@@ -304,7 +308,7 @@ def decompressed(path: Path, folder: Path) -> Path:
     return path
 
 
-def _first(value: object) -> object:
+def _first(value: Any) -> Any:
     # Simplified osmnx edges carry a list where merged ways differed; the first one stands for all.
     return value[0] if isinstance(value, list) and value else value
 
@@ -317,7 +321,7 @@ def _number(value: object) -> float:
     return number if math.isfinite(number) and number >= 0 else math.nan
 
 
-def _osm_id(value: object) -> int:
+def _osm_id(value: Any) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):

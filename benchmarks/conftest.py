@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -41,16 +42,26 @@ def city() -> RoadNetwork:
     return load_network()
 
 
+def _from_tests(name: str) -> ModuleType:
+    """The module ``tests/NAME.py``, loaded from its file: the benchmarks are no package beside the
+    tests, and the one home of what both use (the shared data, the clock) is there."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "tests" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Callable[..., Path]:
     """``shared_data("parking", "2024-05")``: that file or folder of the shared data beside the
     repository; the benchmark is skipped, saying which is missing, when it is not there."""
-    # The benchmarks are no package beside the tests: the one home of the shared data is loaded from its file.
-    spec = importlib.util.spec_from_file_location("shared_data", Path(__file__).resolve().parents[1] / "tests"
-                                                  / "shared_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.shared_data_path
+    return _from_tests("shared_data").shared_data_path
+
+
+@pytest.fixture(scope="session")
+def manual_clock() -> type:
+    """The class of clocks moved by hand (tests/clock.py): ``manual_clock(3600.0)`` starts at 3600 s."""
+    return _from_tests("clock").ManualClock
 
 
 @pytest.fixture(scope="session")

@@ -25,11 +25,11 @@ def _haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     sin_dphi = np.sin((phi2 - phi1) * 0.5)
     sin_dlambda = np.sin(np.radians(lon2 - lon1) * 0.5)
     a = sin_dphi * sin_dphi + np.cos(phi1) * np.cos(phi2) * sin_dlambda * sin_dlambda
-    return 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(min(1.0, a)))
+    return float(2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(min(1.0, a))))
 
 
 @kernel
-def earth_xyz_m(lon, lat, out):
+def earth_xyz_m(lon: np.ndarray, lat: np.ndarray, out: np.ndarray) -> None:
     """Position (m) of each point in an Earth-centred frame on the sphere, into ``out`` (n, 3)."""
     for i in range(lon.size):
         phi = np.radians(lat[i])
@@ -40,14 +40,16 @@ def earth_xyz_m(lon, lat, out):
 
 
 @kernel
-def straight_line_m(lon_a, lat_a, lon_b, lat_b, out):
+def straight_line_m(lon_a: np.ndarray, lat_a: np.ndarray, lon_b: np.ndarray, lat_b: np.ndarray,
+                    out: np.ndarray) -> None:
     """Great-circle distance (m) between points ``a[i]`` and ``b[i]``, into ``out[i]``."""
     for i in range(out.size):
         out[i] = _haversine_m(lon_a[i], lat_a[i], lon_b[i], lat_b[i])
 
 
 @kernel
-def nearest_nodes(node_lon, node_lat, lon, lat, out_node, out_distance_m):
+def nearest_nodes(node_lon: np.ndarray, node_lat: np.ndarray, lon: np.ndarray, lat: np.ndarray, out_node: np.ndarray,
+                  out_distance_m: np.ndarray) -> None:
     """For each point ``(lon[i], lat[i])``, the nearest node and its distance (m), by brute force."""
     for i in range(lon.size):
         best = np.inf
@@ -62,7 +64,7 @@ def nearest_nodes(node_lon, node_lat, lon, lat, out_node, out_distance_m):
 
 
 @kernel
-def _heap_push(keys, nodes, size, key, node):
+def _heap_push(keys: np.ndarray, nodes: np.ndarray, size: int, key: float, node: int) -> int:
     i = size
     keys[i] = key
     nodes[i] = node
@@ -77,7 +79,7 @@ def _heap_push(keys, nodes, size, key, node):
 
 
 @kernel
-def _heap_pop(keys, nodes, size):
+def _heap_pop(keys: np.ndarray, nodes: np.ndarray, size: int) -> int:
     # Removes the root; the caller has read keys[0] and nodes[0] before.
     size -= 1
     keys[0] = keys[size]
@@ -99,16 +101,17 @@ def _heap_pop(keys, nodes, size):
 
 
 @kernel
-def _chord_m(node_xyz_m, u, v):
+def _chord_m(node_xyz_m: np.ndarray, u: int, v: int) -> float:
     dx = node_xyz_m[u, 0] - node_xyz_m[v, 0]
     dy = node_xyz_m[u, 1] - node_xyz_m[v, 1]
     dz = node_xyz_m[u, 2] - node_xyz_m[v, 2]
-    return np.sqrt(dx * dx + dy * dy + dz * dz)
+    return float(np.sqrt(dx * dx + dy * dy + dz * dz))
 
 
 @kernel
-def _search(indptr, indices, weight, node_xyz_m, source, goal, heuristic_per_m,
-            is_target, n_targets, dist, pred_edge, settled, heap_keys, heap_nodes):
+def _search(indptr: np.ndarray, indices: np.ndarray, weight: np.ndarray, node_xyz_m: np.ndarray, source: int, goal: int,
+            heuristic_per_m: float, is_target: np.ndarray, n_targets: int, dist: np.ndarray, pred_edge: np.ndarray,
+            settled: np.ndarray, heap_keys: np.ndarray, heap_nodes: np.ndarray) -> None:
     """Label-setting search from ``source`` until the ``n_targets`` flagged nodes are settled.
 
     Dijkstra when ``heuristic_per_m`` is 0; A* towards ``goal`` otherwise, with the heuristic
@@ -153,7 +156,8 @@ def _search(indptr, indices, weight, node_xyz_m, source, goal, heuristic_per_m,
 
 
 @kernel
-def shortest_path_tree(indptr, indices, weight, node_xyz_m, source, target, heuristic_per_m, dist, pred_edge):
+def shortest_path_tree(indptr: np.ndarray, indices: np.ndarray, weight: np.ndarray, node_xyz_m: np.ndarray, source: int,
+                       target: int, heuristic_per_m: float, dist: np.ndarray, pred_edge: np.ndarray) -> None:
     """One-to-one search: ``dist`` (n,) and ``pred_edge`` (n,) of the nodes settled up to ``target``.
 
     ``dist[target]`` is inf when ``target`` cannot be reached; the path is read backwards through
@@ -171,7 +175,7 @@ def shortest_path_tree(indptr, indices, weight, node_xyz_m, source, target, heur
 
 
 @kernel
-def trace_path(pred_edge, edge_source, source, target, out_edges):
+def trace_path(pred_edge: np.ndarray, edge_source: np.ndarray, source: int, target: int, out_edges: np.ndarray) -> int:
     """Write the edges of the path ``source`` -> ``target`` of a search tree into ``out_edges``, in order.
 
     Returns their number, or -1 when ``target`` was not reached (or ``out_edges`` is too short).
@@ -191,7 +195,8 @@ def trace_path(pred_edge, edge_source, source, target, out_edges):
 
 
 @kernel
-def many_to_many(indptr, indices, weight, sources, targets, out):
+def many_to_many(indptr: np.ndarray, indices: np.ndarray, weight: np.ndarray, sources: np.ndarray, targets: np.ndarray,
+                 out: np.ndarray) -> None:
     """Shortest-path costs ``out[i, j]`` from ``sources[i]`` to ``targets[j]``; inf if unreachable.
 
     One Dijkstra per source, each stopped once every target is settled. Releases the GIL, so
@@ -218,8 +223,9 @@ def many_to_many(indptr, indices, weight, sources, targets, out):
 
 
 @kernel
-def count_violations(group, start_s, end_s, horizon_start_s, horizon_end_s, group_kind, min_green_s, walk_s,
-                     clearance_s, intergreen_s, max_cycle_s, tolerance_s):
+def count_violations(group: np.ndarray, start_s: np.ndarray, end_s: np.ndarray, horizon_start_s: float,
+                     horizon_end_s: float, group_kind: np.ndarray, min_green_s: np.ndarray, walk_s: np.ndarray,
+                     clearance_s: np.ndarray, intergreen_s: np.ndarray, max_cycle_s: float, tolerance_s: float) -> int:
     """Number of violations of the safety monitor's rules (:mod:`pilotage.core.safety`, whose Python
     listing of them is this kernel's reference) in a schedule of green intervals ``group``,
     ``start_s``, ``end_s`` (N,) over ``[horizon_start_s, horizon_end_s]``; 0 when it is safe. The

@@ -61,7 +61,8 @@ def _axis_deg(network: RoadNetwork, edges: np.ndarray) -> np.ndarray:
     tail, head = network.edge_source[edges], network.indices[edges]
     dx = (network.node_lon[head] - network.node_lon[tail]) * np.cos(np.radians(network.node_lat[tail]))
     dy = network.node_lat[head] - network.node_lat[tail]
-    return np.degrees(np.arctan2(dx, dy)) % 180.0
+    axis_deg: np.ndarray = np.degrees(np.arctan2(dx, dy)) % 180.0
+    return axis_deg
 
 
 def _axis_clusters(axes_deg: np.ndarray, tolerance_deg: float, max_clusters: int) -> list[list[int]]:

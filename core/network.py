@@ -452,7 +452,8 @@ class RoadNetwork:
     def one_to_many(self, origin: int, destinations: Iterable[int], *,
                     weight: Weight = "travel_time_s") -> np.ndarray:
         """Least costs from ``origin`` to each of ``destinations`` (node indices); inf if unreachable."""
-        return self.matrix([origin], destinations, weight=weight, workers=1)[0]
+        costs: np.ndarray = self.matrix([origin], destinations, weight=weight, workers=1)[0]
+        return costs
 
     def matrix(self, origins: Iterable[int], destinations: Iterable[int], *,
                weight: Weight = "travel_time_s", workers: int | None = None) -> np.ndarray:
@@ -507,7 +508,8 @@ class RoadNetwork:
         if weight not in WEIGHTS:
             raise InvalidInputError(f"expected weight in {WEIGHTS} or an array of edge costs, got {weight!r}",
                                     field="weight")
-        return getattr(self, weight)
+        cost: np.ndarray = getattr(self, weight)
+        return cost
 
     def _node(self, name: str, node: int) -> int:
         if isinstance(node, bool) or not isinstance(node, int | np.integer):
@@ -570,7 +572,7 @@ def available_cores() -> int:
 
 
 def _frozen(values: np.ndarray, dtype: type) -> np.ndarray:
-    array = np.ascontiguousarray(values, dtype=dtype)
+    array: np.ndarray = np.ascontiguousarray(values, dtype=dtype)
     if array is values:
         array = array.copy()
     array.flags.writeable = False
@@ -589,7 +591,8 @@ def _largest_strongly_connected(n: int, tail: np.ndarray, head: np.ndarray) -> n
 
     graph = csr_matrix((np.ones(tail.size), (tail, head)), shape=(n, n))
     _, labels = connected_components(graph, directed=True, connection="strong")
-    return labels == np.bincount(labels).argmax()
+    in_largest: np.ndarray = labels == np.bincount(labels).argmax()
+    return in_largest
 
 
 def _no_intersections(n_nodes: int) -> SignalisedIntersections:
@@ -613,6 +616,7 @@ def _group_signals(network: RoadNetwork, signals: np.ndarray, radius_m: float,
 
     if signals.size == 0:
         return _no_intersections(network.n_nodes)
+    label: np.ndarray
     if labels is None:
         road_m = network.matrix(signals, signals, weight="length_m")
         linked = csr_matrix((road_m <= radius_m) | (radius_m >= road_m.T))

@@ -228,7 +228,7 @@ class ParkingEngine:
         The forecaster needs only the counts at its issue time, the last time of its grid: each car
         park's last count, when no older than the forecaster's maximum gap (else unknown, and the
         forecast is the time-of-day profile). So no history is kept beyond the last counts."""
-        free = self._free.copy()
+        free: np.ndarray = self._free.copy()
         if self._forecaster is not None and time_s > now + 60.0:
             step_s = self._forecaster.step_s
             issue_s = math.floor(now / step_s) * step_s

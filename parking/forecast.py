@@ -40,7 +40,7 @@ import numpy as np
 from pilotage.core.errors import DataFileError, InvalidInputError
 
 if TYPE_CHECKING:
-    from typing import Self
+    from typing_extensions import Self  # typing has it from Python 3.11
 
 logger = logging.getLogger(__name__)
 
@@ -244,8 +244,11 @@ def _utc_offset_s(time_s: np.ndarray) -> np.ndarray:
     """Offset of local time from UTC (s) at each time. Offsets change on the UTC hour, so one
     conversion per distinct hour is enough."""
     hours, inverse = np.unique(np.floor(np.asarray(time_s) / 3600.0), return_inverse=True)
-    offsets = [datetime.fromtimestamp(hour * 3600.0, LOCAL_TIME_ZONE).utcoffset().total_seconds()
-               for hour in hours.tolist()]
+    offsets = []
+    for hour in hours.tolist():
+        offset = datetime.fromtimestamp(hour * 3600.0, LOCAL_TIME_ZONE).utcoffset()
+        assert offset is not None  # a time in a time zone always has one
+        offsets.append(offset.total_seconds())
     return np.asarray(offsets, dtype=np.float64)[inverse].reshape(np.shape(time_s))
 
 
@@ -261,7 +264,8 @@ def _weekday_slot(time_s: np.ndarray, step_s: float) -> tuple[np.ndarray, np.nda
 def _days_earlier_s(time_s: np.ndarray, days: np.ndarray | int) -> np.ndarray:
     """The times ``days`` local calendar days earlier, at the same local time of day (s)."""
     shifted_s = time_s - days * DAY_S
-    return shifted_s + _utc_offset_s(time_s) - _utc_offset_s(shifted_s)
+    earlier_s: np.ndarray = shifted_s + _utc_offset_s(time_s) - _utc_offset_s(shifted_s)
+    return earlier_s
 
 
 def _local_midnight_s(time_s: float, days_later: int) -> float:
@@ -301,7 +305,7 @@ class Forecaster(ABC):
         self._fit(train)
         return self
 
-    def predict(self, history: Counts, horizons_s: Sequence[float]) -> np.ndarray:
+    def predict(self, history: Counts, horizons_s: Sequence[float] | np.ndarray) -> np.ndarray:
         """Free spaces of each car park at ``horizons_s`` (s) after the issue time, the last time of ``history``.
 
         ``history``: counts on the training grid (same step, same car parks in the same order) up to
@@ -424,7 +428,8 @@ class SeasonalProfile(Forecaster):
         return means
 
     def _predict(self, history: Counts, horizons_s: np.ndarray) -> np.ndarray:
-        return self.at(history.time_s[-1] + horizons_s).T
+        forecast: np.ndarray = self.at(history.time_s[-1] + horizons_s).T
+        return forecast
 
 
 def _slot_keys(time_s: np.ndarray, step_s: float) -> tuple[np.ndarray, np.ndarray]:
@@ -498,7 +503,8 @@ class ProfileRegression(Forecaster):
         deviation = history.free[-1][:, None] - now
         a = np.interp(horizons_s, self.horizons_s, self.weights[:, 0])
         b = np.interp(horizons_s, self.horizons_s, self.weights[:, 1])
-        return np.where(np.isnan(deviation), later, now + a * deviation + b * (later - now))
+        forecast: np.ndarray = np.where(np.isnan(deviation), later, now + a * deviation + b * (later - now))
+        return forecast
 
 
 # --------------------------------------------------------------------------------------------- evaluation

@@ -114,9 +114,11 @@ class CarParks:
 
 def haversine_m(lon: float, lat: float, lons: np.ndarray, lats: np.ndarray) -> np.ndarray:
     """Great-circle distances (m) from one point to many (degrees)."""
-    lon1, lat1, lon2, lat2 = map(np.radians, (lon, lat, lons, lats))
+    lon1, lat1 = np.radians(lon), np.radians(lat)
+    lon2, lat2 = np.radians(lons), np.radians(lats)
     a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return 2 * 6_371_008.8 * np.arcsin(np.sqrt(a))
+    distances_m: np.ndarray = 2 * 6_371_008.8 * np.arcsin(np.sqrt(a))
+    return distances_m
 
 
 def read_bnls(path: str | os.PathLike[str], *, reservable_share: float = DEFAULT_RESERVABLE_SHARE) -> CarParks:

@@ -25,7 +25,7 @@ import math
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pilotage.core.errors import ConflictError, InvalidInputError, UnknownEntityError
 from pilotage.core.store import open_store
@@ -198,7 +198,7 @@ class ReservationBook:
             rows = self._db.execute(f"SELECT * {due}", (started_before,)).fetchall()
             self._db.execute(f"UPDATE reservations SET state = 'no_show', updated_s = ? WHERE id IN "
                              f"(SELECT id {due})", (now, started_before))
-        return [Reservation(*row[:5], "no_show", row[6], now) for row in rows]
+        return [replace(Reservation(*row), state="no_show", updated_s=now) for row in rows]
 
     def get(self, reservation_id: str) -> Reservation:
         """The reservation with this id; raises :class:`UnknownEntityError`."""
@@ -213,14 +213,14 @@ class ReservationBook:
 
     def holding_at(self, carpark: str, time_s: float) -> int:
         """How many reservations hold a space at ``carpark`` at ``time_s``."""
-        return self._db.execute(f"SELECT COUNT(*) FROM reservations WHERE carpark = ? AND from_s <= ? "
-                                f"AND until_s > ? AND state IN {HOLDING}", (carpark, time_s, time_s)).fetchone()[0]
+        return int(self._db.execute(f"SELECT COUNT(*) FROM reservations WHERE carpark = ? AND from_s <= ? "
+                                    f"AND until_s > ? AND state IN {HOLDING}", (carpark, time_s, time_s)).fetchone()[0])
 
     def awaited_at(self, carpark: str, time_s: float) -> int:
         """How many reservations hold a space at ``carpark`` at ``time_s`` for a holder not arrived
         yet: spaces the car park's counters still see free."""
-        return self._db.execute("SELECT COUNT(*) FROM reservations WHERE carpark = ? AND from_s <= ? "
-                                "AND until_s > ? AND state = 'booked'", (carpark, time_s, time_s)).fetchone()[0]
+        return int(self._db.execute("SELECT COUNT(*) FROM reservations WHERE carpark = ? AND from_s <= ? "
+                                    "AND until_s > ? AND state = 'booked'", (carpark, time_s, time_s)).fetchone()[0])
 
     def _check_window(self, from_s: float, until_s: float, now: float) -> None:
         for name, value in (("from", from_s), ("until", until_s)):
@@ -243,7 +243,7 @@ class ReservationBook:
             if reservation.state in sources:
                 self._db.execute("UPDATE reservations SET state = ?, updated_s = ? WHERE id = ?",
                                  (target, now, reservation_id))
-                return Reservation(*_row(reservation)[:5], target, reservation.created_s, now)
+                return replace(reservation, state=target, updated_s=now)
         return reservation
 
     def _transaction(self) -> _Transaction:
@@ -263,6 +263,6 @@ class _Transaction:
         self._db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
-def _row(reservation: Reservation) -> tuple:
+def _row(reservation: Reservation) -> tuple[str, str, str, float, float, str, float, float]:
     return (reservation.id, reservation.ref, reservation.carpark, reservation.from_s, reservation.until_s,
             reservation.state, reservation.created_s, reservation.updated_s)

@@ -148,6 +148,7 @@ def run_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, i
             on_progress(elapsed_s, options.time_limit_s, cost)
 
     if isinstance(source, Job):
+        assert network is not None  # a job without a network was refused above
         solved = solve_job(source, network, options, on_solution=improved)
     else:
         solved = solve_instance(source, options, on_solution=improved)
@@ -209,7 +210,7 @@ def run_files(paths: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLik
         return [_run(work, _Direct(on_progress)) for work in works]
     with Manager() as manager, ProcessPoolExecutor(max_workers=workers) as pool:
         updates = manager.Queue()
-        futures: dict[Future, _Work] = {pool.submit(_run, work, updates): work for work in works}
+        futures: dict[Future[dict[str, Any]], _Work] = {pool.submit(_run, work, updates): work for work in works}
         pending = set(futures)
         while pending:
             _, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)

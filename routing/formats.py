@@ -28,7 +28,7 @@ from scipy.sparse.csgraph import shortest_path
 
 from pilotage.core.errors import DataFileError, InvalidInputError
 from pilotage.routing.arcs import ArcTask, layout, per_node
-from pilotage.routing.problem import Problem, no_breaks, single_windows
+from pilotage.routing.problem import Fleet, Problem, no_breaks, single_windows
 
 #: The formats ``read_instance`` knows.
 FORMATS = ("solomon", "vrplib", "carp")
@@ -210,7 +210,7 @@ def read_carp(path: str | os.PathLike[str]) -> Problem:
         **_fleet(n_vehicles + max(2, n_vehicles // 2), capacity, shift_end=shift_end, distance_cost=1.0))
 
 
-def _fleet(n_vehicles: int, capacity: int, *, shift_end: int, distance_cost: float) -> dict[str, object]:
+def _fleet(n_vehicles: int, capacity: int, *, shift_end: int, distance_cost: float) -> Fleet:
     k = n_vehicles
     return {"vehicle_labels": tuple(f"vehicle {v + 1}" for v in range(k)), "start_depot": np.zeros(k),
             "end_depot": np.zeros(k), "capacity": np.full(k, capacity), "shift_start_s": np.zeros(k),

@@ -20,7 +20,7 @@ from pilotage.core.errors import InvalidInputError, PilotageError, UnknownEntity
 from pilotage.core.network import RoadNetwork
 from pilotage.core.protocol import Job, JobStreet, Place, Point, TimeOfDay
 from pilotage.routing.arcs import ArcTask, NodeLayout, layout, per_node
-from pilotage.routing.problem import MAX_SKILLS, Problem
+from pilotage.routing.problem import MAX_SKILLS, Fleet, Problem
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +191,8 @@ class _Builder:
                                       per_node(tasks, "service_s"))),
             service_distance=np.concatenate((np.zeros(n_depots + n_stops), per_node(tasks, "service_distance"))),
             demand=np.concatenate((np.zeros(n_depots), [s.demand for s in job.stops], per_node(tasks, "demand"))),
-            window_ptr=window_ptr, window_open_s=[a for a, _ in flat], window_close_s=[b for _, b in flat],
+            window_ptr=window_ptr, window_open_s=np.array([a for a, _ in flat], dtype=np.int64),
+            window_close_s=np.array([b for _, b in flat], dtype=np.int64),
             skills=np.concatenate((np.zeros(n_depots), stop_skills, per_node(tasks, "skills"))),
             visit_ptr=nodes.visit_ptr, visit_nodes=nodes.visit_nodes,
             penalty=np.array([math.inf if s.penalty is None else s.penalty for s in job.stops]
@@ -218,8 +219,8 @@ class _Builder:
 
     def _skills(self) -> dict[str, int]:
         job = self.job
-        names = sorted({s for v in job.vehicles for s in v.skills} | {s for w in (*job.stops, *job.streets)
-                                                                      for s in w.skills})
+        names = sorted({s for v in job.vehicles for s in v.skills} | {s for stop in job.stops for s in stop.skills}
+                       | {s for street in job.streets for s in street.skills})
         if len(names) > MAX_SKILLS:
             raise InvalidInputError(f"expected at most {MAX_SKILLS} distinct skills, got {len(names)}",
                                     field="vehicles")
@@ -232,10 +233,11 @@ class _Builder:
             mask |= skill_bit[skill]
         return mask
 
-    def _fleet(self, depot_index: dict[str, int], skill_bit: dict[str, int]) -> dict[str, object]:
-        columns: dict[str, list] = {name: [] for name in (
-            "vehicle_labels", "start_depot", "end_depot", "capacity", "shift_start_s", "shift_end_s",
-            "vehicle_skills", "fixed_cost", "distance_cost", "time_cost_per_s")}
+    def _fleet(self, depot_index: dict[str, int], skill_bit: dict[str, int]) -> Fleet:
+        labels: list[str] = []
+        columns: dict[str, list[float]] = {name: [] for name in (
+            "start_depot", "end_depot", "capacity", "shift_start_s", "shift_end_s", "vehicle_skills", "fixed_cost",
+            "distance_cost", "time_cost_per_s")}
         breaks: list[list[tuple[int, int, int]]] = []
         for i, vehicle in enumerate(self.job.vehicles):
             where = f"vehicles[{i}]"
@@ -258,7 +260,7 @@ class _Builder:
                         field=f"{where}.breaks[{b}]")
                 own.append((earliest, latest, round(pause.duration_s)))
             for copy in range(vehicle.count):
-                columns["vehicle_labels"].append(vehicle.id if vehicle.count == 1 else f"{vehicle.id}-{copy + 1}")
+                labels.append(vehicle.id if vehicle.count == 1 else f"{vehicle.id}-{copy + 1}")
                 columns["start_depot"].append(depot_index[vehicle.depot])
                 columns["end_depot"].append(depot_index[vehicle.end_depot or vehicle.depot])
                 columns["capacity"].append(vehicle.capacity)
@@ -269,18 +271,20 @@ class _Builder:
                 columns["distance_cost"].append(vehicle.cost_per_km / 1000.0)
                 columns["time_cost_per_s"].append(vehicle.cost_per_hour / 3600.0)
                 breaks.append(own)
-        labels = columns.pop("vehicle_labels")
         duplicates = {label for label in labels if labels.count(label) > 1}
         if duplicates:
             raise InvalidInputError(f"expected unique vehicle ids once counts are expanded, got {sorted(duplicates)} "
                                     "twice; rename the vehicles", field="vehicles")
-        fleet: dict[str, object] = {name: np.asarray(values) for name, values in columns.items()}
-        fleet["vehicle_labels"] = tuple(labels)
-        fleet["break_ptr"] = np.cumsum([0, *(len(b) for b in breaks)])
-        fleet["break_earliest_s"] = np.array([b[0] for own in breaks for b in own], dtype=np.int64)
-        fleet["break_latest_s"] = np.array([b[1] for own in breaks for b in own], dtype=np.int64)
-        fleet["break_duration_s"] = np.array([b[2] for own in breaks for b in own], dtype=np.int64)
-        return fleet
+        arrays = {name: np.asarray(values) for name, values in columns.items()}
+        return Fleet(vehicle_labels=tuple(labels), start_depot=arrays["start_depot"],
+                     end_depot=arrays["end_depot"], capacity=arrays["capacity"],
+                     shift_start_s=arrays["shift_start_s"], shift_end_s=arrays["shift_end_s"],
+                     vehicle_skills=arrays["vehicle_skills"], fixed_cost=arrays["fixed_cost"],
+                     distance_cost=arrays["distance_cost"], time_cost_per_s=arrays["time_cost_per_s"],
+                     break_ptr=np.cumsum([0, *(len(b) for b in breaks)]),
+                     break_earliest_s=np.array([b[0] for own in breaks for b in own], dtype=np.int64),
+                     break_latest_s=np.array([b[1] for own in breaks for b in own], dtype=np.int64),
+                     break_duration_s=np.array([b[2] for own in breaks for b in own], dtype=np.int64))
 
     def _windows(self, i: int) -> list[tuple[int, int]]:
         stop = self.job.stops[i]
@@ -309,6 +313,7 @@ class _Builder:
                 osm = (int(self.network.node_osmid[u]), int(self.network.node_osmid[v]))
                 forward = (self.vertex(u), self.vertex(v))
                 backward = (forward[1], forward[0])
+                passes: list[tuple[tuple[tuple[int, int], ...], list[tuple[int, int]]]]
                 if reverse is not None and street.sides == "one":
                     passes = [((forward, backward), [osm, osm[::-1]])]
                 elif reverse is not None:
@@ -326,12 +331,7 @@ class _Builder:
 
     def _segments(self, i: int, street: JobStreet) -> list[int]:
         network, where = self.network, f"streets[{i}]"
-        by_way = street.way is not None
-        by_nodes = street.from_ is not None or street.to is not None
-        if by_way == by_nodes or (by_nodes and (street.from_ is None or street.to is None)):
-            raise InvalidInputError(f"street {street.id!r}: expected either way, or both from and to (OSM node ids)",
-                                    field=where)
-        if by_way:
+        if street.way is not None and street.from_ is None and street.to is None:
             edges = np.flatnonzero(network.edge_osmid == street.way)
             if not edges.size:
                 raise UnknownEntityError(f"street {street.id!r}: no road of the network is OSM way {street.way}; "
@@ -344,6 +344,9 @@ class _Builder:
                     kept.append(edge)
                 seen.add((u, v))
             return kept
+        if street.way is not None or street.from_ is None or street.to is None:
+            raise InvalidInputError(f"street {street.id!r}: expected either way, or both from and to (OSM node ids)",
+                                    field=where)
         try:
             u, v = network.node_index(street.from_), network.node_index(street.to)
         except UnknownEntityError:

@@ -18,6 +18,7 @@ penalties of the visits left out.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 
@@ -173,7 +174,31 @@ def single_windows(open_s: np.ndarray, close_s: np.ndarray) -> tuple[np.ndarray,
     return np.arange(open_s.size + 1, dtype=np.int64), open_s, np.asarray(close_s, dtype=np.int64)
 
 
-def no_breaks(n_vehicles: int) -> dict[str, np.ndarray]:
+class Breaks(TypedDict):
+    """The break arrays of a fleet, as keyword arguments of :class:`Problem`."""
+
+    break_ptr: np.ndarray
+    break_earliest_s: np.ndarray
+    break_latest_s: np.ndarray
+    break_duration_s: np.ndarray
+
+
+class Fleet(Breaks):
+    """The arrays of a fleet, its breaks with them, as keyword arguments of :class:`Problem`."""
+
+    vehicle_labels: tuple[str, ...]
+    start_depot: np.ndarray
+    end_depot: np.ndarray
+    capacity: np.ndarray
+    shift_start_s: np.ndarray
+    shift_end_s: np.ndarray
+    vehicle_skills: np.ndarray
+    fixed_cost: np.ndarray
+    distance_cost: np.ndarray
+    time_cost_per_s: np.ndarray
+
+
+def no_breaks(n_vehicles: int) -> Breaks:
     """The break arrays of a fleet without breaks, as keyword arguments of :class:`Problem`."""
     empty = np.empty(0, dtype=np.int64)
     return {"break_ptr": np.zeros(n_vehicles + 1, dtype=np.int64), "break_earliest_s": empty,
@@ -181,6 +206,6 @@ def no_breaks(n_vehicles: int) -> dict[str, np.ndarray]:
 
 
 def _frozen(values: np.ndarray, dtype: type) -> np.ndarray:
-    out = np.array(values, dtype=dtype, order="C")
+    out: np.ndarray = np.array(values, dtype=dtype, order="C")
     out.setflags(write=False)
     return out

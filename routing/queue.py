@@ -114,7 +114,7 @@ class RoutingQueue:
                          "WHERE state = 'running'")
         self._pool: ProcessPoolExecutor | None = None
         self._updates: Any = None
-        self._running: tuple[str, Future] | None = None
+        self._running: tuple[str, Future[dict[str, Any]]] | None = None
         self._submitted: set[str] = set()
         # Whether a queued job may be waiting: the queue is read only then, not at every tick.
         self._may_wait = True
@@ -163,7 +163,8 @@ class RoutingQueue:
                    f"it is {record.state} ({record.progress:.0%} searched); ask again when route.status says done")
             raise ConflictError(f"routing job {job_id!r} has no solution: {why}", field="job")
         (result,) = self._db.execute("SELECT result FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return json.loads(result)
+        document: dict[str, Any] = json.loads(result)
+        return document
 
     def advance(self) -> list[JobRecord]:
         """Collect progress and results, start the next queued job; the jobs whose state changed
@@ -214,7 +215,7 @@ class RoutingQueue:
         self._running = (job_id, self._pool.submit(_worker_solve, job_id, data))
         logger.info("routing job %s started", job_id)
 
-    def _finish(self, job_id: str, future: Future) -> None:
+    def _finish(self, job_id: str, future: Future[dict[str, Any]]) -> None:
         now = self.clock()
         try:
             document = future.result()

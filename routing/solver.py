@@ -173,7 +173,8 @@ def _cost_scale(problem: Problem) -> float:
 
 
 def _integers(values: np.ndarray) -> list[int]:
-    return np.rint(values).astype(np.int64).tolist()
+    integers: list[int] = np.rint(values).astype(np.int64).tolist()
+    return integers
 
 
 class _Model:
@@ -225,7 +226,7 @@ class _Model:
         horizon = int(max(p.shift_end_s.max(), p.window_close_s.max(initial=0))) + 1
         transit = routing.RegisterTransitMatrix((p.service_s[:, None] + p.duration_s).tolist())
         routing.AddDimension(transit, horizon, horizon, False, "time")
-        dimension = routing.GetDimensionOrDie("time")
+        dimension: pywrapcp.RoutingDimension = routing.GetDimensionOrDie("time")
         for node in range(p.n_depots, p.n_nodes):
             windows = p.windows(node)
             if not windows:

@@ -33,7 +33,8 @@ _TOLERANCE_S = 1e-6
 
 
 @kernel
-def _last_green_ends(k, upto, n_groups, stage_groups, entry_stage, entry_end_s, out_end_s):
+def _last_green_ends(k: int, upto: int, n_groups: np.ndarray, stage_groups: np.ndarray, entry_stage: np.ndarray,
+                     entry_end_s: np.ndarray, out_end_s: np.ndarray) -> None:
     """End of the last green of each group among entries ``0..upto`` (-inf for none), into ``out_end_s``."""
     for g in range(n_groups[k]):
         out_end_s[g] = -np.inf
@@ -44,7 +45,7 @@ def _last_green_ends(k, upto, n_groups, stage_groups, entry_stage, entry_end_s, 
 
 
 @kernel
-def _in_progress(k, now_s, entry_start_s, entry_end_s, n):
+def _in_progress(k: int, now_s: float, entry_start_s: np.ndarray, entry_end_s: np.ndarray, n: int) -> int:
     """Index of the entry in progress at ``now_s`` among the first ``n`` of plan ``k``."""
     current = 0
     while current + 1 < n and entry_start_s[k, current + 1] <= now_s:
@@ -55,8 +56,8 @@ def _in_progress(k, now_s, entry_start_s, entry_end_s, n):
 
 
 @kernel
-def _start_after(k, stage, previous_stage, previous_end_s, now_s, n_groups, stage_groups, intergreen_s,
-                 last_end_s):
+def _start_after(k: int, stage: int, previous_stage: int, previous_end_s: float, now_s: float, n_groups: np.ndarray,
+                 stage_groups: np.ndarray, intergreen_s: np.ndarray, last_end_s: np.ndarray) -> float:
     """Earliest safe start of ``stage`` after an entry of ``previous_stage`` ending at
     ``previous_end_s``: not before that end nor ``now_s``, and, for each group that starts with it,
     not before the intergreen from the last green of every conflicting group (``last_end_s``)."""
@@ -71,8 +72,9 @@ def _start_after(k, stage, previous_stage, previous_end_s, now_s, n_groups, stag
 
 
 @kernel
-def _append(k, stage, green_s, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s, entry_end_s,
-            n_entries):
+def _append(k: int, stage: int, green_s: float, now_s: float, n_groups: np.ndarray, stage_groups: np.ndarray,
+            intergreen_s: np.ndarray, entry_stage: np.ndarray, entry_start_s: np.ndarray, entry_end_s: np.ndarray,
+            n_entries: np.ndarray) -> float:
     """Append an entry of ``stage``, ``green_s`` long, at its earliest safe start after the last entry
     (and not before ``now_s``); returns its start, or NaN when the plan is full."""
     n = n_entries[k]
@@ -90,8 +92,9 @@ def _append(k, stage, green_s, now_s, n_groups, stage_groups, intergreen_s, entr
 
 
 @kernel
-def _append_base(k, until_s, n_stages, n_groups, stage_groups, intergreen_s, green_s, entry_stage, entry_start_s,
-                 entry_end_s, n_entries):
+def _append_base(k: int, until_s: float, n_stages: np.ndarray, n_groups: np.ndarray, stage_groups: np.ndarray,
+                 intergreen_s: np.ndarray, green_s: np.ndarray, entry_stage: np.ndarray, entry_start_s: np.ndarray,
+                 entry_end_s: np.ndarray, n_entries: np.ndarray) -> None:
     """Append base stages, in sequence, until the plan reaches ``until_s`` or is full."""
     while n_entries[k] < entry_stage.shape[1] and entry_end_s[k, n_entries[k] - 1] < until_s:
         stage = (entry_stage[k, n_entries[k] - 1] + 1) % n_stages[k]
@@ -100,8 +103,10 @@ def _append_base(k, until_s, n_stages, n_groups, stage_groups, intergreen_s, gre
 
 
 @kernel
-def advance(now_s, horizon_s, n_stages, n_groups, stage_groups, intergreen_s, green_s, cycle_s, offset_s,
-            history_s, entry_stage, entry_start_s, entry_end_s, n_entries, out_laid_from):
+def advance(now_s: float, horizon_s: float, n_stages: np.ndarray, n_groups: np.ndarray, stage_groups: np.ndarray,
+            intergreen_s: np.ndarray, green_s: np.ndarray, cycle_s: np.ndarray, offset_s: np.ndarray,
+            history_s: np.ndarray, entry_stage: np.ndarray, entry_start_s: np.ndarray, entry_end_s: np.ndarray,
+            n_entries: np.ndarray, out_laid_from: np.ndarray) -> None:
     """Bring every plan to ``now_s``: forget entries that ended more than ``history_s`` ago, and
     append base stages, each at its earliest safe start, until the plan reaches ``now_s + horizon_s``.
     An empty plan starts with the base cycle in progress at ``now_s``, aligned on the offset.
@@ -131,7 +136,8 @@ def advance(now_s, horizon_s, n_stages, n_groups, stage_groups, intergreen_s, gr
 
 
 @kernel
-def _green_run(stage_groups, entry_stage, entry_start_s, entry_end_s, n, k, g, t, from_entry):
+def _green_run(stage_groups: np.ndarray, entry_stage: np.ndarray, entry_start_s: np.ndarray, entry_end_s: np.ndarray,
+               n: int, k: int, g: int, t: float, from_entry: int) -> tuple[int, int]:
     """The entries (first, last) of the green of group ``g``, from entry ``from_entry`` on, that holds
     time ``t`` or starts after it first; (-1, -1) if there is none in the plan."""
     i = from_entry
@@ -147,8 +153,9 @@ def _green_run(stage_groups, entry_stage, entry_start_s, entry_end_s, n, k, g, t
 
 
 @kernel
-def _waits_too_long(k, n, max_cycle_s, n_stages, n_groups, stage_groups, intergreen_s, green_s, entry_stage,
-                    entry_start_s, entry_end_s, group_s):
+def _waits_too_long(k: int, n: int, max_cycle_s: float, n_stages: np.ndarray, n_groups: np.ndarray,
+                    stage_groups: np.ndarray, intergreen_s: np.ndarray, green_s: np.ndarray, entry_stage: np.ndarray,
+                    entry_start_s: np.ndarray, entry_end_s: np.ndarray, group_s: np.ndarray) -> bool:
     """Whether some group waits longer than ``max_cycle_s`` between two starts of its greens, in the
     plan or into the base stages that will follow it. As for the safety monitor, a group's first
     wait runs from the start of the plan's first entry."""
@@ -182,7 +189,8 @@ def _waits_too_long(k, n, max_cycle_s, n_stages, n_groups, stage_groups, intergr
 
 
 @kernel
-def _green_too_short(k, n, n_groups, stage_groups, min_green_s, entry_stage, entry_start_s, entry_end_s):
+def _green_too_short(k: int, n: int, n_groups: np.ndarray, stage_groups: np.ndarray, min_green_s: np.ndarray,
+                     entry_stage: np.ndarray, entry_start_s: np.ndarray, entry_end_s: np.ndarray) -> bool:
     """Whether some group's green, a run of consecutive entries that holds it, is shorter than its
     minimum; the first run may have started before the plan, and the last may go on after it."""
     for g in range(n_groups[k]):
@@ -197,7 +205,9 @@ def _green_too_short(k, n, n_groups, stage_groups, min_green_s, entry_stage, ent
 
 
 @kernel
-def _copy_plan(k, first, from_stage, from_start_s, from_end_s, from_n, to_stage, to_start_s, to_end_s, to_n):
+def _copy_plan(k: int, first: int, from_stage: np.ndarray, from_start_s: np.ndarray, from_end_s: np.ndarray,
+               from_n: np.ndarray, to_stage: np.ndarray, to_start_s: np.ndarray, to_end_s: np.ndarray,
+               to_n: np.ndarray) -> None:
     """Copy plan ``k``'s entries from ``first`` on (those in use) from the ``from_*`` arrays to the ``to_*``."""
     to_n[k] = from_n[k]
     for i in range(first, from_n[k]):
@@ -243,8 +253,9 @@ NO_CYCLE = -1e18
 
 
 @kernel
-def _retime(k, first, stop, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s, entry_end_s,
-            last_end_s):
+def _retime(k: int, first: int, stop: int, now_s: float, n_groups: np.ndarray, stage_groups: np.ndarray,
+            intergreen_s: np.ndarray, entry_stage: np.ndarray, entry_start_s: np.ndarray, entry_end_s: np.ndarray,
+            last_end_s: np.ndarray) -> None:
     """Start entries ``first..stop - 1`` at their earliest safe time, each keeping its green's length
     (``last_end_s``, (Gm,), is scratch)."""
     _last_green_ends(k, first - 1, n_groups, stage_groups, entry_stage, entry_end_s, last_end_s)
@@ -260,7 +271,7 @@ def _retime(k, first, stop, now_s, n_groups, stage_groups, intergreen_s, entry_s
 
 
 @kernel
-def _next_cycle_start(k, after, n, entry_stage):
+def _next_cycle_start(k: int, after: int, n: int, entry_stage: np.ndarray) -> int:
     """Index of the first entry after ``after`` that starts a cycle (stage 0); -1 if the plan has none."""
     for i in range(after + 1, n):
         if entry_stage[k, i] == 0:
@@ -269,14 +280,17 @@ def _next_cycle_start(k, after, n, entry_stage):
 
 
 @kernel
-def _cycle_of(k, start_s, stage, cycle_s, offset_s, stage_offset_s):
+def _cycle_of(k: int, start_s: float, stage: int, cycle_s: np.ndarray, offset_s: np.ndarray,
+              stage_offset_s: np.ndarray) -> float:
     """The number of the cycle (from the offset) in which ``stage`` starting at ``start_s`` runs."""
-    return np.floor((start_s - offset_s[k] - stage_offset_s[k, stage]) / cycle_s[k] + 0.5)
+    return float(np.floor((start_s - offset_s[k] - stage_offset_s[k, stage]) / cycle_s[k] + 0.5))
 
 
 @kernel
-def _fit_to_anchor(k, anchor, now_s, n_stages, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s,
-                   entry_end_s, n_entries, last_end_s):
+def _fit_to_anchor(k: int, anchor: int, now_s: float, n_stages: np.ndarray, n_groups: np.ndarray,
+                   stage_groups: np.ndarray, intergreen_s: np.ndarray, entry_stage: np.ndarray,
+                   entry_start_s: np.ndarray, entry_end_s: np.ndarray, n_entries: np.ndarray,
+                   last_end_s: np.ndarray) -> bool:
     """Close the frame at entry ``anchor``, which keeps its start: the entry before it takes up any
     time left over, and every entry from the anchor on, a cycle past it, must still start no sooner
     than is safe after the greens before it (``last_end_s``, (Gm,), is scratch). Returns whether
@@ -302,7 +316,8 @@ def _fit_to_anchor(k, anchor, now_s, n_stages, n_groups, stage_groups, intergree
 
 
 @kernel
-def _note_cut(k, i, cut_s, cuts, entry_stage, entry_start_s, cycle_s, offset_s, stage_offset_s):
+def _note_cut(k: int, i: int, cut_s: float, cuts: np.ndarray, entry_stage: np.ndarray, entry_start_s: np.ndarray,
+              cycle_s: np.ndarray, offset_s: np.ndarray, stage_offset_s: np.ndarray) -> None:
     """Count entry ``i``'s stage as cut by ``cut_s`` in its cycle, into ``cuts`` (Sm, 3): per stage
     the first and the last cycle cut, and the seconds cut."""
     stage = entry_stage[k, i]
@@ -313,8 +328,10 @@ def _note_cut(k, i, cut_s, cuts, entry_stage, entry_start_s, cycle_s, offset_s, 
 
 
 @kernel
-def _extend(k, last, extra_s, now_s, n_stages, n_groups, stage_groups, intergreen_s, stage_min_s, cycle_s, offset_s,
-            stage_offset_s, entry_stage, entry_start_s, entry_end_s, n_entries, cuts, group_s):
+def _extend(k: int, last: int, extra_s: float, now_s: float, n_stages: np.ndarray, n_groups: np.ndarray,
+            stage_groups: np.ndarray, intergreen_s: np.ndarray, stage_min_s: np.ndarray, cycle_s: np.ndarray,
+            offset_s: np.ndarray, stage_offset_s: np.ndarray, entry_stage: np.ndarray, entry_start_s: np.ndarray,
+            entry_end_s: np.ndarray, n_entries: np.ndarray, cuts: np.ndarray, group_s: np.ndarray) -> tuple[int, int]:
     """Lengthen entry ``last`` by ``extra_s``, taken from the entries after it up to the next cycle's
     start, each in proportion to its room above its stage's minimum; from the cycle after too when
     that is not enough. Returns a reason code (OK, NO_ROOM, TOO_EARLY) and the cycle start that
@@ -349,7 +366,8 @@ def _extend(k, last, extra_s, now_s, n_stages, n_groups, stage_groups, intergree
 
 
 @kernel
-def _room_before(k, i, current, g, now_s, stage_groups, stage_min_s, entry_stage, entry_start_s, entry_end_s):
+def _room_before(k: int, i: int, current: int, g: int, now_s: float, stage_groups: np.ndarray, stage_min_s: np.ndarray,
+                 entry_stage: np.ndarray, entry_start_s: np.ndarray, entry_end_s: np.ndarray) -> float:
     """What entry ``i`` can give an early green of group ``g``: its green above its stage's minimum,
     and for the entry in progress above now too; nothing when it serves ``g`` itself."""
     if stage_groups[k, entry_stage[k, i], g]:
@@ -357,13 +375,14 @@ def _room_before(k, i, current, g, now_s, stage_groups, stage_min_s, entry_stage
     low = entry_start_s[k, i] + stage_min_s[k, entry_stage[k, i]]
     if i == current and entry_start_s[k, i] <= now_s:
         low = max(low, now_s)
-    return max(0.0, entry_end_s[k, i] - low)
+    return float(max(0.0, entry_end_s[k, i] - low))
 
 
 @kernel
-def _early_green(k, g, current, first, wanted_s, now_s, n_groups, stage_groups, intergreen_s, stage_min_s,
-                 stage_max_s, cycle_s, offset_s, stage_offset_s, entry_stage, entry_start_s, entry_end_s,
-                 cuts, group_s):
+def _early_green(k: int, g: int, current: int, first: int, wanted_s: float, now_s: float, n_groups: np.ndarray,
+                 stage_groups: np.ndarray, intergreen_s: np.ndarray, stage_min_s: np.ndarray, stage_max_s: np.ndarray,
+                 cycle_s: np.ndarray, offset_s: np.ndarray, stage_offset_s: np.ndarray, entry_stage: np.ndarray,
+                 entry_start_s: np.ndarray, entry_end_s: np.ndarray, cuts: np.ndarray, group_s: np.ndarray) -> float:
     """Start entry ``first`` up to ``wanted_s`` sooner, the time taken from the entries from ``current``
     to it that do not serve group ``g``, in proportion to their room above their minimum (the entry
     in progress ending no sooner than now), and given to entry ``first``, whose end stays, up to its
@@ -388,18 +407,18 @@ def _early_green(k, g, current, first, wanted_s, now_s, n_groups, stage_groups, 
     _retime(k, current + 1, first + 1, now_s, n_groups, stage_groups, intergreen_s, entry_stage, entry_start_s,
             entry_end_s, group_s[0])
     entry_end_s[k, first] = end
-    return start_before - entry_start_s[k, first]
+    return float(start_before - entry_start_s[k, first])
 
 
 @kernel
-def _crossing_s(earliest_s, latest_s, queue_s, green_start_s, now_s):
+def _crossing_s(earliest_s: float, latest_s: float, queue_s: float, green_start_s: float, now_s: float) -> float:
     """When a vehicle crosses at the latest, meeting a green from ``green_start_s``: not before its
     latest arrival, nor before the queue ahead of it has gone from the later of green start and now."""
     return max(latest_s, max(green_start_s, now_s) + queue_s)
 
 
 @kernel
-def _screen(now_s, requests, r, settings, preempted_until_s):
+def _screen(now_s: float, requests: np.ndarray, r: int, settings: np.ndarray, preempted_until_s: np.ndarray) -> int:
     """The reason a request is refused before any plan is looked at (OK when none)."""
     k = int(requests[r, R_INTERSECTION])
     vehicle_class = requests[r, R_CLASS]
@@ -416,7 +435,7 @@ def _screen(now_s, requests, r, settings, preempted_until_s):
 
 
 @kernel
-def _ranked(requests):
+def _ranked(requests: np.ndarray) -> np.ndarray:
     """The order in which requests are decided: class (emergency, tram, bus), then the people on
     board, then lateness, each the higher first; ties in the order given."""
     order = np.argsort(-requests[:, R_LATENESS_S], kind="mergesort")
@@ -425,9 +444,12 @@ def _ranked(requests):
 
 
 @kernel
-def _plan_request(now_s, requests, r, settings, n_stages, n_groups, stage_groups, intergreen_s, stage_min_s,
-                  stage_max_s, cycle_s, offset_s, stage_offset_s, plan_stage, plan_start_s, plan_end_s, plan_n,
-                  work_stage, work_start_s, work_end_s, work_n, budget, cuts, group_s, out):
+def _plan_request(now_s: float, requests: np.ndarray, r: int, settings: np.ndarray, n_stages: np.ndarray,
+                  n_groups: np.ndarray, stage_groups: np.ndarray, intergreen_s: np.ndarray, stage_min_s: np.ndarray,
+                  stage_max_s: np.ndarray, cycle_s: np.ndarray, offset_s: np.ndarray, stage_offset_s: np.ndarray,
+                  plan_stage: np.ndarray, plan_start_s: np.ndarray, plan_end_s: np.ndarray, plan_n: np.ndarray,
+                  work_stage: np.ndarray, work_start_s: np.ndarray, work_end_s: np.ndarray, work_n: np.ndarray,
+                  budget: np.ndarray, cuts: np.ndarray, group_s: np.ndarray, out: np.ndarray) -> float:
     """Change intersection ``k``'s plan (``plan_*``, a copy of which is in ``work_*``) for request
     ``r`` and write the decision into ``out[r]``; returns the green moved (s), or -1 when the plan was
     not kept changed (denied, or already green). The caller undoes a change it then refuses."""
@@ -461,7 +483,7 @@ def _plan_request(now_s, requests, r, settings, n_stages, n_groups, stage_groups
                                           stage_groups, intergreen_s, stage_min_s, stage_max_s, plan_stage,
                                           plan_start_s, plan_end_s, plan_n, group_s):
                 _grant(out, r, EXTENSION, plan_start_s[k, first], plan_end_s[k, last], base_end)
-                return extra
+                return float(extra)
             if reason == OK:
                 reason = NO_PAYBACK
             _copy_plan(k, 0, work_stage, work_start_s, work_end_s, work_n, plan_stage, plan_start_s, plan_end_s,
@@ -517,11 +539,11 @@ def _plan_request(now_s, requests, r, settings, n_stages, n_groups, stage_groups
         out[r, O_REASON] = NO_PAYBACK
         return -1.0
     _grant(out, r, EARLY_GREEN if gain > 0.0 else EXTENSION, plan_start_s[k, first], plan_end_s[k, last], base_end)
-    return gain + extra
+    return float(gain + extra)
 
 
 @kernel
-def _clear_cuts(cuts):
+def _clear_cuts(cuts: np.ndarray) -> None:
     cuts[:, X_FIRST_CYCLE] = np.inf
     cuts[:, X_LAST_CYCLE] = NO_CYCLE
     cuts[:, X_CUT_S] = 0.0
@@ -529,8 +551,10 @@ def _clear_cuts(cuts):
 
 
 @kernel
-def _pay_back(k, anchor, target_stage, cuts, now_s, n_stages, n_groups, stage_groups, intergreen_s, stage_min_s,
-              stage_max_s, entry_stage, entry_start_s, entry_end_s, n_entries, group_s):
+def _pay_back(k: int, anchor: int, target_stage: int, cuts: np.ndarray, now_s: float, n_stages: np.ndarray,
+              n_groups: np.ndarray, stage_groups: np.ndarray, intergreen_s: np.ndarray, stage_min_s: np.ndarray,
+              stage_max_s: np.ndarray, entry_stage: np.ndarray, entry_start_s: np.ndarray, entry_end_s: np.ndarray,
+              n_entries: np.ndarray, group_s: np.ndarray) -> bool:
     """In the cycle from ``anchor``, give each stage a priority cut (``cuts``) its time back, from
     ``target_stage``, which got it: the target's entry there gives up to its minimum, each cut
     stage takes its share up to its maximum, and the cycle after keeps its start. Returns whether
@@ -571,7 +595,8 @@ def _pay_back(k, anchor, target_stage, cuts, now_s, n_stages, n_groups, stage_gr
 
 
 @kernel
-def _grant(out, r, strategy, green_from_s, green_until_s, base_end_s):
+def _grant(out: np.ndarray, r: int, strategy: int, green_from_s: float, green_until_s: float,
+           base_end_s: float) -> None:
     out[r, O_DECISION] = GRANTED
     out[r, O_STRATEGY] = strategy
     out[r, O_GREEN_FROM_S] = green_from_s
@@ -581,16 +606,16 @@ def _grant(out, r, strategy, green_from_s, green_until_s, base_end_s):
 
 
 @kernel
-def _budget_used(k, cycle, budget):
+def _budget_used(k: int, cycle: float, budget: np.ndarray) -> float:
     """The green moved by priority at intersection ``k`` in ``cycle`` so far (s)."""
     for slot in range(B_SLOTS):
         if budget[k, 2 * slot + B_CYCLE] == cycle:
-            return budget[k, 2 * slot + B_MOVED_S]
+            return float(budget[k, 2 * slot + B_MOVED_S])
     return 0.0
 
 
 @kernel
-def _budget_add(k, cycle, moved_s, budget):
+def _budget_add(k: int, cycle: float, moved_s: float, budget: np.ndarray) -> None:
     """Count ``moved_s`` more in ``cycle``, in its slot or in the slot of the earliest cycle."""
     oldest = 0
     for slot in range(B_SLOTS):
@@ -604,7 +629,9 @@ def _budget_add(k, cycle, moved_s, budget):
 
 
 @kernel
-def _keeps_promises(k, now_s, n_groups, stage_groups, entry_stage, entry_start_s, entry_end_s, n_entries, promised_s):
+def _keeps_promises(k: int, now_s: float, n_groups: np.ndarray, stage_groups: np.ndarray, entry_stage: np.ndarray,
+                    entry_start_s: np.ndarray, entry_end_s: np.ndarray, n_entries: np.ndarray,
+                    promised_s: np.ndarray) -> bool:
     """Whether every group still shows the greens promised to it (``promised_s``) from now on."""
     for g in range(n_groups[k]):
         for slot in range(P_SLOTS):
@@ -621,7 +648,7 @@ def _keeps_promises(k, now_s, n_groups, stage_groups, entry_stage, entry_start_s
 
 
 @kernel
-def _promise(k, g, now_s, green_from_s, green_until_s, promised_s):
+def _promise(k: int, g: int, now_s: float, green_from_s: float, green_until_s: float, promised_s: np.ndarray) -> None:
     """Promise group ``g`` its green from ``green_from_s`` to ``green_until_s``: a green that overlaps
     one promised already lengthens that promise; another takes a slot whose promise has ended, else
     the slot of the later promise when it comes sooner (the later vehicle asks again)."""
@@ -642,7 +669,8 @@ def _promise(k, g, now_s, green_from_s, green_until_s, promised_s):
 
 
 @kernel
-def _within_limits(k, moved_s, cycle, settings, cycle_s, budget, stage_cuts, cuts):
+def _within_limits(k: int, moved_s: float, cycle: float, settings: np.ndarray, cycle_s: np.ndarray, budget: np.ndarray,
+                   stage_cuts: np.ndarray, cuts: np.ndarray) -> int:
     """Whether a change moving ``moved_s`` of green in ``cycle``, cutting the stages as ``cuts`` says,
     keeps the intersection's budget per cycle and every stage's limit of consecutive cycles cut; if
     so, both are counted. Returns a reason code."""
@@ -662,20 +690,25 @@ def _within_limits(k, moved_s, cycle, settings, cycle_s, budget, stage_cuts, cut
 
 
 @kernel
-def _streak(k, s, stage_cuts, cuts):
+def _streak(k: int, s: int, stage_cuts: np.ndarray, cuts: np.ndarray) -> float:
     """The consecutive cycles stage ``s`` is cut in once ``cuts`` is added to its history."""
     last_cut = stage_cuts[k, s, C_LAST_CYCLE]
     if cuts[s, X_FIRST_CYCLE] <= last_cut + 1:
-        return stage_cuts[k, s, C_STREAK] + max(0.0, cuts[s, X_LAST_CYCLE] - last_cut)
-    return cuts[s, X_LAST_CYCLE] - cuts[s, X_FIRST_CYCLE] + 1
+        return float(stage_cuts[k, s, C_STREAK] + max(0.0, cuts[s, X_LAST_CYCLE] - last_cut))
+    return float(cuts[s, X_LAST_CYCLE] - cuts[s, X_FIRST_CYCLE] + 1)
 
 
 @kernel
-def decide(now_s, requests, settings, n_stages, n_groups, stage_groups, intergreen_s, min_green_s, green_s,
-           stage_min_s, stage_max_s, cycle_s, max_cycle_s, offset_s, stage_offset_s,
-           entry_stage, entry_start_s, entry_end_s, n_entries, budget, stage_cuts, promised_s, preempted_until_s,
-           plan_stage, plan_start_s, plan_end_s, plan_n, plan_budget, plan_stage_cuts, plan_promised_s,
-           work_stage, work_start_s, work_end_s, work_n, out, out_changed):
+def decide(now_s: float, requests: np.ndarray, settings: np.ndarray,
+           n_stages: np.ndarray, n_groups: np.ndarray, stage_groups: np.ndarray, intergreen_s: np.ndarray,
+           min_green_s: np.ndarray, green_s: np.ndarray, stage_min_s: np.ndarray, stage_max_s: np.ndarray,
+           cycle_s: np.ndarray, max_cycle_s: np.ndarray, offset_s: np.ndarray, stage_offset_s: np.ndarray,
+           entry_stage: np.ndarray, entry_start_s: np.ndarray, entry_end_s: np.ndarray, n_entries: np.ndarray,
+           budget: np.ndarray, stage_cuts: np.ndarray, promised_s: np.ndarray, preempted_until_s: np.ndarray,
+           plan_stage: np.ndarray, plan_start_s: np.ndarray, plan_end_s: np.ndarray, plan_n: np.ndarray,
+           plan_budget: np.ndarray, plan_stage_cuts: np.ndarray, plan_promised_s: np.ndarray,
+           work_stage: np.ndarray, work_start_s: np.ndarray, work_end_s: np.ndarray, work_n: np.ndarray,
+           out: np.ndarray, out_changed: np.ndarray) -> None:
     """Decide every request (rows of ``requests``, columns ``R_*``) in rank order (:func:`_ranked`).
 
     The current plans (``entry_*``, ``n_entries``) and priority state (``budget``, ``stage_cuts``,
@@ -757,8 +790,10 @@ def decide(now_s, requests, settings, n_stages, n_groups, stage_groups, intergre
 
 
 @kernel
-def release(now_s, k, g, base_end_s, n_stages, n_groups, stage_groups, intergreen_s, min_green_s, green_s,
-            stage_min_s, entry_stage, entry_start_s, entry_end_s, n_entries):
+def release(now_s: float, k: int, g: int, base_end_s: float, n_stages: np.ndarray, n_groups: np.ndarray,
+            stage_groups: np.ndarray, intergreen_s: np.ndarray, min_green_s: np.ndarray, green_s: np.ndarray,
+            stage_min_s: np.ndarray, entry_stage: np.ndarray, entry_start_s: np.ndarray, entry_end_s: np.ndarray,
+            n_entries: np.ndarray) -> float:
     """A check-out: end the green of group ``g`` at intersection ``k`` that a grant lengthened past
     ``base_end_s``, at the later of now, that end and its stage's minimum, and give the time back to
     the entries after it up to the next cycle's start, in proportion to what each lacks of its base
@@ -792,7 +827,7 @@ def release(now_s, k, g, base_end_s, n_stages, n_groups, stage_groups, intergree
                           entry_start_s, entry_end_s, n_entries, last_end_s) \
             or _green_too_short(k, n, n_groups, stage_groups, min_green_s, entry_stage, entry_start_s, entry_end_s):
         return np.nan
-    return entry_end_s[k, last]
+    return float(entry_end_s[k, last])
 
 
 # Exit transitions: the ways a planner may try, in a caller's order of preference...
@@ -802,7 +837,7 @@ IN_STEP, SHORT_WAY, LONG_WAY, DWELL, OUT_OF_STEP = range(5)
 
 
 @kernel
-def _serves(k, stage, groups, stage_groups):
+def _serves(k: int, stage: int, groups: np.ndarray, stage_groups: np.ndarray) -> bool:
     """Whether ``stage`` holds every group of the mask ``groups``."""
     for g in range(groups.size):  # noqa: SIM110 (a loop compiles to less than a generator in numba)
         if groups[g] and not stage_groups[k, stage, g]:
@@ -811,7 +846,8 @@ def _serves(k, stage, groups, stage_groups):
 
 
 @kernel
-def _interstage(k, stage_from, stage_to, n_groups, stage_groups, intergreen_s):
+def _interstage(k: int, stage_from: int, stage_to: int, n_groups: np.ndarray, stage_groups: np.ndarray,
+                intergreen_s: np.ndarray) -> float:
     """The longest intergreen from a group that ends with ``stage_from`` to one that starts with
     ``stage_to``; 0 when none conflict."""
     longest = 0.0
@@ -826,16 +862,19 @@ def _interstage(k, stage_from, stage_to, n_groups, stage_groups, intergreen_s):
 
 
 @kernel
-def _in_step_error(k, start_s, stage, cycle_s, offset_s, stage_offset_s):
+def _in_step_error(k: int, start_s: float, stage: int, cycle_s: np.ndarray, offset_s: np.ndarray,
+                   stage_offset_s: np.ndarray) -> float:
     """How late ``stage`` starting at ``start_s`` is on the coordinated plan, in [0, cycle)."""
     late = start_s - offset_s[k] - stage_offset_s[k, stage]
-    return late - np.floor(late / cycle_s[k]) * cycle_s[k]
+    return float(late - np.floor(late / cycle_s[k]) * cycle_s[k])
 
 
 @kernel
-def _realign(k, after, way, now_s, until_s, n_stages, n_groups, stage_groups, intergreen_s, green_s, stage_min_s,
-             stage_max_s, cycle_s, offset_s, stage_offset_s, max_cycle_s, entry_stage, entry_start_s, entry_end_s,
-             n_entries):
+def _realign(k: int, after: int, way: int, now_s: float, until_s: float, n_stages: np.ndarray, n_groups: np.ndarray,
+             stage_groups: np.ndarray, intergreen_s: np.ndarray, green_s: np.ndarray, stage_min_s: np.ndarray,
+             stage_max_s: np.ndarray, cycle_s: np.ndarray, offset_s: np.ndarray, stage_offset_s: np.ndarray,
+             max_cycle_s: np.ndarray, entry_stage: np.ndarray, entry_start_s: np.ndarray, entry_end_s: np.ndarray,
+             n_entries: np.ndarray) -> tuple[int, float]:
     """Drop the entries after ``after`` and follow it with the stage sequence brought back onto the
     coordinated plan (cycle and offset) by ``way``, then base stages until ``until_s``.
 
@@ -924,9 +963,11 @@ def _realign(k, after, way, now_s, until_s, n_stages, n_groups, stage_groups, in
 
 
 @kernel
-def _hold(k, i, fixed, hold_groups, hold_stage, hold_from_s, hold_until_s, now_s, n_groups, stage_groups,
-          intergreen_s, stage_min_s, stage_max_s, from_stage, from_start_s, from_end_s, entry_stage, entry_start_s,
-          entry_end_s, n_entries):
+def _hold(k: int, i: int, fixed: bool, hold_groups: np.ndarray, hold_stage: int, hold_from_s: float,
+          hold_until_s: float, now_s: float, n_groups: np.ndarray, stage_groups: np.ndarray, intergreen_s: np.ndarray,
+          stage_min_s: np.ndarray, stage_max_s: np.ndarray, from_stage: np.ndarray, from_start_s: np.ndarray,
+          from_end_s: np.ndarray, entry_stage: np.ndarray, entry_start_s: np.ndarray, entry_end_s: np.ndarray,
+          n_entries: np.ndarray) -> tuple[float, int]:
     """Copy entries ``0..i`` of the ``from_*`` plan, then hold the groups ``hold_groups`` green until
     ``hold_until_s`` right after entry ``i``: entry ``i`` itself goes on when its stage serves them
     and is still green, else it ends as close to ``hold_from_s`` less the interstage as its minimum
@@ -960,8 +1001,9 @@ def _hold(k, i, fixed, hold_groups, hold_stage, hold_from_s, hold_until_s, now_s
 
 
 @kernel
-def _fits(k, n_stages, n_groups, stage_groups, intergreen_s, min_green_s, green_s, max_cycle_s, entry_stage,
-          entry_start_s, entry_end_s, n_entries):
+def _fits(k: int, n_stages: np.ndarray, n_groups: np.ndarray, stage_groups: np.ndarray, intergreen_s: np.ndarray,
+          min_green_s: np.ndarray, green_s: np.ndarray, max_cycle_s: np.ndarray, entry_stage: np.ndarray,
+          entry_start_s: np.ndarray, entry_end_s: np.ndarray, n_entries: np.ndarray) -> bool:
     """Whether a plan keeps every minimum green and no group waits beyond the maximum cycle."""
     n = n_entries[k]
     return not (_green_too_short(k, n, n_groups, stage_groups, min_green_s, entry_stage, entry_start_s, entry_end_s)
@@ -970,12 +1012,15 @@ def _fits(k, n_stages, n_groups, stage_groups, intergreen_s, min_green_s, green_
 
 
 @kernel
-def preempt(now_s, k, hold_groups, hold_stage, hold_from_s, hold_until_s, ways, until_s,
-            n_stages, n_groups, stage_groups, intergreen_s, min_green_s, green_s, stage_min_s, stage_max_s, cycle_s,
-            offset_s, stage_offset_s, max_cycle_s,
-            entry_stage, entry_start_s, entry_end_s, n_entries,
-            plan_stage, plan_start_s, plan_end_s, plan_n, work_stage, work_start_s, work_end_s, work_n,
-            out_green_from_s, out_green_until_s):
+def preempt(now_s: float, k: int, hold_groups: np.ndarray, hold_stage: np.ndarray, hold_from_s: np.ndarray,
+            hold_until_s: np.ndarray, ways: np.ndarray, until_s: float,
+            n_stages: np.ndarray, n_groups: np.ndarray, stage_groups: np.ndarray, intergreen_s: np.ndarray,
+            min_green_s: np.ndarray, green_s: np.ndarray, stage_min_s: np.ndarray, stage_max_s: np.ndarray,
+            cycle_s: np.ndarray, offset_s: np.ndarray, stage_offset_s: np.ndarray, max_cycle_s: np.ndarray,
+            entry_stage: np.ndarray, entry_start_s: np.ndarray, entry_end_s: np.ndarray, n_entries: np.ndarray,
+            plan_stage: np.ndarray, plan_start_s: np.ndarray, plan_end_s: np.ndarray, plan_n: np.ndarray,
+            work_stage: np.ndarray, work_start_s: np.ndarray, work_end_s: np.ndarray, work_n: np.ndarray,
+            out_green_from_s: np.ndarray, out_green_until_s: np.ndarray) -> tuple[int, float]:
     """Plan the pre-emption of intersection ``k`` for the holds ``h`` (in the order given): the
     groups ``hold_groups[h]`` (H, Gm) green, in stage ``hold_stage[h]``, from ``hold_from_s[h]``
     to ``hold_until_s[h]``, then back to the coordinated plan.

@@ -426,14 +426,14 @@ class CorridorEngine:
     def _given_route(self, origin: int, destination: int, nodes: Sequence[int]) -> Route:
         """The route through ``nodes``, each step on the fastest edge between two consecutive ones."""
         network = self.network
-        nodes = np.asarray(nodes, dtype=np.int64)
-        if nodes[0] != origin or nodes[-1] != destination:
+        route_nodes = np.asarray(nodes, dtype=np.int64)
+        if route_nodes[0] != origin or route_nodes[-1] != destination:
             raise InvalidInputError(f"expected a route from the origin (node {network.node_osmid[origin]}) to the "
                                     f"destination (node {network.node_osmid[destination]}), got one from node "
-                                    f"{network.node_osmid[nodes[0]]} to node {network.node_osmid[nodes[-1]]}",
-                                    field="route")
-        edges = np.empty(nodes.size - 1, dtype=np.int64)
-        for i, (tail, head) in enumerate(zip(nodes[:-1].tolist(), nodes[1:].tolist(), strict=True)):
+                                    f"{network.node_osmid[route_nodes[0]]} to node "
+                                    f"{network.node_osmid[route_nodes[-1]]}", field="route")
+        edges = np.empty(route_nodes.size - 1, dtype=np.int64)
+        for i, (tail, head) in enumerate(zip(route_nodes[:-1].tolist(), route_nodes[1:].tolist(), strict=True)):
             out = np.arange(network.indptr[tail], network.indptr[tail + 1])
             out = out[network.indices[out] == head]
             if out.size == 0:
@@ -441,8 +441,8 @@ class CorridorEngine:
                                         f"{network.node_osmid[tail]} to node {network.node_osmid[head]}; give the "
                                         "nodes of the route in order, or no route", field="route")
             edges[i] = out[np.argmin(self.travel_time_s[out])]
-        intersections, positions = network.crossed_intersections(nodes)
-        return Route(nodes=nodes, edges=edges, travel_time_s=float(network.travel_time_s[edges].sum()),
+        intersections, positions = network.crossed_intersections(route_nodes)
+        return Route(nodes=route_nodes, edges=edges, travel_time_s=float(network.travel_time_s[edges].sum()),
                      length_m=float(network.length_m[edges].sum()), intersections=intersections,
                      intersection_positions=positions)
 
@@ -462,8 +462,8 @@ class CorridorEngine:
         edges = route.edges.tolist()
         groups = []
         for i in range(max(position - 1, 0), end):
-            movement = (edges[i], edges[i + 1]) if i + 1 < len(edges) else None
-            group = group_of_movement.get(movement) or group_of_edge.get(edges[i])
+            movement_group = group_of_movement.get((edges[i], edges[i + 1])) if i + 1 < len(edges) else None
+            group = movement_group or group_of_edge.get(edges[i])
             if group is not None:
                 groups.append(group)
         if position == 0 or not groups:

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import sqlite3
+from typing import Any
 
 import numpy as np
 
@@ -141,7 +142,7 @@ def _plain(state: IntersectionState) -> dict[str, object]:
             "preempted_until_s": state.preempted_until_s, "grants": [list(grant) for grant in state.grants]}
 
 
-def _intersection_state(intersection: int | str, plain: dict) -> IntersectionState:
+def _intersection_state(intersection: int | str, plain: dict[str, Any]) -> IntersectionState:
     return IntersectionState(intersection, np.array(plain["entries"], dtype=np.float64),
                              np.array(plain["budget"], dtype=np.float64),
                              np.array(plain["stage_cuts"], dtype=np.float64),
@@ -149,7 +150,7 @@ def _intersection_state(intersection: int | str, plain: dict) -> IntersectionSta
                              tuple((str(v), int(g), float(u), float(b)) for v, g, u, b in plain["grants"]))
 
 
-def _corridor_state(plain: dict) -> CorridorState:
+def _corridor_state(plain: dict[str, Any]) -> CorridorState:
     return CorridorState(str(plain["incident"]), tuple(int(n) for n in plain["route_osmids"]), int(plain["edge"]),
                          float(plain["fraction"]), float(plain["seen_s"]), int(plain["reroutes"]))
 

@@ -1,5 +1,5 @@
 """Shared fixtures: the embedded city built once per session into a private cache, the shared data
-beside the repository, and hypothesis profiles."""
+beside the repository, the clock moved by hand, and hypothesis profiles."""
 
 import os
 from collections.abc import Callable
@@ -14,6 +14,7 @@ from pilotage.core import RoadNetwork
 from pilotage.core.default_plans import default_plans
 from pilotage.core.signals import SignalPlans
 
+from .clock import ManualClock
 from .shared_data import shared_data_path
 
 TEST_DATA = Path(__file__).resolve().parent / "data"
@@ -76,20 +77,10 @@ def city_graph(city: RoadNetwork) -> nx.MultiDiGraph:
     return _as_networkx(city)
 
 
-class Clock:
-    """A clock the test moves by hand (``now_s``)."""
-
-    def __init__(self, now_s: float = 1000.0) -> None:
-        self.now_s = now_s
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
 @pytest.fixture(scope="session")
-def manual_clock() -> type[Clock]:
+def manual_clock() -> type[ManualClock]:
     """The class of clocks moved by hand: ``manual_clock(1000.0)`` starts at 1000 s."""
-    return Clock
+    return ManualClock
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,8 @@ vehicle matched on its route, the ETAs and holds moved, the intersections passed
 changed plan through the monitor. Each round starts from a fresh engine, so none is a no-op.
 """
 
+from typing import Any
+
 import pytest
 
 from pilotage.core import RoadNetwork
@@ -19,28 +21,21 @@ GROUP = "emergency corridor, embedded city"
 ACROSS = (737, 1675)
 
 
-class Clock:
-    def __init__(self, now_s: float = 3600.0) -> None:
-        self.now_s = now_s
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
 @pytest.fixture(scope="module")
 def plans(city: RoadNetwork) -> SignalPlans:
     return SignalPlans(default_plans(city))
 
 
-def fresh(city: RoadNetwork, plans: SignalPlans) -> tuple[CorridorEngine, Clock]:
-    clock = Clock()
+def fresh(city: RoadNetwork, plans: SignalPlans, manual_clock: type) -> tuple[CorridorEngine, Any]:
+    """A corridor engine on a fresh priority engine, and the clock both read, at 3600 s."""
+    clock = manual_clock(3600.0)
     return CorridorEngine(city, PriorityEngine(plans, clock)), clock
 
 
-def test_bare_astar_route(benchmark, city: RoadNetwork, plans: SignalPlans) -> None:
+def test_bare_astar_route(benchmark, city: RoadNetwork, plans: SignalPlans, manual_clock: type) -> None:
     benchmark.group = GROUP
     benchmark.extra_info["reference"] = True
-    corridors, _ = fresh(city, plans)
+    corridors, _ = fresh(city, plans, manual_clock)
     costs = corridors.travel_time_s
     route = city.shortest_path(*ACROSS, weight=costs)
     benchmark.extra_info["length_m"] = route.length_m
@@ -48,24 +43,24 @@ def test_bare_astar_route(benchmark, city: RoadNetwork, plans: SignalPlans) -> N
     benchmark(city.shortest_path, *ACROSS, weight=costs)
 
 
-def test_open(benchmark, city: RoadNetwork, plans: SignalPlans) -> None:
+def test_open(benchmark, city: RoadNetwork, plans: SignalPlans, manual_clock: type) -> None:
     benchmark.group = GROUP
     benchmark.name = "open"
 
     def setup() -> tuple[tuple[CorridorEngine], dict]:
-        return (fresh(city, plans)[0],), {}
+        return (fresh(city, plans, manual_clock)[0],), {}
 
-    corridor = fresh(city, plans)[0].open("fire-1", *ACROSS)
+    corridor = fresh(city, plans, manual_clock)[0].open("fire-1", *ACROSS)
     benchmark.extra_info["planned"] = sum(c.state == "planned" for c in corridor.crossings)
     benchmark.pedantic(lambda corridors: corridors.open("fire-1", *ACROSS), setup=setup, rounds=50, iterations=1)
 
 
-def test_update(benchmark, city: RoadNetwork, plans: SignalPlans) -> None:
+def test_update(benchmark, city: RoadNetwork, plans: SignalPlans, manual_clock: type) -> None:
     benchmark.group = GROUP
     benchmark.name = "update"
 
     def setup() -> tuple[tuple[CorridorEngine, float, float], dict]:
-        corridors, clock = fresh(city, plans)
+        corridors, clock = fresh(city, plans, manual_clock)
         corridor = corridors.open("fire-1", *ACROSS)
         clock.now_s += 15.0
         node = int(corridor.nodes[min(6, corridor.nodes.size - 1)])

@@ -2,10 +2,7 @@
 
 import contextlib
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,18 +12,13 @@ import pytest
 from pilotage.adapters.zeromq import Client
 from pilotage.core import RoadNetwork
 
+from .command_line import pilotage
 from .conftest import Served
 
 HELSINKI = Path(__file__).resolve().parents[1] / "data" / "helsinki-highways.osm.xz"
 # Two points in the city centre of Luxembourg and of Helsinki.
 LUXEMBOURG_FROM, LUXEMBOURG_TO = "6.1300,49.6100", "6.1700,49.5900"
 HELSINKI_FROM, HELSINKI_TO = "24.9370,60.1643", "24.9500,60.1700"
-
-
-def pilotage(*args: str, cache_dir: Path) -> subprocess.CompletedProcess[str]:
-    environment = os.environ | {"PILOTAGE_CACHE_DIR": str(cache_dir)}
-    return subprocess.run([sys.executable, "-m", "pilotage", *args], capture_output=True, text=True,
-                          env=environment, timeout=300, check=False)
 
 
 @pytest.fixture

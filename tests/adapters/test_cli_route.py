@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pilotage.core import RoadNetwork
 
-from .test_cli import pilotage
+from .command_line import pilotage
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -23,8 +23,8 @@ from pilotage.adapters.zeromq import Client, Server, new_client_keys, new_server
 from pilotage.core import RoadNetwork
 from pilotage.core.errors import RemoteError, TimedOutError
 
+from .command_line import pilotage
 from .conftest import Served
-from .test_cli import pilotage
 
 LOOPBACK = "tcp://127.0.0.1:*"
 #: A request of the ``priority`` permission whose reply does not depend on the clock.

@@ -11,23 +11,8 @@ from hypothesis import strategies as st
 from pilotage.core import InvalidInputError, RoadNetwork
 from pilotage.core.default_plans import default_plans
 from pilotage.core.safety import GreenSchedule, Violation, check_schedule, count_violations, list_violations
-from pilotage.core.signals import PEDESTRIAN, VEHICLE, IntersectionPlan
-
-NAN = math.nan
-
-
-def crossroads() -> IntersectionPlan:
-    """Main road (``main``), side road (``side``) and pedestrians crossing the main road (``walk``).
-
-    Stage 0: main; stage 1: side and walk. Intergreens 5 s between vehicles and from vehicles to
-    pedestrians; pedestrians clear in 10 s.
-    """
-    return IntersectionPlan(
-        id="test", group_names=("main", "side", "walk"), group_kind=[VEHICLE, VEHICLE, PEDESTRIAN],
-        min_green_s=[8.0, 5.0, 7.0], walk_s=[0.0, 0.0, 7.0], clearance_s=[0.0, 0.0, 10.0],
-        intergreen_s=[[NAN, 5.0, 5.0], [5.0, NAN, NAN], [10.0, NAN, NAN]],
-        stage_groups=[[True, False, False], [False, True, True]], green_s=[40.0, 30.0], stage_min_s=[8.0, 7.0],
-        stage_max_s=[60.0, 50.0], offset_s=0.0, max_cycle_s=120.0)
+from pilotage.core.signals import IntersectionPlan
+from tests.signal_plans import crossroads
 
 
 @pytest.fixture

@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 
 from pilotage.core import InvalidInputError, RoadNetwork
 from pilotage.core.errors import ConflictError
-from pilotage.core.safety import check_schedule
 from pilotage.core.signals import SignalPlans
 from pilotage.signal_priority import CorridorConfig, CorridorEngine, PriorityEngine, PriorityRequest
+
+from .corridor_cases import ACROSS, at, violations
 
 
 @pytest.fixture(scope="module")
@@ -28,19 +29,6 @@ def clock(manual_clock: type) -> object:
 @pytest.fixture
 def corridors(city: RoadNetwork, plans: SignalPlans, clock: Any) -> CorridorEngine:
     return CorridorEngine(city, PriorityEngine(plans, clock))
-
-
-# Across the city: 7.7 km, 25 signalised intersections, 21 of them reached within the 240 s ahead.
-ACROSS = (737, 1675)
-
-
-def violations(corridors: CorridorEngine) -> list:
-    priority = corridors.priority
-    return [v for k, plan in enumerate(priority.plans.plans) for v in check_schedule(plan, priority.schedule(plan.id))]
-
-
-def at(city: RoadNetwork, node: int) -> tuple[float, float]:
-    return float(city.node_lon[node]), float(city.node_lat[node])
 
 
 def test_a_corridor_routes_at_emergency_speeds_and_holds_each_crossing_through_the_eta(

@@ -6,42 +6,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pilotage.adapters.sumo import read_signal_plans
 from pilotage.core import InvalidInputError, UnknownEntityError
 from pilotage.core.safety import GreenSchedule, Violation, check_schedule
-from pilotage.core.signals import PEDESTRIAN, VEHICLE, IntersectionPlan, SignalPlans, interstages_s
+from pilotage.core.signals import IntersectionPlan, SignalPlans
 from pilotage.signal_priority import Hold, PriorityConfig, PriorityEngine, PriorityRequest
 from pilotage.signal_priority import engine as engine_module
-
-NAN = math.nan
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now_s: float = 1000.0) -> None:
-        self.now_s = now_s
-
-    def __call__(self) -> float:
-        return self.now_s
+from tests.clock import ManualClock
+from tests.signal_plans import crossroads, intersections
 
 
-def crossroads(intersection_id: str = "x") -> IntersectionPlan:
-    """Main road (stage 0: ``main``, 40 s), side road and its pedestrians (stage 1: ``side``, ``walk``,
-    30 s); 5 s between vehicles, pedestrians clear in 10 s; cycle 85 s, at most 120 s."""
-    return IntersectionPlan(
-        id=intersection_id, group_names=("main", "side", "walk"), group_kind=[VEHICLE, VEHICLE, PEDESTRIAN],
-        min_green_s=[8.0, 5.0, 7.0], walk_s=[0.0, 0.0, 7.0], clearance_s=[0.0, 0.0, 10.0],
-        intergreen_s=[[NAN, 5.0, 5.0], [5.0, NAN, NAN], [10.0, NAN, NAN]],
-        stage_groups=[[True, False, False], [False, True, True]], green_s=[40.0, 30.0], stage_min_s=[8.0, 7.0],
-        stage_max_s=[60.0, 50.0], offset_s=0.0, max_cycle_s=120.0)
-
-
-def engine_at(now_s: float, config: PriorityConfig | None = None) -> tuple[PriorityEngine, Clock]:
-    clock = Clock(now_s)
+def engine_at(now_s: float, config: PriorityConfig | None = None) -> tuple[PriorityEngine, ManualClock]:
+    clock = ManualClock(now_s)
     return PriorityEngine(SignalPlans([crossroads()]), clock, config), clock
 
 
@@ -208,45 +187,6 @@ def test_bad_requests() -> None:
         assert error.value.field == field
 
 
-@st.composite
-def intersections(draw: st.DrawFn) -> IntersectionPlan:
-    """Random valid intersections: 2-6 stages, groups green in one stage or two consecutive ones,
-    vehicles and pedestrians, random intergreens (at least the clearance) and minimums."""
-    n_stages = draw(st.integers(2, 6))
-    n_groups = draw(st.integers(n_stages, 10))
-    first_stage = [g if g < n_stages else draw(st.integers(0, n_stages - 1)) for g in range(n_groups)]
-    spans_two = [draw(st.booleans()) for _ in range(n_groups)]
-    stage_groups = np.zeros((n_stages, n_groups), dtype=bool)
-    for g, (s, two) in enumerate(zip(first_stage, spans_two, strict=True)):
-        stage_groups[s, g] = True
-        if two:
-            stage_groups[(s + 1) % n_stages, g] = True
-    shared = (stage_groups.T.astype(int) @ stage_groups.astype(int)) > 0
-    kind = np.array([draw(st.sampled_from([VEHICLE, VEHICLE, PEDESTRIAN])) for _ in range(n_groups)])
-    walk = np.where(kind == PEDESTRIAN, [draw(st.floats(4.0, 8.0)) for _ in range(n_groups)], 0.0)
-    clearance = np.where(kind == PEDESTRIAN, [draw(st.floats(3.0, 15.0)) for _ in range(n_groups)], 0.0)
-    min_green = np.maximum(walk, [draw(st.floats(3.0, 10.0)) for _ in range(n_groups)])
-    intergreen = np.full((n_groups, n_groups), np.nan)
-    for i in range(n_groups):
-        for j in range(i + 1, n_groups):
-            if not shared[i, j]:
-                intergreen[i, j] = max(clearance[i], draw(st.floats(2.0, 8.0)))
-                intergreen[j, i] = max(clearance[j], draw(st.floats(2.0, 8.0)))
-    stage_min = np.array([min_green[groups].max() for groups in stage_groups])
-    green = stage_min + np.array([draw(st.floats(0.0, 30.0)) for _ in range(n_stages)])
-    stage_max = green + np.array([draw(st.floats(0.0, 30.0)) for _ in range(n_stages)])
-    base_cycle_s = green.sum() + interstages_s(intergreen, stage_groups).sum()
-    try:
-        return IntersectionPlan(
-            id="random", group_names=tuple(f"g{g}" for g in range(n_groups)), group_kind=kind,
-            min_green_s=min_green, walk_s=walk, clearance_s=clearance, intergreen_s=intergreen,
-            stage_groups=stage_groups, green_s=green, stage_min_s=stage_min, stage_max_s=stage_max,
-            offset_s=draw(st.floats(0.0, 100.0)), max_cycle_s=base_cycle_s + draw(st.floats(0.0, 60.0)))
-    except InvalidInputError:
-        # A base plan whose own cycle breaks an intergreen: not a valid intersection.
-        assume(False)
-
-
 requests = st.tuples(st.integers(0, 9), st.floats(0.0, 150.0), st.sampled_from(["bus", "tram", "emergency"]),
                      st.floats(-60.0, 600.0), st.floats(0.0, 100.0), st.sampled_from(["a", "b", "c"]),
                      st.floats(0.0, 20.0), st.one_of(st.none(), st.floats(0.0, 30.0)))
@@ -255,7 +195,7 @@ requests = st.tuples(st.integers(0, 9), st.floats(0.0, 150.0), st.sampled_from([
 @given(intersections(), st.floats(0.0, 1e5),
        st.lists(st.tuples(st.floats(0.0, 40.0), st.lists(requests, max_size=4), st.booleans()), max_size=12))
 def test_every_plan_is_safe_and_no_group_starves(plan: IntersectionPlan, start_s: float, steps: list) -> None:
-    clock = Clock(start_s)
+    clock = ManualClock(start_s)
     engine = PriorityEngine(SignalPlans([plan]), clock, PriorityConfig(bus_lateness_s=0.0))
     for wait_s, batch, check_out in steps:
         clock.now_s += wait_s
@@ -291,7 +231,7 @@ def bologna_plans(shared_data: Callable[..., Path]) -> SignalPlans:
                           st.sampled_from(["bus", "tram", "emergency"])), min_size=1, max_size=30))
 def test_the_city_programs_of_bologna_stay_safe(bologna_plans: SignalPlans, stream: list) -> None:
     plans = bologna_plans
-    clock = Clock(7 * 3600.0)
+    clock = ManualClock(7 * 3600.0)
     engine = PriorityEngine(plans, clock, PriorityConfig(bus_lateness_s=0.0))
     for wait_s, k, g, eta, vehicle_class in stream:
         clock.now_s += wait_s
@@ -315,7 +255,7 @@ def test_green_groups_are_those_of_the_stage_in_green_and_kept_through_an_inters
 class ShownGreens:
     """What an adapter showing :meth:`PriorityEngine.green_groups` every second would have shown."""
 
-    def __init__(self, engine: PriorityEngine, clock: Clock) -> None:
+    def __init__(self, engine: PriorityEngine, clock: ManualClock) -> None:
         self.engine, self.clock, self.start_s = engine, clock, clock.now_s
         self.intervals: list[list[list[float]]] = [[] for _ in engine.plans.plans]
         self.previous = np.zeros_like(engine.green_groups())
@@ -349,7 +289,7 @@ def test_a_transition_under_way_is_kept(bologna_plans: SignalPlans) -> None:
     handed back at 26 s, in the interstage, the plan cannot bring back stage {0+1+2} at once as if
     0+1+2 had never ended: the signals showed it red since 24 s."""
     plans = bologna_plans
-    clock = Clock(10.0)
+    clock = ManualClock(10.0)
     engine = PriorityEngine(plans, clock)
     shown = ShownGreens(engine, clock)
     engine.preempt("273", [Hold(("3+4+5",), 30.0, 40.0)])
@@ -387,7 +327,7 @@ def test_what_the_signals_showed_is_never_planned_again(bologna_plans: SignalPla
     check-outs in between, shows only what the monitor accepts: no plan rewrites a green or a
     transition the signals already showed (the programs time in whole seconds)."""
     plans = bologna_plans
-    clock = Clock(7 * 3600.0)
+    clock = ManualClock(7 * 3600.0)
     engine = PriorityEngine(plans, clock, PriorityConfig(bus_lateness_s=0.0))
     shown = ShownGreens(engine, clock)
     for wait_s, operation, k, g, eta_s, hold_s in stream:
@@ -430,7 +370,7 @@ class MonitorSpy:
 def test_base_stages_laid_as_the_clock_moves_pass_the_monitor(city_plans: SignalPlans) -> None:
     """The engine on the embedded city, its clock 10 minutes ahead, no request: the base stages it
     lays are checked, and every plan read out is one the monitor passed."""
-    clock = Clock(7 * 3600.0)
+    clock = ManualClock(7 * 3600.0)
     with pytest.MonkeyPatch.context() as patch:
         monitor = MonitorSpy(patch)
         engine = PriorityEngine(city_plans, clock)
@@ -448,7 +388,7 @@ def test_nothing_is_published_unchecked(city_plans: SignalPlans, stream: list, r
     """Decisions, pre-emptions, check-outs and the clock moving, in any order, on the embedded city:
     after each, every plan read out is held by a schedule the monitor passed, and the engine's
     count of checks is the monitor's."""
-    clock = Clock(7 * 3600.0)
+    clock = ManualClock(7 * 3600.0)
     with pytest.MonkeyPatch.context() as patch:
         monitor = MonitorSpy(patch)
         engine = PriorityEngine(city_plans, clock, PriorityConfig(bus_lateness_s=0.0))

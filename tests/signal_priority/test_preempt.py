@@ -1,7 +1,6 @@
-"""Pre-emption of one intersection: the kernel against a plain-Python reference of the same rules,
-holds in the plan, exit transitions back in step, and the monitor's verdict."""
+"""Pre-emption of one intersection: the kernel against its plain-Python reference (naive.py), holds
+in the plan, exit transitions back in step, and the monitor's verdict."""
 
-import copy
 import math
 
 import numpy as np
@@ -13,9 +12,9 @@ from pilotage.core.safety import check_schedule
 from pilotage.core.signals import IntersectionPlan, SignalPlans, interstage_s
 from pilotage.signal_priority import EXIT_TRANSITIONS, Hold, PriorityEngine, PriorityRequest, _kernels
 from pilotage.signal_priority.engine import _WAYS
+from tests.signal_plans import crossroads, intersections
 
-from .test_engine import crossroads, intersections
-from .test_kernels import Reference
+from .naive import Preempting
 
 
 @pytest.fixture(scope="module")
@@ -120,160 +119,6 @@ def test_preemption_is_always_safe(
         if done.in_step_from_s is not None:
             assert_in_step(engine, plans, plan.id, done.in_step_from_s)
         clock.now_s += step_s
-
-
-# -- the reference ---------------------------------------------------------------------------------
-
-
-class Preempting(Reference):
-    """The pre-emption rules of :func:`_kernels.preempt`, written plainly on one intersection."""
-
-    def __init__(self, plan: IntersectionPlan, entries: list[list], capacity: int) -> None:
-        self.plan = plan
-        self.entries = [list(entry) for entry in entries]
-        self.capacity = capacity
-        places = np.cumsum([plan.green_s[s] + plan.interstage_s(s, (s + 1) % plan.n_stages)
-                            for s in range(plan.n_stages)])
-        self.stage_offset_s = [0.0, *places[:-1].tolist()]
-
-    def late(self, start: float, stage: int) -> float:
-        late = start - self.plan.offset_s - self.stage_offset_s[stage]
-        return late - math.floor(late / self.plan.cycle_s) * self.plan.cycle_s
-
-    def append(self, stage: int, green: float, now_s: float) -> float:
-        if len(self.entries) >= self.capacity:
-            return math.nan
-        start = self.start_after(stage, self.entries[-1], now_s, self.last_ends(len(self.entries) - 1))
-        self.entries.append([stage, start, start + green])
-        return start
-
-    def append_base(self, until_s: float) -> None:
-        while len(self.entries) < self.capacity and self.entries[-1][2] < until_s:
-            stage = (self.entries[-1][0] + 1) % self.plan.n_stages
-            self.append(stage, self.plan.green_s[stage], -math.inf)
-
-    def next_start(self, stage: int, now_s: float) -> float:
-        return self.start_after(stage, self.entries[-1], now_s, self.last_ends(len(self.entries) - 1))
-
-    def realign(self, after: int, way: int, now_s: float, until_s: float) -> tuple[int, float]:
-        plan = self.plan
-        del self.entries[after + 1:]
-        following = (self.entries[after][0] + 1) % plan.n_stages
-        cycle = plan.cycle_s
-        in_step = self.next_start(following, now_s)
-        late = self.late(in_step, following)
-        transition = _kernels.OUT_OF_STEP
-        if late < 1e-3 or cycle - late < 1e-3:
-            transition = _kernels.IN_STEP
-        elif way == _kernels.TRY_DWELL:
-            transition = _kernels.DWELL
-            for _ in range(2):
-                self.entries[after][2] += cycle - self.late(self.next_start(following, now_s), following)
-            in_step = self.next_start(following, now_s)
-        elif way != _kernels.TRY_NOTHING:
-            short_room = float(sum(plan.green_s - plan.stage_min_s))
-            long_room = float(sum(plan.stage_max_s - plan.green_s))
-            long_rate = min(long_room, plan.max_cycle_s - cycle)
-            short_cycles = math.ceil(late / short_room - 1e-9) if short_room > 1e-3 else math.inf
-            long_cycles = math.ceil((cycle - late) / long_rate - 1e-9) if long_rate > 1e-3 else math.inf
-            short_first = short_cycles < long_cycles or (short_cycles == long_cycles and late <= cycle - late)
-            short = short_first if way == _kernels.TRY_BEST_WAY else not short_first
-            cycles = short_cycles if short else long_cycles
-            if math.isinf(cycles):
-                return _kernels.OUT_OF_STEP, math.nan
-            transition = _kernels.SHORT_WAY if short else _kernels.LONG_WAY
-            per_cycle = (late if short else cycle - late) / cycles
-            for m in range(cycles * plan.n_stages):
-                s = (following + m) % plan.n_stages
-                if short:
-                    green = plan.green_s[s] - per_cycle * (plan.green_s[s] - plan.stage_min_s[s]) / short_room
-                else:
-                    green = plan.green_s[s] + per_cycle * (plan.stage_max_s[s] - plan.green_s[s]) / long_room
-                if math.isnan(self.append(s, green, now_s)):
-                    return transition, math.nan
-            error = self.late(self.next_start(following, now_s), following)
-            error = error - cycle if error > cycle / 2 else error
-            last = self.entries[-1]
-            last[2] = min(max(last[2] - error, last[1] + plan.stage_min_s[last[0]]),
-                          last[1] + plan.stage_max_s[last[0]])
-            in_step = self.next_start(following, now_s)
-        self.append_base(until_s)
-        return transition, (math.nan if self.entries[-1][2] < until_s else in_step)
-
-    def hold(self, i: int, groups: list[int], stage: int, window_s: tuple[float, float], now_s: float, *,
-             fixed: bool) -> tuple[float, int]:
-        hold_from_s, hold_until_s = window_s
-        plan = self.plan
-        del self.entries[i + 1:]
-        entry = self.entries[i]
-        if fixed or entry[2] <= now_s:
-            low = high = entry[2]
-        else:
-            low = max(now_s, entry[1] + plan.stage_min_s[entry[0]])
-            high = max(low, entry[1] + plan.stage_max_s[entry[0]])
-        if entry[2] > now_s and all(plan.stage_groups[entry[0], g] for g in groups):
-            entry[2] = max(entry[2], hold_until_s)
-            return entry[1], i
-        gap = interstage_s(plan.intergreen_s, plan.stage_groups[entry[0]], plan.stage_groups[stage])
-        entry[2] = max(low, min(high, hold_from_s - gap))
-        start = self.append(stage, 0.0, now_s)
-        if math.isnan(start):
-            return math.nan, -1
-        self.entries[-1][2] = max(hold_until_s, start + plan.stage_min_s[stage])
-        return start, i + 1
-
-    def fits(self) -> bool:
-        return not (self.green_too_short() or self.waits_too_long())
-
-    def preempt(self, now_s: float, holds: list[tuple[list[int], int, float, float]], ways: list[int],
-                until_s: float) -> tuple[int, float, list[tuple[float, float]]]:
-        plan = self.plan
-        current = self.in_progress(now_s)
-        del self.entries[current + 1:]
-        entry = self.entries[current]
-        if entry[2] > now_s:
-            entry[2] = max(now_s, entry[1] + plan.stage_min_s[entry[0]],
-                           min(entry[2], entry[1] + plan.green_s[entry[0]]))
-        self.append_base(until_s)
-        frozen, applied = current, False
-        transition, in_step = _kernels.OUT_OF_STEP, math.nan
-        greens = []
-        for groups, stage, hold_from_s, hold_until_s in holds:
-            best = None
-            for i in range(frozen, len(self.entries)):
-                if i > frozen and self.entries[i][1] >= hold_until_s:
-                    break
-                for way in ways:
-                    trial = copy.deepcopy(self)
-                    start, held = trial.hold(i, groups, stage, (hold_from_s, hold_until_s), now_s,
-                                             fixed=applied and i == frozen)
-                    if held < 0:
-                        continue
-                    _, step = trial.realign(held, way, now_s, until_s)
-                    if math.isnan(step) or not trial.fits():
-                        continue
-                    on_time = start <= hold_from_s + 1e-6
-                    if best is None or (on_time and not best[3]) or (on_time and best[3] and start > best[2] + 1e-6) \
-                            or (not on_time and not best[3] and start < best[2] - 1e-6):
-                        best = (i, way, start, on_time)
-                    break
-            if best is None:
-                greens.append((math.nan, math.nan))
-                continue
-            start, held = self.hold(best[0], groups, stage, (hold_from_s, hold_until_s), now_s,
-                                    fixed=applied and best[0] == frozen)
-            transition, in_step = self.realign(held, best[1], now_s, until_s)
-            greens.append((start, self.entries[held][2]))
-            frozen, applied = held, True
-        if not applied:
-            for way in ways:
-                trial = copy.deepcopy(self)
-                way_transition, step = trial.realign(current, way, now_s, until_s)
-                if not math.isnan(step) and trial.fits():
-                    self.entries = trial.entries
-                    transition, in_step = way_transition, step
-                    break
-        return transition, in_step, greens
 
 
 def engine_entries(engine: PriorityEngine, k: int) -> list[list]:

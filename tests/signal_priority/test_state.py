@@ -10,9 +10,9 @@ from pilotage.core import RoadNetwork
 from pilotage.core.signals import SignalPlans
 from pilotage.signal_priority import CorridorEngine, PriorityConfig, PriorityEngine, PriorityRequest
 from pilotage.signal_priority.state import SignalStateStore
+from tests.signal_plans import crossroads
 
-from .test_corridors import ACROSS, at, violations
-from .test_engine import crossroads
+from .corridor_cases import ACROSS, at, violations
 
 LATE_BUS = PriorityConfig(bus_lateness_s=0.0)
 
