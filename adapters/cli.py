@@ -8,6 +8,7 @@ everything else.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import logging
@@ -17,11 +18,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from pilotage import __version__
 from pilotage.core import WEIGHTS, InvalidInputError, PilotageError, RoadNetwork
 from pilotage.core.protocol import (
+    COMMAND_TTL_S,
     DEFAULT_ENDPOINT,
     DEFAULT_EVENTS_ENDPOINT,
     DEFAULT_QUEUE_LIMIT,
@@ -30,6 +32,9 @@ from pilotage.core.protocol import (
     ROLES,
 )
 from pilotage.routing.formats import FORMATS
+
+if TYPE_CHECKING:
+    from pilotage.adapters.sumo.closed_loop import ScenarioNetwork
 
 logger = logging.getLogger("pilotage")
 
@@ -83,6 +88,15 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
                        help="every option below, and the engines' parameters, from a TOML file (docs/operations.md); "
                             "a flag given overrides the file")
     serve.add_argument("--osm", metavar="FILE", help="OSM extract of the city; default: the embedded city")
+    serve.add_argument("--sumocfg", metavar="FILE",
+                       help="a SUMO scenario whose road network and traffic-light programs are the city's (instead of "
+                            "--osm): a field adapter, such as `pilotage simulate --engine`, drives its lights")
+    serve.add_argument("--clock", choices=("wall", "field"),
+                       help="the engines' clock: the host's (wall, the default), or the time each field adapter's "
+                            "signals.command gives (field: a simulator, or controllers keeping their own time)")
+    serve.add_argument("--command-ttl", dest="command_ttl_s", type=float, metavar="S",
+                       help="how long a field adapter runs a command without a newer one, before its lights go back "
+                            f"to their own programs (default {COMMAND_TTL_S} s)")
     # No defaults here: a flag not given leaves the configuration file's value, else the default.
     serve.add_argument("--bind", metavar="ENDPOINT",
                        help=f"request endpoint (ROUTER; default {DEFAULT_ENDPOINT}; tcp://HOST:* picks a port)")
@@ -178,6 +192,9 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
                           help="also run the baseline, priority and corridors off, with each seed (on); off: the "
                                "asked run alone")
     simulate.add_argument("--json", action="store_true", help="print the runs as JSON for scripts")
+    simulate.add_argument("--engine", metavar="ENDPOINT",
+                          help="drive the lights through a `pilotage serve --sumocfg SCENARIO --clock field` at this "
+                               "endpoint, as a field adapter (docs/operations.md); default: an engine in this process")
     simulate.set_defaults(run=_simulate)
     demo = commands.add_parser("demo", parents=[sim], help="the embedded city's peak, priority and corridors off "
                                                            "then on, side by side")
@@ -360,7 +377,7 @@ def _serve(args: argparse.Namespace) -> None:
     from pilotage.adapters.config import ServeConfig, read_serve_config  # noqa: PLC0415
     from pilotage.adapters.operations import serve_http  # noqa: PLC0415
     from pilotage.adapters.osm import load_network  # noqa: PLC0415
-    from pilotage.adapters.service import AuditLog, Service  # noqa: PLC0415
+    from pilotage.adapters.service import AuditLog, FieldClock, Service  # noqa: PLC0415
     from pilotage.adapters.zeromq import Server  # noqa: PLC0415
     from pilotage.core.default_plans import default_plans  # noqa: PLC0415
     from pilotage.core.signals import SignalPlans  # noqa: PLC0415
@@ -371,8 +388,18 @@ def _serve(args: argparse.Namespace) -> None:
     # The whole configuration is checked before anything starts.
     config = read_serve_config(args.config, {name: value for name, value in vars(args).items()
                                              if name in ServeConfig.__struct_fields__})
-    network = load_network(config.osm)
-    engine = PriorityEngine(SignalPlans(default_plans(network)), clock=time.time, config=config.priority)
+    field_clock = FieldClock() if config.clock == "field" else None
+    clock = field_clock or time.time
+    corridor_config = config.corridors
+    if config.sumocfg:
+        scenario = _read_scenario(config.sumocfg)
+        network, plans = scenario.network, scenario.plans
+        # Its roads' classes are named by speed limit: the emergency speeds are the scenario's.
+        corridor_config = dataclasses.replace(corridor_config, emergency_speed_kph=scenario.speed_classes_kph)
+    else:
+        network = load_network(config.osm)
+        plans = default_plans(network)
+    engine = PriorityEngine(SignalPlans(plans), clock=clock, config=config.priority)
     # Compile or load the kernels now, not at the first request: a decision and a pre-emption, on an
     # engine of one intersection thrown away after (a pre-emption suspends priority where it runs).
     warm_up = PriorityEngine(SignalPlans(engine.plans.plans[:1]), clock=time.time)
@@ -392,9 +419,10 @@ def _serve(args: argparse.Namespace) -> None:
     audit = AuditLog(config.audit or _state_directory() / "audit.jsonl")
     logger.info("audit log: %s", audit.path)
     signal_state = Path(config.state_db) if config.state_db else _state_directory() / "signals.sqlite"
-    service = Service(network, engine, corridors=CorridorEngine(network, engine, config.corridors), parking=parking,
+    service = Service(network, engine, corridors=CorridorEngine(network, engine, corridor_config), parking=parking,
                       routing=routing, audit=audit, signal_state=signal_state,
-                      max_message_bytes=config.max_message_bytes)
+                      max_message_bytes=config.max_message_bytes, field_clock=field_clock,
+                      command_ttl_s=config.command_ttl_s)
     logger.info("signal states in %s", signal_state)
     server = Server(service, bind=config.bind, events=config.pub, keys=config.keys, insecure=config.insecure,
                     queue_limit=config.queue_limit)
@@ -409,6 +437,18 @@ def _serve(args: argparse.Namespace) -> None:
         if metrics is not None:
             metrics.shutdown()
         service.close()
+
+
+def _read_scenario(sumocfg: str) -> ScenarioNetwork:
+    try:
+        from pilotage.adapters.sumo.closed_loop import read_scenario  # noqa: PLC0415 - SUMO is an extra
+    except ImportError as exc:
+        raise PilotageError(str(exc)) from exc
+    try:
+        return read_scenario(sumocfg)
+    except ImportError as exc:
+        # SUMO is an extra: its absence is the user's to fix, not an internal error.
+        raise PilotageError(str(exc)) from exc
 
 
 def _simulate(args: argparse.Namespace) -> list[dict[str, object]]:
@@ -432,7 +472,7 @@ def _run_simulation(args: argparse.Namespace) -> list[dict[str, object]]:
     options = LoopOptions(priority=args.priority == "on", corridors=args.corridors == "on", duration_s=duration_s,
                           min_lateness_s=args.min_lateness,
                           emergency_every_s=args.emergency_every, seed=args.seed,
-                          sumo_args=tuple(args.sumo_args))
+                          sumo_args=tuple(args.sumo_args), engine=getattr(args, "engine", None))
     report_file = args.report or ("simulation/report.json" if demo else None)
     report = Path(report_file) if report_file else None
     if report is not None and report.suffix != ".json":

@@ -17,13 +17,19 @@ import os
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta, Struct, field
 
 from pilotage.core.errors import DataFileError, InvalidInputError, PilotageError
-from pilotage.core.protocol import DEFAULT_ENDPOINT, DEFAULT_EVENTS_ENDPOINT, DEFAULT_QUEUE_LIMIT, MAX_MESSAGE_BYTES
+from pilotage.core.protocol import (
+    COMMAND_TTL_S,
+    DEFAULT_ENDPOINT,
+    DEFAULT_EVENTS_ENDPOINT,
+    DEFAULT_QUEUE_LIMIT,
+    MAX_MESSAGE_BYTES,
+)
 from pilotage.signal_priority import CorridorConfig, PriorityConfig
 
 _Config = TypeVar("_Config", PriorityConfig, CorridorConfig)
@@ -46,6 +52,12 @@ class ServeConfig(Struct, kw_only=True, frozen=True):
         counts: CSV files of counts of free spaces, for the forecasts.
         metrics: ``HOST:PORT`` of the Prometheus metrics and health check; None: not served.
         osm: the city's OSM extract; None: the embedded city.
+        sumocfg: a SUMO scenario whose road network and traffic lights' programs are the city's
+            (instead of ``osm``), as ``pilotage simulate`` reads them.
+        clock: ``wall``: the engines run on the host's clock; ``field``: on the clock a field
+            adapter sends (``signals.command``), as a simulator or controllers keeping their own
+            time do.
+        command_ttl_s: how long a field adapter runs a command without a newer one (s).
         priority: the parameters of bus and tram priority.
         corridors: the parameters of emergency corridors.
     """
@@ -64,6 +76,9 @@ class ServeConfig(Struct, kw_only=True, frozen=True):
     counts: list[str] = field(default_factory=list)
     metrics: str | None = None
     osm: str | None = None
+    sumocfg: str | None = None
+    clock: Literal["wall", "field"] = "wall"
+    command_ttl_s: Annotated[float, Meta(gt=0.0, le=60.0)] = COMMAND_TTL_S
     priority: PriorityConfig = field(default_factory=PriorityConfig)
     corridors: CorridorConfig = field(default_factory=CorridorConfig)
 
@@ -72,7 +87,7 @@ class ServeConfig(Struct, kw_only=True, frozen=True):
 _OPTIONS = typing.get_type_hints(ServeConfig, include_extras=True)
 _TABLES = {"priority": PriorityConfig, "corridors": CorridorConfig}
 #: The options that name a file or a folder: relative ones in the file are relative to its folder.
-_PATHS = frozenset({"keys", "audit", "carparks", "parking_db", "routing_db", "state_db", "osm"})
+_PATHS = frozenset({"keys", "audit", "carparks", "parking_db", "routing_db", "state_db", "osm", "sumocfg"})
 
 
 def read_serve_config(path: str | os.PathLike[str] | None, flags: Mapping[str, object]) -> ServeConfig:
@@ -94,6 +109,9 @@ def read_serve_config(path: str | os.PathLike[str] | None, flags: Mapping[str, o
             options[name] = str(folder / options[name])
         if "counts" in settings and "counts" not in given:
             options["counts"] = [str(folder / counts) for counts in options["counts"]]
+    if options.get("osm") and options.get("sumocfg"):
+        raise InvalidInputError("sumocfg: expected the city from an OSM extract or from a SUMO scenario, got both; "
+                                "give osm or sumocfg", field="sumocfg")
     engines = {name: _engine_config(kind, tables.get(name, {}), name) for name, kind in _TABLES.items()}
     return ServeConfig(**options, **engines)
 
@@ -158,6 +176,8 @@ def _describe(kind: msgspec.inspect.Type) -> str:
         return " or ".join(_describe(member) for member in kind.types if not isinstance(member, inspect.NoneType))
     if isinstance(kind, inspect.ListType):
         return f"a list, each {_describe(kind.item_type)}"
+    if isinstance(kind, inspect.LiteralType):
+        return "one of " + ", ".join(json.dumps(value) for value in kind.values)
     if isinstance(kind, inspect.DictType):
         return f"a table, each value {_describe(kind.value_type)}"
     words = {inspect.StrType: "a string", inspect.BoolType: "true or false", inspect.IntType: "a whole number",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -112,6 +113,35 @@ class AuditLog:
         self._size = 0
 
 
+class FieldClock:
+    """The clock of an engine that runs on a field adapter's time (``pilotage serve --clock field``):
+    each ``signals.command`` moves it to the adapter's ``time``; it never goes back.
+
+    Args:
+        start_s: the time before the first command (s).
+    """
+
+    def __init__(self, start_s: float = 0.0) -> None:
+        self.now_s = start_s
+        self.started = False
+
+    def __call__(self) -> float:
+        return self.now_s
+
+    def move_to(self, time_s: float) -> None:
+        """Set the clock to ``time_s``.
+
+        Raises:
+            InvalidInputError: ``time_s`` is before the clock's time.
+        """
+        if self.started and time_s < self.now_s:
+            raise InvalidInputError(f"expected a time at or after the last one ({self.now_s:.3f} s), got {time_s:.3f} "
+                                    "s: a field adapter's clock never goes back; restart the engine to start over",
+                                    field="time")
+        self.now_s = time_s
+        self.started = True
+
+
 class Service:
     """The engines behind the wire protocol.
 
@@ -133,13 +163,19 @@ class Service:
         publish: called with ``(topic, body)`` for each event (DESIGN.md, "Events on PUB"), by
             :meth:`publish_events`.
         max_message_bytes: requests larger than this get ``TOO_LARGE``.
+        field_clock: the clock of ``priority`` when a field adapter sets it (``signals.command``);
+            the signals' state is then restored at the adapter's first command, on its time. None:
+            ``priority`` runs on its own clock, and a field adapter's must agree with it within
+            :data:`~pilotage.core.protocol.MAX_CLOCK_SKEW_S`.
+        command_ttl_s: how long a field adapter runs a command without a newer one (s).
     """
 
     def __init__(self, network: RoadNetwork, priority: PriorityEngine, *, corridors: CorridorEngine | None = None,
                  parking: ParkingEngine | None = None, routing: RoutingQueue | None = None,
                  audit: AuditLog | None = None, signal_state: str | os.PathLike[str] | None = None,
                  publish: Callable[[str, bytes], None] | None = None,
-                 max_message_bytes: int = wire.MAX_MESSAGE_BYTES) -> None:
+                 max_message_bytes: int = wire.MAX_MESSAGE_BYTES, field_clock: FieldClock | None = None,
+                 command_ttl_s: float = wire.COMMAND_TTL_S) -> None:
         self.network = network
         self.priority = priority
         self.corridors = corridors or CorridorEngine(network, priority)
@@ -150,9 +186,14 @@ class Service:
         self.parking = parking
         self.routing = routing or RoutingQueue(":memory:", network, clock=priority.clock)
         self.signal_state = None
+        self.field_clock = field_clock
         if signal_state is not None:
             self.signal_state = SignalStateStore(signal_state, priority, self.corridors)
-            self.signal_state.restore()
+            if field_clock is None:
+                self.signal_state.restore()
+        self.command_ttl_s = command_ttl_s
+        # This engine process's name in its commands: a field adapter sees a restart by it.
+        self.engine_name = uuid.uuid4().hex[:12]
         self.clock = priority.clock
         self.audit = audit
         self.publish = publish
@@ -168,6 +209,7 @@ class Service:
             "health": self._health,
             "network.info": self._network_info,
             "signals.state": self._signals_state,
+            "signals.command": self._signals_command,
             "priority.checkout": self._priority_checkout,
             "detectors": self._detectors,
             "corridor.open": self._corridor_open,
@@ -402,12 +444,44 @@ class Service:
     def _signals_state(self, body: wire.SignalsStateRequest) -> wire.SignalsState:
         ids = self.priority.plans.ids if body.intersection is None else (body.intersection,)
         now = float(self.clock())
-        return wire.SignalsState(time=now, intersections=[self._state(i, now, body.horizon_s) for i in ids])
+        return wire.SignalsState(time=now, intersections=self._states(ids, now, body.horizon_s))
 
-    def _state(self, intersection: int | str, now: float, horizon_s: float) -> wire.IntersectionState:
+    def _signals_command(self, body: wire.SignalsCommandRequest) -> wire.SignalsCommand:
+        if self.field_clock is not None:
+            first = not self.field_clock.started
+            self.field_clock.move_to(body.time)
+            if first and self.signal_state is not None:
+                self.signal_state.restore()
+        elif abs(skew_s := body.time - float(self.clock())) > wire.MAX_CLOCK_SKEW_S:
+            raise InvalidInputError(f"expected the field adapter's clock within {wire.MAX_CLOCK_SKEW_S} s of the "
+                                    f"server's, got {skew_s:+.1f} s; synchronise both hosts' clocks (NTP), or serve "
+                                    "with --clock field", field="time")
+        taken_over, refused = [], set()
+        for shown in body.shown:
+            stages = [(entry.stage, entry.green_from, entry.green_until) for entry in shown.plan]
+            result = self.priority.take_over(shown.intersection, stages)
+            if result.taken_over:
+                taken_over.append(shown.intersection)
+            elif result.refused:
+                # Its lights keep their own program: the adapter shows it again at its next turn.
+                refused.add(shown.intersection)
+        self._emit_signals(taken_over)
+        now = self.priority.advance()
+        driven = self.priority.plans.ids if body.intersections is None else body.intersections
+        ids = [i for i in driven if i not in refused]
+        return wire.SignalsCommand(engine=self.engine_name, time=now, valid_until=now + self.command_ttl_s,
+                                   intersections=self._states(ids, now, body.horizon_s), taken_over=taken_over)
+
+    def _states(self, intersections: Sequence[int | str], now: float,
+                horizon_s: float) -> list[wire.IntersectionState]:
+        ahead = self.priority.plans_ahead(intersections)
+        return [self._state(i, now, horizon_s, entries) for i, entries in zip(intersections, ahead, strict=True)]
+
+    def _state(self, intersection: int | str, now: float, horizon_s: float,
+               entries: list[tuple[int, float, float]]) -> wire.IntersectionState:
         plans = self.priority.plans
         plan = plans.plans[plans.index_of(intersection)]
-        ahead = [entry for entry in self.priority.plan_ahead(intersection) if entry[1] <= now + horizon_s]
+        ahead = [entry for entry in entries if entry[1] <= now + horizon_s]
         stage, start, end = ahead[0]
         return wire.IntersectionState(
             intersection=intersection, stage=stage, green=start <= now <= end, time_in_stage_s=now - start,
@@ -535,7 +609,7 @@ class Service:
 
     def _signals_event(self, intersection: int | str) -> wire.SignalsEvent:
         now = float(self.clock())
-        return wire.SignalsEvent(time=now, state=self._state(intersection, now, 120.0))
+        return wire.SignalsEvent(time=now, state=self._states([intersection], now, 120.0)[0])
 
     def _decide(self, run: list[tuple[int, wire.Request, wire.PriorityRequest, Caller]], frames: Sequence[bytes],
                 replies: list[bytes]) -> None:

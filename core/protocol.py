@@ -53,6 +53,13 @@ OsmId = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 #: An intersection: its id in the signal plans (an OSM id for the embedded city, a SUMO id otherwise).
 IntersectionId = OsmId | Annotated[str, Meta(min_length=1, max_length=64)]
 Seconds = Annotated[float, Meta(ge=0.0, le=3600.0)]
+#: A time on the signals' clock (s): wall time in service, simulated time under a simulator.
+SignalTime = Annotated[float, Meta(ge=-1e12, le=1e12)]
+#: How long a field adapter runs a command without a newer one (s): past it, its lights go back to
+#: their own base program (docs/operations.md, "Losing the engine").
+COMMAND_TTL_S = 2.0
+#: The farthest a field adapter's clock may be from the server's wall clock (s).
+MAX_CLOCK_SKEW_S = 2.0
 
 
 class Request(Struct, forbid_unknown_fields=True):
@@ -145,6 +152,49 @@ class SignalsState(Struct):
 
     time: float
     intersections: list[IntersectionState]
+
+
+class ShownStage(Struct, forbid_unknown_fields=True):
+    """One stage a traffic light runs: green from ``green_from`` to ``green_until`` (s on the clock)."""
+
+    stage: Annotated[int, Meta(ge=0, le=1000)]
+    green_from: SignalTime
+    green_until: SignalTime
+
+
+class ShownPlan(Struct, forbid_unknown_fields=True):
+    """The stages an intersection's lights run, from the last one started by now on."""
+
+    intersection: IntersectionId
+    plan: Annotated[list[ShownStage], Meta(min_length=1, max_length=64)]
+
+
+class SignalsCommandRequest(Struct, forbid_unknown_fields=True):
+    """A field adapter's turn: its clock (``time``, s); the engine whose commands its lights run
+    (``engine``, as the last reply named it; None when they run none); the stages shown by every
+    light that does not run that engine's commands (``shown``: the engine takes over from them);
+    the plan ahead wanted (``horizon_s``); the intersections it drives (``intersections``; None:
+    every one)."""
+
+    time: SignalTime
+    engine: Name | None = None
+    shown: Annotated[list[ShownPlan], Meta(max_length=10000)] = []
+    horizon_s: Annotated[float, Meta(ge=0.0, le=600.0)] = 30.0
+    intersections: Annotated[list[IntersectionId], Meta(max_length=100000)] | None = None
+
+
+class SignalsCommand(Struct):
+    """The command for every intersection: run ``intersections``' plans until ``valid_until`` (s on
+    the clock), then, without a newer command, go back to the lights' own base program. ``engine``
+    names the engine process that sent it (a new name: the engine restarted, and has not taken
+    over from the lights); ``taken_over``: the intersections whose plan became what their lights
+    showed."""
+
+    engine: str
+    time: float
+    valid_until: float
+    intersections: list[IntersectionState]
+    taken_over: list[IntersectionId]
 
 
 class PriorityRequest(Struct, forbid_unknown_fields=True):
@@ -550,9 +600,10 @@ class RouteResult(Struct):
 #: Permissions, and the roles that hold them. ``emergency`` opens corridors and asks priority for
 #: emergency vehicles; ``parking`` reserves spaces (a booking front end) and sends counts (a car
 #: park's counting system); ``operator`` is every client when the server runs without CurveZMQ.
-PERMISSIONS = ("read", "priority", "emergency", "parking", "routing")
+PERMISSIONS = ("read", "signals", "priority", "emergency", "parking", "routing")
 ROLES: dict[str, frozenset[str]] = {
     "reader": frozenset({"read"}),
+    "field": frozenset({"read", "signals"}),
     "controller": frozenset({"read", "priority"}),
     "dispatch": frozenset({"read", "priority", "emergency"}),
     "parking": frozenset({"read", "parking"}),
@@ -578,6 +629,8 @@ MESSAGES: dict[str, Message] = {message.type: message for message in (
     Message("network.info", Empty, NetworkInfo, "read", "counts of nodes, edges, intersections, car parks"),
     Message("signals.state", SignalsStateRequest, SignalsState, "read",
             "current stage, time in stage and the plan ahead of one or every intersection"),
+    Message("signals.command", SignalsCommandRequest, SignalsCommand, "signals",
+            "a field adapter's turn: its clock and the stages its lights show; the plans to run, and until when"),
     Message("priority.request", PriorityRequest, PriorityDecision, "priority",
             "ask for priority for a bus, tram or emergency vehicle at a signal group"),
     Message("priority.checkout", PriorityCheckout, CheckedOut, "priority",

@@ -43,6 +43,22 @@ def interstages_s(intergreen_s: np.ndarray, stage_groups: np.ndarray) -> np.ndar
                      for k in range(n_stages)])
 
 
+def greens_at(now_s: float, stage_groups: np.ndarray, *, entry_stage: np.ndarray, entry_start_s: np.ndarray,
+              entry_end_s: np.ndarray, n_entries: np.ndarray) -> np.ndarray:
+    """(K, Gm) the groups green at ``now_s`` under K plans of stage entries: those of the stage in
+    green, or, in an interstage, those green in the stages before and after it, which stay green
+    through it. ``stage_groups`` (K, Sm, Gm); ``entry_*`` (K, E), the first ``n_entries[k]`` of
+    row k in use, in order; s on one clock. Before a plan's first entry, its first stage shows."""
+    k = np.arange(entry_stage.shape[0])
+    kept = np.arange(entry_start_s.shape[1]) < n_entries[:, None]
+    entry = np.maximum(((entry_start_s <= now_s) & kept).sum(axis=1) - 1, 0)
+    following = np.minimum(entry + 1, n_entries - 1)
+    green: np.ndarray = stage_groups[k, entry_stage[k, entry]]
+    in_interstage = now_s >= entry_end_s[k, entry]
+    green[in_interstage] &= stage_groups[k, entry_stage[k, following]][in_interstage]
+    return green
+
+
 @dataclass(frozen=True, eq=False)
 class IntersectionPlan:
     """The signal groups, stages and base plan of one intersection.
@@ -100,7 +116,7 @@ class IntersectionPlan:
                   "stage_max_s": np.float64, "intergreen_s": np.float64, "stage_groups": np.bool_,
                   "group_edges": np.int64, "movements": np.int64}
         for name, dtype in arrays.items():
-            array = np.array(getattr(self, name), dtype=dtype)
+            array: np.ndarray = np.array(getattr(self, name), dtype=dtype)
             array.flags.writeable = False
             object.__setattr__(self, name, array)
         object.__setattr__(self, "group_names", tuple(str(name) for name in self.group_names))
@@ -121,7 +137,8 @@ class IntersectionPlan:
     @property
     def conflicts(self) -> np.ndarray:
         """(G, G) True where two groups may not be green together."""
-        return ~np.isnan(self.intergreen_s)
+        conflicts: np.ndarray = ~np.isnan(self.intergreen_s)
+        return conflicts
 
     def interstage_s(self, stage_from: int, stage_to: int) -> float:
         """Time between the end of ``stage_from`` and the start of ``stage_to`` (:func:`interstage_s`)."""

@@ -19,9 +19,10 @@ from pilotage.signal_priority.engine import (
     PriorityDecision,
     PriorityEngine,
     PriorityRequest,
+    TakeOver,
 )
 from pilotage.signal_priority.state import SignalStateStore
 
 __all__ = ["EMERGENCY_SPEED_KPH", "EXIT_TRANSITIONS", "Corridor", "CorridorConfig", "CorridorEngine",
            "CorridorState", "Crossing", "ExitTransition", "Hold", "IntersectionState", "MonitorCounts", "Preemption",
-           "PriorityConfig", "PriorityDecision", "PriorityEngine", "PriorityRequest", "SignalStateStore"]
+           "PriorityConfig", "PriorityDecision", "PriorityEngine", "PriorityRequest", "SignalStateStore", "TakeOver"]

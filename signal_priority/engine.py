@@ -40,6 +40,11 @@ Nothing reaches the signals unchecked: every plan change passes
 the clock moves included. A change that fails is not applied, and its request is marked unsafe;
 base stages that fail are taken back and the intersection returns to its coordinated plan by an
 exit transition, itself checked (:attr:`PriorityEngine.monitor` counts all three).
+
+An engine that starts while the lights run something else (its restart, or their own program after
+the engine was lost) **takes over from what they show** (:meth:`PriorityEngine.take_over`): the
+stage in progress on the lights becomes the plan's, then an exit transition brings it back onto
+the coordinated cycle, checked like any change.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ import numpy as np
 from pilotage.core import InvalidInputError
 from pilotage.core.errors import UnknownEntityError, UnsafePlanError
 from pilotage.core.safety import TOLERANCE_S, GreenSchedule, check_schedule
-from pilotage.core.signals import SignalPlans
+from pilotage.core.signals import SignalPlans, greens_at
 from pilotage.signal_priority import _kernels
 
 logger = logging.getLogger(__name__)
@@ -236,6 +241,25 @@ class Preemption:
 
     green_from_s: tuple[float | None, ...]
     green_until_s: tuple[float | None, ...]
+    transition: str
+    in_step_from_s: float | None
+    refused: str = ""
+
+
+@dataclass(frozen=True)
+class TakeOver:
+    """What :meth:`PriorityEngine.take_over` did at one intersection.
+
+    Attributes:
+        taken_over: the plan became the one the lights run (False: it already agreed with them, or
+            the monitor refused it).
+        transition: the exit transition back to the coordinated plan, one of
+            :data:`EXIT_TRANSITIONS` (``in_step`` when nothing changed).
+        in_step_from_s: when the plan is back on its coordinated cycle and offset (None: never).
+        refused: empty, or why the safety monitor refused the plan (the engine's own plan stays).
+    """
+
+    taken_over: bool
     transition: str
     in_step_from_s: float | None
     refused: str = ""
@@ -533,6 +557,84 @@ class PriorityEngine:
                           tuple(None if math.isnan(t) else float(t) for t in green_until),
                           EXIT_TRANSITIONS[transition], in_step)
 
+    def take_over(self, intersection: int | str, shown: Sequence[tuple[int, float, float]]) -> TakeOver:
+        """The lights of ``intersection`` run the stages ``shown``: ``(stage, green start, green end)``
+        in order, s on the clock, from the last one started by now (a light's stage in progress,
+        or the one before an interstage) on. When the plan kept agrees with them (the same stage in
+        progress, or coming after the same interstage, from the same start), nothing changes.
+        Otherwise the lights' stage in progress becomes the plan's, going back to its base green
+        (never ending before now or its minimum), and an exit transition (as :meth:`preempt` with
+        no hold) brings the plan back onto its coordinated cycle. The plan passes the safety
+        monitor, or nothing changes; bus and tram priority there end, and resume once in step.
+
+        Raises:
+            UnknownEntityError: an unknown intersection.
+            InvalidInputError: no entry, more than the plan keeps, a stage the intersection does
+                not have, entries out of order or reversed, or none started by now.
+        """
+        now = self.advance()
+        k = self.plans.index_of(intersection)
+        entries = self._shown_entries(k, shown, now)
+        n = entries.shape[0]
+        if self._agrees(k, entries, now):
+            return TakeOver(False, EXIT_TRANSITIONS[0], now)
+        self._plan_stage[k, :n] = entries[:, 0].astype(np.int64)
+        self._plan_start_s[k, :n] = entries[:, 1]
+        self._plan_end_s[k, :n] = entries[:, 2]
+        self._plan_n[k] = n
+        transition, in_step, _, _ = self._propose_holds(
+            k, now, masks=np.zeros((0, self.plans.stage_groups.shape[2]), dtype=np.bool_),
+            stages=np.empty(0, dtype=np.int64), hold_from=np.empty(0), hold_until=np.empty(0),
+            ways=_WAYS["best_way"], source=(self._plan_stage, self._plan_start_s, self._plan_end_s, self._plan_n))
+        refused = self._commit_if_safe(k)
+        if refused:
+            return TakeOver(False, EXIT_TRANSITIONS[transition], None, refused)
+        self._holding[k] = False
+        self._suspend_priority(k, in_step if in_step is not None else now)
+        logger.info("intersection %s: taken over from the stage its lights show, back in step by %s",
+                    self.plans.ids[k], EXIT_TRANSITIONS[transition])
+        return TakeOver(True, EXIT_TRANSITIONS[transition], in_step)
+
+    def _shown_entries(self, k: int, shown: Sequence[tuple[int, float, float]], now: float) -> np.ndarray:
+        """``shown`` as an (N, 3) array, checked (see :meth:`take_over`)."""
+        ident = self.plans.ids[k]
+        if not 0 < len(shown) <= self._stage.shape[1]:
+            raise InvalidInputError(f"intersection {ident}: expected 1 to {self._stage.shape[1]} stages shown, got "
+                                    f"{len(shown)}", field="plan")
+        entries = np.empty((len(shown), 3))
+        for i, (stage, start, end) in enumerate(shown):
+            if not (isinstance(stage, int) and 0 <= stage < self.plans.n_stages[k]):
+                raise InvalidInputError(f"intersection {ident}: expected a stage in [0, {self.plans.n_stages[k]}), got "
+                                        f"{stage!r}", field="stage")
+            entries[i] = (stage, _finite(start, "green_from", -math.inf, math.inf),
+                          _finite(end, "green_until", start, math.inf))
+        if (np.diff(entries[:, 1]) < 0).any() or (entries[1:, 1] < entries[:-1, 2]).any():
+            raise InvalidInputError(f"intersection {ident}: expected stages in order, each starting after the one "
+                                    "before ended", field="plan")
+        if entries[0, 1] > now + TOLERANCE_S:
+            raise InvalidInputError(f"intersection {ident}: expected the stages shown from the last one started by "
+                                    f"now ({now:.1f} s), got a first start at {entries[0, 1]:.1f} s", field="plan")
+        return entries
+
+    def _agrees(self, k: int, entries: np.ndarray, now: float) -> bool:
+        """Whether the plan kept runs, at ``now``, the stage ``entries`` run, from the same start,
+        after the same green before it."""
+        n = int(self._n[k])
+        own = np.column_stack((self._stage[k, :n], self._start_s[k, :n], self._end_s[k, :n]))
+
+        def in_progress(plan: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+            i = max(0, int(np.searchsorted(plan[:, 1], now, side="right")) - 1)
+            if plan[i, 2] < now and i + 1 < len(plan):
+                return plan[i + 1], plan[i]
+            return plan[i], plan[i - 1] if i else None
+
+        mine, mine_before = in_progress(own)
+        theirs, theirs_before = in_progress(entries)
+        same = mine[0] == theirs[0] and abs(mine[1] - theirs[1]) <= TOLERANCE_S
+        if theirs_before is not None and mine_before is not None:
+            same &= mine_before[0] == theirs_before[0] and abs(mine_before[2] - theirs_before[2]) <= TOLERANCE_S
+        return bool(same)
+
     def hold_stage(self, intersection: int | str, groups: Sequence[str]) -> int:
         """The stage in which :meth:`preempt` holds ``groups``: the first that serves them all.
 
@@ -660,9 +762,23 @@ class PriorityEngine:
                          int(self._n[k]))
 
     def plan_ahead(self, intersection: int | str) -> list[tuple[int, float, float]]:
-        """The stages from the current one on: ``(stage, green start, green end)``, s on the clock."""
+        """The stages from the current one on: ``(stage, green start, green end)``, s on the clock.
+
+        Raises:
+            UnknownEntityError: an unknown intersection.
+        """
+        return self.plans_ahead([intersection])[0]
+
+    def plans_ahead(self, intersections: Sequence[int | str]) -> list[list[tuple[int, float, float]]]:
+        """:meth:`plan_ahead` of each of ``intersections``, on one advance of the clock.
+
+        Raises:
+            UnknownEntityError: an unknown intersection.
+        """
         now = self.advance()
-        k = self.plans.index_of(intersection)
+        return [self._ahead(self.plans.index_of(intersection), now) for intersection in intersections]
+
+    def _ahead(self, k: int, now: float) -> list[tuple[int, float, float]]:
         n = int(self._n[k])
         current = max(0, int(np.searchsorted(self._start_s[k, :n], now, side="right")) - 1)
         return [(int(self._stage[k, i]), float(self._start_s[k, i]), float(self._end_s[k, i]))
@@ -676,23 +792,19 @@ class PriorityEngine:
 
         Times within the monitor's tolerance (1 ms) of now count as now: a plan computed to end a
         green at a step's time, give or take rounding, shows it ended at that step."""
-        now = self.advance() + TOLERANCE_S
-        k = np.arange(len(self.plans))
-        kept = np.arange(self._start_s.shape[1]) < self._n[:, None]
-        entry = np.maximum(((self._start_s <= now) & kept).sum(axis=1) - 1, 0)
-        following = np.minimum(entry + 1, self._n - 1)
-        stage_groups = self.plans.stage_groups
-        green = stage_groups[k, self._stage[k, entry]]
-        in_interstage = now >= self._end_s[k, entry]
-        green[in_interstage] &= stage_groups[k, self._stage[k, following]][in_interstage]
-        return green
+        return greens_at(self.advance() + TOLERANCE_S, self.plans.stage_groups, entry_stage=self._stage,
+                         entry_start_s=self._start_s, entry_end_s=self._end_s, n_entries=self._n)
 
     def _propose_holds(self, k: int, now: float, *, masks: np.ndarray, stages: np.ndarray, hold_from: np.ndarray,
-                       hold_until: np.ndarray, ways: np.ndarray) -> tuple[int, float | None, np.ndarray, np.ndarray]:
+                       hold_until: np.ndarray, ways: np.ndarray,
+                       source: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+                       ) -> tuple[int, float | None, np.ndarray, np.ndarray]:
         """Propose intersection ``k``'s plan for the holds, then the way back to its coordinated plan
-        (nothing applied yet). Returns the exit transition, when the plan is back in step (None:
-        never), and each hold's green start and end (NaN: none)."""
+        (nothing applied yet), from the plan kept or from ``source`` (stage, start, end and count
+        arrays shaped as the plan's). Returns the exit transition, when the plan is back in step
+        (None: never), and each hold's green start and end (NaN: none)."""
         plans = self.plans
+        entry_stage, entry_start_s, entry_end_s, entry_n = source or (self._stage, self._start_s, self._end_s, self._n)
         until = max(now + self.config.horizon_s, float(hold_until.max(initial=now)) + 2.0 * plans.max_cycle_s[k])
         green_from = np.empty(len(stages))
         green_until = np.empty(len(stages))
@@ -700,7 +812,7 @@ class PriorityEngine:
             now, k, masks, stages, hold_from, hold_until, ways, until,
             plans.n_stages, plans.n_groups, plans.stage_groups, plans.intergreen_s, plans.min_green_s, plans.green_s,
             plans.stage_min_s, plans.stage_max_s, plans.cycle_s, plans.offset_s, plans.stage_offset_s,
-            plans.max_cycle_s, self._stage, self._start_s, self._end_s, self._n,
+            plans.max_cycle_s, entry_stage, entry_start_s, entry_end_s, entry_n,
             self._plan_stage, self._plan_start_s, self._plan_end_s, self._plan_n,
             self._work_stage, self._work_start_s, self._work_end_s, self._work_n, green_from, green_until)
         self._plan_budget[k] = self._budget[k]

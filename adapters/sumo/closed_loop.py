@@ -88,9 +88,9 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -98,10 +98,13 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from pilotage.adapters.field import FieldSignals
 from pilotage.adapters.service import Service
 from pilotage.adapters.sumo.programs import AMBER_STATES, GREEN_STATES, program_plan
+from pilotage.adapters.zeromq import Client
 from pilotage.core import DataFileError, InvalidInputError, RoadNetwork
 from pilotage.core import protocol as wire
+from pilotage.core.errors import TimedOutError, UnknownEntityError
 from pilotage.core.safety import GreenSchedule, check_schedule
 from pilotage.core.signals import IntersectionPlan, SignalPlans
 from pilotage.signal_priority.corridors import CorridorConfig, CorridorEngine
@@ -143,6 +146,10 @@ _ROOT_LEVELS = 64
 _LOOP_OUTPUTS = {"tripinfo-output": "tripinfo.xml", "stop-output": "stopinfo.xml"}
 _INVALID_SUMO_TIME = -1e9
 _EMERGENCY_TYPE = "pilotage_emergency"
+# How long the loop waits for a remote engine's reply (s, wall time): a step waits at most this once.
+_ENGINE_TIMEOUT_S = 0.25
+# The error counted for a request the remote engine did not answer.
+_UNANSWERED = "UNANSWERED"
 
 
 @dataclass(frozen=True)
@@ -164,6 +171,13 @@ class LoopOptions:
         seed: SUMO's seed and the seed of the added emergency routes.
         sumo_args: further arguments for SUMO, unchanged.
         time_space: record the time-space diagram of one bus route.
+        engine: the request endpoint of a ``pilotage serve --sumocfg SCENARIO --clock field`` of
+            this scenario: the loop drives the lights as a field adapter does
+            (:mod:`pilotage.adapters.field`: commands that expire, the lights' own programs when
+            the engine is lost) and sends its vehicles' requests there. None: an engine in this
+            process.
+        step_listener: called with the simulated time after each step (to act on a run from
+            outside it, as a test that stops the engine does).
     """
 
     priority: bool = True
@@ -177,12 +191,17 @@ class LoopOptions:
     seed: int = 42
     sumo_args: tuple[str, ...] = ()
     time_space: bool = True
+    engine: str | None = None
+    step_listener: Callable[[float], None] | None = None
 
     def __post_init__(self) -> None:
         for name in ("request_range_m", "request_every_s", "update_every_s", "duration_s", "emergency_every_s"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise InvalidInputError(f"expected {name} > 0, got {value!r}", field=name)
+        if self.engine is not None and self.min_lateness_s is not None:
+            raise InvalidInputError("expected no min_lateness_s with an engine of its own: set it in that server's "
+                                    "configuration ([priority] bus_lateness_s)", field="min_lateness_s")
 
 
 def simulate(sumocfg: str | Path, options: LoopOptions | None = None,
@@ -238,7 +257,10 @@ def _run(libsumo: ModuleType, sumocfg: Path, options: LoopOptions, folder: Path)
     try:
         tripinfo, stopinfo = (folder / Path(libsumo.simulation.getOption(name)).name for name in _LOOP_OUTPUTS)
         loop = _Loop(libsumo, options, sumocfg)
-        loop.run()
+        try:
+            loop.run()
+        finally:
+            loop.close()
     finally:
         libsumo.close()
     run = loop.measures()
@@ -308,6 +330,10 @@ def compare(sumocfg: str | Path, options: LoopOptions | None = None, *, seeds: i
     off = dataclasses.replace(options, priority=False, corridors=False)
     arms = [off, options] if baseline and off != options else [options]
     runs = [dataclasses.replace(arm, seed=options.seed + n) for n in range(seeds) for arm in arms]
+    if options.engine is not None and len(runs) > 1:
+        raise InvalidInputError(f"expected one run with a remote engine, which runs on one run's clock; got "
+                                f"{len(runs)} (arms and seeds): run one arm and one seed (--compare off --seeds 1)",
+                                field="engine")
     folders = [None if output_dir is None else Path(output_dir) / f"{arm_name(run)}-seed{run.seed}" for run in runs]
     for folder in folders:
         _check_outputs(options, folder)
@@ -464,6 +490,47 @@ def _read_network(libsumo: ModuleType, sumocfg: Path) -> _SumoNetwork:
                         {name: float(name.split()[0]) for name in classes})
 
 
+@dataclass(frozen=True)
+class ScenarioNetwork:
+    """What the engine drives in a SUMO scenario, as :func:`simulate` reads it.
+
+    Attributes:
+        network: the road network (module docstring).
+        plans: the plans of the traffic lights the engine can drive, their ids SUMO's.
+        speed_classes_kph: the road classes (by speed limit) and an emergency vehicle's expected
+            speed on each (km/h).
+    """
+
+    network: RoadNetwork
+    plans: list[IntersectionPlan]
+    speed_classes_kph: dict[str, float]
+
+
+def read_scenario(sumocfg: str | Path) -> ScenarioNetwork:
+    """The road network and traffic lights of the SUMO scenario ``sumocfg``, for an engine that
+    serves it (``pilotage serve --sumocfg``): the same as a closed-loop run of it drives.
+
+    Raises:
+        DataFileError: no such file, or SUMO refuses the scenario.
+        InvalidInputError: a scenario without a traffic light the engine can drive.
+        ImportError: libsumo is not installed (the message says how to install it).
+    """
+    sumocfg = _scenario_file(sumocfg)
+    libsumo = _libsumo()
+    with tempfile.TemporaryDirectory(prefix="pilotage-read-") as folder:
+        try:
+            # The scenario's own outputs go to a folder thrown away: nothing is simulated.
+            libsumo.start(["sumo", "-c", str(sumocfg), "--no-step-log", "true", "--no-warnings", "true",
+                           "--output-prefix", _output_prefix(Path(folder))])
+        except Exception as exc:
+            raise DataFileError(f"SUMO refused {sumocfg}: {exc}") from exc
+        try:
+            net = _read_network(libsumo, sumocfg)
+        finally:
+            libsumo.close()
+    return ScenarioNetwork(net.network, net.plans, net.speed_classes_kph)
+
+
 def _light(libsumo: ModuleType, tls: str, intersection: int, edge_index: dict[str, int],
            plan_index: int) -> tuple[IntersectionPlan, _Light] | None:
     """The plan and the light of traffic light ``tls``, or None (logged) when its program cannot be
@@ -585,13 +652,26 @@ class _Loop:
         self.end_s = (self.begin_s + options.duration_s if options.duration_s is not None
                       else end_s if end_s >= 0 else math.inf)
         self.net = _read_network(libsumo, sumocfg)
-        lateness = -math.inf if options.min_lateness_s is None else options.min_lateness_s
-        self.priority = PriorityEngine(SignalPlans(self.net.plans), clock=lambda: self.now,
-                                       config=PriorityConfig(bus_lateness_s=lateness))
-        corridors = CorridorEngine(self.net.network, self.priority,
-                                   CorridorConfig(emergency_speed_kph=self.net.speed_classes_kph,
-                                                  timeout_s=max(30.0, 10 * options.update_every_s)))
-        self.service = Service(self.net.network, self.priority, corridors=corridors)
+        plans = SignalPlans(self.net.plans)
+        # The lights run the plans of an engine in this process, or, as a field adapter's, the
+        # commands of a remote one.
+        self.signals: PriorityEngine | FieldSignals
+        self.service: Service | None = None
+        self.client: Client | None = None
+        if options.engine is None:
+            lateness = -math.inf if options.min_lateness_s is None else options.min_lateness_s
+            self.signals = PriorityEngine(plans, clock=lambda: self.now, config=PriorityConfig(bus_lateness_s=lateness))
+            corridors = CorridorEngine(self.net.network, self.signals,
+                                       CorridorConfig(emergency_speed_kph=self.net.speed_classes_kph,
+                                                      timeout_s=max(30.0, 10 * options.update_every_s)))
+            self.service = Service(self.net.network, self.signals, corridors=corridors)
+        else:
+            self.signals = FieldSignals(plans, clock=lambda: self.now)
+            self.client = Client(options.engine, timeout_s=_ENGINE_TIMEOUT_S, retries=0)
+        # The remote engine did not answer at this step: the step's other requests are not sent.
+        self._engine_down = False
+        # A request that may change a plan was sent at this step: the field asks for its command again.
+        self._asked = False
         self._reply = msgspec.json.Decoder(wire.Reply)
         self._ids = itertools.count()
         self.vehicle_class: dict[str, str] = {}
@@ -599,14 +679,15 @@ class _Loop:
         self.signal_loss_s: Counter[str] = Counter()
         self.priority_stats = {"requests": 0, "granted": 0, "by_strategy": Counter(), "denied": Counter(),
                                "checkouts": 0, "errors": Counter()}
-        self.corridor_stats = {"opened": 0, "closed": 0, "updates": 0, "reroutes": 0, "errors": Counter()}
+        self.corridor_stats = {"opened": 0, "reopened": 0, "closed": 0, "updates": 0, "reroutes": 0,
+                              "errors": Counter()}
         self.emergency: dict[str, dict[str, object]] = {}
         self.safety = {"traffic_lights": len(self.net.lights), "state_changes": 0, "refused_states": 0,
                        "violations": 0, "by_rule": Counter(), "longest_amber_s": 0.0}
         self.steps = 0
         # The greens each light shows (its ``green`` is a view of its row) and when its next amber
         # ends: the lights to update at a step are found for all at once.
-        self._shown_green = np.zeros_like(self.priority.green_groups())
+        self._shown_green = np.zeros_like(self.signals.green_groups())
         for light in self.net.lights:
             light.green = self._shown_green[light.plan, :light.green.size]
         self._amber_due_s = np.full(len(self.net.lights), -np.inf)
@@ -637,17 +718,31 @@ class _Loop:
             self.steps += 1
             self.now = float(sumo.simulation.getTime())
             self._count_traffic()
+            if self.client is not None:
+                # First the field's clock and what its lights show, so requests are decided on them.
+                self._engine_down = self._asked = False
+                self._command()
             for vehicle in sumo.simulation.getDepartedIDList():
                 self._departed(vehicle)
             for vehicle in sumo.simulation.getArrivedIDList():
                 self._arrived(vehicle)
             self._follow_vehicles()
-            self.service.tick()
+            if self.service is not None:
+                self.service.tick()
+            elif self._asked and not self._engine_down:
+                self._command()
             self._apply_signals()
             self._sample_offsets()
+            if self.options.step_listener is not None:
+                self.options.step_listener(self.now)
         for tracked in self.tracked.values():
             if tracked.corridor_open:
                 self._send("corridor.close", {"incident": tracked.vehicle})
+
+    def close(self) -> None:
+        """Close the connection to a remote engine, if any."""
+        if self.client is not None:
+            self.client.close()
 
     def _departed(self, vehicle: str) -> None:
         vclass = self.sumo.vehicle.getVehicleClass(vehicle)
@@ -762,8 +857,11 @@ class _Loop:
     def _decide(self, requests: list[tuple[_Tracked, dict[str, object]]]) -> None:
         frames = [self._frame("priority.request", body) for _, body in requests]
         stats = self.priority_stats
-        for (tracked, _), raw in zip(requests, self.service.handle(frames), strict=True):
+        for (tracked, _), raw in zip(requests, self._handle(frames), strict=True):
             stats["requests"] += 1
+            if raw is None:
+                stats["errors"][_UNANSWERED] += 1
+                continue
             reply = self._reply.decode(raw)
             if not reply.ok:
                 stats["errors"][reply.error.code] += 1
@@ -835,10 +933,10 @@ class _Loop:
         if self.now < self._next_offset_sample_s:
             return
         self._next_offset_sample_s += OFFSET_SAMPLE_EVERY_S
-        plans = self.priority.plans
+        plans = self.signals.plans
         for light in self.net.lights:
             k = light.plan
-            start_s = next((start for stage, start, _ in self.priority.plan_ahead(plans.ids[k]) if stage == 0), None)
+            start_s = next((start for stage, start, _ in self.signals.plan_ahead(plans.ids[k]) if stage == 0), None)
             if start_s is None:
                 continue
             cycle_s = float(plans.cycle_s[k])
@@ -903,9 +1001,17 @@ class _Loop:
         if not road or road.startswith(":"):
             return
         lon, lat = self._matched_position(tracked.vehicle, road)
-        reply = self._send("corridor.update", {"incident": tracked.vehicle, "position": {"lon": lon, "lat": lat}})
-        if reply is None:
+        answer = self._request("corridor.update", {"incident": tracked.vehicle, "position": {"lon": lon, "lat": lat}})
+        if answer is not None and not answer.ok and answer.error.code == UnknownEntityError.code:
+            # The engine no longer has the corridor (it restarted without it, or ended it unheard
+            # from): the vehicle opens it again from where it is, as a dispatch client would.
+            tracked.corridor_open = False
+            self.corridor_stats["reopened"] += 1
+            self._open_corridor(tracked)
             return
+        if answer is None or not answer.ok:
+            return
+        reply = answer.body
         self.corridor_stats["updates"] += 1
         if reply["reroutes"] > tracked.reroutes:
             tracked.reroutes = reply["reroutes"]
@@ -960,21 +1066,70 @@ class _Loop:
         return msgspec.json.encode({"v": wire.VERSION, "id": f"sim.{next(self._ids)}", "type": message_type,
                                     "body": body})
 
+    def _handle(self, frames: list[bytes]) -> list[bytes | None]:
+        """The reply to each request frame, from the engine in this process or the remote one (None:
+        the remote engine did not answer)."""
+        if self.service is not None:
+            return list(self.service.handle(frames))
+        replies: list[bytes | None] = []
+        for frame in frames:
+            replies.append(None if self._engine_down else self._remote(frame))
+        return replies
+
+    def _remote(self, frame: bytes) -> bytes | None:
+        """The remote engine's reply to one frame; None, and no more requests at this step, when it
+        does not answer in time."""
+        assert self.client is not None
+        try:
+            raw = self.client.send_frame(frame)
+        except TimedOutError:
+            self._engine_down = True
+            return None
+        self._asked = True
+        return raw
+
     def _send(self, message_type: str, body: dict[str, object]) -> dict[str, object] | None:
-        """The reply body of one request; an error reply is counted, logged, and gives None."""
-        reply = self._reply.decode(self.service.handle([self._frame(message_type, body)])[0])
-        if reply.ok:
-            return reply.body
+        """The reply body of one request; an error reply, or none, is counted, logged, and gives None."""
+        reply = self._request(message_type, body)
+        return reply.body if reply is not None and reply.ok else None
+
+    def _request(self, message_type: str, body: dict[str, object]) -> wire.Reply | None:
+        """The reply to one request (None: the remote engine did not answer); an error reply, or
+        none, is counted and logged."""
+        raw = self._handle([self._frame(message_type, body)])[0]
         stats = self.priority_stats if message_type.startswith("priority") else self.corridor_stats
-        stats["errors"][reply.error.code] += 1
-        logger.info("%s for %s: %s %s", message_type, body.get("incident") or body.get("vehicle"), reply.error.code,
-                    reply.error.message)
-        return None
+        if raw is None:
+            stats["errors"][_UNANSWERED] += 1
+            return None
+        reply = self._reply.decode(raw)
+        if not reply.ok:
+            stats["errors"][reply.error.code] += 1
+            logger.info("%s for %s: %s %s", message_type, body.get("incident") or body.get("vehicle"),
+                        reply.error.code, reply.error.message)
+        return reply
+
+    def _command(self) -> None:
+        """The field adapter's turn (``signals.command``): the field's clock and the stages its
+        lights show go to the engine; the command that comes back runs (:class:`FieldSignals`)."""
+        assert isinstance(self.signals, FieldSignals)
+        replies = []
+        for body in self.signals.requests():
+            raw = self._handle([self._frame("signals.command", body)])[0]
+            if raw is None:
+                self.signals.unanswered()
+                return
+            reply = self._reply.decode(raw)
+            if not reply.ok:
+                logger.error("signals.command: %s %s", reply.error.code, reply.error.message)
+                self.signals.unanswered()
+                return
+            replies.append(reply.body)
+        self.signals.command(replies)
 
     # -- the signals -------------------------------------------------------------------------------------------
 
     def _apply_signals(self) -> None:
-        green_now = self.priority.green_groups()
+        green_now = self.signals.green_groups()
         due = (green_now != self._shown_green).any(axis=1) | (self._amber_due_s <= self.now)
         for k in np.flatnonzero(due).tolist():
             light = self.net.lights[k]
@@ -1035,7 +1190,7 @@ class _Loop:
     def final_check(self) -> None:
         """The whole history of greens shown, checked by the monitor: the run's violations; and what
         the engine's own monitor did with the plans it made."""
-        monitor = self.priority.monitor
+        monitor = self.signals.monitor
         self.safety.update(plans_checked=monitor.checks, plans_refused=monitor.refused,
                            plan_fallbacks=monitor.fallbacks)
         for light in self.net.lights:
@@ -1110,6 +1265,7 @@ class _Loop:
             "priority_requests": requests, "grant_use": self._grant_use(), "offsets": self._offsets(),
             "traffic": dict(self.traffic),
             "corridor_requests": _plain(self.corridor_stats), "safety": _plain(self.safety), "time_space": time_space,
+            "field": asdict(self.signals.counts) if isinstance(self.signals, FieldSignals) else None,
         }
 
     def _grant_use(self) -> dict[str, object]:

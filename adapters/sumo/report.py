@@ -26,7 +26,7 @@ seconds, distances metres. Its keys:
 - ``priority_requests``: the priority engine's counters ``requests``, ``granted``, ``already_green``
   (granted, the green already there), ``plan_changes`` (granted by changing the plan),
   ``by_strategy``, ``denied``, ``checkouts``, ``errors`` (by code); ``corridor_requests``: the
-  corridor engine's ``opened``, ``closed``, ``updates``, ``reroutes``, ``errors``. They have names
+  corridor engine's ``opened``, ``reopened``, ``closed``, ``updates``, ``reroutes``, ``errors``. They have names
   of their own because ``priority`` and ``corridors`` are the switches;
 - ``grant_use``: of the last plan-changing grant of each vehicle at each light, ``grants``,
   ``crossed`` (the vehicle crossed the light), ``in_green`` and ``outside_green`` (the crossing was

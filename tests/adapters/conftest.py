@@ -64,6 +64,7 @@ def ask_every_type() -> Callable[..., dict[str, dict[str, object]]]:
     def ask(client: Client, now_s: float) -> dict[str, dict[str, object]]:
         bodies = {
             "ping": {}, "health": {}, "network.info": {}, "signals.state": {"intersection": -30248},
+            "signals.command": {"time": now_s, "intersections": [-30248]},
             "priority.request": {"vehicle": "bus-1", "intersection": -30248, "group": "from--25024", "eta_s": 30.0,
                                  "class": "bus", "lateness_s": 200.0},
             "priority.checkout": {"vehicle": "bus-1", "intersection": -30248}, "server.stats": {},
