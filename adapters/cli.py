@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pilotage import __version__
 from pilotage.core import WEIGHTS, InvalidInputError, PilotageError, RoadNetwork
@@ -34,7 +34,8 @@ from pilotage.core.protocol import (
 from pilotage.routing.formats import FORMATS
 
 if TYPE_CHECKING:
-    from pilotage.adapters.sumo.closed_loop import ScenarioNetwork
+    from pilotage.adapters.sumo.measures import Run
+    from pilotage.adapters.sumo.network import ScenarioNetwork
 
 logger = logging.getLogger("pilotage")
 
@@ -63,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
 
     network = commands.add_parser("network", help="the road network and its signalised intersections")
     network_commands = network.add_subparsers(dest="network_command", required=True, parser_class=_Parser)
-    osm = argparse.ArgumentParser(add_help=False)
+    osm = _Parser(add_help=False)
     osm.add_argument("--osm", metavar="FILE", help="OSM extract (.osm, .osm.xml, .gz, .bz2, .xz); "
                                                     "default: the embedded city")
     osm.add_argument("--json", action="store_true", help="print JSON for scripts")
@@ -244,7 +245,7 @@ def _load(args: argparse.Namespace) -> RoadNetwork:
 
 def _network_info(args: argparse.Namespace) -> dict[str, object]:
     network = _load(args)
-    summary = network.summary()
+    summary: dict[str, Any] = network.summary()
     summary["intersections"] = [
         {"id": int(i), "lon": round(float(lon), 7), "lat": round(float(lat), 7),
          "signal_nodes": int(network.intersections.node_ptr[k + 1] - network.intersections.node_ptr[k]),
@@ -271,7 +272,7 @@ def _network_info(args: argparse.Namespace) -> dict[str, object]:
 
 def _network_route(args: argparse.Namespace) -> dict[str, object]:
     network = _load(args)
-    ends = []
+    ends: list[dict[str, Any]] = []
     for name, (lon, lat) in (("from", args.origin), ("to", args.destination)):
         node, snap_m = network.snap(lon, lat)
         ends.append({"point": [lon, lat], "node": node, "osmid": int(network.node_osmid[node]),
@@ -281,7 +282,7 @@ def _network_route(args: argparse.Namespace) -> dict[str, object]:
     crossed = network.intersections
     arrival_s = route.cumulative(network.travel_time_s)[route.intersection_positions]
     distance_m = route.cumulative(network.length_m)[route.intersection_positions]
-    result = {
+    result: dict[str, Any] = {
         "from": ends[0], "to": ends[1], "weight": args.weight,
         "travel_time_s": round(route.travel_time_s, 3), "length_m": round(route.length_m, 3),
         "intersections": [{"id": int(crossed.ids[k]), "lon": round(float(crossed.lon[k]), 7),
@@ -441,7 +442,7 @@ def _serve(args: argparse.Namespace) -> None:
 
 def _read_scenario(sumocfg: str) -> ScenarioNetwork:
     try:
-        from pilotage.adapters.sumo.closed_loop import read_scenario  # noqa: PLC0415 - SUMO is an extra
+        from pilotage.adapters.sumo.network import read_scenario  # noqa: PLC0415 - SUMO is an extra
     except ImportError as exc:
         raise PilotageError(str(exc)) from exc
     try:
@@ -451,7 +452,7 @@ def _read_scenario(sumocfg: str) -> ScenarioNetwork:
         raise PilotageError(str(exc)) from exc
 
 
-def _simulate(args: argparse.Namespace) -> list[dict[str, object]]:
+def _simulate(args: argparse.Namespace) -> list[Run]:
     try:
         return _run_simulation(args)
     except ImportError as exc:
@@ -459,7 +460,7 @@ def _simulate(args: argparse.Namespace) -> list[dict[str, object]]:
         raise PilotageError(str(exc)) from exc
 
 
-def _run_simulation(args: argparse.Namespace) -> list[dict[str, object]]:
+def _run_simulation(args: argparse.Namespace) -> list[Run]:
     from pilotage.adapters.sumo.closed_loop import LoopOptions, compare  # noqa: PLC0415 - SUMO is an extra
     from pilotage.adapters.sumo.report import format_table, write_report  # noqa: PLC0415
     from pilotage.adapters.sumo.scenario import city_scenario  # noqa: PLC0415
@@ -542,7 +543,7 @@ def _keys_list(args: argparse.Namespace) -> dict[str, object]:
                 "file": str(directory / "clients" / f"{caller.name}.key"),
                 "secret_here": (directory / "clients" / f"{caller.name}.key_secret").exists()}
                for key, caller in read_allow_list(directory).items()]
-    listing = {"server_key": str(server_key) if server_key.exists() else None, "clients": clients}
+    listing: dict[str, object] = {"server_key": str(server_key) if server_key.exists() else None, "clients": clients}
     if args.json:
         return listing
     if listing["server_key"]:
@@ -562,8 +563,9 @@ class _JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
                 "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
-        if getattr(record, "request_id", None) is not None:
-            line["request_id"] = record.request_id
+        request_id = getattr(record, "request_id", None)
+        if request_id is not None:
+            line["request_id"] = request_id
         if record.exc_info:
             line["traceback"] = self.formatException(record.exc_info)
         return json.dumps(line)

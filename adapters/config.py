@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import sys
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -112,26 +113,29 @@ def read_serve_config(path: str | os.PathLike[str] | None, flags: Mapping[str, o
     if options.get("osm") and options.get("sumocfg"):
         raise InvalidInputError("sumocfg: expected the city from an OSM extract or from a SUMO scenario, got both; "
                                 "give osm or sumocfg", field="sumocfg")
-    engines = {name: _engine_config(kind, tables.get(name, {}), name) for name, kind in _TABLES.items()}
+    # Each table's engine config, by ServeConfig's field of the same name.
+    engines: dict[str, Any] = {name: _engine_config(kind, tables.get(name, {}), name) for name, kind in _TABLES.items()}
     return ServeConfig(**options, **engines)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        # In the standard library from Python 3.11 on; pilotage itself runs on 3.10 as well.
-        import tomllib  # noqa: PLC0415
-    except ModuleNotFoundError:
+    # tomllib is in the standard library from Python 3.11 on; pilotage itself runs on 3.10 as well.
+    # (The version check, not a try around the import, is what tells mypy where tomllib exists.)
+    if sys.version_info < (3, 11):
         raise PilotageError("a configuration file needs Python 3.11 or later (tomllib); on Python 3.10, give "
-                            "the options as flags") from None
-    try:
-        with path.open("rb") as file:
-            return tomllib.load(file)
-    except OSError as exc:
-        raise DataFileError(f"cannot read the configuration file {path}: {exc.strerror}; give an existing "
-                            "TOML file (docs/operations.md, \"Configuration\")") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise DataFileError(f"cannot read the configuration file {path} as TOML: {exc}; fix it there "
-                            "(docs/operations.md, \"Configuration\")") from None
+                            "the options as flags")
+    else:
+        import tomllib  # noqa: PLC0415
+
+        try:
+            with path.open("rb") as file:
+                return tomllib.load(file)
+        except OSError as exc:
+            raise DataFileError(f"cannot read the configuration file {path}: {exc.strerror}; give an existing "
+                                "TOML file (docs/operations.md, \"Configuration\")") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise DataFileError(f"cannot read the configuration file {path} as TOML: {exc}; fix it there "
+                                "(docs/operations.md, \"Configuration\")") from None
 
 
 def _engine_config(kind: type[_Config], table: object, name: str) -> _Config:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 from msgspec import Raw, Struct
@@ -204,7 +205,9 @@ class Service:
         self._turn_started_s = time.perf_counter()
         self._started_s = time.monotonic()
         self._pending: list[tuple[str, Callable[[], Struct]]] = []
-        self._handlers: dict[str, Callable[[Struct], Struct]] = {
+        # Each handler takes the body schema of its message type (wire.MESSAGES), which decode_request
+        # returns as a Struct: the map cannot tie the two, so a handler's argument is Any here.
+        self._handlers: dict[str, Callable[[Any], Struct]] = {
             "ping": self._ping,
             "health": self._health,
             "network.info": self._network_info,
@@ -503,9 +506,9 @@ class Service:
         return wire.Empty()
 
     def _corridor_open(self, body: wire.CorridorOpen) -> wire.CorridorState:
-        origin = self._place(body.origin, "origin")
-        destination = self._place(body.destination, "destination")
-        route = None if body.route is None else [self._place(node, "route") for node in body.route]
+        origin = self.network.place_node(body.origin, "origin")
+        destination = self.network.place_node(body.destination, "destination")
+        route = None if body.route is None else [self.network.place_node(node, "route") for node in body.route]
         corridor = self.corridors.open(body.incident, origin, destination, route=route)
         state = _corridor_state(self.network, corridor)
         self._emit("corridor", partial(self._corridor_event, body.incident, "opened", state.crossings, []))
@@ -518,9 +521,9 @@ class Service:
             corridor = self.corridors.update(body.incident, body.position.lon, body.position.lat)
         except PilotageError as exc:
             if exc.field in ("lon", "lat"):
-                exc.field = f"position.{exc.field}"
+                raise exc.with_prefix(field="position") from None
             raise
-        event = "rerouted" if corridor.reroutes > reroutes else "updated"
+        event: wire.CorridorEventName = "rerouted" if corridor.reroutes > reroutes else "updated"
         state = _corridor_state(self.network, corridor)
         self._emit("corridor", partial(self._corridor_event, body.incident, event, state.crossings, []))
         self._emit_signals(corridor.replanned)
@@ -532,17 +535,7 @@ class Service:
         self._emit_signals([e.intersection for e in exits])
         return wire.CorridorClosed(incident=body.incident, exits=[_exit(e) for e in exits])
 
-    def _place(self, place: int | wire.Point, name: str) -> int:
-        """The node index of a place on the wire: an OSM node id, or a point's nearest node."""
-        try:
-            if isinstance(place, wire.Point):
-                return self.network.snap(place.lon, place.lat)[0]
-            return self.network.node_index(place)
-        except PilotageError as exc:
-            exc.field = name if not isinstance(place, wire.Point) else f"{name}.{exc.field}"
-            raise
-
-    def _corridor_event(self, incident: str, event: str, crossings: list[wire.CorridorCrossing],
+    def _corridor_event(self, incident: str, event: wire.CorridorEventName, crossings: list[wire.CorridorCrossing],
                         exits: list[ExitTransition]) -> wire.CorridorEvent:
         return wire.CorridorEvent(time=float(self.clock()), incident=incident, event=event, crossings=crossings,
                                   exits=[_exit(e) for e in exits])
@@ -574,7 +567,7 @@ class Service:
         return _reservation_state(reservation)
 
     def _parking_guide(self, body: wire.ParkingGuide) -> wire.ParkingGuidance:
-        origin = None if body.origin is None else self._place(body.origin, "origin")
+        origin = None if body.origin is None else self.network.place_node(body.origin, "origin")
         guidance = self.parking.guide((body.destination.lon, body.destination.lat), body.arrival, origin)
         return wire.ParkingGuidance(carparks=[wire.GuidedCarPark(
             carpark=g.carpark, name=g.name, predicted_free=g.predicted_free, drive_s=g.drive_s, walk_m=g.walk_m,
@@ -597,7 +590,7 @@ class Service:
     def _route_event(self, record: JobRecord) -> wire.RouteEvent:
         return wire.RouteEvent(time=float(self.clock()), state=_route_state(record))
 
-    def _parking_event(self, carpark: str, event: str) -> wire.ParkingEvent:
+    def _parking_event(self, carpark: str, event: wire.ParkingEventName) -> wire.ParkingEvent:
         state = self.parking.state(carpark)
         return wire.ParkingEvent(time=float(self.clock()), carpark=carpark, event=event, free=state.free,
                                  reservable_free=state.reservable_free, stale=state.stale)
@@ -631,7 +624,9 @@ class Service:
                     f"the safety monitor refused the plan this {decision.strategy} needed, so nothing was "
                     f"applied: {decision.reason}"), caller)
                 continue
-            reply = wire.PriorityDecision(decision.decision, decision.strategy, decision.green_from,
+            # The engine's Decision declares str; it decides only the values the wire lists.
+            reply = wire.PriorityDecision(cast(wire.DecisionName, decision.decision),
+                                          cast(wire.StrategyName, decision.strategy), decision.green_from,
                                           decision.green_until, decision.reason)
             replies[i] = wire.encode_reply(request.id, reply)
             self._count_reply(message.type, "OK")
@@ -648,7 +643,7 @@ def _in_body(error: PilotageError) -> PilotageError:
     """An engine's error, its field named from the message's root: engines name their own arguments,
     which sit in the body on the wire."""
     if error.field is not None and not error.field.startswith("body"):
-        error.field = f"body.{error.field}"
+        return error.with_prefix(field="body")
     return error
 
 
@@ -678,13 +673,19 @@ def _carpark_state(state: Availability) -> wire.CarParkState:
 
 
 def _reservation_state(reservation: Reservation) -> wire.ReservationState:
+    # The book's Reservation declares str (its transitions take the target state as str); it holds
+    # only the values of its STATES, which are the wire's.
+    state = cast(wire.ReservationStateName, reservation.state)
     return wire.ReservationState(reservation=reservation.id, ref=reservation.ref, carpark=reservation.carpark,
-                                 from_=reservation.from_s, until=reservation.until_s, state=reservation.state,
+                                 from_=reservation.from_s, until=reservation.until_s, state=state,
                                  created=reservation.created_s, updated=reservation.updated_s)
 
 
 def _exit(transition: ExitTransition) -> wire.ExitTransition:
-    return wire.ExitTransition(intersection=transition.intersection, transition=transition.transition,
+    # The engine's ExitTransition declares str (it comes from PriorityEngine's Preemption); it is
+    # always one of the wire's transitions.
+    return wire.ExitTransition(intersection=transition.intersection,
+                               transition=cast(wire.TransitionName, transition.transition),
                                in_step_from=transition.in_step_from_s)
 
 

@@ -68,7 +68,7 @@ from pilotage.core.errors import (
 )
 
 if TYPE_CHECKING:
-    from typing import Self
+    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 
@@ -461,12 +461,17 @@ class Server:
         secure = self._authenticator is not None
         # Read past the queue's limit, so what is over it gets its answer now instead of waiting.
         for _ in range(_TURN_FACTOR * self.queue_limit):
-            if not router.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            if not int(router.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 break
             # Frames carry the client's key and socket under CurveZMQ; plain bytes are faster otherwise.
-            parts = router.recv_multipart(zmq.NOBLOCK, copy=not secure)
-            caller = self._caller(parts) if secure else LOCAL_CALLER
-            route, payload = _split_route([part.bytes for part in parts] if secure else parts)
+            caller: Caller | None
+            if secure:
+                parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
+                caller = self._caller(parts)
+                route, payload = _split_route([part.bytes for part in parts])
+            else:
+                caller = LOCAL_CALLER
+                route, payload = _split_route(router.recv_multipart(zmq.NOBLOCK))
             if not payload:
                 # One empty frame reads as the delimiter a REQ socket adds: it is an empty request.
                 payload = [b""]
@@ -503,7 +508,8 @@ class Server:
         """Who sent a message under CurveZMQ, by its key on the allow-list in force; None for a key
         revoked since it connected, whose connection is then closed at the next tick."""
         metadata = parts[-1]
-        key = metadata.get("User-Id").encode("ascii")
+        # "User-Id" is the client's public key, as text (the stubs give str options int | str).
+        key = str(metadata.get("User-Id")).encode("ascii")
         descriptor = metadata.get(zmq.SRCFD)
         caller = self._allowed.get(key)
         if caller is None:
@@ -518,15 +524,17 @@ class Server:
         """Note the key of each new subscriber, so that its connection is closed if the key is revoked;
         a subscriber whose key was revoked meanwhile is closed at the next tick."""
         events = self._events
+        if events is None:
+            return
         for _ in range(self.queue_limit):
-            if not events.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            if not int(events.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 break
             message = events.recv(zmq.NOBLOCK, copy=False)
             # Unsubscriptions (first byte 0) are left alone: those ZeroMQ makes when a subscriber
             # leaves carry no key.
             if message.bytes[:1] != b"\x01":
                 continue
-            key = message.get("User-Id").encode("ascii")
+            key = str(message.get("User-Id")).encode("ascii")
             if key in self._allowed:
                 self._connections.seen(message.get(zmq.SRCFD), key)
             else:
@@ -692,6 +700,8 @@ class Client(_Connection):
             raise PilotageError(f"the server sent a reply that is not protocol v1: {exc}") from None
         if not reply.ok:
             error = reply.error
+            if not isinstance(error, wire.Error):
+                raise PilotageError("the server sent a reply that is not protocol v1: a failure without its error")
             raise RemoteError(error.code, error.message, field=error.field)
         return reply.body
 

@@ -46,6 +46,7 @@ def _from_tests(name: str) -> ModuleType:
     """The module ``tests/NAME.py``, loaded from its file: the benchmarks are no package beside the
     tests, and the one home of what both use (the shared data, the clock) is there."""
     spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "tests" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

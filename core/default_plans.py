@@ -21,10 +21,12 @@ has a plan, each gets one built by these rules (the defaults of :class:`DefaultT
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from pilotage.core.errors import InvalidInputError
 from pilotage.core.network import RoadNetwork
 from pilotage.core.signals import PEDESTRIAN, VEHICLE, IntersectionPlan, interstages_s
 
@@ -50,6 +52,37 @@ class DefaultTimings:
     max_cycle_s: float = 120.0
     axis_tolerance_deg: float = 45.0
     max_stages: int = 4
+
+    def __post_init__(self) -> None:
+        """Check every timing's range.
+
+        Raises:
+            InvalidInputError: a timing out of its range, or not a number; ``field`` names it.
+        """
+        for name in ("cycle_s", "min_green_s", "walk_s", "walking_speed_m_s", "max_cycle_s"):
+            value = getattr(self, name)
+            if not (_is_number(value) and 0.0 < value < math.inf):
+                raise InvalidInputError(f"expected {name} to be a finite number > 0, got {value!r}", field=name)
+        for name in ("amber_s", "all_red_s", "max_extension_s"):
+            value = getattr(self, name)
+            if not (_is_number(value) and 0.0 <= value < math.inf):
+                raise InvalidInputError(f"expected {name} to be a finite number >= 0, got {value!r}", field=name)
+        # Two axes are at most 90 degrees apart: a wider tolerance would join every approach.
+        if not (_is_number(self.axis_tolerance_deg) and 0.0 <= self.axis_tolerance_deg <= 90.0):
+            raise InvalidInputError(f"expected axis_tolerance_deg to be a number from 0 to 90, got "
+                                    f"{self.axis_tolerance_deg!r}", field="axis_tolerance_deg")
+        if not (isinstance(self.max_stages, (int, np.integer)) and not isinstance(self.max_stages, bool)
+                and self.max_stages >= 1):
+            raise InvalidInputError(f"expected max_stages to be a whole number >= 1, got {self.max_stages!r}",
+                                    field="max_stages")
+        if self.max_cycle_s < self.cycle_s:
+            raise InvalidInputError(f"expected max_cycle_s to be at least cycle_s ({self.cycle_s} s), got "
+                                    f"{self.max_cycle_s}: no group may wait longer than a cycle", field="max_cycle_s")
+
+
+def _is_number(value: object) -> bool:
+    """Whether ``value`` is a real number (NaN included: the ranges checked refuse it), not a bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
 def default_plans(network: RoadNetwork, timings: DefaultTimings = DefaultTimings()) -> list[IntersectionPlan]:

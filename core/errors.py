@@ -7,6 +7,11 @@ came, and how to fix it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing has it from Python 3.11
+
 
 class PilotageError(Exception):
     """Base of every error pilotage raises on purpose."""
@@ -16,6 +21,19 @@ class PilotageError(Exception):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+    def with_prefix(self, *, field: str | None = None, message: str | None = None) -> Self:
+        """This error as seen from a wider scope: a new error of the same class whose field is
+        ``field.<this field>`` (``field`` alone when this error names none) and whose message is
+        ``message: <this message>``; what is not given stays as it is. The traceback is kept, so
+        that ``raise error.with_prefix(...) from None`` still shows where the error arose."""
+        # __new__, not __init__: subclasses take other arguments (RemoteError, its code), and every
+        # attribute is copied below anyway.
+        prefixed = type(self).__new__(type(self), str(self) if message is None else f"{message}: {self}")
+        prefixed.__dict__.update(self.__dict__)
+        if field is not None:
+            prefixed.field = field if self.field is None else f"{field}.{self.field}"
+        return prefixed.with_traceback(self.__traceback__)
 
 
 class InvalidInputError(PilotageError, ValueError):

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from pilotage.core.errors import (
     InvalidInputError,
     NoRouteError,
     OutsideNetworkError,
+    PilotageError,
     UnknownEntityError,
 )
 
@@ -43,6 +44,18 @@ SIGNAL_GROUPING_RADIUS_M = 40.0
 
 #: A location farther than this (m) from every node is outside the network.
 MAX_SNAP_DISTANCE_M = 250.0
+
+
+class LonLat(Protocol):
+    """A point in degrees (WGS 84), as :meth:`RoadNetwork.place_node` reads it: the wire's
+    ``Point``, or anything else with a ``lon`` and a ``lat``."""
+
+    @property
+    def lon(self) -> float: ...
+
+    @property
+    def lat(self) -> float: ...
+
 
 _FILE_FORMAT = "pilotage.road-network"
 _FILE_VERSION = 1
@@ -362,12 +375,16 @@ class RoadNetwork:
 
     # -- lookup ---------------------------------------------------------------------------------
 
-    def node_index(self, osmid: int) -> int:
-        """Index of the node with this OSM id; raises :class:`UnknownEntityError`."""
+    def node_index(self, osmid: int, *, field: str = "node") -> int:
+        """Index of the node with this OSM id.
+
+        Raises:
+            UnknownEntityError: no node has this id; its ``field`` is ``field``.
+        """
         try:
             return self._node_of_osmid[int(osmid)]
         except (KeyError, TypeError, ValueError):
-            raise UnknownEntityError(f"no node of the network has OSM id {osmid!r}", field="node") from None
+            raise UnknownEntityError(f"no node of the network has OSM id {osmid!r}", field=field) from None
 
     def nearest_nodes(self, lon: Iterable[float], lat: Iterable[float]) -> tuple[np.ndarray, np.ndarray]:
         """Nearest node index and its great-circle distance (m) for each point (degrees)."""
@@ -401,6 +418,24 @@ class RoadNetwork:
                 f"than {max_distance_m:.0f} m; give a point inside lon {min_lon:.4f}..{max_lon:.4f}, "
                 f"lat {min_lat:.4f}..{max_lat:.4f}", field="lon")
         return int(node[0]), float(distance_m[0])
+
+    def place_node(self, place: int | LonLat, field: str) -> int:
+        """The node index of a place: the OSM id of a node, or a point (degrees) snapped to its
+        nearest node within :data:`MAX_SNAP_DISTANCE_M`. ``field`` names the place in the errors.
+
+        Raises:
+            UnknownEntityError: an OSM id no node has; its field is ``field``.
+            InvalidInputError: a point whose coordinates are out of range; its field is
+                ``field.lon`` or ``field.lat``.
+            OutsideNetworkError: a point farther than :data:`MAX_SNAP_DISTANCE_M` from every node;
+                its field is ``field.lon``.
+        """
+        if isinstance(place, int):
+            return self.node_index(place, field=field)
+        try:
+            return self.snap(place.lon, place.lat)[0]
+        except PilotageError as error:
+            raise error.with_prefix(field=field) from None
 
     # -- shortest paths -------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ at fault from the message's root (``body.eta_s``).
 
 from __future__ import annotations
 
+import builtins
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -55,6 +56,18 @@ IntersectionId = OsmId | Annotated[str, Meta(min_length=1, max_length=64)]
 Seconds = Annotated[float, Meta(ge=0.0, le=3600.0)]
 #: A time on the signals' clock (s): wall time in service, simulated time under a simulator.
 SignalTime = Annotated[float, Meta(ge=-1e12, le=1e12)]
+#: A vehicle's lateness (s, negative when early) is at most a day either way.
+MAX_LATENESS_S = 86_400.0
+#: The values of the wire's enumerated fields, named once so that the engines and the service that
+#: fill them can declare the same types.
+DecisionName = Literal["granted", "denied"]
+StrategyName = Literal["extension", "early_green", "already_green", "none"]
+CrossingStateName = Literal["planned", "pending", "passed", "refused"]
+TransitionName = Literal["in_step", "short_way", "long_way", "dwell", "out_of_step"]
+ReservationStateName = Literal["booked", "arrived", "cancelled", "no_show"]
+JobStateName = Literal["queued", "running", "done", "failed"]
+CorridorEventName = Literal["opened", "updated", "rerouted", "closed", "expired"]
+ParkingEventName = Literal["count", "stale", "reserved", "cancelled", "arrived", "no_show"]
 #: How long a field adapter runs a command without a newer one (s): past it, its lights go back to
 #: their own base program (docs/operations.md, "Losing the engine").
 COMMAND_TTL_S = 2.0
@@ -209,7 +222,7 @@ class PriorityRequest(Struct, forbid_unknown_fields=True):
     group: Name
     eta_s: Seconds
     vehicle_class: Literal["bus", "tram", "emergency"] = field(name="class")
-    lateness_s: Annotated[float, Meta(ge=-86400.0, le=86400.0)] = 0.0
+    lateness_s: Annotated[float, Meta(ge=-MAX_LATENESS_S, le=MAX_LATENESS_S)] = 0.0
     occupancy: Annotated[float, Meta(ge=0.0, le=10000.0)] = 0.0
     eta_window_s: Seconds | None = None
     queue_vehicles: Annotated[float, Meta(ge=0.0, le=10000.0)] | None = None
@@ -220,8 +233,8 @@ class PriorityRequest(Struct, forbid_unknown_fields=True):
 class PriorityDecision(Struct):
     """The decision; ``green_from`` and ``green_until`` (s on the clock) when granted, else null."""
 
-    decision: Literal["granted", "denied"]
-    strategy: Literal["extension", "early_green", "already_green", "none"]
+    decision: DecisionName
+    strategy: StrategyName
     green_from: float | None
     green_until: float | None
     reason: str
@@ -323,7 +336,7 @@ class CorridorCrossing(Struct):
     hold_until: float | None
     green_from: float | None
     green_until: float | None
-    state: Literal["planned", "pending", "passed", "refused"]
+    state: CrossingStateName
     reason: str
 
 
@@ -348,7 +361,7 @@ class ExitTransition(Struct):
     the clock; null if it stays out of step)."""
 
     intersection: IntersectionId
-    transition: Literal["in_step", "short_way", "long_way", "dwell", "out_of_step"]
+    transition: TransitionName
     in_step_from: float | None
 
 
@@ -419,7 +432,7 @@ class ReservationState(Struct):
     carpark: str
     from_: float = field(name="from")
     until: float
-    state: Literal["booked", "arrived", "cancelled", "no_show"]
+    state: ReservationStateName
     created: float
     updated: float
 
@@ -579,7 +592,7 @@ class RouteJobState(Struct):
 
     job: str
     name: str
-    state: Literal["queued", "running", "done", "failed"]
+    state: JobStateName
     progress: float
     best_cost: float | None
     submitted: float
@@ -616,9 +629,11 @@ ROLES: dict[str, frozenset[str]] = {
 class Message:
     """A request type: the schema of its body and of its reply body, and the permission it needs."""
 
+    # ``type`` is the wire name other code reads (``message.type``); inside this class body it hides
+    # the builtin, so the annotations below name it through ``builtins``.
     type: str
-    body: type[Struct]
-    reply: type[Struct]
+    body: builtins.type[Struct]
+    reply: builtins.type[Struct]
     permission: str
     summary: str
 
@@ -685,7 +700,7 @@ class CorridorEvent(Struct):
 
     time: float
     incident: str
-    event: Literal["opened", "updated", "rerouted", "closed", "expired"]
+    event: CorridorEventName
     crossings: list[CorridorCrossing]
     exits: list[ExitTransition]
 
@@ -696,7 +711,7 @@ class ParkingEvent(Struct):
 
     time: float
     carpark: str
-    event: Literal["count", "stale", "reserved", "cancelled", "arrived", "no_show"]
+    event: ParkingEventName
     free: int | None
     reservable_free: int
     stale: bool
@@ -741,7 +756,8 @@ class KeyChange(Struct):
 # -- decoding and encoding ----------------------------------------------------------------------
 
 _REQUEST = msgspec.json.Decoder(Request)
-_BODIES = {name: msgspec.json.Decoder(message.body) for name, message in MESSAGES.items()}
+_BODIES: dict[str, msgspec.json.Decoder[Any]] = {
+    name: msgspec.json.Decoder(message.body) for name, message in MESSAGES.items()}
 _ANY = msgspec.json.Decoder()
 _JOB = msgspec.json.Decoder(Job)
 _TIME_REGEX = re.compile(r"`str` matching regex '[^']*'")
@@ -876,7 +892,11 @@ def _schema_error(exc: msgspec.ValidationError, prefix: str, schema: type[Struct
     if named:
         path += f".{named.group(1)}"
     field_path = f"{prefix}{path}".lstrip(".") or None
-    fields = {f.encode_name: f for f in msgspec.inspect.type_info(schema).fields}
+    info = msgspec.inspect.type_info(schema)
+    # A Struct class always inspects as a StructType; the check narrows the type for mypy.
+    if not isinstance(info, msgspec.inspect.StructType):
+        raise TypeError(f"expected a Struct schema, got {schema!r}")
+    fields = {f.encode_name: f for f in info.fields}
     name = path.lstrip(".")
     if "unknown field" in message:
         expected = f"expected only the fields {', '.join(fields) or '(none)'}"

@@ -132,8 +132,7 @@ def run_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, i
         try:
             job = decode_job(data)
         except PilotageError as error:
-            error.args = (f"{path}: {error}",)
-            raise
+            raise error.with_prefix(message=str(path)) from None
         if network is None:
             raise DataFileError(f"{path}: a job needs a road network")
         options = job_options(job, time_limit_s=time_limit_s, seed=seed)

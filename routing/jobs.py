@@ -142,14 +142,11 @@ class _Builder:
 
     def place(self, place: Place, field: str, what: str) -> tuple[int, float, float]:
         try:
-            if isinstance(place, Point):
-                node = self.network.snap(place.lon, place.lat)[0]
-                return node, place.lon, place.lat
-            node = self.network.node_index(place)
+            node = self.network.place_node(place, field)
         except PilotageError as error:
-            error.args = (f"{what}: {error}",)
-            error.field = field if not isinstance(place, Point) else f"{field}.{error.field}"
-            raise
+            raise error.with_prefix(message=what) from None
+        if isinstance(place, Point):
+            return node, place.lon, place.lat
         return node, float(self.network.node_lon[node]), float(self.network.node_lat[node])
 
     def build(self) -> JobProblem:

@@ -32,7 +32,7 @@ import msgspec
 
 from pilotage.core.errors import ConflictError, PilotageError, UnknownEntityError
 from pilotage.core.network import RoadNetwork
-from pilotage.core.protocol import Job
+from pilotage.core.protocol import Job, JobStateName
 from pilotage.core.store import open_store
 from pilotage.routing.batch import job_options, solve_job
 from pilotage.routing.jobs import job_problem
@@ -82,7 +82,7 @@ class JobRecord:
 
     id: str
     name: str
-    state: str
+    state: JobStateName
     submitted_s: float
     started_s: float | None
     finished_s: float | None

@@ -100,6 +100,9 @@ class SolveOptions:
         if self.metaheuristic not in METAHEURISTICS:
             raise InvalidInputError(f"expected metaheuristic in {sorted(METAHEURISTICS)}, got {self.metaheuristic!r}",
                                     field="metaheuristic")
+        if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < 2**63):
+            raise InvalidInputError(f"expected seed to be a whole number from 0 to 2**63 - 1, got {self.seed!r}",
+                                    field="seed")
 
 
 #: Called at each improving solution with the seconds since the search began and its cost.

@@ -40,6 +40,7 @@ import numpy as np
 
 from pilotage.core import InvalidInputError, RoadNetwork, Route, UnknownEntityError
 from pilotage.core.errors import ConflictError, PilotageError
+from pilotage.core.protocol import CrossingStateName
 from pilotage.signal_priority.engine import Hold, Preemption, PriorityEngine
 
 logger = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ class Crossing:
     hold_until_s: float | None
     green_from_s: float | None
     green_until_s: float | None
-    state: str
+    state: CrossingStateName
     reason: str
 
 
@@ -211,7 +212,7 @@ class _Crossing:
     hold_until_s: float = math.nan
     green_from_s: float | None = None
     green_until_s: float | None = None
-    state: str = "pending"
+    state: CrossingStateName = "pending"
     reason: str = ""
 
 

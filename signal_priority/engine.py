@@ -58,6 +58,7 @@ import numpy as np
 
 from pilotage.core import InvalidInputError
 from pilotage.core.errors import UnknownEntityError, UnsafePlanError
+from pilotage.core.protocol import MAX_LATENESS_S
 from pilotage.core.safety import TOLERANCE_S, GreenSchedule, check_schedule
 from pilotage.core.signals import SignalPlans, greens_at
 from pilotage.signal_priority import _kernels
@@ -83,6 +84,11 @@ REASONS = {
     _kernels.PROMISED: "the change would take back a green promised to another vehicle",
 }
 EXIT_TRANSITIONS = ("in_step", "short_way", "long_way", "dwell", "out_of_step")
+#: Requests for arrivals farther ahead than this (s) are refused, unless the configuration says
+#: otherwise (:attr:`PriorityConfig.max_eta_s`).
+DEFAULT_MAX_ETA_S = 240.0
+#: The longest headway (s) a request may give to the vehicles of its line ahead and behind: a day.
+MAX_HEADWAY_S = 86_400.0
 # The exit transitions tried, in order, for each choice of PriorityEngine.preempt.
 _WAYS = {
     "best_way": np.array([_kernels.TRY_BEST_WAY, _kernels.TRY_OTHER_WAY, _kernels.TRY_DWELL, _kernels.TRY_NOTHING]),
@@ -130,7 +136,7 @@ class PriorityConfig:
     start_up_loss_s: float = 2.0
     queue_max_age_s: float = 10.0
     horizon_s: float = 480.0
-    max_eta_s: float = 240.0
+    max_eta_s: float = DEFAULT_MAX_ETA_S
     plan_entries: int = 96
 
     def __post_init__(self) -> None:
@@ -480,12 +486,14 @@ class PriorityEngine:
         row[_kernels.R_LATEST_S] = earliest + _finite(window, "eta_window_s", 0.0, config.max_eta_s)
         row[_kernels.R_QUEUE_S] = config.start_up_loss_s + queue * config.saturation_headway_s if queue > 0 else 0.0
         row[_kernels.R_CLASS] = VEHICLE_CLASSES[request.vehicle_class]
-        row[_kernels.R_LATENESS_S] = _finite(request.lateness_s, "lateness_s", -86400.0, 86400.0)
+        row[_kernels.R_LATENESS_S] = _finite(request.lateness_s, "lateness_s", -MAX_LATENESS_S, MAX_LATENESS_S)
         row[_kernels.R_OCCUPANCY] = _finite(request.occupancy, "occupancy", 0.0, 1e4)
-        row[_kernels.R_HEADWAY_AHEAD_S] = (math.inf if request.headway_ahead_s is None
-                                           else _finite(request.headway_ahead_s, "headway_ahead_s", 0.0, 86400.0))
-        row[_kernels.R_HEADWAY_BEHIND_S] = (-math.inf if request.headway_behind_s is None
-                                            else _finite(request.headway_behind_s, "headway_behind_s", 0.0, 86400.0))
+        row[_kernels.R_HEADWAY_AHEAD_S] = (
+            math.inf if request.headway_ahead_s is None
+            else _finite(request.headway_ahead_s, "headway_ahead_s", 0.0, MAX_HEADWAY_S))
+        row[_kernels.R_HEADWAY_BEHIND_S] = (
+            -math.inf if request.headway_behind_s is None
+            else _finite(request.headway_behind_s, "headway_behind_s", 0.0, MAX_HEADWAY_S))
 
     def _decide(self, now: float, batch: np.ndarray) -> np.ndarray:
         """Propose the plans the requests need, in one kernel call; nothing is applied yet. Returns

@@ -64,7 +64,7 @@ def helsinki(cache_dir: Path) -> RoadNetwork:
 
 def _as_networkx(network: RoadNetwork) -> nx.MultiDiGraph:
     """The network as a networkx graph with the same node indices and edge costs: the reference."""
-    graph = nx.MultiDiGraph()
+    graph: nx.MultiDiGraph[int] = nx.MultiDiGraph()
     graph.add_nodes_from(range(network.n_nodes))
     for e, (u, v) in enumerate(zip(network.edge_source.tolist(), network.indices.tolist(), strict=True)):
         graph.add_edge(u, v, key=e, travel_time_s=float(network.travel_time_s[e]), length_m=float(network.length_m[e]))

@@ -17,11 +17,12 @@ def crossroads(intersection_id: str = "x") -> IntersectionPlan:
     (stage 1: ``side``, ``walk``, 30 s); 5 s between vehicles and from vehicles to pedestrians,
     pedestrians clear in 10 s; cycle 85 s, at most 120 s."""
     return IntersectionPlan(
-        id=intersection_id, group_names=("main", "side", "walk"), group_kind=[VEHICLE, VEHICLE, PEDESTRIAN],
-        min_green_s=[8.0, 5.0, 7.0], walk_s=[0.0, 0.0, 7.0], clearance_s=[0.0, 0.0, 10.0],
-        intergreen_s=[[NAN, 5.0, 5.0], [5.0, NAN, NAN], [10.0, NAN, NAN]],
-        stage_groups=[[True, False, False], [False, True, True]], green_s=[40.0, 30.0], stage_min_s=[8.0, 7.0],
-        stage_max_s=[60.0, 50.0], offset_s=0.0, max_cycle_s=120.0)
+        id=intersection_id, group_names=("main", "side", "walk"), group_kind=np.array([VEHICLE, VEHICLE, PEDESTRIAN]),
+        min_green_s=np.array([8.0, 5.0, 7.0]), walk_s=np.array([0.0, 0.0, 7.0]),
+        clearance_s=np.array([0.0, 0.0, 10.0]),
+        intergreen_s=np.array([[NAN, 5.0, 5.0], [5.0, NAN, NAN], [10.0, NAN, NAN]]),
+        stage_groups=np.array([[True, False, False], [False, True, True]]), green_s=np.array([40.0, 30.0]),
+        stage_min_s=np.array([8.0, 7.0]), stage_max_s=np.array([60.0, 50.0]), offset_s=0.0, max_cycle_s=120.0)
 
 
 @st.composite

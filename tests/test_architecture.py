@@ -44,7 +44,7 @@ HOMES: dict[str, str] = {
     "osmnx": "adapters/osm.py",
     "zmq": "adapters/zeromq.py",
     "prometheus_client": "adapters/operations.py",
-    "libsumo": "adapters/sumo/closed_loop.py",
+    "libsumo": "adapters/sumo/network.py",
     "sumo": "adapters/sumo/scenario.py",
     "sumolib": "adapters/sumo/scenario.py",
     "matplotlib": "adapters/sumo/report.py",

@@ -33,11 +33,9 @@ as over ZeroMQ, so the loop exercises the validation, the batching and the audit
 With priority and corridors off, the engine still drives the lights on its base plans: the two runs
 differ by the requests alone.
 
-Measures, per vehicle class (SUMO's ``tripinfo``, unfinished trips included): travel time
-(duration) over the trips that ended; time loss and stops (timeLoss, waitingCount) over every
-vehicle that set off, up to the end of the run; bus schedule adherence at stops with an ``arrival``
-time (SUMO's stop output); and for one bus route, a time-space record (trajectories and the greens
-of its lights). Besides:
+Measures: from SUMO's outputs, per vehicle class, travel time, time loss and stops, the person
+delay and bus schedule adherence (:mod:`pilotage.adapters.sumo.measures`); for one bus route, a
+time-space record (trajectories and the greens of its lights). Besides, measured as the run goes:
 
 - **Time lost at signals** (buses, trams, emergency vehicles): over the steps within
   :data:`SIGNAL_ZONE_M` upstream of the stop line of the vehicle's next traffic light, each step at
@@ -47,11 +45,6 @@ of its lights). Besides:
   left a stop, until it is both :data:`AFTER_STOP_S` and :data:`AFTER_STOP_M` past the moment and
   place it left (it is accelerating away; past either, a bus queued just beyond its stop counts
   again).
-- **Person delay**: SUMO's time loss of each vehicle times the persons it carries, summed, in
-  person-hours: :data:`CAR_OCCUPANCY` per car, one per other vehicle (its driver), and for buses
-  and trams the most passengers SUMO counted aboard over the trip; when no bus or tram of the run
-  ever carries a passenger (the scenario models none), :data:`ASSUMED_TRANSIT_OCCUPANCY` instead,
-  and the run says so.
 - **Plan changes**: granted replies whose strategy changes the plan (not ``already_green``).
 - **Grants used**: for each vehicle and light, the last plan-changing grant's ``green_from`` and
   ``green_until``; when the vehicle crosses the light (its next traffic light changes), whether the
@@ -71,8 +64,9 @@ the file name of each output path it has already resolved, so the prefix climbs 
 (``..`` at the root stays there) and comes down into the run's folder. When the scenario sets no
 ``tripinfo-output`` or ``stop-output``, the loop adds ``tripinfo.xml`` and ``stopinfo.xml``.
 
-Nothing here imports SUMO at module import: :func:`simulate` imports libsumo, and says how to
-install it when it is missing.
+Nothing here imports SUMO at module import: :func:`simulate` imports libsumo
+(:func:`~pilotage.adapters.sumo.network.import_libsumo`), and says how to install it when it is
+missing.
 """
 
 from __future__ import annotations
@@ -88,27 +82,42 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypedDict
 
 import msgspec
 import numpy as np
 
 from pilotage.adapters.field import FieldSignals
 from pilotage.adapters.service import Service
-from pilotage.adapters.sumo.programs import AMBER_STATES, GREEN_STATES, program_plan
+from pilotage.adapters.sumo.measures import (
+    CorridorRequests,
+    EmergencyTrip,
+    GrantUse,
+    LoopMeasures,
+    OffsetErrors,
+    Offsets,
+    PriorityRequests,
+    Run,
+    Safety,
+    TimeSpace,
+    Traffic,
+    schedule_adherence,
+    trip_measures,
+)
+from pilotage.adapters.sumo.network import Light, import_libsumo, output_prefix, read_network, scenario_file
 from pilotage.adapters.zeromq import Client
-from pilotage.core import DataFileError, InvalidInputError, RoadNetwork
+from pilotage.core import DataFileError, InvalidInputError
 from pilotage.core import protocol as wire
 from pilotage.core.errors import TimedOutError, UnknownEntityError
 from pilotage.core.safety import GreenSchedule, check_schedule
-from pilotage.core.signals import IntersectionPlan, SignalPlans
+from pilotage.core.signals import SignalPlans
 from pilotage.signal_priority.corridors import CorridorConfig, CorridorEngine
-from pilotage.signal_priority.engine import PriorityConfig, PriorityEngine
+from pilotage.signal_priority.engine import DEFAULT_MAX_ETA_S, PriorityConfig, PriorityEngine
 
 logger = logging.getLogger(__name__)
 
@@ -117,11 +126,6 @@ SIGNAL_ZONE_M = 300.0
 #: After leaving a stop, a vehicle is accelerating until it is this long (s) and this far (m) past it.
 AFTER_STOP_S = 10.0
 AFTER_STOP_M = 50.0
-#: Persons per car: the usual mean occupancy of urban car traffic (commuting nearer 1.1, leisure 1.6).
-CAR_OCCUPANCY = 1.3
-#: Persons aboard a bus or tram when the scenario carries no passengers: a mean load over an urban
-#: line's route and day, not a full vehicle (an assumption, reported as such).
-ASSUMED_TRANSIT_OCCUPANCY = {"bus": 20.0, "tram": 60.0}
 #: How often (s, simulated) each plan's offset error is sampled.
 OFFSET_SAMPLE_EVERY_S = 10.0
 #: SUMO vehicle classes and the class they are reported under.
@@ -136,12 +140,7 @@ ETA_MARGIN_S = 2.0
 #: A vehicle slower than this (m/s) is queued; at most this many vehicles ahead are counted.
 HALTED_MS = 1.0
 MAX_QUEUE_VEHICLES = 40
-#: A stop arrival between 60 s early and 300 s late is on time (the usual bus punctuality window).
-ON_TIME_S = (-60.0, 300.0)
 
-_SIM_EXTRA = "pip install 'pilotage[sim]'"
-# More levels than any folder an output is written to is deep: the output prefix climbs to the root.
-_ROOT_LEVELS = 64
 # The outputs the loop reads, and the file each gets when the scenario sets none.
 _LOOP_OUTPUTS = {"tripinfo-output": "tripinfo.xml", "stop-output": "stopinfo.xml"}
 _INVALID_SUMO_TIME = -1e9
@@ -195,19 +194,35 @@ class LoopOptions:
     step_listener: Callable[[float], None] | None = None
 
     def __post_init__(self) -> None:
+        """Check every option's range.
+
+        Raises:
+            InvalidInputError: an option out of its range, or an engine's option given with a
+                remote engine; ``field`` names it.
+        """
         for name in ("request_range_m", "request_every_s", "update_every_s", "duration_s", "emergency_every_s"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise InvalidInputError(f"expected {name} > 0, got {value!r}", field=name)
+        # The engine takes any threshold but NaN; a finite one is within the lateness a request may give.
+        if self.min_lateness_s is not None and not (math.isinf(self.min_lateness_s)
+                                                    or abs(self.min_lateness_s) <= wire.MAX_LATENESS_S):
+            raise InvalidInputError(f"expected min_lateness_s from {-wire.MAX_LATENESS_S} to {wire.MAX_LATENESS_S} s "
+                                    f"(or infinite), got {self.min_lateness_s!r}", field="min_lateness_s")
+        # SUMO takes its seed as a 32-bit integer.
+        if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < 2**31):
+            raise InvalidInputError(f"expected seed to be a whole number from 0 to 2**31 - 1, got {self.seed!r}",
+                                    field="seed")
         if self.engine is not None and self.min_lateness_s is not None:
             raise InvalidInputError("expected no min_lateness_s with an engine of its own: set it in that server's "
                                     "configuration ([priority] bus_lateness_s)", field="min_lateness_s")
 
 
 def simulate(sumocfg: str | Path, options: LoopOptions | None = None,
-             output_dir: str | os.PathLike[str] | None = None) -> dict[str, object]:
-    """Run the closed loop on the SUMO scenario ``sumocfg`` and return its measures, a JSON-able
-    dict (the keys are those :mod:`pilotage.adapters.sumo.report` reads; times in s, lengths in m).
+             output_dir: str | os.PathLike[str] | None = None) -> Run:
+    """Run the closed loop on the SUMO scenario ``sumocfg`` and return its measures, JSON-able dicts
+    (:class:`~pilotage.adapters.sumo.measures.Run`, the keys :mod:`pilotage.adapters.sumo.report`
+    reads; times in s, lengths in m).
 
     Every output of the run goes into ``output_dir`` (created), by file name (module docstring),
     and the run's ``outputs`` lists them; without it, into a temporary folder removed at the end
@@ -223,12 +238,12 @@ def simulate(sumocfg: str | Path, options: LoopOptions | None = None,
         OSError: ``output_dir`` cannot be made.
     """
     options = options or LoopOptions()
-    sumocfg = _scenario_file(sumocfg)
-    libsumo = _libsumo()
+    sumocfg = scenario_file(sumocfg)
+    libsumo = import_libsumo()
     if output_dir is None:
-        with tempfile.TemporaryDirectory(prefix="pilotage-sim-") as folder:
-            _check_outputs(options, Path(folder))
-            run = _run(libsumo, sumocfg, options, Path(folder))
+        with tempfile.TemporaryDirectory(prefix="pilotage-sim-") as temporary:
+            _check_outputs(options, Path(temporary))
+            run = _run(libsumo, sumocfg, options, Path(temporary))
         run["outputs"] = None
         return run
     folder = Path(output_dir)
@@ -239,11 +254,11 @@ def simulate(sumocfg: str | Path, options: LoopOptions | None = None,
     return run
 
 
-def _run(libsumo: ModuleType, sumocfg: Path, options: LoopOptions, folder: Path) -> dict[str, object]:
+def _run(libsumo: ModuleType, sumocfg: Path, options: LoopOptions, folder: Path) -> Run:
     """One run, every output written into ``folder`` (an existing folder)."""
     own = _outputs_set(sumocfg, options.sumo_args)
     command = ["sumo", "-c", str(sumocfg), "--seed", str(options.seed), "--no-step-log", "true",
-               "--output-prefix", _output_prefix(folder), "--tripinfo-output.write-unfinished", "true",
+               "--output-prefix", output_prefix(folder), "--tripinfo-output.write-unfinished", "true",
                "--no-warnings", "true"]
     for name, file in _LOOP_OUTPUTS.items():
         if name not in own:
@@ -263,14 +278,14 @@ def _run(libsumo: ModuleType, sumocfg: Path, options: LoopOptions, folder: Path)
             loop.close()
     finally:
         libsumo.close()
-    run = loop.measures()
-    run["wall_time_s"] = time.perf_counter() - started
+    measures = loop.measures()
+    wall_time_s = time.perf_counter() - started
     # Passengers as SUMO counted them, when the scenario models any.
     passengers = loop.persons_aboard if any(loop.persons_aboard.values()) else None
-    run["classes"], bus_losses_s, run["person_delay"] = _trip_measures(
+    classes, bus_losses_s, person_delay = trip_measures(
         tripinfo, loop.vehicle_class, loop.signal_loss_s, loop.emergency, passengers)
-    run["buses"] = {"signal_time_loss_s": bus_losses_s, "schedule": _schedule_adherence(stopinfo)}
-    return run
+    return {**measures, "wall_time_s": wall_time_s, "classes": classes, "person_delay": person_delay,
+            "buses": {"signal_time_loss_s": bus_losses_s, "schedule": schedule_adherence(stopinfo)}, "outputs": None}
 
 
 def _check_outputs(options: LoopOptions, folder: Path | None) -> None:
@@ -281,14 +296,6 @@ def _check_outputs(options: LoopOptions, folder: Path | None) -> None:
     if folder is not None and "TIME" in str(folder.resolve()):
         raise InvalidInputError(f"expected an output folder without 'TIME' in its path, got {folder}: SUMO replaces "
                                 "it by the time in output names", field="output_dir")
-
-
-def _output_prefix(folder: Path) -> str:
-    """SUMO's ``--output-prefix`` that sends every output file into ``folder``: SUMO puts it before
-    the file name of an output path it has already resolved (against the configuration's folder,
-    an additional file's, or the working one), so it climbs from any folder to the root and comes
-    down into ``folder``."""
-    return "../" * _ROOT_LEVELS + folder.resolve().as_posix().lstrip("/") + "/"
 
 
 def _outputs_set(sumocfg: Path, sumo_args: tuple[str, ...]) -> set[str]:
@@ -309,7 +316,7 @@ def arm_name(options: LoopOptions) -> str:
 
 
 def compare(sumocfg: str | Path, options: LoopOptions | None = None, *, seeds: int = 1, baseline: bool = True,
-            output_dir: str | os.PathLike[str] | None = None) -> list[dict[str, object]]:
+            output_dir: str | os.PathLike[str] | None = None) -> list[Run]:
     """Paired runs over ``seeds`` seeds, ``options.seed``, ``options.seed + 1``, ...: for each, the
     baseline (priority and corridors off) and ``options`` (default: both on), with that seed and the
     same demand; ``options`` alone when ``baseline`` is False or ``options`` is the baseline. Each
@@ -324,7 +331,7 @@ def compare(sumocfg: str | Path, options: LoopOptions | None = None, *, seeds: i
         DataFileError, ImportError, OSError: as :func:`simulate`.
     """
     options = options or LoopOptions()
-    sumocfg = _scenario_file(sumocfg)
+    sumocfg = scenario_file(sumocfg)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise InvalidInputError(f"expected seeds >= 1, got {seeds!r}", field="seeds")
     off = dataclasses.replace(options, priority=False, corridors=False)
@@ -337,7 +344,7 @@ def compare(sumocfg: str | Path, options: LoopOptions | None = None, *, seeds: i
     folders = [None if output_dir is None else Path(output_dir) / f"{arm_name(run)}-seed{run.seed}" for run in runs]
     for folder in folders:
         _check_outputs(options, folder)
-    _libsumo()
+    import_libsumo()
     workers = min(len(runs), os.cpu_count() or 1)
     logger.info("simulating %s, %s: %s, %d seed%s from %d, %d run%s at once", sumocfg.name,
                 f"{options.duration_s:.0f} s" if options.duration_s else "the whole scenario",
@@ -348,7 +355,7 @@ def compare(sumocfg: str | Path, options: LoopOptions | None = None, *, seeds: i
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_quiet_worker) as pool:
         futures = {pool.submit(simulate, sumocfg, run, folder): n
                    for n, (run, folder) in enumerate(zip(runs, folders, strict=True))}
-        results: list[dict[str, object]] = [{} for _ in runs]
+        results: dict[int, Run] = {}
         try:
             for done, future in enumerate(as_completed(futures), 1):
                 n = futures[future]
@@ -360,262 +367,13 @@ def compare(sumocfg: str | Path, options: LoopOptions | None = None, *, seeds: i
             for future in futures:
                 future.cancel()
             raise
-    return results
+    return [results[n] for n in range(len(runs))]
 
 
 def _quiet_worker() -> None:
     # A run's own count of what went wrong is in its measures; its log shows only the errors
     # (a state refused, a violation), not each plan the engine's monitor kept from being applied.
     logging.basicConfig(level=logging.ERROR, format="pilotage: %(message)s")
-
-
-def _scenario_file(sumocfg: str | Path) -> Path:
-    sumocfg = Path(sumocfg)
-    if not sumocfg.is_file():
-        raise DataFileError(f"no SUMO configuration at {sumocfg}; give a .sumocfg file, or run `pilotage demo` for "
-                            "the embedded city")
-    return sumocfg
-
-
-def _libsumo() -> ModuleType:
-    try:
-        import libsumo  # noqa: PLC0415 - SUMO is an extra; the rest of pilotage runs without it
-    except ImportError as exc:
-        raise ImportError(f"the closed loop needs SUMO's libsumo: {_SIM_EXTRA}") from exc
-    return libsumo
-
-
-# -- the network and the signals SUMO has -------------------------------------------------------------
-
-
-@dataclass
-class _Light:
-    """One traffic light the engine drives."""
-
-    tls: str
-    plan: int
-    link_group: np.ndarray
-    green_char: list[str]
-    # The characters of a phase whose green groups are exactly these (``green.tobytes()``).
-    phase_chars: dict[bytes, str]
-    amber_s: np.ndarray
-    green: np.ndarray
-    # When each group's amber ends, and since when it shows; NaN when it shows none.
-    amber_until_s: np.ndarray
-    amber_since_s: np.ndarray
-    state: str = ""
-    # Green intervals shown, in the order they started: [group, start, end] (end inf while green);
-    # where each group's open one is (-1: none); the first that may still be within the monitor's
-    # window (those before it ended earlier).
-    shown: list[list[float]] = field(default_factory=list)
-    open_at: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    recent_from: int = 0
-
-
-@dataclass
-class _SumoNetwork:
-    """The road network of the running simulation, as pilotage sees it, and the lights it drives."""
-
-    network: RoadNetwork
-    edge_ids: list[str]
-    edge_index: dict[str, int]
-    junction_ids: list[str]
-    junction_index: dict[str, int]
-    plans: list[IntersectionPlan]
-    lights: list[_Light]
-    light_of_tls: dict[str, _Light]
-    geo: bool
-    speed_classes_kph: dict[str, float]
-
-
-def _read_network(libsumo: ModuleType, sumocfg: Path) -> _SumoNetwork:
-    """Nodes are SUMO's junctions, edges its normal edges open to cars, buses or emergency vehicles;
-    node and edge "OSM ids" are their positions in SUMO's lists; each traffic light is one signalised
-    intersection over the junctions it controls, its id the smallest of their node ids."""
-    net_file = libsumo.simulation.getOption("net-file")
-    geo = _is_geo_referenced(sumocfg.parent / net_file)
-    junction_ids = [j for j in libsumo.junction.getIDList() if not j.startswith(":")]
-    junction_index = {j: i for i, j in enumerate(junction_ids)}
-    x_y = np.array([libsumo.junction.getPosition(j) for j in junction_ids])
-    lon, lat = _lon_lat(libsumo, x_y, geo)
-    edge_ids, tail, head, length_m, speed_kph = [], [], [], [], []
-    for edge in libsumo.edge.getIDList():
-        if edge.startswith(":"):
-            continue
-        lanes = [f"{edge}_{i}" for i in range(libsumo.edge.getLaneNumber(edge))]
-        if not any(_open_to_road_vehicles(libsumo.lane.getAllowed(lane)) for lane in lanes):
-            continue
-        edge_ids.append(edge)
-        tail.append(junction_index[libsumo.edge.getFromJunction(edge)])
-        head.append(junction_index[libsumo.edge.getToJunction(edge)])
-        length_m.append(libsumo.lane.getLength(lanes[0]))
-        speed_kph.append(max(libsumo.lane.getMaxSpeed(lane) for lane in lanes) * 3.6)
-    # Road classes by speed limit: an emergency vehicle's expected speed is its road's limit.
-    classes = sorted({f"{round(kph)} km/h" for kph in speed_kph}, key=lambda name: float(name.split()[0]))
-    class_index = {name: i for i, name in enumerate(classes)}
-    tls_ids = list(libsumo.trafficlight.getIDList())
-    signal_nodes, signal_label = [], []
-    for label, tls in enumerate(tls_ids):
-        for junction in libsumo.trafficlight.getControlledJunctions(tls):
-            if junction in junction_index:
-                signal_nodes.append(junction_index[junction])
-                signal_label.append(label)
-    network = RoadNetwork.from_edges(
-        node_osmid=np.arange(len(junction_ids)), node_lon=lon, node_lat=lat, tail=np.array(tail), head=np.array(head),
-        length_m=np.array(length_m), speed_kph=np.array(speed_kph),
-        road_class=np.array([class_index[f"{round(kph)} km/h"] for kph in speed_kph]), road_classes=classes,
-        edge_osmid=np.arange(len(edge_ids)), signal_nodes=np.array(signal_nodes, dtype=np.int64),
-        signal_intersection=np.array(signal_label, dtype=np.int64),
-        build_report={"source": str(sumocfg)})
-    kept = {edge_ids[int(i)]: e for e, i in enumerate(network.edge_osmid)}
-    intersections = network.intersections
-    tls_of_intersection = {}
-    for k in range(len(intersections)):
-        node = int(network.node_osmid[intersections.signal_nodes(k)[0]])
-        tls_of_intersection[int(intersections.ids[k])] = signal_label[signal_nodes.index(node)]
-    plans, lights = [], []
-    for intersection, label in sorted(tls_of_intersection.items()):
-        made = _light(libsumo, tls_ids[label], intersection, kept, len(plans))
-        if made is not None:
-            plans.append(made[0])
-            lights.append(made[1])
-    if not plans:
-        raise InvalidInputError(f"{sumocfg} has no traffic light the engine can drive ({len(tls_ids)} in all); give a "
-                                "scenario with static traffic-light programs on its road network", field="sumocfg")
-    logger.info("%s: %d junctions, %d edges, %d of %d traffic lights driven", sumocfg.name, network.n_nodes,
-                network.n_edges, len(lights), len(tls_ids))
-    return _SumoNetwork(network, [edge_ids[int(i)] for i in network.edge_osmid], kept, junction_ids, junction_index,
-                        plans, lights,
-                        {light.tls: light for light in lights}, geo,
-                        {name: float(name.split()[0]) for name in classes})
-
-
-@dataclass(frozen=True)
-class ScenarioNetwork:
-    """What the engine drives in a SUMO scenario, as :func:`simulate` reads it.
-
-    Attributes:
-        network: the road network (module docstring).
-        plans: the plans of the traffic lights the engine can drive, their ids SUMO's.
-        speed_classes_kph: the road classes (by speed limit) and an emergency vehicle's expected
-            speed on each (km/h).
-    """
-
-    network: RoadNetwork
-    plans: list[IntersectionPlan]
-    speed_classes_kph: dict[str, float]
-
-
-def read_scenario(sumocfg: str | Path) -> ScenarioNetwork:
-    """The road network and traffic lights of the SUMO scenario ``sumocfg``, for an engine that
-    serves it (``pilotage serve --sumocfg``): the same as a closed-loop run of it drives.
-
-    Raises:
-        DataFileError: no such file, or SUMO refuses the scenario.
-        InvalidInputError: a scenario without a traffic light the engine can drive.
-        ImportError: libsumo is not installed (the message says how to install it).
-    """
-    sumocfg = _scenario_file(sumocfg)
-    libsumo = _libsumo()
-    with tempfile.TemporaryDirectory(prefix="pilotage-read-") as folder:
-        try:
-            # The scenario's own outputs go to a folder thrown away: nothing is simulated.
-            libsumo.start(["sumo", "-c", str(sumocfg), "--no-step-log", "true", "--no-warnings", "true",
-                           "--output-prefix", _output_prefix(Path(folder))])
-        except Exception as exc:
-            raise DataFileError(f"SUMO refused {sumocfg}: {exc}") from exc
-        try:
-            net = _read_network(libsumo, sumocfg)
-        finally:
-            libsumo.close()
-    return ScenarioNetwork(net.network, net.plans, net.speed_classes_kph)
-
-
-def _light(libsumo: ModuleType, tls: str, intersection: int, edge_index: dict[str, int],
-           plan_index: int) -> tuple[IntersectionPlan, _Light] | None:
-    """The plan and the light of traffic light ``tls``, or None (logged) when its program cannot be
-    driven: SUMO then runs it as it would."""
-    program_id = libsumo.trafficlight.getProgram(tls)
-    logic = next(logic for logic in libsumo.trafficlight.getAllProgramLogics(tls) if logic.programID == program_id)
-    phases = logic.phases
-    duration_s = [phase.duration for phase in phases]
-    # Where the cycle is now gives the offset SUMO runs the program at.
-    position_s = sum(duration_s[:libsumo.trafficlight.getPhase(tls)]) + libsumo.trafficlight.getSpentDuration(tls)
-    offset_s = (libsumo.simulation.getTime() - position_s) % sum(duration_s)
-    try:
-        plan = program_plan(tls, program_id, offset_s,
-                            [(p.duration, _duration(p.minDur, p.duration), _duration(p.maxDur, p.duration), p.state,
-                              p.next) for p in phases], source=f"traffic light {tls}")
-    except (DataFileError, InvalidInputError) as exc:
-        logger.warning("traffic light %s is left to SUMO: %s", tls, exc)
-        return None
-    links = libsumo.trafficlight.getControlledLinks(tls)
-    link_group = np.full(len(links), -1, dtype=np.int64)
-    for g, name in enumerate(plan.group_names):
-        link_group[[int(link) for link in name.split("+")]] = g
-    movements = {(edge_index[a], edge_index[b], int(link_group[i]))
-                 for i, connections in enumerate(links) for a, b in
-                 ((inbound.rsplit("_", 1)[0], outbound.rsplit("_", 1)[0]) for inbound, outbound, _ in connections)
-                 if a in edge_index and b in edge_index}
-    plan = dataclasses.replace(plan, id=intersection,
-                               movements=np.array(sorted(movements), dtype=np.int64).reshape(-1, 3))
-    states = [phase.state for phase in phases]
-    green_char = ["g" if any(state[i] == "g" for state in states) else "G" for i in range(len(links))]
-    first_links = [int(name.split("+")[0]) for name in plan.group_names]
-    phase_chars = {}
-    for state in reversed(states):
-        phase_chars[np.array([state[link] in GREEN_STATES for link in first_links]).tobytes()] = state
-    conflicts = plan.conflicts
-    shortest_intergreen_s = np.where(conflicts.any(axis=1), np.nanmin(np.where(conflicts, plan.intergreen_s, np.inf),
-                                                                       axis=1), np.inf)
-    amber_s = np.minimum(_amber_s(plan, states, duration_s), shortest_intergreen_s)
-    light = _Light(tls, plan_index, link_group, green_char, phase_chars, amber_s,
-                   green=np.zeros(plan.n_groups, dtype=np.bool_), amber_until_s=np.full(plan.n_groups, np.nan),
-                   amber_since_s=np.full(plan.n_groups, np.nan), open_at=np.full(plan.n_groups, -1))
-    return plan, light
-
-
-def _duration(value: float, default: float) -> float:
-    # SUMO gives -1 (or a huge number) for a minDur or maxDur a phase does not set.
-    return value if 0 <= value < 1e6 else default
-
-
-def _amber_s(plan: IntersectionPlan, states: list[str], duration_s: list[float]) -> np.ndarray:
-    """The shortest amber the program shows after each group's green (0 when none)."""
-    amber = np.full(plan.n_groups, np.inf)
-    for g, name in enumerate(plan.group_names):
-        link = int(name.split("+")[0])
-        for p in range(len(states)):
-            if states[p - 1][link] in GREEN_STATES and states[p][link] in AMBER_STATES:
-                run_s, q = 0.0, p
-                while states[q % len(states)][link] in AMBER_STATES and run_s < sum(duration_s):
-                    run_s += duration_s[q % len(states)]
-                    q += 1
-                amber[g] = min(amber[g], run_s)
-    return np.where(np.isfinite(amber), amber, 0.0)
-
-
-def _open_to_road_vehicles(allowed: tuple[str, ...]) -> bool:
-    return not allowed or bool({"passenger", "bus", "emergency"} & set(allowed))
-
-
-def _is_geo_referenced(net_file: Path) -> bool:
-    try:
-        for _, element in ET.iterparse(net_file, events=("start",)):
-            if element.tag == "location":
-                return element.get("projParameter", "!") != "!"
-    except (OSError, ET.ParseError):
-        return False
-    return False
-
-
-def _lon_lat(libsumo: ModuleType, x_y: np.ndarray, geo: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Degrees of each (x, y) in m: SUMO's projection, or, for a network without one, a flat frame
-    at (0°, 0°) where a degree is 111,195 m both ways (so distances stay right)."""
-    if geo:
-        lon_lat = np.array([libsumo.simulation.convertGeo(float(x), float(y)) for x, y in x_y])
-        return lon_lat[:, 0], lon_lat[:, 1]
-    return x_y[:, 0] / 111_195.0, x_y[:, 1] / 111_195.0
 
 
 # -- the loop ---------------------------------------------------------------------------------------------
@@ -640,6 +398,40 @@ class _Tracked:
     left_stop_odometer_m: float = -math.inf
 
 
+class _PriorityCounts(TypedDict):
+    """The priority requests sent so far, and their replies by strategy, reason and error code."""
+
+    requests: int
+    granted: int
+    by_strategy: Counter[str]
+    denied: Counter[str]
+    checkouts: int
+    errors: Counter[str]
+
+
+class _CorridorCounts(TypedDict):
+    """The corridor requests sent so far, what came of them, and their errors by code."""
+
+    opened: int
+    reopened: int
+    closed: int
+    updates: int
+    reroutes: int
+    errors: Counter[str]
+
+
+@dataclass
+class _RouteRecord:
+    """The bus route whose time-space diagram is recorded: its name and length (m), each driven light
+    on it (with its signal group and its distance along the route, m), and the points of each
+    vehicle on it (``[time_s, distance_m]``)."""
+
+    corridor: str
+    length_m: float
+    signals: list[tuple[Light, int, float]]
+    vehicles: dict[str, list[list[float]]]
+
+
 class _Loop:
     def __init__(self, libsumo: ModuleType, options: LoopOptions, sumocfg: Path) -> None:
         self.sumo = libsumo
@@ -651,7 +443,7 @@ class _Loop:
         end_s = float(libsumo.simulation.getEndTime())
         self.end_s = (self.begin_s + options.duration_s if options.duration_s is not None
                       else end_s if end_s >= 0 else math.inf)
-        self.net = _read_network(libsumo, sumocfg)
+        self.net = read_network(libsumo, sumocfg)
         plans = SignalPlans(self.net.plans)
         # The lights run the plans of an engine in this process, or, as a field adapter's, the
         # commands of a remote one.
@@ -677,13 +469,16 @@ class _Loop:
         self.vehicle_class: dict[str, str] = {}
         self.tracked: dict[str, _Tracked] = {}
         self.signal_loss_s: Counter[str] = Counter()
-        self.priority_stats = {"requests": 0, "granted": 0, "by_strategy": Counter(), "denied": Counter(),
-                               "checkouts": 0, "errors": Counter()}
-        self.corridor_stats = {"opened": 0, "reopened": 0, "closed": 0, "updates": 0, "reroutes": 0,
-                              "errors": Counter()}
-        self.emergency: dict[str, dict[str, object]] = {}
-        self.safety = {"traffic_lights": len(self.net.lights), "state_changes": 0, "refused_states": 0,
-                       "violations": 0, "by_rule": Counter(), "longest_amber_s": 0.0}
+        self.priority_stats: _PriorityCounts = {"requests": 0, "granted": 0, "by_strategy": Counter(),
+                                                "denied": Counter(), "checkouts": 0, "errors": Counter()}
+        self.corridor_stats: _CorridorCounts = {"opened": 0, "reopened": 0, "closed": 0, "updates": 0, "reroutes": 0,
+                                                "errors": Counter()}
+        self.emergency: dict[str, EmergencyTrip] = {}
+        # ``by_rule`` is filled from ``violations_by_rule``, and the monitor's counts are set, by the final check.
+        self.safety: Safety = {"traffic_lights": len(self.net.lights), "state_changes": 0, "refused_states": 0,
+                               "violations": 0, "by_rule": {}, "longest_amber_s": 0.0, "plans_checked": 0,
+                               "plans_refused": 0, "plan_fallbacks": 0}
+        self.violations_by_rule: Counter[str] = Counter()
         self.steps = 0
         # The greens each light shows (its ``green`` is a view of its row) and when its next amber
         # ends: the lights to update at a step are found for all at once.
@@ -693,7 +488,7 @@ class _Loop:
         self._amber_due_s = np.full(len(self.net.lights), -np.inf)
         self._rng = random.Random(options.seed)
         self._next_emergency_s = self.begin_s if options.emergency_every_s else math.inf
-        self._time_space: dict[str, object] | None = None
+        self._time_space: _RouteRecord | None = None
         self._time_space_route: tuple[str, ...] = ()
         self._route_starts_m = np.zeros(1)
         # The most persons seen aboard each bus and tram.
@@ -703,7 +498,7 @@ class _Loop:
         self.grant_crossings = {"in_green": 0, "outside_green": 0}
         self._offset_error_s: list[list[float]] = [[] for _ in self.net.lights]
         self._next_offset_sample_s = self.begin_s
-        self.traffic = {"teleports": 0, "insertion_backlog_max": 0, "insertion_backlog_end": 0}
+        self.traffic: Traffic = {"teleports": 0, "insertion_backlog_max": 0, "insertion_backlog_end": 0}
 
     # -- stepping ------------------------------------------------------------------------------------
 
@@ -778,7 +573,7 @@ class _Loop:
             elif not at_stop:
                 tracked.stopped_since_s = None
             self._measure_vehicle(tracked, distance_m, speed, at_stop)
-            if self._time_space is not None and vehicle in self._time_space["vehicles"]:
+            if self._time_space is not None and vehicle in self._time_space.vehicles:
                 self._record_position(vehicle)
             if tracked.next_tls and tls != tracked.next_tls:
                 self._crossed(tracked)
@@ -802,7 +597,7 @@ class _Loop:
         if requests:
             self._decide(requests)
 
-    def _priority_request(self, tracked: _Tracked, light: _Light, link: int, distance_m: float,
+    def _priority_request(self, tracked: _Tracked, light: Light, link: int, distance_m: float,
                           speed: float) -> dict[str, object] | None:
         """The vehicle's request at its next light, or None while a stop before the light holds it
         (it checks in when its doors close). The arrival interval runs from the time at the allowed
@@ -822,9 +617,12 @@ class _Loop:
         earliest_s = distance_m / allowed + max(0.0, allowed - speed) / (2.0 * ACCELERATION_MS2)
         latest_s = max(earliest_s, distance_m / max(speed, 0.5 * allowed, 1.0))
         plan = self.net.plans[light.plan]
+        # Capped at what the engine accepts: the arrival cap of its default configuration (the loop's
+        # own engine keeps it; a remote one is expected to), and the protocol's lateness bound.
         return {"vehicle": vehicle, "intersection": plan.id, "group": plan.group_names[light.link_group[link]],
-                "eta_s": min(earliest_s, 240.0), "eta_window_s": min(latest_s - earliest_s + ETA_MARGIN_S, 240.0),
-                "class": tracked.kind, "lateness_s": max(-86400.0, min(86400.0, lateness_s)),
+                "eta_s": min(earliest_s, DEFAULT_MAX_ETA_S),
+                "eta_window_s": min(latest_s - earliest_s + ETA_MARGIN_S, DEFAULT_MAX_ETA_S),
+                "class": tracked.kind, "lateness_s": max(-wire.MAX_LATENESS_S, min(wire.MAX_LATENESS_S, lateness_s)),
                 "occupancy": float(vehicle_api.getPersonNumber(vehicle)),
                 "queue_vehicles": float(self._halted_ahead(vehicle, distance_m))}
 
@@ -864,7 +662,7 @@ class _Loop:
                 continue
             reply = self._reply.decode(raw)
             if not reply.ok:
-                stats["errors"][reply.error.code] += 1
+                stats["errors"][_error(reply).code] += 1
                 continue
             if reply.body["decision"] == "granted":
                 stats["granted"] += 1
@@ -947,7 +745,8 @@ class _Loop:
 
     def _add_emergency_vehicles(self) -> None:
         """Add the emergency vehicles due, on routes between random edges at least 1 km apart."""
-        if self.now < self._next_emergency_s:
+        every_s = self.options.emergency_every_s
+        if every_s is None or self.now < self._next_emergency_s:
             return
         sumo = self.sumo
         if _EMERGENCY_TYPE not in sumo.vehicletype.getIDList():
@@ -970,12 +769,12 @@ class _Loop:
                 break
         else:
             logger.warning("no route of 1 km or more found for an emergency vehicle at %.0f s", self.now)
-            self._next_emergency_s += self.options.emergency_every_s
+            self._next_emergency_s += every_s
             return
         vehicle = f"emergency.{int(self._next_emergency_s)}"
         sumo.route.add(f"route.{vehicle}", route.edges)
         sumo.vehicle.add(vehicle, f"route.{vehicle}", typeID=_EMERGENCY_TYPE, depart="now")
-        self._next_emergency_s += self.options.emergency_every_s
+        self._next_emergency_s += every_s
 
     def _open_corridor(self, tracked: _Tracked) -> None:
         sumo, vehicle = self.sumo, tracked.vehicle
@@ -1002,7 +801,7 @@ class _Loop:
             return
         lon, lat = self._matched_position(tracked.vehicle, road)
         answer = self._request("corridor.update", {"incident": tracked.vehicle, "position": {"lon": lon, "lat": lat}})
-        if answer is not None and not answer.ok and answer.error.code == UnknownEntityError.code:
+        if answer is not None and not answer.ok and _error(answer).code == UnknownEntityError.code:
             # The engine no longer has the corridor (it restarted without it, or ended it unheard
             # from): the vehicle opens it again from where it is, as a dispatch client would.
             tracked.corridor_open = False
@@ -1032,7 +831,7 @@ class _Loop:
         lat = network.node_lat[tail] + fraction * (network.node_lat[head] - network.node_lat[tail])
         return float(lon), float(lat)
 
-    def _drive_corridor(self, vehicle: str, corridor: dict[str, object], current_edge: str) -> None:
+    def _drive_corridor(self, vehicle: str, corridor: dict[str, Any], current_edge: str) -> None:
         """Make the vehicle drive the route the corridor took after it left its own (from the edge it
         is on), where SUMO's lanes connect it; else it keeps its own, and the corridor follows it by
         its updates."""
@@ -1052,7 +851,7 @@ class _Loop:
             self.corridor_stats["errors"]["ROUTE_NOT_DRIVABLE"] += 1
             logger.info("corridor %s: SUMO cannot drive its route (%s); the vehicle keeps its own", vehicle, exc)
 
-    def _count_crossings(self, vehicle: str, corridor: dict[str, object]) -> None:
+    def _count_crossings(self, vehicle: str, corridor: dict[str, Any]) -> None:
         record = self.emergency[vehicle]
         crossings = corridor["crossings"]
         record["length_m"] = corridor["length_m"]
@@ -1088,7 +887,7 @@ class _Loop:
         self._asked = True
         return raw
 
-    def _send(self, message_type: str, body: dict[str, object]) -> dict[str, object] | None:
+    def _send(self, message_type: str, body: dict[str, object]) -> dict[str, Any] | None:
         """The reply body of one request; an error reply, or none, is counted, logged, and gives None."""
         reply = self._request(message_type, body)
         return reply.body if reply is not None and reply.ok else None
@@ -1103,9 +902,10 @@ class _Loop:
             return None
         reply = self._reply.decode(raw)
         if not reply.ok:
-            stats["errors"][reply.error.code] += 1
-            logger.info("%s for %s: %s %s", message_type, body.get("incident") or body.get("vehicle"),
-                        reply.error.code, reply.error.message)
+            error = _error(reply)
+            stats["errors"][error.code] += 1
+            logger.info("%s for %s: %s %s", message_type, body.get("incident") or body.get("vehicle"), error.code,
+                        error.message)
         return reply
 
     def _command(self) -> None:
@@ -1120,7 +920,8 @@ class _Loop:
                 return
             reply = self._reply.decode(raw)
             if not reply.ok:
-                logger.error("signals.command: %s %s", reply.error.code, reply.error.message)
+                error = _error(reply)
+                logger.error("signals.command: %s %s", error.code, error.message)
                 self.signals.unanswered()
                 return
             replies.append(reply.body)
@@ -1156,7 +957,7 @@ class _Loop:
                 self.sumo.trafficlight.setRedYellowGreenState(light.tls, state)
                 light.state = state
 
-    def _checked(self, light: _Light, green: np.ndarray) -> np.ndarray:
+    def _checked(self, light: Light, green: np.ndarray) -> np.ndarray:
         """``green`` if the monitor accepts it after the greens shown so far, else the greens as they are."""
         plan = self.net.plans[light.plan]
         since_s = max(self.begin_s, self.now - 2.0 * plan.max_cycle_s)
@@ -1179,7 +980,7 @@ class _Loop:
                      "; ".join(f"{v.rule} {v.group} ({v.detail})" for v in violations))
         return light.green.copy()
 
-    def _record(self, light: _Light, green: np.ndarray) -> None:
+    def _record(self, light: Light, green: np.ndarray) -> None:
         for g in np.flatnonzero(light.green & ~green).tolist():
             light.shown[light.open_at[g]][2] = self.now
             light.open_at[g] = -1
@@ -1191,8 +992,9 @@ class _Loop:
         """The whole history of greens shown, checked by the monitor: the run's violations; and what
         the engine's own monitor did with the plans it made."""
         monitor = self.signals.monitor
-        self.safety.update(plans_checked=monitor.checks, plans_refused=monitor.refused,
-                           plan_fallbacks=monitor.fallbacks)
+        self.safety["plans_checked"] = monitor.checks
+        self.safety["plans_refused"] = monitor.refused
+        self.safety["plan_fallbacks"] = monitor.fallbacks
         for light in self.net.lights:
             if not light.shown:
                 continue
@@ -1201,9 +1003,10 @@ class _Loop:
                                      horizon_start_s=self.begin_s, horizon_end_s=self.now)
             for violation in check_schedule(self.net.plans[light.plan], schedule):
                 self.safety["violations"] += 1
-                self.safety["by_rule"][violation.rule] += 1
+                self.violations_by_rule[violation.rule] += 1
                 logger.error("traffic light %s: %s of group %s at %.1f s (%s)", light.tls, violation.rule,
                              violation.group, violation.time_s, violation.detail)
+        self.safety["by_rule"] = dict(self.violations_by_rule)
 
     # -- the time-space record ---------------------------------------------------------------------------------
 
@@ -1214,12 +1017,12 @@ class _Loop:
         route = tuple(self.sumo.vehicle.getRoute(vehicle))
         if self._time_space is not None:
             if route == self._time_space_route:
-                self._time_space["vehicles"][vehicle] = []
+                self._time_space.vehicles[vehicle] = []
             return
         lengths_m = [self.sumo.lane.getLength(f"{edge}_0") for edge in route]
         starts_m = np.concatenate(([0.0], np.cumsum(lengths_m)))
         edge_index = self.net.edge_index
-        signals = []
+        signals: list[tuple[Light, int, float]] = []
         for i, turn in enumerate(itertools.pairwise(route)):
             if not set(turn) <= edge_index.keys():
                 continue
@@ -1232,43 +1035,50 @@ class _Loop:
             return
         self._time_space_route = route
         self._route_starts_m = starts_m
-        self._time_space = {"corridor": f"route of {vehicle}", "length_m": float(starts_m[-1]), "signals": signals,
-                            "vehicles": {vehicle: []}}
+        self._time_space = _RouteRecord(f"route of {vehicle}", float(starts_m[-1]), signals, {vehicle: []})
 
     def _record_position(self, vehicle: str) -> None:
+        assert self._time_space is not None
         sumo = self.sumo
         if sumo.vehicle.getRoadID(vehicle).startswith(":"):
             return
         index = sumo.vehicle.getRouteIndex(vehicle)
         distance_m = float(self._route_starts_m[index]) + sumo.vehicle.getLanePosition(vehicle)
-        self._time_space["vehicles"][vehicle].append([self.now, distance_m])
+        self._time_space.vehicles[vehicle].append([self.now, distance_m])
 
     # -- measures ----------------------------------------------------------------------------------------------
 
-    def measures(self) -> dict[str, object]:
+    def measures(self) -> LoopMeasures:
+        """The run's measures so far, after the final check of every green shown."""
         self.final_check()
-        time_space = None
-        if self._time_space is not None:
+        time_space: TimeSpace | None = None
+        record = self._time_space
+        if record is not None:
             time_space = {
-                "corridor": self._time_space["corridor"], "length_m": self._time_space["length_m"],
+                "corridor": record.corridor, "length_m": record.length_m,
                 "signals": [{"traffic_light": light.tls, "distance_m": distance_m,
                              "green": [[start, min(end, self.now)] for g, start, end in light.shown if g == group]}
-                            for light, group, distance_m in self._time_space["signals"]],
-                "vehicles": {v: points for v, points in self._time_space["vehicles"].items() if points}}
-        requests = _plain(self.priority_stats)
-        requests["already_green"] = requests["by_strategy"].get("already_green", 0)
-        requests["plan_changes"] = requests["granted"] - requests["already_green"]
+                            for light, group, distance_m in record.signals],
+                "vehicles": {v: points for v, points in record.vehicles.items() if points}}
+        priority = self.priority_stats
+        already_green = priority["by_strategy"].get("already_green", 0)
+        requests: PriorityRequests = {
+            "requests": priority["requests"], "granted": priority["granted"],
+            "by_strategy": dict(priority["by_strategy"]), "denied": dict(priority["denied"]),
+            "checkouts": priority["checkouts"], "errors": dict(priority["errors"]),
+            "already_green": already_green, "plan_changes": priority["granted"] - already_green}
+        corridors: CorridorRequests = {**self.corridor_stats, "errors": dict(self.corridor_stats["errors"])}
         return {
             "scenario": self.sumocfg.name, "priority": self.options.priority, "corridors": self.options.corridors,
             "seed": self.options.seed, "begin_s": self.begin_s, "end_s": self.now, "step_s": self.step_s,
             "steps": self.steps, "emergency": {"trips": list(self.emergency.values())},
             "priority_requests": requests, "grant_use": self._grant_use(), "offsets": self._offsets(),
-            "traffic": dict(self.traffic),
-            "corridor_requests": _plain(self.corridor_stats), "safety": _plain(self.safety), "time_space": time_space,
+            "traffic": self.traffic.copy(),
+            "corridor_requests": corridors, "safety": self.safety.copy(), "time_space": time_space,
             "field": asdict(self.signals.counts) if isinstance(self.signals, FieldSignals) else None,
         }
 
-    def _grant_use(self) -> dict[str, object]:
+    def _grant_use(self) -> GrantUse:
         """The last plan-changing grants of each vehicle and light, by whether their vehicle crossed
         within their green, outside it, or not at all by the end of the run."""
         in_green, outside_green = self.grant_crossings["in_green"], self.grant_crossings["outside_green"]
@@ -1277,95 +1087,24 @@ class _Loop:
                 "outside_green": outside_green, "not_crossed": len(self._grant_green_s),
                 "grants_used_share": in_green / crossed if crossed else None}
 
-    def _offsets(self) -> dict[str, object]:
+    def _offsets(self) -> Offsets:
         """The offset errors sampled: per light and over all, the 95th percentile and the largest of
         their absolute values (s; None without a sample)."""
 
-        def summary(errors_s: list[float]) -> dict[str, object]:
+        def summary(errors_s: list[float]) -> OffsetErrors:
             magnitudes_s = np.abs(errors_s)
             return {"samples": len(errors_s),
                     "p95_abs_error_s": float(np.percentile(magnitudes_s, 95)) if errors_s else None,
                     "max_abs_error_s": float(magnitudes_s.max()) if errors_s else None}
 
-        return {"sample_every_s": OFFSET_SAMPLE_EVERY_S,
-                **summary([error_s for errors_s in self._offset_error_s for error_s in errors_s]),
+        every_light = summary([error_s for errors_s in self._offset_error_s for error_s in errors_s])
+        return {"sample_every_s": OFFSET_SAMPLE_EVERY_S, "samples": every_light["samples"],
+                "p95_abs_error_s": every_light["p95_abs_error_s"], "max_abs_error_s": every_light["max_abs_error_s"],
                 "by_light": {light.tls: summary(self._offset_error_s[light.plan]) for light in self.net.lights}}
 
 
-def _plain(stats: dict[str, object]) -> dict[str, object]:
-    return {key: dict(value) if isinstance(value, Counter) else value for key, value in stats.items()}
+def _error(reply: wire.Reply) -> wire.Error:
+    """The error of a reply that is not ``ok``: the protocol gives every such reply one."""
+    assert not isinstance(reply.error, msgspec.UnsetType)
+    return reply.error
 
-
-# -- SUMO's outputs ---------------------------------------------------------------------------------------------
-
-
-def _elements(path: Path, tag: str) -> Iterator[ET.Element]:
-    if not path.is_file():
-        return
-    for _, element in ET.iterparse(path):
-        if element.tag == tag:
-            yield element
-            element.clear()
-
-
-def _mean(values: list[float]) -> float | None:
-    return float(np.mean(values)) if values else None
-
-
-def _trip_measures(tripinfo: Path, vehicle_class: dict[str, str], signal_loss_s: Counter[str],
-                   emergency: dict[str, dict[str, object]], passengers: dict[str, int] | None,
-                   ) -> tuple[dict[str, dict[str, object]], list[float], dict[str, object]]:
-    """Per class: travel time over the trips that ended; time loss, stops and time lost at signals
-    over every vehicle that set off, each counted up to the end of the run (a short window ends
-    before most long trips do, and the same vehicles set off in both runs), and the person-hours
-    lost. Also the time each bus lost at signals; the person delay of the run; and, into
-    ``emergency``, the travel time and length of each emergency trip that ended. ``passengers``:
-    the most persons SUMO counted aboard each bus and tram, None when the scenario models none (the
-    assumed occupancy then). One pass over SUMO's trip output."""
-    values: dict[str, dict[str, list[float]]] = {}
-    bus_losses_s = []
-    for trip in _elements(tripinfo, "tripinfo"):
-        vehicle = trip.get("id", "")
-        kind = vehicle_class.get(vehicle, "other")
-        ended = float(trip.get("arrival", "-1")) >= 0
-        lists = values.setdefault(kind, {"travel_time_s": [], "time_loss_s": [], "stops": [], "signal": [],
-                                         "person_s": []})
-        if ended:
-            lists["travel_time_s"].append(float(trip.get("duration", "nan")))
-            if vehicle in emergency:
-                emergency[vehicle]["travel_time_s"] = lists["travel_time_s"][-1]
-                emergency[vehicle]["length_m"] = float(trip.get("routeLength", emergency[vehicle]["length_m"]))
-        lists["time_loss_s"].append(float(trip.get("timeLoss", "nan")))
-        lists["stops"].append(float(trip.get("waitingCount", "nan")))
-        lists["signal"].append(signal_loss_s.get(vehicle, 0.0))
-        lists["person_s"].append(lists["time_loss_s"][-1] * _occupancy(vehicle, kind, passengers))
-        if kind == "bus":
-            bus_losses_s.append(lists["signal"][-1])
-    classes = {kind: {"trips": len(lists["travel_time_s"]),
-                      "unfinished": len(lists["time_loss_s"]) - len(lists["travel_time_s"]),
-                      "travel_time_s": _mean(lists["travel_time_s"]), "time_loss_s": _mean(lists["time_loss_s"]),
-                      "stops": _mean(lists["stops"]),
-                      "signal_time_loss_s": _mean(lists["signal"]) if kind in ("bus", "tram", "emergency") else None,
-                      "person_hours_lost": sum(lists["person_s"]) / 3600.0}
-               for kind, lists in sorted(values.items())}
-    person_delay = {"person_hours_lost": sum(c["person_hours_lost"] for c in classes.values()),
-                    "car_occupancy": CAR_OCCUPANCY, "transit_passengers": "counted" if passengers else "assumed",
-                    "assumed_transit_occupancy": None if passengers else dict(ASSUMED_TRANSIT_OCCUPANCY)}
-    return classes, bus_losses_s, person_delay
-
-
-def _occupancy(vehicle: str, kind: str, passengers: dict[str, int] | None) -> float:
-    """Persons aboard ``vehicle`` of report class ``kind``: see the module docstring."""
-    if kind in ASSUMED_TRANSIT_OCCUPANCY:
-        return ASSUMED_TRANSIT_OCCUPANCY[kind] if passengers is None else float(passengers.get(vehicle, 0))
-    # A car carries CAR_OCCUPANCY persons, any other vehicle its driver.
-    return CAR_OCCUPANCY if kind == "car" else 1.0
-
-
-def _schedule_adherence(stopinfo: Path) -> dict[str, object]:
-    delays = [float(stop.get("arrivalDelay")) for stop in _elements(stopinfo, "stopinfo")
-              if stop.get("arrivalDelay") not in (None, "-1")]
-    early_s, late_s = ON_TIME_S
-    return {"stops": len(delays), "mean_delay_s": _mean(delays), "mean_abs_delay_s": _mean([abs(d) for d in delays]),
-            "on_time_share": _mean([float(early_s <= d <= late_s) for d in delays]),
-            "late_share": _mean([float(d > late_s) for d in delays])}

@@ -386,7 +386,8 @@ def _stages(green: np.ndarray, amber: np.ndarray) -> list[tuple[int, int]]:
         for p in range(len(green))]
     while True:
         spans = _spans(green_sets)
-        sets = [green_sets[first] for first, _ in spans]
+        # A span starts at a phase with greens: its set is never None.
+        sets = [green_sets[first] or frozenset() for first, _ in spans]
         for k, (first, n_phases) in enumerate(spans):
             before, after = sets[k - 1], sets[(k + 1) % len(spans)]
             if len(spans) >= 3 and sets[k] != before and sets[k] != after and sets[k] == before & after:

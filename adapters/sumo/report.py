@@ -499,8 +499,8 @@ def _table_sections(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[_
             _Row("on time", _getter("buses", "schedule", "on_time_share"), "share", "difference"),
             _Row("late", _getter("buses", "schedule", "late_share"), "share", "difference")]))
     if present("person_delay"):
-        passengers = "/".join(sorted({_section(run, "person_delay").get("transit_passengers")
-                                      for run in runs} - {None}))
+        kinds = (_section(run, "person_delay").get("transit_passengers") for run in runs)
+        passengers = "/".join(sorted({kind for kind in kinds if kind is not None}))
         label = f"person-hours lost (bus passengers {passengers})" if passengers else "person-hours lost"
         sections.append(("person delay", [_Row(label, _getter("person_delay", "person_hours_lost"), "h", "relative")]))
     if any(_section(run, "emergency").get("trips") for run in runs):

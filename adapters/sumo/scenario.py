@@ -347,9 +347,9 @@ def _read_summary(folder: Path, coordinated: bool) -> Scenario | None:
         files = {name: folder / summary["files"][name] for name in
                  ("net", "car_routes", "bus_routes", "bus_stops_file", "emergency_routes")}
         files |= {name: folder / variant[name] for name in ("sumocfg", "signals_file")}
-        counts = {name: int(summary[name]) for name in ("traffic_lights", "cars", "bus_lines", "bus_stops",
-                                                          "buses", "peak_buses_in_service", "emergency_vehicles",
-                                                          "seed")}
+        counts: dict[str, Any] = {name: int(summary[name]) for name in
+                                  ("traffic_lights", "cars", "bus_lines", "bus_stops", "buses",
+                                   "peak_buses_in_service", "emergency_vehicles", "seed")}
         scenario = Scenario(directory=folder, **files, coordinated=coordinated, **counts,
                             begin_s=float(summary["begin_s"]), end_s=float(summary["end_s"]))
     except FileNotFoundError:
@@ -635,7 +635,9 @@ class _TransitGraph:
             if first < second and backward is not None and self._angle_deg(first, second) >= MIN_LINE_ANGLE_DEG:
                 candidates.append((first, second, forward, backward,
                                    self.traffic_lights(forward) | self.traffic_lights(backward)))
-        lines, served, used = [], set(), set()
+        lines: list[tuple[list[int], list[int]]] = []
+        served: set[str] = set()
+        used: set[int] = set()
         while len(lines) < BUS_LINES:
             free = [c for c in candidates if c[0] not in used and c[1] not in used]
             if not free:
@@ -894,13 +896,14 @@ def _timed_programs(netconvert: dict[str, _Program], path: Path) -> dict[str, _P
     """Each traffic light's program as the timing tool wrote it in ``path``, its ambers back to
     netconvert's; netconvert's program where the tool wrote none, or one pilotage cannot drive."""
     timed = _read_programs(path, timed=True)
-    programs = {}
+    programs: dict[str, _Program] = {}
     for tl_id, original in netconvert.items():
         program = timed.get(tl_id)
+        reason: str | None = "the tool left it out (no flow through it)"
         if program is not None:
             program = _with_own_ambers(program, original)
-        reason = "the tool left it out (no flow through it)" if program is None else program.refusal()
-        if reason is not None:
+            reason = program.refusal()
+        if program is None or reason is not None:
             logger.info("traffic light %s keeps netconvert's program: %s", tl_id, reason)
             program = original
         programs[tl_id] = program

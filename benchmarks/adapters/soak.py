@@ -76,7 +76,9 @@ def start_server(folder: Path) -> tuple[subprocess.Popen, str]:
 def resident_mb(pid: int) -> float:
     """The resident memory of process ``pid`` (MB)."""
     status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024.0
+    found = re.search(r"VmRSS:\s+(\d+) kB", status)
+    assert found is not None, status
+    return int(found.group(1)) / 1024.0
 
 
 def request(socket: zmq.Socket, message_type: str, body: dict) -> dict:
@@ -161,7 +163,7 @@ def client(endpoint: str, rate_per_s: float, duration_s: float, seed: int, setup
             next_send += interval_s
         timeout_ms = max(0, int((next_send - time.perf_counter()) * 1000)) if sending else 100
         if poller.poll(timeout_ms):
-            while socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            while int(socket.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 reply = json.loads(socket.recv())
                 message_type, at = sent_at.pop(reply["id"])
                 received = time.perf_counter()

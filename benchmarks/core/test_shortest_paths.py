@@ -4,6 +4,8 @@ Groups (reference first): one-to-one routes (networkx Dijkstra), a 200 x 200 mat
 then scipy.sparse.csgraph, which computes whole rows).
 """
 
+from typing import Literal
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -19,7 +21,7 @@ MATRIX_SIZE = 200
 @pytest.fixture(scope="module")
 def city_graph(city: RoadNetwork) -> nx.DiGraph:
     # The cheapest of parallel edges is the only one a shortest path uses.
-    graph = nx.DiGraph()
+    graph: nx.DiGraph[int] = nx.DiGraph()
     for u, v, cost in zip(city.edge_source.tolist(), city.indices.tolist(), city.travel_time_s.tolist(), strict=True):
         if not graph.has_edge(u, v) or graph[u][v]["travel_time_s"] > cost:
             graph.add_edge(u, v, travel_time_s=cost)
@@ -56,7 +58,7 @@ def test_route_networkx_astar(benchmark, city: RoadNetwork, city_graph: nx.DiGra
 
 
 @pytest.mark.parametrize("method", ["dijkstra", "astar"])
-def test_route_pilotage(benchmark, city: RoadNetwork, pairs: np.ndarray, method: str) -> None:
+def test_route_pilotage(benchmark, city: RoadNetwork, pairs: np.ndarray, method: Literal["dijkstra", "astar"]) -> None:
     benchmark.group = f"route one-to-one, {ROUTES} pairs"
     city.shortest_path(0, 1, method=method)  # compiled or loaded before timing
     benchmark(lambda: [city.shortest_path(int(s), int(t), method=method) for s, t in pairs])

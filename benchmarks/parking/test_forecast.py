@@ -11,6 +11,7 @@ Groups:
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -51,7 +52,7 @@ def test_forecast_quality(quality_table: Callable[..., None], may: Counts) -> No
     evaluation = evaluate(may, TRAIN_DAYS)
     group = (f"parking forecast quality, May 2024, {TRAIN_DAYS} + {TEST_DAYS} days, {len(evaluation.carparks)} car "
              "parks: MAE and RMSE (free spaces) and points tested, by horizon")
-    figures = evaluation.as_dict()
+    figures: dict[str, Any] = evaluation.as_dict()
     for measure in ("mae", "rmse"):
         for model, by_horizon in figures[measure].items():
             quality_table(group, f"{model} {measure.upper()}", by_horizon)

@@ -29,6 +29,7 @@ CASES = [("solomon", "C101"), ("x", "X-n101-k25"), ("gdb", "gdb1")]
 def _sibling(name: str) -> ModuleType:
     # Benchmarks are not installed with the package: the BKS helpers are loaded from beside this file.
     spec = importlib.util.spec_from_file_location(f"routing_{name}", Path(__file__).with_name(f"{name}.py"))
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -19,25 +20,27 @@ from pilotage.core import RoadNetwork
 from pilotage.core import protocol as wire
 from pilotage.core.signals import SignalPlans
 from pilotage.signal_priority import PriorityEngine
+from tests.clock import ManualClock
 
 #: A routing job of one pickup, solved in a fifth of a second.
-TINY_JOB = {"name": "tiny", "depots": [{"id": "depot", "location": {"lon": 6.1223, "lat": 49.5859}}],
-            "vehicles": [{"id": "truck", "depot": "depot", "capacity": 10, "shift": ["07:00", "15:00"]}],
-            "stops": [{"id": "P-1", "location": {"lon": 6.13, "lat": 49.61}, "service_s": 300}],
-            "options": {"time_limit_s": 0.2}}
+TINY_JOB: dict[str, Any] = {
+    "name": "tiny", "depots": [{"id": "depot", "location": {"lon": 6.1223, "lat": 49.5859}}],
+    "vehicles": [{"id": "truck", "depot": "depot", "capacity": 10, "shift": ["07:00", "15:00"]}],
+    "stops": [{"id": "P-1", "location": {"lon": 6.13, "lat": 49.61}, "service_s": 300}],
+    "options": {"time_limit_s": 0.2}}
 
 
 @pytest.fixture
-def clock(manual_clock: type) -> Callable[[], float]:
+def clock(manual_clock: type[ManualClock]) -> ManualClock:
     """A clock at 1000 s, moved by hand."""
     return manual_clock(1000.0)
 
 
 @pytest.fixture
-def make_service(city: RoadNetwork, city_plans: SignalPlans, clock: Callable[[], float]) -> Callable[..., Service]:
+def make_service(city: RoadNetwork, city_plans: SignalPlans, clock: ManualClock) -> Callable[..., Service]:
     """Makes a service with a fresh priority engine on the ``clock`` fixture (or the clock given)."""
 
-    def make(service_clock: Callable[[], float] = clock, **options: object) -> Service:
+    def make(service_clock: Callable[[], float] = clock, **options: Any) -> Service:
         return Service(city, PriorityEngine(city_plans, service_clock), **options)
 
     return make
@@ -62,7 +65,7 @@ def ask_every_type() -> Callable[..., dict[str, dict[str, object]]]:
     and returns each reply body by type, every body checked against its schema."""
 
     def ask(client: Client, now_s: float) -> dict[str, dict[str, object]]:
-        bodies = {
+        bodies: dict[str, dict[str, object]] = {
             "ping": {}, "health": {}, "network.info": {}, "signals.state": {"intersection": -30248},
             "signals.command": {"time": now_s, "intersections": [-30248]},
             "priority.request": {"vehicle": "bus-1", "intersection": -30248, "group": "from--25024", "eta_s": 30.0,

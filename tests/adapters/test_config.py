@@ -9,6 +9,7 @@ import re
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -103,7 +104,7 @@ def test_a_file_not_there_or_not_toml_is_a_data_file_error(tmp_path: Path) -> No
 ])
 def test_priority_config_refuses_a_parameter_out_of_range_naming_it(field: str, value: object) -> None:
     with pytest.raises(InvalidInputError) as error:
-        PriorityConfig(**{field: value})
+        PriorityConfig(**{field: value})  # type: ignore[arg-type]  # deliberately invalid
     assert error.value.field == field
     assert field in str(error.value)
 
@@ -138,7 +139,8 @@ def test_pilotage_serve_runs_its_engines_with_the_file(
         with Client(served.endpoint, timeout_s=30.0) as client:
             # Not at -30248, the intersection the server's warm-up pre-empts for its first seconds.
             decision = client.request("priority.request", late_bus(intersection=-30182, group="from--17636"))
-            corridor = client.request("corridor.open", {"incident": "fire-1", "origin": -30124, "destination": -16808})
+            corridor: dict[str, Any] = client.request("corridor.open", {"incident": "fire-1", "origin": -30124,
+                                                                        "destination": -16808})
         served.process.send_signal(signal.SIGTERM)
         assert served.process.wait(timeout=30) == 0
     assert (decision["decision"], decision["reason"]) == ("denied", "not late enough for priority")

@@ -3,6 +3,7 @@ process, tests/adapters/sumo/test_engine_loss.py): commands followed, their expi
 programs, a new engine's takeover, and the errors of ``signals.command``."""
 
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -61,7 +62,7 @@ def test_past_the_expiry_the_lights_run_their_own_programs_from_what_they_show(f
     # A corridor's hold makes this light's plan differ from its own program's.
     engine = field.service.priority
     stage_groups = field.plans.plans[3].stage_groups
-    held = [field.plans.plans[3].group_names[g] for g in np.flatnonzero(stage_groups[1])]
+    held = tuple(field.plans.plans[3].group_names[g] for g in np.flatnonzero(stage_groups[1]))
     assert not engine.preempt(intersection, [Hold(held, START_S + 20.0, START_S + 60.0)]).refused
     field.now_s += 1.0
     field.turn()
@@ -82,7 +83,7 @@ def test_a_new_engine_takes_over_from_the_lights_before_they_run_its_plans(field
     field.turn()
     intersection = field.plans.ids[3]
     engine = field.service.priority
-    held = [field.plans.plans[3].group_names[g] for g in np.flatnonzero(field.plans.plans[3].stage_groups[1])]
+    held = tuple(field.plans.plans[3].group_names[g] for g in np.flatnonzero(field.plans.plans[3].stage_groups[1]))
     engine.preempt(intersection, [Hold(held, START_S + 10.0, START_S + 60.0)])
     field.now_s += 1.0
     field.turn()
@@ -104,7 +105,7 @@ def test_a_restarted_engine_is_not_followed_before_it_takes_over(field: Field) -
     field.turn()
     assert field.signals.counts.stale == 1 and field.signals.engine is None
     # The next turn shows every light, so the new engine can take over.
-    bodies = field.signals.requests()
+    bodies: list[dict[str, Any]] = field.signals.requests()
     assert sum(len(body["shown"]) for body in bodies) == len(field.plans)
     assert all(len(body["shown"]) <= SHOWN_PER_REQUEST for body in bodies)
     field.turn()

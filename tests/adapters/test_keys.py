@@ -75,7 +75,9 @@ class Peer:
         """The whole reply to a request with an empty body."""
         self.socket.send_json({"v": 1, "id": "r-1", "type": message_type, "body": {}})
         assert self.socket.poll(int(timeout_s * 1000)), "no reply"
-        return self.socket.recv_json()
+        reply = self.socket.recv_json()
+        assert isinstance(reply, dict)
+        return reply
 
     def wait_for(self, event: int, timeout_s: float = 10.0) -> float:
         """Waits for ``event`` (``zmq.EVENT_*``) on the connection; returns when it came (``time.monotonic``)."""

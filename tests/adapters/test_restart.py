@@ -7,6 +7,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pilotage.adapters.zeromq import Client
 
@@ -33,9 +34,10 @@ def test_a_killed_server_restarts_with_its_corridors_grants_reservations_and_job
         serving: Callable[..., contextlib.AbstractContextManager[Served]], tmp_path: Path) -> None:
     state = tmp_path / "state"
     with serving(state, tmp_path / "first.log") as first, Client(first.endpoint, timeout_s=30.0) as client:
-        opened = client.request("corridor.open", CORRIDOR)
+        opened: dict[str, Any] = client.request("corridor.open", CORRIDOR)
         vehicle, decision = granted_extension(client)
-        plan = client.request("signals.state", {"intersection": INTERSECTION})["intersections"][0]["plan"]
+        state_before: dict[str, Any] = client.request("signals.state", {"intersection": INTERSECTION})
+        plan = state_before["intersections"][0]["plan"]
         reservation = client.request("parking.reserve", {"carpark": "sample-gare", "from": time.time() + 600,
                                                          "until": time.time() + 4200, "ref": "app-1"})
         job = client.request("route.submit", TINY_JOB)["job"]
@@ -47,11 +49,12 @@ def test_a_killed_server_restarts_with_its_corridors_grants_reservations_and_job
         assert first.process.wait(timeout=30) == -signal.SIGKILL
     with serving(state, tmp_path / "second.log") as second, Client(second.endpoint, timeout_s=30.0) as client:
         assert "restored from" in second.log.read_text()
-        updated = client.request("corridor.update", {"incident": "fire-1",
-                                                     "position": {"lon": 6.1748, "lat": 49.6149}})
+        updated: dict[str, Any] = client.request("corridor.update", {"incident": "fire-1",
+                                                                     "position": {"lon": 6.1748, "lat": 49.6149}})
         assert updated["route"][:5] == opened["route"][:5]
         assert updated["reroutes"] <= 1
-        replanned = client.request("signals.state", {"intersection": INTERSECTION})["intersections"][0]["plan"]
+        state_after: dict[str, Any] = client.request("signals.state", {"intersection": INTERSECTION})
+        replanned = state_after["intersections"][0]["plan"]
         granted = [entry for entry in plan if entry["green_until"] == decision["green_until"]]
         assert granted and granted[0] in replanned
         assert client.request("priority.checkout", {"vehicle": vehicle, "intersection": INTERSECTION})

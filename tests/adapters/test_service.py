@@ -2,7 +2,7 @@
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import msgspec
@@ -12,7 +12,9 @@ from pilotage.adapters.service import AuditLog, Caller, Service
 from pilotage.core import InvalidInputError, RoadNetwork
 from pilotage.core import protocol as wire
 from pilotage.core.safety import Violation
+from pilotage.signal_priority import PriorityDecision, PriorityRequest
 from pilotage.signal_priority import engine as engine_module
+from tests.clock import ManualClock
 
 Body = dict[str, object]
 PROTOCOL_DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
@@ -59,9 +61,14 @@ def test_every_request_type_is_answered(make_service: Callable[..., Service],
 def test_consecutive_priority_requests_are_decided_in_one_engine_call(
         make_service: Callable[..., Service], late_bus: Callable[..., Body], monkeypatch: pytest.MonkeyPatch) -> None:
     service = make_service()
-    batches = []
+    batches: list[int] = []
     decide = service.priority.decide
-    monkeypatch.setattr(service.priority, "decide", lambda requests: batches.append(len(requests)) or decide(requests))
+
+    def counted(requests: Sequence[PriorityRequest]) -> list[PriorityDecision]:
+        batches.append(len(requests))
+        return decide(requests)
+
+    monkeypatch.setattr(service.priority, "decide", counted)
     replies = answer(service, request("priority.request", late_bus("bus-1"), "a"),
                      request("priority.request", late_bus("bus-2", group="from--nowhere"), "b"),
                      request("priority.request", late_bus("bus-3", lateness_s=0.0), "c"),
@@ -281,7 +288,7 @@ def test_a_corridor_on_a_given_route_and_a_route_that_is_not_one(make_service: C
 
 
 def test_a_corridor_that_is_not_updated_expires_on_a_tick_and_is_published(make_service: Callable[..., Service],
-                                                                           clock: object) -> None:
+                                                                           clock: ManualClock) -> None:
     published: list[tuple[str, dict]] = []
     service = make_service(publish=lambda topic, body: published.append((topic, json.loads(body))))
     answer(service, request("corridor.open", {"incident": "fire-1", "origin": -30124, "destination": -16808}))
@@ -302,7 +309,7 @@ def test_a_corridor_that_is_not_updated_expires_on_a_tick_and_is_published(make_
 
 
 def test_parking_counts_reservations_and_guidance_through_the_service(make_service: Callable[..., Service],
-                                                                      clock: object) -> None:
+                                                                      clock: ManualClock) -> None:
     published: list[tuple[str, dict]] = []
     service = make_service(publish=lambda topic, body: published.append((topic, json.loads(body))))
     booking = Caller("booking-portal", "parking")

@@ -5,8 +5,9 @@ the system."""
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -14,7 +15,7 @@ import zmq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pilotage.adapters.service import Service
+from pilotage.adapters.service import Caller, Service
 from pilotage.adapters.zeromq import (
     Client,
     Server,
@@ -38,7 +39,7 @@ PRIORITY = {"vehicle": "bus-1", "intersection": -30248, "group": "from--25024", 
             "lateness_s": 200.0}
 
 
-def start(service: Service, **options: object) -> tuple[Server, threading.Thread]:
+def start(service: Service, **options: Any) -> tuple[Server, threading.Thread]:
     server = Server(service, bind=LOOPBACK, events=LOOPBACK, **options)
     thread = threading.Thread(target=server.serve_forever, name="pilotage-server", daemon=True)
     thread.start()
@@ -105,7 +106,7 @@ def dealer() -> Iterator[Callable[[str], Dealer]]:
         socket.close()
 
 
-def request(message_type: str, body: object = None, request_id: str = "r-1", **envelope: object) -> bytes:
+def request(message_type: str, body: object = None, request_id: object = "r-1", **envelope: object) -> bytes:
     return json.dumps({"v": 1, "id": request_id, "type": message_type, "body": body or {}, **envelope}).encode()
 
 
@@ -115,13 +116,13 @@ def slow_first_turn(service: Service, delay_s: float) -> threading.Event:
     handle = service.handle
     begun = threading.Event()
 
-    def slow(*args: object) -> list[bytes]:
+    def slow(frames: Sequence[bytes], callers: Sequence[Caller] | None = None) -> list[bytes]:
         if not begun.is_set():
             begun.set()
             time.sleep(delay_s)
-        return handle(*args)
+        return handle(frames, callers)
 
-    service.handle = slow
+    service.handle = slow  # type: ignore[method-assign]  # the service's turn, slowed
     return begun
 
 
@@ -234,13 +235,13 @@ def test_a_turn_the_service_fails_is_answered_internal_and_the_server_goes_on(
     handle = service.handle
     failed = threading.Event()
 
-    def fails_once(*args: object) -> list[bytes]:
+    def fails_once(frames: Sequence[bytes], callers: Sequence[Caller] | None = None) -> list[bytes]:
         if not failed.is_set():
             failed.set()
             raise RecursionError("a failure the service did not catch")
-        return handle(*args)
+        return handle(frames, callers)
 
-    service.handle = fails_once
+    service.handle = fails_once  # type: ignore[method-assign]  # the service's turn, failing once
     client = dealer(serve(service).endpoint)
     client.send(request("ping", request_id="first"))
     reply = client.receive()
@@ -382,7 +383,7 @@ def test_priority_and_signal_events_follow_a_grant(serve: Callable[..., Server])
         # The first heartbeat shows the subscription is in place.
         assert subscriber.receive(timeout_s=10.0)[0] == "server"
         client.request("priority.request", PRIORITY)
-        events = {}
+        events: dict[str, Any] = {}
         while set(events) != {"priority", "signals"}:
             topic, body = subscriber.receive(timeout_s=10.0)
             events[topic] = body

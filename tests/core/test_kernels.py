@@ -50,9 +50,9 @@ def test_straight_line_fixed_cases(a: tuple[float, float], b: tuple[float, float
 
 @given(st.lists(st.tuples(lons, lats, lons, lats), min_size=1, max_size=20))
 def test_straight_line_matches_reference(pairs: list[tuple[float, float, float, float]]) -> None:
-    columns = [np.array(column) for column in zip(*pairs, strict=True)]
+    lon_a, lat_a, lon_b, lat_b = (np.array(column) for column in zip(*pairs, strict=True))
     out = np.empty(len(pairs))
-    _kernels.straight_line_m(*columns, out)
+    _kernels.straight_line_m(lon_a, lat_a, lon_b, lat_b, out)
     for got, pair in zip(out, pairs, strict=True):
         assert got == pytest.approx(haversine_reference(*pair), rel=1e-9, abs=1e-6)
 

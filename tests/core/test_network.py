@@ -2,6 +2,7 @@
 
 import math
 from pathlib import Path
+from typing import Any, Literal
 
 import networkx as nx
 import numpy as np
@@ -16,6 +17,9 @@ from pilotage.core import (
     RoadNetwork,
     UnknownEntityError,
 )
+from pilotage.core.network import Weight
+
+Method = Literal["astar", "dijkstra"]
 
 # One degree of latitude, in metres, on the sphere the kernels use.
 M_PER_DEG_LAT = 6_371_009.0 * math.pi / 180.0
@@ -27,7 +31,7 @@ def line_network(signal_gaps_m: list[float], **overrides: object) -> RoadNetwork
     n = lat.size
     tail = np.concatenate((np.arange(n - 1), np.arange(1, n)))
     head = np.concatenate((np.arange(1, n), np.arange(n - 1)))
-    arguments = {
+    arguments: dict[str, Any] = {
         "node_osmid": np.arange(100, 100 + n), "node_lon": np.zeros(n), "node_lat": lat,
         "tail": tail, "head": head, "length_m": np.full(tail.size, np.nan), "speed_kph": np.full(tail.size, 36.0),
         "road_class": np.zeros(tail.size, dtype=np.int64), "road_classes": ("residential",),
@@ -131,9 +135,9 @@ def test_node_errors(city: RoadNetwork) -> None:
         city.shortest_path(0, city.n_nodes)
     assert error.value.field == "destination"
     with pytest.raises(InvalidInputError):
-        city.shortest_path(0, 1.5)
+        city.shortest_path(0, 1.5)  # type: ignore[arg-type]  # deliberately invalid
     with pytest.raises(InvalidInputError):
-        city.shortest_path(0, 1, weight="fuel")
+        city.shortest_path(0, 1, weight="fuel")  # type: ignore[arg-type]  # deliberately invalid
     with pytest.raises(UnknownEntityError):
         city.matrix([0], [-1])
     with pytest.raises(UnknownEntityError):
@@ -200,7 +204,7 @@ node_pairs = st.tuples(st.integers(0, 10**9), st.integers(0, 10**9))
 
 @given(node_pairs, st.sampled_from(["travel_time_s", "length_m"]), st.sampled_from(["astar", "dijkstra"]))
 def test_shortest_path_equals_networkx(city: RoadNetwork, city_graph: nx.MultiDiGraph, pair: tuple[int, int],
-                                       weight: str, method: str) -> None:
+                                       weight: Weight, method: Method) -> None:
     origin, destination = (p % city.n_nodes for p in pair)
     route = city.shortest_path(origin, destination, weight=weight, method=method)
     expected = nx.dijkstra_path_length(city_graph, origin, destination, weight=weight)
@@ -209,21 +213,26 @@ def test_shortest_path_equals_networkx(city: RoadNetwork, city_graph: nx.MultiDi
 
 @given(node_pairs, st.floats(0.5, 3.0), st.sampled_from(["astar", "dijkstra"]))
 def test_shortest_path_on_costs_of_its_own_equals_networkx(city: RoadNetwork, city_graph: nx.MultiDiGraph,
-                                                          pair: tuple[int, int], slowdown: float, method: str) -> None:
+                                                          pair: tuple[int, int], slowdown: float,
+                                                          method: Method) -> None:
     """Other vehicles' costs, as an array: each road class slower or faster by its own factor."""
     origin, destination = (p % city.n_nodes for p in pair)
     factor = slowdown ** (city.road_class % 3 - 1.0)
     costs = city.travel_time_s * factor
     route = city.shortest_path(origin, destination, weight=costs, method=method)
-    # Between two nodes, networkx gives the weight function every parallel edge, by key (edge index).
-    expected = nx.dijkstra_path_length(city_graph, origin, destination,
-                                       weight=lambda _u, _v, edges: min(costs[key] for key in edges))
+
+    def cheapest(_u: int, _v: int, edges: dict[Any, Any]) -> float:
+        """Between two nodes, networkx gives the weight function every parallel edge, by key (edge
+        index): a dict of ints, which its stubs type as one edge's data, keyed by str."""
+        return min(costs[key] for key in edges)
+
+    expected = nx.dijkstra_path_length(city_graph, origin, destination, weight=cheapest)
     assert costs[route.edges].sum() == pytest.approx(expected, rel=1e-9, abs=1e-6)
 
 
 def test_costs_of_the_wrong_shape_or_sign_name_the_weight(city: RoadNetwork) -> None:
     for costs in (np.ones(3), -city.travel_time_s, np.full(city.n_edges, np.nan)):
-        with pytest.raises(ValueError, match="edge costs") as error:
+        with pytest.raises(InvalidInputError, match="edge costs") as error:
             city.shortest_path(0, 1, weight=costs)
         assert error.value.field == "weight"
 
@@ -231,7 +240,7 @@ def test_costs_of_the_wrong_shape_or_sign_name_the_weight(city: RoadNetwork) -> 
 @given(st.lists(st.integers(0, 10**9), min_size=1, max_size=8), st.lists(st.integers(0, 10**9), min_size=1, max_size=8),
        st.sampled_from(["travel_time_s", "length_m"]))
 def test_matrix_equals_networkx(city: RoadNetwork, city_graph: nx.MultiDiGraph, origins: list[int],
-                                destinations: list[int], weight: str) -> None:
+                                destinations: list[int], weight: Weight) -> None:
     origins = [o % city.n_nodes for o in origins]
     destinations = [d % city.n_nodes for d in destinations]
     matrix = city.matrix(origins, destinations, weight=weight, workers=2)

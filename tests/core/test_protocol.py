@@ -42,6 +42,7 @@ def test_the_body_may_be_left_out_when_the_type_has_no_fields() -> None:
 
 def test_sumo_intersection_ids_are_strings() -> None:
     _, _, body = wire.decode_request(frame("signals.state", {"intersection": "cluster_12_34"}))
+    assert isinstance(body, wire.SignalsStateRequest)
     assert body.intersection == "cluster_12_34"
 
 

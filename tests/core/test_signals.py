@@ -1,6 +1,7 @@
 """The signal model refuses what cannot be a safe plan, and pads plans for kernels."""
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from pilotage.core import InvalidInputError, UnknownEntityError
 from pilotage.core.signals import PEDESTRIAN, VEHICLE, IntersectionPlan, SignalPlans
 
 NAN = math.nan
-CROSSROADS = {
+CROSSROADS: dict[str, Any] = {
     "id": "x", "group_names": ("main", "side", "walk"), "group_kind": [VEHICLE, VEHICLE, PEDESTRIAN],
     "min_green_s": [8.0, 5.0, 7.0], "walk_s": [0.0, 0.0, 7.0], "clearance_s": [0.0, 0.0, 10.0],
     "intergreen_s": [[NAN, 5.0, 5.0], [5.0, NAN, NAN], [10.0, NAN, NAN]],
@@ -51,7 +52,7 @@ def test_invalid_plans_are_refused_with_the_field(change: dict, field: str) -> N
 
 def test_an_intergreen_across_two_stages_is_checked() -> None:
     # Stage 1 is 3 s long: side ends, stage 1 runs, and main restarts 3 s after side ended.
-    three = {
+    three: dict[str, Any] = {
         "id": "y", "group_names": ("main", "side", "turn"), "group_kind": [VEHICLE] * 3, "min_green_s": [3.0] * 3,
         "walk_s": [0.0] * 3, "clearance_s": [0.0] * 3,
         "intergreen_s": [[NAN, 0.0, NAN], [6.0, NAN, NAN], [NAN, NAN, NAN]],

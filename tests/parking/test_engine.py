@@ -5,24 +5,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pilotage.core import RoadNetwork
+from pilotage.core import InvalidInputError, RoadNetwork
 from pilotage.parking import CarPark, CarParks, ParkingEngine, ReservationBook, read_counts, sample_carparks
+from tests.clock import ManualClock
 
 NOW_S = 1_750_000_000.0
 
 
 @pytest.fixture
-def clock(manual_clock: type) -> object:
+def clock(manual_clock: type[ManualClock]) -> ManualClock:
     return manual_clock(NOW_S)
 
 
 @pytest.fixture
-def engine(clock: object) -> ParkingEngine:
+def engine(clock: ManualClock) -> ParkingEngine:
     carparks = sample_carparks()
     return ParkingEngine(carparks, ReservationBook(":memory:", carparks, clock=clock), clock)
 
 
-def test_counts_make_the_state_and_go_stale_once(engine: ParkingEngine, clock: object) -> None:
+def test_counts_make_the_state_and_go_stale_once(engine: ParkingEngine, clock: ManualClock) -> None:
     state = engine.update("sample-gare", 240)
     assert (state.free, state.observed_s, state.stale, state.reservable_free) == (240, NOW_S, False, 150)
     assert engine.state("sample-knuedler").free is None and engine.state("sample-knuedler").stale
@@ -37,12 +38,12 @@ def test_counts_make_the_state_and_go_stale_once(engine: ParkingEngine, clock: o
                                                        (10, NOW_S + 3600, "time"), (10, NOW_S - 10, "time")])
 def test_bad_counts_name_the_field(engine: ParkingEngine, free: object, time_s: float | None, field: str) -> None:
     engine.update("sample-gare", 100)
-    with pytest.raises(ValueError) as error:
-        engine.update("sample-gare", free, time_s)
+    with pytest.raises(InvalidInputError) as error:
+        engine.update("sample-gare", free, time_s)  # type: ignore[arg-type]  # deliberately invalid
     assert error.value.field == field
 
 
-def test_reservations_take_their_space_until_the_holder_arrives(engine: ParkingEngine, clock: object) -> None:
+def test_reservations_take_their_space_until_the_holder_arrives(engine: ParkingEngine, clock: ManualClock) -> None:
     engine.update("sample-gare", 240)
     made = engine.reservations.reserve("sample-gare", NOW_S + 600, NOW_S + 4200, "app-1")
     assert engine.predicted_free("sample-gare", NOW_S + 1200) == 239.0
@@ -53,7 +54,7 @@ def test_reservations_take_their_space_until_the_holder_arrives(engine: ParkingE
     assert engine.predicted_free("sample-gare", NOW_S + 1200) == 240.0
 
 
-def test_guidance_ranks_by_time_to_the_door_known_free_first(city: RoadNetwork, clock: object) -> None:
+def test_guidance_ranks_by_time_to_the_door_known_free_first(city: RoadNetwork, clock: ManualClock) -> None:
     carparks = sample_carparks()
     engine = ParkingEngine(carparks, ReservationBook(":memory:", carparks, clock=clock), clock, network=city)
     for carpark, free in (("sample-gare", 0), ("sample-saint-esprit", 300), ("sample-knuedler", 50)):
@@ -71,7 +72,7 @@ def test_guidance_ranks_by_time_to_the_door_known_free_first(city: RoadNetwork, 
 
 
 def test_an_origin_needs_a_network(engine: ParkingEngine) -> None:
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(InvalidInputError) as error:
         engine.guide((6.1320, 49.6040), NOW_S + 900, origin=3)
     assert error.value.field == "origin"
 
@@ -89,6 +90,7 @@ def test_a_history_of_counts_gives_forecasts_ahead(manual_clock: type, may_files
     moved = []
     for k, carpark in enumerate(ids):
         last = engine.state(carpark).free
+        assert last is not None
         assert last == counts.free[~np.isnan(counts.free[:, best[k]]), best[k]][-1]
         ahead = [engine.predicted_free(carpark, clock.now_s + hours * 3600.0) for hours in (0.5, 1, 2, 3)]
         assert all(0.0 <= free <= carparks.get(carpark).capacity for free in ahead)

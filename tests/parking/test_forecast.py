@@ -3,6 +3,7 @@
 import math
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -284,7 +285,7 @@ def test_evaluate_end_to_end_on_two_real_car_parks(may_files: list[Path]) -> Non
     rows = dict(zip(evaluation.models, evaluation.mae, strict=True))
     assert rows["regression"][0] < rows["seasonal-naive"][0]
     assert rows["regression"][0] < rows["profile"][0]
-    table = evaluation.as_dict()
+    table: dict[str, Any] = evaluation.as_dict()
     assert set(table["mae"]) == {"seasonal-naive", "persistence", "profile", "regression"}
     assert list(table["points"]) == ["15 min", "30 min", "1 h", "2 h", "3 h"]
 

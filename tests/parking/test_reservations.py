@@ -7,15 +7,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pilotage.core.errors import ConflictError
+from pilotage.core.errors import ConflictError, InvalidInputError
 from pilotage.parking.registry import CarPark, CarParks
 from pilotage.parking.reservations import _HOLDING_IN_WINDOW, HOLDING, ReservationBook, peak_overlap
+from tests.clock import ManualClock
 
 NOW_S = 1_750_000_000.0
 
 
 @pytest.fixture
-def clock(manual_clock: type) -> object:
+def clock(manual_clock: type[ManualClock]) -> ManualClock:
     return manual_clock(NOW_S)
 
 
@@ -69,7 +70,7 @@ def test_no_instant_holds_more_reservations_than_reservable_spaces(manual_clock:
             <= carparks.get(carpark).reservable
 
 
-def test_a_reference_asked_again_gives_the_same_reservation(clock: object, carparks: CarParks) -> None:
+def test_a_reference_asked_again_gives_the_same_reservation(clock: ManualClock, carparks: CarParks) -> None:
     book = ReservationBook(":memory:", carparks, clock=clock)
     first = book.reserve("P1", NOW_S + 3600, NOW_S + 7200, "app-42")
     assert book.reserve("P1", NOW_S + 3600, NOW_S + 7200, "app-42") == first
@@ -79,7 +80,7 @@ def test_a_reference_asked_again_gives_the_same_reservation(clock: object, carpa
     assert book.holding_at("P1", NOW_S + 4000) == 1
 
 
-def test_a_full_window_is_a_conflict_and_a_cancel_frees_it(clock: object, carparks: CarParks) -> None:
+def test_a_full_window_is_a_conflict_and_a_cancel_frees_it(clock: ManualClock, carparks: CarParks) -> None:
     book = ReservationBook(":memory:", carparks, clock=clock)
     taken = book.reserve("P2", NOW_S + 3600, NOW_S + 7200, "a")
     book.reserve("P2", NOW_S + 7200, NOW_S + 9000, "b")
@@ -91,7 +92,7 @@ def test_a_full_window_is_a_conflict_and_a_cancel_frees_it(clock: object, carpar
     assert book.reserve("P2", NOW_S + 5000, NOW_S + 6000, "c").state == "booked"
 
 
-def test_the_overbooking_check_reads_only_the_reservations_holding_a_space(clock: object,
+def test_the_overbooking_check_reads_only_the_reservations_holding_a_space(clock: ManualClock,
                                                                          carparks: CarParks) -> None:
     """A car park's cancelled reservations, however many, are not read again at each reservation: the
     check searches the index of those holding a space (the soak saw a reservation's cost grow with
@@ -108,16 +109,18 @@ def test_the_overbooking_check_reads_only_the_reservations_holding_a_space(clock
     ((NOW_S + 400 * 86400, NOW_S + 401 * 86400), "from"),
     ((float("nan"), NOW_S), "from"),
 ])
-def test_bad_windows_name_the_field(clock: object, carparks: CarParks, window: tuple, field: str) -> None:
+def test_bad_windows_name_the_field(clock: ManualClock, carparks: CarParks, window: tuple[float, float],
+                                    field: str) -> None:
     book = ReservationBook(":memory:", carparks, clock=clock)
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(InvalidInputError) as error:
         book.reserve("P1", *window, "x")
     assert error.value.field == field
     with pytest.raises(LookupError, match="no reservation"):
         book.cancel("r-nowhere")
 
 
-def test_no_shows_are_released_after_the_grace_time_and_arrivals_are_kept(clock: object, carparks: CarParks) -> None:
+def test_no_shows_are_released_after_the_grace_time_and_arrivals_are_kept(clock: ManualClock,
+                                                                          carparks: CarParks) -> None:
     book = ReservationBook(":memory:", carparks, clock=clock, grace_s=900.0)
     late = book.reserve("P1", NOW_S + 600, NOW_S + 7200, "late")
     there = book.reserve("P1", NOW_S + 600, NOW_S + 7200, "there")
@@ -132,7 +135,7 @@ def test_no_shows_are_released_after_the_grace_time_and_arrivals_are_kept(clock:
         book.arrive(late.id)
 
 
-def test_reservations_survive_a_restart(clock: object, carparks: CarParks, tmp_path: Path) -> None:
+def test_reservations_survive_a_restart(clock: ManualClock, carparks: CarParks, tmp_path: Path) -> None:
     path = tmp_path / "parking.sqlite"
     book = ReservationBook(path, carparks, clock=clock)
     made = book.reserve("P1", NOW_S + 3600, NOW_S + 7200, "kept")
@@ -142,7 +145,8 @@ def test_reservations_survive_a_restart(clock: object, carparks: CarParks, tmp_p
     assert again.reserve("P1", NOW_S + 3600, NOW_S + 7200, "kept") == made
 
 
-def test_concurrent_writers_on_one_file_never_overbook(clock: object, carparks: CarParks, tmp_path: Path) -> None:
+def test_concurrent_writers_on_one_file_never_overbook(clock: ManualClock, carparks: CarParks,
+                                                       tmp_path: Path) -> None:
     """Eight threads, each with its own connection, reserve overlapping windows of one car park at once."""
     path = tmp_path / "parking.sqlite"
     ReservationBook(path, carparks, clock=clock).close()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pilotage.core import RoadNetwork
-from pilotage.core.errors import InvalidInputError, OutsideNetworkError, UnknownEntityError
+from pilotage.core.errors import InvalidInputError, OutsideNetworkError, PilotageError, UnknownEntityError
 from pilotage.core.protocol import Job
 from pilotage.routing import job_problem
 from pilotage.routing.jobs import clock_of, seconds_of
@@ -36,15 +36,17 @@ from pilotage.routing.jobs import clock_of, seconds_of
 ])
 def test_an_inconsistent_job_is_refused_naming_what_is_at_fault(
         city: RoadNetwork, small_job: Callable[..., dict], as_job: Callable[[dict], Job], *,
-        change: Callable[[dict], None], error: type[Exception] | None, field: str | None, words: str | None) -> None:
+        change: Callable[[dict], None], error: type[PilotageError] | None, field: str | None,
+        words: str | None) -> None:
     job = small_job()
     change(job)
     if error is None:
         # An unknown vehicle in the earlier plan is found when the plan is read.
-        with pytest.raises(UnknownEntityError, match="ghost") as caught:
+        with pytest.raises(UnknownEntityError, match="ghost") as ghost:
             job_problem(as_job(job), city).initial_routes()
-        assert caught.value.field == "initial[0].vehicle"
+        assert ghost.value.field == "initial[0].vehicle"
         return
+    assert words is not None
     with pytest.raises(error, match=re.escape(words)) as caught:
         job_problem(as_job(job), city)
     assert caught.value.field == field
@@ -107,7 +109,9 @@ def test_a_street_by_way_takes_every_segment_of_the_way(city: RoadNetwork, stree
                                                         as_job: Callable[[dict], Job]) -> None:
     built = job_problem(as_job(street_cleaning), city)
     way = street_cleaning["streets"][0]["way"]
-    segments = {tuple(sorted(i.segment)) for i in built.info if i.kind == "street" and i.id == f"way-{way}"}
+    served = [i.segment for i in built.info if i.kind == "street" and i.id == f"way-{way}"]
+    assert None not in served
+    segments = {tuple(sorted(segment)) for segment in served if segment is not None}
     edges = np.flatnonzero(city.edge_osmid == way)
     ends = {tuple(sorted((int(city.node_osmid[city.edge_source[e]]), int(city.node_osmid[city.indices[e]]))))
             for e in edges}

@@ -86,9 +86,10 @@ def plane_problem(points: list[tuple[int, int]], demand: list[int], windows: lis
     k = n_vehicles
     return Problem(
         name="plane", labels=tuple(str(i) for i in range(n)), x=xy[:, 0], y=xy[:, 1], geographic=False,
-        n_depots=1, duration_s=distance, distance=distance, service_s=[0] + [service] * (n - 1),
-        service_distance=np.zeros(n), demand=[0, *demand], window_ptr=np.cumsum([0, *counts]),
-        window_open_s=[a for a, _ in kept], window_close_s=[b for _, b in kept], skills=np.zeros(n),
+        n_depots=1, duration_s=distance, distance=distance, service_s=np.array([0] + [service] * (n - 1)),
+        service_distance=np.zeros(n), demand=np.array([0, *demand]), window_ptr=np.cumsum([0, *counts]),
+        window_open_s=np.array([a for a, _ in kept], dtype=np.int64),
+        window_close_s=np.array([b for _, b in kept], dtype=np.int64), skills=np.zeros(n),
         visit_ptr=np.arange(n), visit_nodes=np.arange(1, n), penalty=np.full(n - 1, np.inf),
         vehicle_labels=tuple(f"v{v}" for v in range(k)), start_depot=np.zeros(k), end_depot=np.zeros(k),
         capacity=np.full(k, capacity), shift_start_s=np.zeros(k), shift_end_s=np.full(k, horizon), **no_breaks(k),
@@ -100,7 +101,7 @@ def small_problems(draw: st.DrawFn) -> Problem:
     stops = draw(st.integers(2, 5))
     coordinate = st.integers(0, 60)
     points = [(30, 30)] + [(draw(coordinate), draw(coordinate)) for _ in range(stops)]
-    windows = []
+    windows: list[tuple[int, int] | None] = []
     for _ in range(stops):
         if draw(st.booleans()):
             opening = draw(st.integers(0, 150))

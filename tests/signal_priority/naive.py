@@ -620,6 +620,7 @@ class Preempting(Reference):
             cycles = short_cycles if short else long_cycles
             if math.isinf(cycles):
                 return kn.OUT_OF_STEP, math.nan
+            assert isinstance(cycles, int)
             transition = kn.SHORT_WAY if short else kn.LONG_WAY
             per_cycle = (late if short else cycle - late) / cycles
             for m in range(cycles * plan.n_stages):

@@ -39,9 +39,12 @@ def test_a_corridor_routes_at_emergency_speeds_and_holds_each_crossing_through_t
         corridors.network.shortest_path(*ACROSS, weight=corridors.travel_time_s).edges].sum())
     planned = [c for c in corridor.crossings if c.state == "planned"]
     assert len(planned) >= 10
-    assert all(c.state == "pending" and c.hold_until_s > 1240.0 for c in corridor.crossings if c not in planned)
+    assert all(c.state == "pending" and c.hold_until_s is not None and c.hold_until_s > 1240.0
+               for c in corridor.crossings if c not in planned)
     for crossing in planned:
         assert crossing.approach_group is not None and crossing.exit_group is not None
+        assert crossing.hold_until_s is not None
+        assert crossing.green_from_s is not None and crossing.green_until_s is not None
         assert crossing.hold_until_s == pytest.approx(crossing.eta_s + 5.0)
         assert crossing.green_until_s >= crossing.hold_until_s - 1e-6
         assert crossing.green_from_s <= crossing.eta_s
@@ -70,6 +73,7 @@ def test_queue_clearance_comes_from_the_approach_length_and_headway(
 def test_bus_priority_is_suspended_on_the_corridors_intersections(corridors: CorridorEngine) -> None:
     corridor = corridors.open("fire-1", *ACROSS)
     crossing = next(c for c in corridor.crossings if c.state == "planned")
+    assert crossing.approach_group is not None
     bus = PriorityRequest("bus-1", crossing.intersection, crossing.approach_group, eta_s=20.0, lateness_s=300.0)
     (decision,) = corridors.priority.decide([bus])
     assert decision.reason == "the intersection is pre-empted by an emergency corridor"
@@ -79,6 +83,7 @@ def test_intersections_beyond_reach_keep_their_plan_and_bus_priority(city: RoadN
                                                                       manual_clock: type) -> None:
     ahead = CorridorEngine(city, PriorityEngine(plans, manual_clock(1000.0))).open("fire-1", *ACROSS)
     pending = next(c for c in ahead.crossings if c.state == "pending")
+    assert pending.approach_group is not None
     corridors = CorridorEngine(city, PriorityEngine(plans, manual_clock(1000.0)))
     # A late bus whose green has to change: the plan now holds its grant.
     for eta_s in (30.0, 45.0, 60.0, 75.0):
@@ -188,6 +193,7 @@ def test_the_corridor_opened_first_keeps_its_window_and_the_second_waits_for_it(
     mine = next(c for c in first.crossings if c.intersection == plan.id)
     theirs = next(c for c in second.crossings if c.intersection == plan.id)
     mine = next(c for c in corridors.corridor("fire-1").crossings if c.intersection == plan.id)
+    assert mine.green_until_s is not None and mine.hold_until_s is not None and theirs.green_from_s is not None
     if mine.state == "planned" and theirs.state == "planned" and theirs.green_from_s < mine.green_until_s:
         pytest.fail("the second corridor's green overlaps the first's")
     assert mine.state == "planned" and mine.green_until_s >= mine.hold_until_s - 1e-6
@@ -257,7 +263,7 @@ def test_a_movement_names_its_group_more_precisely_than_the_approach(city: RoadN
     by_approach = CorridorEngine(city, PriorityEngine(plans, clock)).open("fire-1", *ACROSS).crossings[1]
     other_group = next(g for g, name in enumerate(plan.group_names) if name != by_approach.approach_group
                        and plan.group_kind[g] == 0)
-    moved = dataclasses.replace(plan, movements=[[*turn, other_group]])
+    moved = dataclasses.replace(plan, movements=np.array([[*turn, other_group]]))
     with_movements = SignalPlans([moved if i == plan_index else p for i, p in enumerate(plans.plans)])
     crossing = CorridorEngine(city, PriorityEngine(with_movements, clock)).open("fire-1", *ACROSS).crossings[1]
     assert crossing.approach_group == plan.group_names[other_group]

@@ -3,6 +3,7 @@
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ def engine_at(now_s: float, config: PriorityConfig | None = None) -> tuple[Prior
     return PriorityEngine(SignalPlans([crossroads()]), clock, config), clock
 
 
-def bus(group: str, eta_s: float, **fields: object) -> PriorityRequest:
+def bus(group: str, eta_s: float, **fields: Any) -> PriorityRequest:
     return PriorityRequest(vehicle=str(fields.pop("vehicle", "bus-1")), intersection="x", group=group, eta_s=eta_s,
                            lateness_s=float(fields.pop("lateness_s", 120.0)), **fields)
 
@@ -182,9 +183,9 @@ def test_bad_requests() -> None:
     for request, field in ((bus("main", -1.0), "eta_s"), (bus("main", math.nan), "eta_s"),
                            (bus("main", 10.0, vehicle_class="taxi"), "class"),
                            (bus("main", 1e6), "eta_s")):
-        with pytest.raises(InvalidInputError) as error:
+        with pytest.raises(InvalidInputError) as invalid:
             engine.decide([request])
-        assert error.value.field == field
+        assert invalid.value.field == field
 
 
 requests = st.tuples(st.integers(0, 9), st.floats(0.0, 150.0), st.sampled_from(["bus", "tram", "emergency"]),
@@ -205,6 +206,7 @@ def test_every_plan_is_safe_and_no_group_starves(plan: IntersectionPlan, start_s
         assert not [d for d in decisions if d.unsafe]
         for d in decisions:
             if d.strategy == "already_green":
+                assert d.green_from is not None and d.green_until is not None
                 assert d.green_from <= d.green_until
         if check_out and batch:
             engine.checkout(batch[0][5], "random")

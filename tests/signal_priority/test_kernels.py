@@ -29,6 +29,8 @@ from .naive import NAN, NEVER, TOLERANCE_S, Answer, Ask, Reference, denied, refe
 
 REASONS = range(kn.PROMISED + 1)
 STRATEGIES = (kn.NONE, kn.ALREADY_GREEN, kn.EXTENSION, kn.EARLY_GREEN)
+#: A proposal: plan (stage, start, end, count), budget, cut streaks, promises.
+Proposal = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 class Kernels:
@@ -74,13 +76,13 @@ class Kernels:
                     if any(row[2 * slot + kn.P_UNTIL_S] != -math.inf for slot in range(kn.P_SLOTS))}
         return budget, cuts, promised
 
-    def proposal(self) -> list[np.ndarray]:
+    def proposal(self) -> Proposal:
         """Copies of the plans and priority state, for a kernel to write a proposal into: plan (4
         arrays), budget, cut streaks, promises."""
-        return [self.stage.copy(), self.start_s.copy(), self.end_s.copy(), self.n.copy(), self.budget.copy(),
-                self.stage_cuts.copy(), self.promised_s.copy()]
+        return (self.stage.copy(), self.start_s.copy(), self.end_s.copy(), self.n.copy(), self.budget.copy(),
+                self.stage_cuts.copy(), self.promised_s.copy())
 
-    def commit(self, k: int, proposal: list[np.ndarray]) -> None:
+    def commit(self, k: int, proposal: Proposal) -> None:
         """Keep intersection ``k``'s proposed plan, budget and cut streaks."""
         for kept, proposed in zip((self.stage, self.start_s, self.end_s, self.n, self.budget, self.stage_cuts),
                                   proposal[:6], strict=True):
@@ -113,8 +115,8 @@ class Kernels:
                   self.promised_s, np.array(preempted_until_s, dtype=float), *plan, *work, out, changed)
         for k in np.flatnonzero(changed):
             self.commit(int(k), plan)
-        for k in {ask.k for ask in asks}:
-            self.promised_s[k] = plan[6][k]
+        for asked in {ask.k for ask in asks}:
+            self.promised_s[asked] = plan[6][asked]
         return [(int(row[kn.O_DECISION]), int(row[kn.O_STRATEGY]), row[kn.O_GREEN_FROM_S], row[kn.O_GREEN_UNTIL_S],
                  int(row[kn.O_REASON]), row[kn.O_BASE_END_S]) for row in out.tolist()]
 
@@ -281,10 +283,10 @@ def long_intergreens(draw: st.DrawFn) -> IntersectionPlan:
     stage_min = np.array([5.0, 2.0, 5.0])
     intergreen = np.array([[NAN, 3.0, across], [3.0, NAN, 3.0], [3.0, 3.0, NAN]])
     return IntersectionPlan(
-        id="long", group_names=("a", "b", "c"), group_kind=[0, 0, 0], min_green_s=stage_min, walk_s=np.zeros(3),
-        clearance_s=np.zeros(3), intergreen_s=intergreen, stage_groups=np.eye(3, dtype=bool), green_s=green,
-        stage_min_s=stage_min, stage_max_s=green + draw(st.floats(0.0, 30.0)), offset_s=draw(st.floats(0.0, 100.0)),
-        max_cycle_s=green.sum() + 9.0 + draw(st.floats(0.0, 40.0)))
+        id="long", group_names=("a", "b", "c"), group_kind=np.array([0, 0, 0]), min_green_s=stage_min,
+        walk_s=np.zeros(3), clearance_s=np.zeros(3), intergreen_s=intergreen, stage_groups=np.eye(3, dtype=bool),
+        green_s=green, stage_min_s=stage_min, stage_max_s=green + draw(st.floats(0.0, 30.0)),
+        offset_s=draw(st.floats(0.0, 100.0)), max_cycle_s=green.sum() + 9.0 + draw(st.floats(0.0, 40.0)))
 
 
 @st.composite

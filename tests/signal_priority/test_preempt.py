@@ -22,7 +22,7 @@ def plans(city_plans: SignalPlans) -> SignalPlans:
     return city_plans
 
 
-def assert_in_step(engine: PriorityEngine, plans: SignalPlans, intersection: int, from_s: float) -> None:
+def assert_in_step(engine: PriorityEngine, plans: SignalPlans, intersection: int | str, from_s: float) -> None:
     """Every stage from ``from_s`` on starts on the coordinated plan: offset + its place in the cycle."""
     k = plans.index_of(intersection)
     for stage, start, _ in engine.plan_ahead(intersection):
@@ -48,12 +48,14 @@ def test_a_hold_gives_the_group_green_through_its_window_and_the_plan_comes_back
     done = engine.preempt(plan.id, [Hold((plan.group_names[1],), 1040.0, 1070.0)])
     assert done.refused == ""
     (green_from,), (green_until,) = done.green_from_s, done.green_until_s
+    assert green_from is not None and green_until is not None
     assert green_from <= 1040.0 and green_until >= 1070.0
     schedule = engine.schedule(plan.id)
     greens = schedule.intervals(1)
     assert any(start <= 1040.0 and end >= 1070.0 for start, end in greens)
     assert check_schedule(plan, schedule) == []
     assert done.transition in ("short_way", "long_way", "in_step")
+    assert done.in_step_from_s is not None
     assert_in_step(engine, plans, plan.id, done.in_step_from_s)
 
 
@@ -65,6 +67,7 @@ def test_bus_priority_is_suspended_until_the_plan_is_back_in_step(manual_clock: 
     bus = PriorityRequest("bus-1", plan.id, plan.group_names[1], eta_s=30.0, lateness_s=300.0)
     (decision,) = engine.decide([bus])
     assert (decision.decision, decision.reason) == ("denied", "the intersection is pre-empted by an emergency corridor")
+    assert done.in_step_from_s is not None
     clock.now_s = done.in_step_from_s + 1.0
     (decision,) = engine.decide([bus])
     assert decision.reason != "the intersection is pre-empted by an emergency corridor"
@@ -76,6 +79,7 @@ def test_dwell_holds_the_last_stage_until_the_next_ones_coordinated_start(
     plan = plans.plans[3]
     done = engine.preempt(plan.id, [Hold((plan.group_names[0],), 1010.0, 1020.0)], exit_transition="dwell")
     assert done.refused == "" and done.transition in ("dwell", "in_step", "short_way", "long_way")
+    assert done.in_step_from_s is not None
     assert_in_step(engine, plans, plan.id, done.in_step_from_s)
     assert check_schedule(plan, engine.schedule(plan.id)) == []
 

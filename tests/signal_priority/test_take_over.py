@@ -40,8 +40,10 @@ def test_the_lights_stage_becomes_the_plans_and_the_plan_goes_back_in_step(city_
     k = city_plans.index_of(intersection)
     assert check_schedule(city_plans.plans[k], engine.schedule(intersection)) == []
     # Once in step, the plan is the coordinated one again.
-    engine.clock.now_s = result.in_step_from_s + 3 * float(city_plans.cycle_s[k]) + 5.0
-    fresh = engine_at(city_plans, engine.clock.now_s)
+    clock = engine.clock
+    assert isinstance(clock, ManualClock)
+    clock.now_s = result.in_step_from_s + 3 * float(city_plans.cycle_s[k]) + 5.0
+    fresh = engine_at(city_plans, clock.now_s)
     taken, coordinated = engine.plan_ahead(intersection)[:4], fresh.plan_ahead(intersection)[:4]
     assert [entry[0] for entry in taken] == [entry[0] for entry in coordinated]
     assert [t for entry in taken for t in entry[1:]] == pytest.approx([t for entry in coordinated for t in entry[1:]])

@@ -8,6 +8,7 @@ import signal
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pilotage.adapters.sumo.closed_loop import LoopOptions, simulate
 from pilotage.adapters.sumo.scenario import Scenario
@@ -41,7 +42,8 @@ class Activity:
     def read(self) -> None:
         with contextlib.suppress(TimedOutError):
             while True:
-                topic, body = self.events.receive(timeout_s=0.0)
+                topic, event = self.events.receive(timeout_s=0.0)
+                body: dict[str, Any] = event
                 if topic == "corridor" and body["event"] == "opened":
                     self.open_corridors.add(str(body["incident"]))
                 elif topic == "corridor" and body["event"] in ("closed", "expired"):
@@ -84,6 +86,7 @@ def test_lights_fall_back_on_engine_loss_and_a_new_engine_takes_over(
         second_log = (tmp_path / "second.log").read_text()
     assert "killed" in seen and "restarted" in seen, "no moment with a corridor open and a grant running"
     field, safety = run["field"], run["safety"]
+    assert field is not None
     # The last command expired; at the next step the lights were back on their own programs.
     assert field["fallbacks"] == 1
     assert field["fallback_delay_s"] <= run["step_s"] + 1e-9

@@ -26,19 +26,19 @@ NAN = math.nan
 
 
 def programs_in(path: Path) -> dict[str, ET.Element]:
-    return {element.get("id"): element for element in ET.parse(path).getroot().iter("tlLogic")}
+    return {element.attrib["id"]: element for element in ET.parse(path).getroot().iter("tlLogic")}
 
 
 def phase_durations_s(program: ET.Element) -> list[float]:
-    return [float(phase.get("duration")) for phase in program.iter("phase")]
+    return [float(phase.attrib["duration"]) for phase in program.iter("phase")]
 
 
 def program_green(program: ET.Element, plan: IntersectionPlan) -> np.ndarray:
     """(cycle in whole seconds, G): where each group of the plan is green in the SUMO program."""
     first_links = [int(name.split("+")[0]) for name in plan.group_names]
     phases = list(program.iter("phase"))
-    green = np.array([[phase.get("state")[link] in "Gg" for link in first_links] for phase in phases])
-    return np.repeat(green, [round(float(phase.get("duration"))) for phase in phases], axis=0)
+    green = np.array([[phase.attrib["state"][link] in "Gg" for link in first_links] for phase in phases])
+    return np.repeat(green, [round(float(phase.attrib["duration"])) for phase in phases], axis=0)
 
 
 def plan_green(plan: IntersectionPlan, program_offset_s: float = 0.0) -> np.ndarray:
@@ -66,7 +66,7 @@ def net_file(shared_data: Callable[..., Path]) -> Path:
 
 @pytest.fixture(scope="module")
 def bologna(tls_file: Path) -> dict[str, IntersectionPlan]:
-    return {plan.id: plan for plan in read_signal_plans(tls_file)}
+    return {str(plan.id): plan for plan in read_signal_plans(tls_file)}
 
 
 def test_every_program_of_the_additional_file_is_a_valid_plan(tls_file: Path,
@@ -131,9 +131,9 @@ def test_the_plan_cycle_is_the_program_cycle(shared_data: Callable[..., Path], n
     path = shared_data(*BOLOGNA, name)
     programs = programs_in(path)
     for plan in read_signal_plans(path):
-        program = programs[plan.id]
+        program = programs[str(plan.id)]
         assert plan.cycle_s == pytest.approx(sum(phase_durations_s(program)), abs=1e-9)
-        longest_s = sum(float(phase.get("maxDur", phase.get("duration"))) for phase in program.iter("phase"))
+        longest_s = sum(float(phase.get("maxDur", phase.attrib["duration"])) for phase in program.iter("phase"))
         assert plan.max_cycle_s == pytest.approx(max(longest_s, plan.cycle_s))
 
 
@@ -154,7 +154,7 @@ def test_the_plan_replays_the_program(tls_file: Path, bologna: dict[str, Interse
 def test_groups_stages_and_conflicts_follow_the_states(tls_file: Path, bologna: dict[str, IntersectionPlan]) -> None:
     programs = programs_in(tls_file)
     for tl_id, plan in bologna.items():
-        states = [phase.get("state") for phase in programs[tl_id].iter("phase")]
+        states = [phase.attrib["state"] for phase in programs[tl_id].iter("phase")]
 
         def column(link: int, states: list[str] = states) -> str:
             return "".join("G" if s[link] in "Gg" else "y" if s[link] in "yYu" else "r" for s in states)

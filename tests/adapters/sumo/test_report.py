@@ -5,6 +5,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,7 +90,7 @@ def off_and_on() -> list[dict]:
                      emergency_travel_times_s={"fire-1": 240.0, "fire-2": 320.0})]
 
 
-def seeds_of(*pairs: tuple[float, float], **changes: object) -> list[dict]:
+def seeds_of(*pairs: tuple[float, float], **changes: Any) -> list[dict]:
     """Paired runs over seeds 1, 2, ...: for each (baseline, run) of ``pairs``, the bus time lost at
     signals off and on; ``changes`` as :func:`make_run`'s for the runs with priority on."""
     runs = []
@@ -109,7 +110,9 @@ def metric(change: dict) -> tuple:
 
 def test_the_confidence_interval_is_students_t_over_the_values() -> None:
     # Mean 2.5, sample standard deviation sqrt(5/3), 3 degrees of freedom.
-    low, high = mean_confidence_interval([1.0, 2.0, 3.0, 4.0])
+    interval = mean_confidence_interval([1.0, 2.0, 3.0, 4.0])
+    assert interval is not None
+    low, high = interval
     half_width = T_975_3 * (5.0 / 3.0) ** 0.5 / 2.0
     assert (low, high) == (pytest.approx(2.5 - half_width), pytest.approx(2.5 + half_width))
     assert mean_confidence_interval([10.0, 14.0]) == [pytest.approx(12.0 - T_975_1 * 2.0),
@@ -118,6 +121,7 @@ def test_the_confidence_interval_is_students_t_over_the_values() -> None:
     assert mean_confidence_interval([5.0]) is None
     assert mean_confidence_interval([]) is None
     narrower = mean_confidence_interval([1.0, 2.0, 3.0, 4.0], confidence=0.5)
+    assert narrower is not None
     assert low < narrower[0] < 2.5 < narrower[1] < high
 
 

@@ -49,11 +49,11 @@ def controlled_junctions(tls) -> set[str]:
 
 def programs(path: Path) -> dict[str, ET.Element]:
     """The <tlLogic> elements of a SUMO file, by traffic light id."""
-    return {program.get("id"): program for program in ET.parse(path).getroot().iter("tlLogic")}
+    return {program.attrib["id"]: program for program in ET.parse(path).getroot().iter("tlLogic")}
 
 
 def durations_s(program: ET.Element) -> list[float]:
-    return [float(phase.get("duration")) for phase in program.iter("phase")]
+    return [float(phase.attrib["duration"]) for phase in program.iter("phase")]
 
 
 def without_comments(path: Path) -> bytes:
@@ -88,13 +88,13 @@ def test_the_programs_sumo_runs_give_each_green_a_range(scenario: Scenario, isol
     assert sum((plan.stage_min_s < plan.green_s).sum() for plan in plans) > 100
     for program in programs(variant.signals_file).values():
         for phase in program.iter("phase"):
-            state = phase.get("state")
+            state = phase.attrib["state"]
             green = any(c in GREEN_STATES for c in state) and not any(c in AMBER_STATES for c in state)
             assert (phase.get("minDur") is not None) == green
             if green:
-                duration_s = float(phase.get("duration"))
-                assert float(phase.get("minDur")) == min(duration_s, scenario_module.MIN_GREEN_S)
-                assert float(phase.get("maxDur")) == round(duration_s * scenario_module.MAX_GREEN_FACTOR)
+                duration_s = float(phase.attrib["duration"])
+                assert float(phase.attrib["minDur"]) == min(duration_s, scenario_module.MIN_GREEN_S)
+                assert float(phase.attrib["maxDur"]) == round(duration_s * scenario_module.MAX_GREEN_FACTOR)
 
 
 @pytest.mark.parametrize("coordinated", [True, False])
@@ -109,7 +109,7 @@ def test_the_programs_sumo_runs_are_timed_for_the_demand(scenario: Scenario, iso
         assert [phase.get("state") for phase in phases] == [phase.get("state") for phase in original]
         # The ambers are netconvert's, set by the approach speed.
         for phase, before in zip(phases, original, strict=True):
-            if any(c in AMBER_STATES for c in phase.get("state")):
+            if any(c in AMBER_STATES for c in phase.attrib["state"]):
                 assert phase.get("duration") == before.get("duration")
         retimed += durations_s(program) != durations_s(netconvert[tl_id])
         other_cycle += sum(durations_s(program)) != 90
@@ -125,7 +125,7 @@ def test_the_coordinated_programs_share_one_cycle_with_offsets(scenario: Scenari
     assert n >= 0.99 * scenario.traffic_lights
     assert all(durations_s(timed[tl_id]) == durations_s(netconvert[tl_id])
                for tl_id, cycle_s in cycles_s.items() if cycle_s != common_s)
-    offsets_s = np.array([float(program.get("offset")) for program in timed.values()])
+    offsets_s = np.array([float(program.attrib["offset"]) for program in timed.values()])
     assert ((offsets_s >= 0) & (offsets_s < np.array(list(cycles_s.values())))).all()
     assert np.array_equal(offsets_s, np.round(offsets_s))
     assert (offsets_s > 0).mean() >= 0.9
@@ -137,7 +137,8 @@ def test_the_coordinated_programs_share_one_cycle_with_offsets(scenario: Scenari
 
 
 def test_cars_fill_the_peak_hour(scenario: Scenario) -> None:
-    departures_s = [float(vehicle.get("depart")) for vehicle in ET.parse(scenario.car_routes).getroot().iter("vehicle")]
+    cars = ET.parse(scenario.car_routes).getroot().iter("vehicle")
+    departures_s = [float(vehicle.attrib["depart"]) for vehicle in cars]
     assert len(departures_s) == scenario.cars
     # One trip every CAR_PERIOD_S from begin to end included, less the few duarouter found no path for.
     expected = (scenario.end_s - scenario.begin_s) / scenario_module.CAR_PERIOD_S + 1
@@ -147,7 +148,7 @@ def test_cars_fill_the_peak_hour(scenario: Scenario) -> None:
 
 
 def test_bus_lines_cross_the_city_through_signals(scenario: Scenario, net) -> None:
-    routes = {route.get("id"): route.get("edges").split() for route in ET.parse(scenario.bus_routes).getroot()
+    routes = {route.attrib["id"]: route.attrib["edges"].split() for route in ET.parse(scenario.bus_routes).getroot()
               .iter("route")}
     assert len(routes) == 2 * scenario.bus_lines
     assert scenario.bus_lines == scenario_module.BUS_LINES
@@ -165,7 +166,7 @@ def test_bus_stops_are_on_lanes_buses_use(scenario: Scenario, net) -> None:
         lane = net.getLane(stop.get("lane"))
         assert lane.allows("bus")
         assert lane.getIndex() == min(other.getIndex() for other in lane.getEdge().getLanes() if other.allows("bus"))
-        assert 0 <= float(stop.get("startPos")) < float(stop.get("endPos")) <= lane.getLength()
+        assert 0 <= float(stop.attrib["startPos"]) < float(stop.attrib["endPos"]) <= lane.getLength()
         assert stop.get("lines")
 
 
@@ -177,19 +178,19 @@ def test_buses_keep_a_timetable(scenario: Scenario) -> None:
     in_service = []
     for vehicle in vehicles:
         assert types[vehicle.get("type")] == "bus"
-        depart_s = float(vehicle.get("depart"))
+        depart_s = float(vehicle.attrib["depart"])
         stops = list(vehicle.iter("stop"))
         assert len(stops) >= 5
         assert {stop.get("busStop") for stop in stops} <= stop_ids
         assert {stop.get("duration") for stop in stops} == {"20"}
-        arrivals_s = np.array([float(stop.get("arrival")) for stop in stops])
+        arrivals_s = np.array([float(stop.attrib["arrival"]) for stop in stops])
         assert arrivals_s[0] >= depart_s
         assert np.all(np.diff(arrivals_s) > scenario_module.BUS_DWELL_S)
         in_service.append((depart_s, arrivals_s[-1] + scenario_module.BUS_DWELL_S))
     # Headways of each direction of each line.
     departures: dict[str, list[float]] = {}
     for vehicle in vehicles:
-        departures.setdefault(vehicle.get("route"), []).append(float(vehicle.get("depart")))
+        departures.setdefault(vehicle.attrib["route"], []).append(float(vehicle.attrib["depart"]))
     assert {tuple(np.diff(times_s)) for times_s in departures.values()} == {
         (scenario_module.BUS_HEADWAY_S,) * (len(times_s) - 1) for times_s in departures.values()}
     assert 5 * 60 <= scenario_module.BUS_HEADWAY_S <= 10 * 60
@@ -202,13 +203,17 @@ def test_buses_keep_a_timetable(scenario: Scenario) -> None:
 def test_emergency_vehicles_cross_the_city(scenario: Scenario, net) -> None:
     root = ET.parse(scenario.emergency_routes).getroot()
     vtype = root.find("vType")
-    assert vtype.get("vClass") == "emergency"
-    assert float(vtype.get("speedFactor")) == scenario_module.EMERGENCY_SPEED_FACTOR
+    assert vtype is not None
+    assert vtype.attrib["vClass"] == "emergency"
+    assert float(vtype.attrib["speedFactor"]) == scenario_module.EMERGENCY_SPEED_FACTOR
     vehicles = list(root.iter("vehicle"))
     assert len(vehicles) == scenario.emergency_vehicles == 12
-    assert np.all(np.diff([float(vehicle.get("depart")) for vehicle in vehicles]) == scenario_module.EMERGENCY_EVERY_S)
+    departures_s = [float(vehicle.attrib["depart"]) for vehicle in vehicles]
+    assert np.all(np.diff(departures_s) == scenario_module.EMERGENCY_EVERY_S)
     for vehicle in vehicles:
-        assert len(traffic_lights_on(net, vehicle.find("route").get("edges").split())) >= 15
+        route = vehicle.find("route")
+        assert route is not None
+        assert len(traffic_lights_on(net, route.attrib["edges"].split())) >= 15
 
 
 @pytest.mark.parametrize("coordinated", [True, False])
@@ -217,7 +222,7 @@ def test_configuration_runs_the_peak_hour_without_output(scenario: Scenario, iso
     variant = scenario if coordinated else isolated
     assert variant.directory == scenario.directory
     root = ET.parse(variant.sumocfg).getroot()
-    options = {element.tag: element.get("value") for section in root for element in section}
+    options = {element.tag: element.attrib["value"] for section in root for element in section}
     assert options["begin"] == "0"
     assert options["end"] == "3600"
     assert options["seed"] == "42"
@@ -232,7 +237,7 @@ def test_configuration_runs_the_peak_hour_without_output(scenario: Scenario, iso
 
 def test_a_short_run(scenario: Scenario) -> None:
     libsumo = pytest.importorskip("libsumo")
-    timetable = {vehicle.get("id"): [float(stop.get("arrival")) for stop in vehicle.iter("stop")]
+    timetable = {vehicle.attrib["id"]: [float(stop.attrib["arrival"]) for stop in vehicle.iter("stop")]
                  for vehicle in buses(scenario)}
     libsumo.start(["sumo", "-c", str(scenario.sumocfg), "--end", "300", "--no-warnings", "true"])
     try:
@@ -267,7 +272,7 @@ def test_the_peak_hour_in_sumo(scenario: Scenario) -> None:
     libsumo = pytest.importorskip("libsumo")
     libsumo.start(["sumo", "-c", str(scenario.sumocfg), "--no-warnings", "true"])
     try:
-        most_buses, teleports, arrived = 0, 0, Counter()
+        most_buses, teleports, arrived = 0, 0, Counter[str]()
         for _ in range(int(scenario.end_s - scenario.begin_s)):
             libsumo.simulationStep()
             teleports += libsumo.simulation.getStartingTeleportNumber()
@@ -324,7 +329,7 @@ def test_bad_inputs_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="seed"):
         city_scenario(cache_dir=tmp_path, seed=True)
     with pytest.raises(InvalidInputError, match="coordinated"):
-        city_scenario(cache_dir=tmp_path, coordinated="no")
+        city_scenario(cache_dir=tmp_path, coordinated="no")  # type: ignore[arg-type]  # deliberately invalid
     with pytest.raises(DataFileError, match="cannot read the OSM file"):
         city_scenario(tmp_path / "missing.osm", cache_dir=tmp_path)
 
