@@ -5,7 +5,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-SUBPACKAGES = ("core", "signal_priority", "routing", "parking", "adapters", "adapters.sumo")
+SUBPACKAGES = ("core", "core.protocol", "signal_priority", "routing", "parking", "adapters", "adapters.sumo")
 
 
 class BuildPy(build_py):

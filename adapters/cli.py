@@ -21,16 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from pilotage import __version__
+from pilotage.adapters.service import ROLES
+from pilotage.adapters.zeromq import DEFAULT_ENDPOINT, DEFAULT_EVENTS_ENDPOINT
 from pilotage.core import WEIGHTS, InvalidInputError, PilotageError, RoadNetwork
-from pilotage.core.protocol import (
-    COMMAND_TTL_S,
-    DEFAULT_ENDPOINT,
-    DEFAULT_EVENTS_ENDPOINT,
-    DEFAULT_QUEUE_LIMIT,
-    MAX_MESSAGE_BYTES,
-    MESSAGES,
-    ROLES,
-)
+from pilotage.core.protocol import COMMAND_TTL_S, DEFAULT_QUEUE_LIMIT, MAX_MESSAGE_BYTES, MESSAGES
 from pilotage.routing.formats import FORMATS
 
 if TYPE_CHECKING:

@@ -23,14 +23,9 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from msgspec import Meta, Struct, field
 
+from pilotage.adapters.zeromq import DEFAULT_ENDPOINT, DEFAULT_EVENTS_ENDPOINT
 from pilotage.core.errors import DataFileError, InvalidInputError, PilotageError
-from pilotage.core.protocol import (
-    COMMAND_TTL_S,
-    DEFAULT_ENDPOINT,
-    DEFAULT_EVENTS_ENDPOINT,
-    DEFAULT_QUEUE_LIMIT,
-    MAX_MESSAGE_BYTES,
-)
+from pilotage.core.protocol import COMMAND_TTL_S, DEFAULT_QUEUE_LIMIT, MAX_MESSAGE_BYTES
 from pilotage.signal_priority import CorridorConfig, PriorityConfig
 
 _Config = TypeVar("_Config", PriorityConfig, CorridorConfig)

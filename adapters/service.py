@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from msgspec import Raw, Struct
@@ -30,6 +30,7 @@ from pilotage.adapters.operations import Metrics
 from pilotage.core import RoadNetwork
 from pilotage.core import protocol as wire
 from pilotage.core.errors import ForbiddenError, InvalidInputError, PilotageError, UnsafePlanError
+from pilotage.core.protocol.jobs import Job
 from pilotage.parking import Availability, ParkingEngine, Reservation, ReservationBook, sample_carparks
 from pilotage.routing import JobRecord, RoutingQueue
 from pilotage.signal_priority import Corridor, CorridorEngine, ExitTransition, PriorityEngine, SignalStateStore
@@ -48,6 +49,21 @@ class Caller:
     name: str
     role: str
 
+
+#: The roles a client key may have, and the permissions (:data:`pilotage.core.protocol.PERMISSIONS`)
+#: each holds. ``emergency`` opens corridors and asks priority for emergency vehicles; ``parking``
+#: reserves spaces (a booking front end) and sends counts (a car park's counting system);
+#: ``signals`` drives the traffic lights (a field adapter); ``operator`` is every client when the
+#: server runs without CurveZMQ.
+ROLES: dict[str, frozenset[str]] = {
+    "reader": frozenset({"read"}),
+    "field": frozenset({"read", "signals"}),
+    "controller": frozenset({"read", "priority"}),
+    "dispatch": frozenset({"read", "priority", "emergency"}),
+    "parking": frozenset({"read", "parking"}),
+    "planner": frozenset({"read", "routing"}),
+    "operator": frozenset(wire.PERMISSIONS),
+}
 
 #: Every caller when the server runs without CurveZMQ: loopback, trusted.
 LOCAL_CALLER = Caller("local", "operator")
@@ -362,12 +378,12 @@ class Service:
     # -- dispatch --------------------------------------------------------------------------------
 
     def _authorise(self, caller: Caller, message: wire.Message, body: Struct) -> None:
-        permissions = wire.ROLES.get(caller.role, frozenset())
+        permissions = ROLES.get(caller.role, frozenset())
         needed = message.permission
         if isinstance(body, wire.PriorityRequest) and body.vehicle_class == "emergency":
             needed = "emergency"
         if needed not in permissions:
-            roles = ", ".join(role for role, held in wire.ROLES.items() if needed in held)
+            roles = ", ".join(role for role, held in ROLES.items() if needed in held)
             emergency = needed != message.permission
             raise ForbiddenError(f"client {caller.name!r} has role {caller.role!r}, which may not send "
                                  f"{message.type}{' for an emergency vehicle' if emergency else ''}; that needs "
@@ -578,7 +594,7 @@ class Service:
         self._emit("parking", partial(self._parking_event, body.carpark, "count"))
         return _carpark_state(state)
 
-    def _route_submit(self, body: wire.Job) -> wire.RouteJobState:
+    def _route_submit(self, body: Job) -> wire.RouteJobState:
         return _route_state(self.routing.submit(body))
 
     def _route_status(self, body: wire.RouteJobRef) -> wire.RouteJobState:
@@ -624,10 +640,7 @@ class Service:
                     f"the safety monitor refused the plan this {decision.strategy} needed, so nothing was "
                     f"applied: {decision.reason}"), caller)
                 continue
-            # The engine's Decision declares str; it decides only the values the wire lists.
-            reply = wire.PriorityDecision(cast(wire.DecisionName, decision.decision),
-                                          cast(wire.StrategyName, decision.strategy), decision.green_from,
-                                          decision.green_until, decision.reason)
+            reply = wire.from_engine(decision, wire.PriorityDecision)
             replies[i] = wire.encode_reply(request.id, reply)
             self._count_reply(message.type, "OK")
             self.metrics.decisions.labels(decision.decision, decision.strategy).inc()
@@ -649,49 +662,26 @@ def _in_body(error: PilotageError) -> PilotageError:
 
 def _route_state(record: JobRecord) -> wire.RouteJobState:
     error = None if record.error_code is None else wire.Error(record.error_code, record.error_message or "")
-    return wire.RouteJobState(job=record.id, name=record.name, state=record.state, progress=record.progress,
-                              best_cost=record.best_cost, submitted=record.submitted_s, started=record.started_s,
-                              finished=record.finished_s, error=error)
+    return wire.from_engine(record, wire.RouteJobState, renamed={"job": "id"}, error=error)
 
 
 def _corridor_state(network: RoadNetwork, corridor: Corridor) -> wire.CorridorState:
-    return wire.CorridorState(
-        incident=corridor.incident, route=network.node_osmid[corridor.nodes].tolist(), length_m=corridor.length_m,
-        travel_time_s=corridor.travel_time_s, eta=corridor.eta_s, position_m=corridor.position_m,
-        updated=corridor.updated_s, reroutes=corridor.reroutes,
-        crossings=[wire.CorridorCrossing(
-            intersection=c.intersection, approach_group=c.approach_group, exit_group=c.exit_group,
-            distance_m=c.distance_m, eta=c.eta_s, hold_from=c.hold_from_s, hold_until=c.hold_until_s,
-            green_from=c.green_from_s, green_until=c.green_until_s, state=c.state, reason=c.reason)
-            for c in corridor.crossings])
+    return wire.from_engine(corridor, wire.CorridorState, route=network.node_osmid[corridor.nodes].tolist(),
+                            updated=corridor.updated_s,
+                            crossings=[wire.from_engine(c, wire.CorridorCrossing) for c in corridor.crossings])
 
 
 def _carpark_state(state: Availability) -> wire.CarParkState:
-    return wire.CarParkState(carpark=state.carpark, name=state.name, lon=state.lon, lat=state.lat,
-                             capacity=state.capacity, free=state.free, observed=state.observed_s, stale=state.stale,
-                             reservable_free=state.reservable_free, distance_m=state.distance_m)
+    return wire.from_engine(state, wire.CarParkState)
 
 
 def _reservation_state(reservation: Reservation) -> wire.ReservationState:
-    # The book's Reservation declares str (its transitions take the target state as str); it holds
-    # only the values of its STATES, which are the wire's.
-    state = cast(wire.ReservationStateName, reservation.state)
-    return wire.ReservationState(reservation=reservation.id, ref=reservation.ref, carpark=reservation.carpark,
-                                 from_=reservation.from_s, until=reservation.until_s, state=state,
-                                 created=reservation.created_s, updated=reservation.updated_s)
+    return wire.from_engine(reservation, wire.ReservationState, renamed={"reservation": "id"})
 
 
 def _exit(transition: ExitTransition) -> wire.ExitTransition:
-    # The engine's ExitTransition declares str (it comes from PriorityEngine's Preemption); it is
-    # always one of the wire's transitions.
-    return wire.ExitTransition(intersection=transition.intersection,
-                               transition=cast(wire.TransitionName, transition.transition),
-                               in_step_from=transition.in_step_from_s)
+    return wire.from_engine(transition, wire.ExitTransition)
 
 
 def _engine_request(body: wire.PriorityRequest) -> EnginePriorityRequest:
-    return EnginePriorityRequest(vehicle=body.vehicle, intersection=body.intersection, group=body.group,
-                                 eta_s=body.eta_s, vehicle_class=body.vehicle_class, lateness_s=body.lateness_s,
-                                 occupancy=body.occupancy, eta_window_s=body.eta_window_s,
-                                 queue_vehicles=body.queue_vehicles, headway_ahead_s=body.headway_ahead_s,
-                                 headway_behind_s=body.headway_behind_s)
+    return wire.to_engine(body, EnginePriorityRequest)

@@ -10,7 +10,7 @@ Frames are ``[identity, (empty delimiter from a REQ socket), request]``; any oth
 ``BAD_SCHEMA`` reply.
 
 **Security** is CurveZMQ: the server's key pair and an allow-list of client public keys, each with a
-role (:data:`pilotage.core.protocol.ROLES`), in a keys directory made by :func:`new_server_keys` and
+role (:data:`pilotage.adapters.service.ROLES`), in a keys directory made by :func:`new_server_keys` and
 :func:`new_client_keys`::
 
     KEYS/server.key           the server's public key: give it to clients
@@ -55,7 +55,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
 from pilotage.adapters.operations import notify_systemd
-from pilotage.adapters.service import LOCAL_CALLER, Caller, Service
+from pilotage.adapters.service import LOCAL_CALLER, ROLES, Caller, Service
 from pilotage.core import protocol as wire
 from pilotage.core.errors import (
     DataFileError,
@@ -69,6 +69,10 @@ from pilotage.core.errors import (
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+#: Default endpoints: requests (ROUTER) and events (PUB).
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5570"
+DEFAULT_EVENTS_ENDPOINT = "tcp://127.0.0.1:5571"
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +107,8 @@ def new_client_keys(directory: str | os.PathLike[str], name: str, role: str) -> 
         InvalidInputError: an unknown role, a name that is not a plain file name, or a client of that
             name already.
     """
-    if role not in wire.ROLES:
-        raise InvalidInputError(f"expected a role among {', '.join(wire.ROLES)}, got {role!r}", field="role")
+    if role not in ROLES:
+        raise InvalidInputError(f"expected a role among {', '.join(ROLES)}, got {role!r}", field="role")
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name) or name.startswith("."):
         raise InvalidInputError(f"expected a client name of letters, digits, '_', '-', '.', got {name!r}",
                                 field="name")
@@ -142,8 +146,8 @@ def read_allow_list(directory: str | os.PathLike[str]) -> dict[bytes, Caller]:
             role = _ROLE_LINE.search(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise DataFileError(f"cannot read client key {path}: {exc}") from None
-        if role is None or role.group(1) not in wire.ROLES:
-            raise DataFileError(f"client key {path} names no role among {', '.join(wire.ROLES)}; "
+        if role is None or role.group(1) not in ROLES:
+            raise DataFileError(f"client key {path} names no role among {', '.join(ROLES)}; "
                                 "make it again with `pilotage keys new NAME --role ROLE`")
         allowed[public] = Caller(path.stem, role.group(1))
     return allowed
@@ -318,8 +322,8 @@ class Server:
         DataFileError: unreadable keys.
     """
 
-    def __init__(self, service: Service, *, bind: str = wire.DEFAULT_ENDPOINT,
-                 events: str | None = wire.DEFAULT_EVENTS_ENDPOINT, keys: str | os.PathLike[str] | None = None,
+    def __init__(self, service: Service, *, bind: str = DEFAULT_ENDPOINT,
+                 events: str | None = DEFAULT_EVENTS_ENDPOINT, keys: str | os.PathLike[str] | None = None,
                  insecure: bool = False, queue_limit: int = wire.DEFAULT_QUEUE_LIMIT, linger_ms: int = 1000,
                  heartbeat_s: float = 1.0) -> None:
         endpoints = [bind] + ([events] if events else [])
@@ -644,7 +648,7 @@ class Client(_Connection):
 
     _instances = itertools.count()
 
-    def __init__(self, endpoint: str = wire.DEFAULT_ENDPOINT, *, timeout_s: float = 2.5, retries: int = 3,
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, timeout_s: float = 2.5, retries: int = 3,
                  server_key: str | os.PathLike[str] | None = None,
                  client_key: str | os.PathLike[str] | None = None) -> None:
         self.endpoint = endpoint
@@ -715,7 +719,7 @@ class Subscriber(_Connection):
         server_key, client_key: for CurveZMQ, as :class:`Client`.
     """
 
-    def __init__(self, endpoint: str = wire.DEFAULT_EVENTS_ENDPOINT, topics: Iterable[str] = (), *,
+    def __init__(self, endpoint: str = DEFAULT_EVENTS_ENDPOINT, topics: Iterable[str] = (), *,
                  server_key: str | os.PathLike[str] | None = None,
                  client_key: str | os.PathLike[str] | None = None) -> None:
         curve = _Curve(server_key, client_key)

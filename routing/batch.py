@@ -21,7 +21,8 @@ from typing import Any
 
 from pilotage.core.errors import DataFileError, InvalidInputError, PilotageError
 from pilotage.core.network import RoadNetwork, available_cores
-from pilotage.core.protocol import Job, decode_job
+from pilotage.core.protocol import decode_job
+from pilotage.core.protocol.jobs import Job
 from pilotage.routing.check import Feasibility, check_solution
 from pilotage.routing.formats import read_instance
 from pilotage.routing.jobs import JobProblem, job_problem

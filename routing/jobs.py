@@ -18,7 +18,8 @@ import numpy as np
 
 from pilotage.core.errors import InvalidInputError, PilotageError, UnknownEntityError
 from pilotage.core.network import RoadNetwork
-from pilotage.core.protocol import Job, JobStreet, Place, Point, TimeOfDay
+from pilotage.core.protocol.fields import Place, Point
+from pilotage.core.protocol.jobs import Job, JobStreet, TimeOfDay
 from pilotage.routing.arcs import ArcTask, NodeLayout, layout, per_node
 from pilotage.routing.problem import MAX_SKILLS, Fleet, Problem
 

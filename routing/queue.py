@@ -32,7 +32,8 @@ import msgspec
 
 from pilotage.core.errors import ConflictError, PilotageError, UnknownEntityError
 from pilotage.core.network import RoadNetwork
-from pilotage.core.protocol import Job, JobStateName
+from pilotage.core.protocol import JobStateName
+from pilotage.core.protocol.jobs import Job
 from pilotage.core.store import open_store
 from pilotage.routing.batch import job_options, solve_job
 from pilotage.routing.jobs import job_problem

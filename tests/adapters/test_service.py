@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from pilotage.adapters.service import AuditLog, Caller, Service
+from pilotage.adapters.service import ROLES, AuditLog, Caller, Service
 from pilotage.core import InvalidInputError, RoadNetwork
 from pilotage.core import protocol as wire
 from pilotage.core.safety import Violation
@@ -366,3 +366,9 @@ def test_routing_jobs_need_the_routing_permission_and_bad_ones_name_the_field(
     assert event["state"]["job"] == queued["body"]["job"]
     assert event["state"]["state"] == "running"
     msgspec.convert(event, wire.RouteEvent)
+
+
+def test_every_permission_is_held_by_some_role_and_the_operator_holds_all() -> None:
+    held = set().union(*ROLES.values())
+    assert held == set(wire.PERMISSIONS)
+    assert ROLES["operator"] == frozenset(wire.PERMISSIONS)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pilotage.core.protocol import Job, decode_job
+from pilotage.core.protocol import decode_job
+from pilotage.core.protocol.jobs import Job
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

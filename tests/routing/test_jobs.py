@@ -9,7 +9,7 @@ import pytest
 
 from pilotage.core import RoadNetwork
 from pilotage.core.errors import InvalidInputError, OutsideNetworkError, PilotageError, UnknownEntityError
-from pilotage.core.protocol import Job
+from pilotage.core.protocol.jobs import Job
 from pilotage.routing import job_problem
 from pilotage.routing.jobs import clock_of, seconds_of
 

@@ -8,7 +8,7 @@ import pytest
 
 from pilotage.core import RoadNetwork
 from pilotage.core.errors import ConflictError, InvalidInputError, UnknownEntityError
-from pilotage.core.protocol import Job
+from pilotage.core.protocol.jobs import Job
 from pilotage.routing import JobRecord, RoutingQueue
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from pilotage.core import RoadNetwork
 from pilotage.core.errors import InvalidInputError, NoSolutionError
-from pilotage.core.protocol import Job
+from pilotage.core.protocol.jobs import Job
 from pilotage.routing import (
     Problem,
     Route,

@@ -3,9 +3,11 @@
 A request is ``{"v": 1, "id": "<client id>", "type": "<type>", "body": {...}}``; its reply is
 ``{"v": 1, "id": "<same>", "ok": true, "body": {...}}`` or ``{"v": 1, "id": "<same, or null>",
 "ok": false, "error": {"code", "message", "field"}}``. :data:`MESSAGES` lists every request type
-with the schema of its body, of its reply body, and the permission it needs; :data:`ROLES` says
-which permissions each client role has. Events (:data:`EVENTS`) travel as two frames: the topic,
-then the JSON body.
+with the schema of its body, of its reply body, and the permission it needs (the roles that hold
+each are the service's, :data:`pilotage.adapters.service.ROLES`). Events (:data:`EVENTS`) travel as
+two frames: the topic, then the JSON body. The field types the messages share are in
+:mod:`~pilotage.core.protocol.fields`, the routing job file format in
+:mod:`~pilotage.core.protocol.jobs`; engine results become messages through :func:`from_engine`.
 
 Decoding is strict: a body with a field it does not declare is refused, so a misspelt optional
 field (``lateness`` for ``lateness_s``) is an error rather than silently ignored. Errors raised here
@@ -17,8 +19,9 @@ from __future__ import annotations
 
 import builtins
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 import numpy as np
@@ -32,12 +35,11 @@ from pilotage.core.errors import (
     UnknownTypeError,
     UnsupportedVersionError,
 )
+from pilotage.core.protocol.fields import IntersectionId, Name, OsmId, Place, Point, Seconds, SignalTime
+from pilotage.core.protocol.jobs import Job
 
 VERSION = 1
 
-#: Default endpoints: requests (ROUTER) and events (PUB).
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5570"
-DEFAULT_EVENTS_ENDPOINT = "tcp://127.0.0.1:5571"
 
 #: Default limit of one request's size (bytes); larger ones get ``TOO_LARGE`` and are not read.
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -48,14 +50,6 @@ DEFAULT_QUEUE_LIMIT = 1024
 #: parser's recursion.
 MAX_NESTING_DEPTH = 32
 
-Name = Annotated[str, Meta(min_length=1, max_length=64)]
-#: An OSM id (node or way): a 64-bit integer, so that no id overflows an array of the network.
-OsmId = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
-#: An intersection: its id in the signal plans (an OSM id for the embedded city, a SUMO id otherwise).
-IntersectionId = OsmId | Annotated[str, Meta(min_length=1, max_length=64)]
-Seconds = Annotated[float, Meta(ge=0.0, le=3600.0)]
-#: A time on the signals' clock (s): wall time in service, simulated time under a simulator.
-SignalTime = Annotated[float, Meta(ge=-1e12, le=1e12)]
 #: A vehicle's lateness (s, negative when early) is at most a day either way.
 MAX_LATENESS_S = 86_400.0
 #: The values of the wire's enumerated fields, named once so that the engines and the service that
@@ -288,17 +282,6 @@ class ServerStats(Struct):
     monitor: MonitorStats
 
 
-class Point(Struct, forbid_unknown_fields=True):
-    """A position in degrees (WGS 84)."""
-
-    lon: Annotated[float, Meta(ge=-180.0, le=180.0)]
-    lat: Annotated[float, Meta(ge=-90.0, le=90.0)]
-
-
-#: A place on the road network: the OSM id of a node, or a point (its nearest node).
-Place = OsmId | Point
-
-
 class CorridorOpen(Struct, forbid_unknown_fields=True):
     """Open an emergency corridor for ``incident``, the vehicle setting off now from ``origin``; on
     ``route`` (OSM node ids from origin to destination) when its navigation already chose one."""
@@ -476,110 +459,6 @@ class ParkingUpdate(Struct, forbid_unknown_fields=True):
     time: ClockTime | None = None
 
 
-# -- routing jobs ------------------------------------------------------------------------------
-
-#: A time of day: seconds since midnight, or "HH:MM" / "HH:MM:SS" (hours may pass 24 for a night).
-TimeOfDay = Annotated[float, Meta(ge=0.0, le=7 * 86400.0)] | Annotated[
-    str, Meta(pattern=r"^\d{1,3}:[0-5]\d(:[0-5]\d)?$")]
-Cost = Annotated[float, Meta(ge=0.0, le=1e9)]
-
-
-class JobDepot(Struct, forbid_unknown_fields=True):
-    """Where vehicles leave from and come back to: a node id or a point snapped to the network."""
-
-    id: Name
-    location: Place
-
-
-class JobBreak(Struct, forbid_unknown_fields=True):
-    """A break that starts between ``earliest`` and ``latest`` and lasts ``duration_s``."""
-
-    earliest: TimeOfDay
-    latest: TimeOfDay
-    duration_s: Annotated[float, Meta(ge=0.0, le=86400.0)]
-
-
-class JobVehicle(Struct, forbid_unknown_fields=True):
-    """``count`` identical vehicles (ids ``<id>-1``, ``<id>-2``… when more than one). Costs: per
-    vehicle used, per hour out (leaving to return) and per km; by default the objective is the
-    hours out."""
-
-    id: Name
-    depot: Name
-    capacity: Annotated[int, Meta(ge=0, le=10**9)]
-    shift: Annotated[list[TimeOfDay], Meta(min_length=2, max_length=2)]
-    count: Annotated[int, Meta(ge=1, le=1000)] = 1
-    end_depot: Name | None = None
-    breaks: list[JobBreak] = []
-    fixed_cost: Cost = 0.0
-    cost_per_hour: Cost = 1.0
-    cost_per_km: Cost = 0.0
-    skills: list[Name] = []
-
-
-class JobStop(Struct, forbid_unknown_fields=True):
-    """A pickup: ``demand`` units, ``service_s`` on site, starting inside one of ``windows`` (none:
-    any time). ``penalty``: the cost of leaving it out; without one the stop must be served."""
-
-    id: Name
-    location: Place
-    demand: Annotated[int, Meta(ge=0, le=10**9)] = 1
-    service_s: Annotated[float, Meta(ge=0.0, le=86400.0)] = 0.0
-    windows: list[Annotated[list[TimeOfDay], Meta(min_length=2, max_length=2)]] = []
-    skills: list[Name] = []
-    penalty: Cost | None = None
-
-
-class JobStreet(Struct, forbid_unknown_fields=True):
-    """A street to sweep: every segment of OSM way ``way``, or the one segment ``from`` -> ``to``
-    (OSM node ids). ``sides``: ``both`` (each side once: on a two-way street one pass each way) or
-    ``one`` (one pass, either way if two-way). Sweeping takes ``service_s_per_m`` and fills the
-    hopper by ``demand_per_m`` (rounded up per segment)."""
-
-    id: Name
-    way: OsmId | None = None
-    from_: OsmId | None = field(name="from", default=None)
-    to: OsmId | None = None
-    sides: Literal["both", "one"] = "both"
-    service_s_per_m: Annotated[float, Meta(ge=0.0, le=60.0)] = 0.5
-    demand_per_m: Annotated[float, Meta(ge=0.0, le=1e6)] = 0.0
-    skills: list[Name] = []
-    penalty: Cost | None = None
-
-
-class JobOptions(Struct, forbid_unknown_fields=True):
-    """The search: a time limit always; the first-solution heuristic and metaheuristic by name
-    (``pilotage.routing.solver``); a seed."""
-
-    time_limit_s: Annotated[float, Meta(gt=0.0, le=86400.0)] = 10.0
-    first_solution: Annotated[str, Meta(max_length=64)] = "auto"
-    metaheuristic: Annotated[str, Meta(max_length=64)] = "guided_local_search"
-    seed: Annotated[int, Meta(ge=0, le=2**31 - 1)] = 0
-
-
-class JobRoute(Struct, forbid_unknown_fields=True):
-    """A vehicle's route from an earlier plan: stop and street ids in order (warm start)."""
-
-    vehicle: Name
-    visits: list[Name]
-
-
-class Job(Struct, forbid_unknown_fields=True):
-    """A routing job: bulky-waste pickups (``stops``), street cleaning (``streets``), or both.
-
-    ``initial`` gives an earlier plan to start from, to re-plan during the day when a pickup is
-    added: ids it names that the job no longer has are dropped, new ones inserted.
-    """
-
-    name: Name
-    depots: Annotated[list[JobDepot], Meta(min_length=1)]
-    vehicles: Annotated[list[JobVehicle], Meta(min_length=1)]
-    stops: list[JobStop] = []
-    streets: list[JobStreet] = []
-    options: JobOptions = field(default_factory=JobOptions)
-    initial: list[JobRoute] | None = None
-
-
 class RouteJobRef(Struct, forbid_unknown_fields=True):
     """A routing job, by the id ``route.submit`` gave."""
 
@@ -610,19 +489,9 @@ class RouteResult(Struct):
 
 # -- the registry -------------------------------------------------------------------------------
 
-#: Permissions, and the roles that hold them. ``emergency`` opens corridors and asks priority for
-#: emergency vehicles; ``parking`` reserves spaces (a booking front end) and sends counts (a car
-#: park's counting system); ``operator`` is every client when the server runs without CurveZMQ.
+#: The permissions a message may need; the roles that hold them are the service's
+#: (:data:`pilotage.adapters.service.ROLES`).
 PERMISSIONS = ("read", "signals", "priority", "emergency", "parking", "routing")
-ROLES: dict[str, frozenset[str]] = {
-    "reader": frozenset({"read"}),
-    "field": frozenset({"read", "signals"}),
-    "controller": frozenset({"read", "priority"}),
-    "dispatch": frozenset({"read", "priority", "emergency"}),
-    "parking": frozenset({"read", "parking"}),
-    "planner": frozenset({"read", "routing"}),
-    "operator": frozenset(PERMISSIONS),
-}
 
 
 @dataclass(frozen=True)
@@ -765,6 +634,47 @@ _ENCODER = msgspec.json.Encoder()
 _AT = re.compile(r" - at `\$([^`]*)`$")
 # The field's name runs to the message's last backtick: a hostile name may hold backticks itself.
 _NAMED = re.compile(r"(?:missing required|unknown) field `(.*)`$", re.DOTALL)
+
+
+_Wire = TypeVar("_Wire", bound=Struct)
+
+
+def from_engine(value: object, kind: type[_Wire], *, renamed: Mapping[str, str] | None = None,
+                **given: object) -> _Wire:
+    """The wire struct ``kind`` from an engine's object, the one way engine results become messages:
+    each field from ``given``, else from the attribute ``renamed`` names for it, else from the
+    attribute of its own name, else of its name with ``_s`` (engines put the unit in a time's name;
+    the wire names it by what it is: ``eta_s`` is ``eta``). Checked against the schema as a decoded
+    message is, so an engine value the wire does not allow fails here, not at a client.
+
+    Raises:
+        AttributeError: ``value`` has no attribute for a field (a programming error).
+        msgspec.ValidationError: a value that does not fit its field's type.
+    """
+    renamed = renamed or {}
+    fields: dict[str, object] = {}
+    for info in msgspec.structs.fields(kind):
+        if info.name in given:
+            fields[info.encode_name] = given[info.name]
+            continue
+        # A name escaped from a Python keyword (``from_``) takes its unit after the bare word.
+        attribute = renamed.get(info.name) or (info.name if hasattr(value, info.name)
+                                                else f"{info.name.rstrip('_')}_s")
+        fields[info.encode_name] = getattr(value, attribute)
+    return msgspec.convert(fields, kind)
+
+
+_Engine = TypeVar("_Engine")
+
+
+def to_engine(body: Struct, kind: type[_Engine]) -> _Engine:
+    """A decoded body as an engine's type (a dataclass) with the same field names: the one way
+    messages become engine inputs.
+
+    Raises:
+        msgspec.ValidationError: a field the engine's type lacks or types otherwise (a programming error).
+    """
+    return msgspec.convert(body, kind, from_attributes=True)
 
 
 def decode_request(frame: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple[Request, Message, Struct]:
