@@ -476,9 +476,12 @@ class Service:
                                     f"server's, got {skew_s:+.1f} s; synchronise both hosts' clocks (NTP), or serve "
                                     "with --clock field", field="time")
         taken_over, refused = [], set()
-        for shown in body.shown:
+        for i, shown in enumerate(body.shown):
             stages = [(entry.stage, entry.green_from, entry.green_until) for entry in shown.plan]
-            result = self.priority.take_over(shown.intersection, stages)
+            try:
+                result = self.priority.take_over(shown.intersection, stages)
+            except PilotageError as exc:
+                raise exc.with_prefix(field=f"shown[{i}]") from None
             if result.taken_over:
                 taken_over.append(shown.intersection)
             elif result.refused:

@@ -141,4 +141,4 @@ def test_only_a_field_role_may_command_the_signals(field: Field) -> None:
 def test_stages_the_intersection_does_not_have_are_refused(field: Field) -> None:
     refused = command(field.service, {"time": 1000.0, "shown": [
         {"intersection": field.plans.ids[0], "plan": [{"stage": 99, "green_from": 990.0, "green_until": 1010.0}]}]})
-    assert refused["error"]["code"] == "BAD_SCHEMA"
+    assert (refused["error"]["code"], refused["error"]["field"]) == ("BAD_SCHEMA", "body.shown[0].stage")
