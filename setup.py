@@ -28,7 +28,7 @@ setup(
     package_dir={"pilotage": "."},
     packages=["pilotage", *(f"pilotage.{name}" for name in SUBPACKAGES)],
     package_data={"pilotage": ["py.typed"], "pilotage.adapters": ["data/*.osm.xz", "data/*.md"],
-                  "pilotage.parking": ["data/*.csv", "data/*.md"]},
+                  "pilotage.parking": ["data/*.csv", "data/*.md"], "pilotage.core.protocol": ["schemas/*.json"]},
     install_requires=[
         "numpy>=1.26,<3",
         "numba>=0.60,<1",
@@ -45,7 +45,8 @@ setup(
         "plot": ["matplotlib>=3.7,<4"],
         "compare": ["pyvrp>=0.9,<1"],
         "test": ["pytest>=8,<10", "pytest-benchmark>=4,<6", "hypothesis>=6.100,<7", "ruff>=0.17,<0.18", "mypy>=2.4,<3",
-                 "scipy-stubs>=1.14,<2", "types-networkx>=3.2,<4"],
+                 "scipy-stubs>=1.14,<2", "types-networkx>=3.2,<4", "jsonschema>=4.18,<5",
+                 "types-jsonschema>=4.18,<5"],
     },
     entry_points={"console_scripts": ["pilotage = pilotage.adapters.cli:main"]},
     cmdclass={"build_py": BuildPy},

@@ -25,6 +25,7 @@ from pilotage.adapters.service import ROLES
 from pilotage.adapters.zeromq import DEFAULT_ENDPOINT, DEFAULT_EVENTS_ENDPOINT
 from pilotage.core import WEIGHTS, InvalidInputError, PilotageError, RoadNetwork
 from pilotage.core.protocol import COMMAND_TTL_S, DEFAULT_QUEUE_LIMIT, MAX_MESSAGE_BYTES, MESSAGES
+from pilotage.core.protocol.schema import json_schemas, schema_text, write_json_schemas
 from pilotage.routing.formats import FORMATS
 
 if TYPE_CHECKING:
@@ -128,7 +129,8 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
     call = commands.add_parser("call", parents=[client], help="send one request to a server, print the reply body")
     call.add_argument("type", choices=sorted(MESSAGES), metavar="TYPE", help=f"one of {', '.join(MESSAGES)}")
     call.add_argument("body", nargs="?", default="{}", type=_json_object, metavar="BODY",
-                      help="the body, a JSON object (default {})")
+                      help="the body, a JSON object (default {}); @FILE reads it from a file, - from the "
+                           "standard input")
     call.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help=f"default {DEFAULT_ENDPOINT}")
     call.add_argument("--timeout", type=float, default=2.5, metavar="S", help="seconds per attempt (default 2.5)")
     call.add_argument("--retries", type=int, default=3, help="attempts after the first (default 3)")
@@ -196,6 +198,12 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
     demo.set_defaults(run=_simulate, sumocfg=None, priority="on", corridors="on", compare="on", json=False,
                       demo=True)
 
+    schema = commands.add_parser("schema", help="the wire protocol's JSON Schema: one message's, or every file")
+    schema.add_argument("name", nargs="?", choices=sorted(json_schemas()), metavar="NAME",
+                        help="request, reply, request.TYPE, reply.TYPE or event.TOPIC (docs/protocol.md)")
+    schema.add_argument("--out", metavar="DIR", help="write NAME.json there (every file without NAME) instead")
+    schema.set_defaults(run=_schema)
+
     keys = commands.add_parser("keys", help="CurveZMQ keys for the server and its clients")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
     new = keys_commands.add_parser("new", help="a client's key pair, allowed with a role; or the server's (--server)")
@@ -221,6 +229,15 @@ def _positive_int(text: str) -> int:
 
 
 def _json_object(text: str) -> dict[str, object]:
+    """A JSON object given as it is, from a file (``@FILE``), or from the standard input (``-``)."""
+    if text == "-":
+        text = sys.stdin.read()
+    elif text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise argparse.ArgumentTypeError(f"cannot read the body from {text[1:]}: {exc.strerror}; give an "
+                                             "existing JSON file after @") from None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -509,6 +526,21 @@ def _watch(args: argparse.Namespace) -> None:
         for _ in itertools.count() if args.count is None else range(args.count):
             topic, body = subscriber.receive(timeout_s=30.0)
             print(json.dumps({"topic": topic, "body": body}), flush=True)
+
+
+def _schema(args: argparse.Namespace) -> None:
+    if args.out is None:
+        if args.name is None:
+            raise InvalidInputError("expected a NAME to print, or --out DIR to write every file", field="name")
+        print(schema_text(json_schemas()[args.name]), end="")
+        return
+    try:
+        written = write_json_schemas(args.out, args.name)
+    except OSError as exc:
+        raise InvalidInputError(f"expected a folder to write the JSON Schema files to, got {args.out!r}: {exc}; "
+                                "give one you may write to", field="out") from None
+    for path in written:
+        print(path)
 
 
 def _keys_new(args: argparse.Namespace) -> None:

@@ -13,7 +13,8 @@ check over HTTP, and systemd's readiness and watchdog notifications. The only mo
 - ``pilotage_dropped_replies_total``: replies and events that could not be delivered;
 - ``pilotage_tick_lag_seconds``: how late the engines' last timed work ran past its due time;
 - read from the engines when scraped: ``pilotage_open_corridors``, ``pilotage_monitor_checks_total``,
-  ``pilotage_monitor_refused_total``, ``pilotage_monitor_fallbacks_total``.
+  ``pilotage_monitor_refused_total``, ``pilotage_monitor_fallbacks_total``,
+  ``pilotage_corridor_implausible_updates_total`` (vehicle positions refused as out of reach).
 
 :func:`serve_http` answers ``GET /metrics`` (the exposition format) and ``GET /health``: ``200``
 with ``{"status": "ok"}`` while the server's loop turns, ``503`` with the reasons when it has not
@@ -49,7 +50,8 @@ _LATENCY_BUCKETS_S = (1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2
 
 class Metrics:
     """The metrics of one server. ``engines`` reads, when scraped, what the engines hold:
-    ``{"open_corridors": n, "monitor_checks": n, "monitor_refused": n, "monitor_fallbacks": n}``.
+    ``{"open_corridors": n, "monitor_checks": n, "monitor_refused": n, "monitor_fallbacks": n,
+    "corridor_implausible_updates": n}``.
     """
 
     def __init__(self, engines: Callable[[], dict[str, int]]) -> None:
@@ -114,6 +116,9 @@ class _EngineCollector(Collector):
                            ("refused", "Plans the safety monitor refused (not applied)"),
                            ("fallbacks", "Base stages refused, the intersection sent back to its coordinated plan")):
             yield CounterMetricFamily(f"pilotage_monitor_{name}", what, value=values[f"monitor_{name}"])
+        yield CounterMetricFamily("pilotage_corridor_implausible_updates",
+                                  "Vehicle positions refused as farther than the vehicle could have driven",
+                                  value=values["corridor_implausible_updates"])
 
 
 def serve_http(address: str, metrics: Metrics, health: Callable[[], list[str]]) -> ThreadingHTTPServer:

@@ -373,7 +373,8 @@ class Service:
     def _engine_counts(self) -> dict[str, int]:
         monitor = self.priority.monitor
         return {"open_corridors": len(self.corridors.incidents), "monitor_checks": monitor.checks,
-                "monitor_refused": monitor.refused, "monitor_fallbacks": monitor.fallbacks}
+                "monitor_refused": monitor.refused, "monitor_fallbacks": monitor.fallbacks,
+                "corridor_implausible_updates": self.corridors.implausible_updates}
 
     # -- dispatch --------------------------------------------------------------------------------
 

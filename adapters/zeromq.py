@@ -53,6 +53,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
+from zmq.utils.monitor import recv_monitor_message
 
 from pilotage.adapters.operations import notify_systemd
 from pilotage.adapters.service import LOCAL_CALLER, ROLES, Caller, Service
@@ -614,14 +615,66 @@ class _Curve:
             socket.curve_publickey, socket.curve_secretkey = self.client
 
 
+#: How soon a client tells that no server accepted its connection, or that the server refused its
+#: CurveZMQ handshake (s): a live server accepts at once, and sends a heartbeat every second.
+CONNECT_WINDOW_S = 2.0
+_HANDSHAKE_FAILURES: dict[int, str] = {int(zmq.EVENT_HANDSHAKE_FAILED_AUTH): "the server refused this client's key",
+                                        int(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL): "the handshake broke off",
+                                        int(zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL): "the handshake failed"}
+
+
+class _Watch:
+    """The connection of one socket as ZeroMQ's monitor reports it: whether a server completed the
+    handshake, or refused it."""
+
+    def __init__(self, socket: zmq.Socket, endpoint: str, curve: bool) -> None:
+        self.endpoint = endpoint
+        self.curve = curve
+        self._monitor = socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+                                                  | sum(_HANDSHAKE_FAILURES))
+        self.connected = False
+        self._failure = ""
+        self._since = time.monotonic()
+
+    def check(self) -> None:
+        """Read the events so far.
+
+        Raises:
+            ForbiddenError: the server refused the CurveZMQ handshake.
+            TimedOutError: no server completed a handshake within :data:`CONNECT_WINDOW_S`.
+        """
+        while self._monitor.poll(0):
+            event = int(recv_monitor_message(self._monitor)["event"])
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.connected = True
+            elif event == zmq.EVENT_DISCONNECTED:
+                self.connected = False
+                self._since = time.monotonic()
+            else:
+                self._failure = _HANDSHAKE_FAILURES[event]
+        if self._failure and not self.connected:
+            raise ForbiddenError(f"{self.endpoint}: {self._failure}; check this client's key pair and the server's "
+                                 "public key (`pilotage keys list` on the server)")
+        if not self.connected and time.monotonic() - self._since > CONNECT_WINDOW_S:
+            keys = ", or with keys that do not match" if self.curve else ""
+            raise TimedOutError(f"no server accepted a connection at {self.endpoint} in {CONNECT_WINDOW_S} s; is "
+                                f"`pilotage serve` running there{keys}?")
+
+    def close(self) -> None:
+        self._monitor.close()
+
+
 class _Connection:
     """A socket of this process to a server, and its ZeroMQ context; a context manager."""
 
     _context: zmq.Context
     _socket: zmq.Socket
+    _watch: _Watch
 
     def close(self) -> None:
         """Close the socket at once."""
+        self._watch.close()
+        self._socket.disable_monitor()
         self._socket.close()
         self._context.term()
 
@@ -656,17 +709,18 @@ class Client(_Connection):
         self.retries = retries
         self._curve = _Curve(server_key, client_key)
         self._context = zmq.Context()
-        self._socket = self._connect()
+        self._socket, self._watch = self._connect()
         self._ids = itertools.count(1)
         self._prefix = f"{os.getpid()}.{next(self._instances)}"
         self._decoder = msgspec.json.Decoder(wire.Reply)
 
-    def _connect(self) -> zmq.Socket:
+    def _connect(self) -> tuple[zmq.Socket, _Watch]:
         socket = self._context.socket(zmq.REQ)
         socket.setsockopt(zmq.LINGER, 0)
         self._curve.apply(socket)
+        watch = _Watch(socket, self.endpoint, self._curve.server is not None)
         socket.connect(self.endpoint)
-        return socket
+        return socket, watch
 
     def request(self, message_type: str, body: dict[str, object] | None = None) -> dict[str, object]:
         """Send one request and return the body of its reply.
@@ -681,19 +735,27 @@ class Client(_Connection):
 
     def send_frame(self, frame: bytes) -> bytes:
         """Send one raw request frame and return the raw reply, with the same timeout and retries.
+        Without a server that accepts the connection, it says so within :data:`CONNECT_WINDOW_S`
+        rather than after every retry.
 
         Raises:
-            TimedOutError: no reply after every retry.
+            TimedOutError: no reply after every retry, or no server at the endpoint.
+            ForbiddenError: the server refused this client's CurveZMQ handshake.
         """
         for attempt in range(self.retries + 1):
             self._socket.send(frame)
-            if self._socket.poll(int(self.timeout_s * 1000), zmq.POLLIN):
-                return self._socket.recv()
+            deadline = time.monotonic() + self.timeout_s
+            while (left_s := deadline - time.monotonic()) > 0:
+                if self._socket.poll(int(min(left_s, 0.1) * 1000) or 1, zmq.POLLIN):
+                    return self._socket.recv()
+                self._watch.check()
             logger.warning("no reply from %s in %.1f s (attempt %d of %d)", self.endpoint, self.timeout_s,
                            attempt + 1, self.retries + 1)
             # Lazy Pirate: a REQ socket waiting for a lost reply is stuck; drop it for a new one.
+            self._watch.close()
+            self._socket.disable_monitor()
             self._socket.close()
-            self._socket = self._connect()
+            self._socket, self._watch = self._connect()
         raise TimedOutError(f"no reply from {self.endpoint} in {self.retries + 1} attempts of {self.timeout_s} s; "
                             "is `pilotage serve` running there, with the same keys?")
 
@@ -729,17 +791,23 @@ class Subscriber(_Connection):
         curve.apply(self._socket)
         for topic in list(topics) or [""]:
             self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode("ascii"))
+        self._watch = _Watch(self._socket, endpoint, curve.server is not None)
         self._socket.connect(endpoint)
         self.endpoint = endpoint
 
     def receive(self, timeout_s: float = 5.0) -> tuple[str, dict[str, object]]:
-        """The next event.
+        """The next event. Without a server that accepts the connection, it says so within
+        :data:`CONNECT_WINDOW_S`.
 
         Raises:
-            TimedOutError: no event in ``timeout_s``.
+            TimedOutError: no event in ``timeout_s``, or no server at the endpoint.
+            ForbiddenError: the server refused this client's CurveZMQ handshake.
         """
-        if not self._socket.poll(int(timeout_s * 1000), zmq.POLLIN):
-            raise TimedOutError(f"no event from {self.endpoint} in {timeout_s} s (the server sends a heartbeat "
-                                "every second: is it running, with the same keys?)")
+        deadline = time.monotonic() + timeout_s
+        while not self._socket.poll(int(min(max(deadline - time.monotonic(), 0.0), 0.1) * 1000), zmq.POLLIN):
+            self._watch.check()
+            if time.monotonic() >= deadline:
+                raise TimedOutError(f"no event from {self.endpoint} in {timeout_s} s (the server sends a heartbeat "
+                                    "every second: is it running, with the same keys?)")
         topic, body = self._socket.recv_multipart()
         return topic.decode("ascii"), msgspec.json.decode(body)

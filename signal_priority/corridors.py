@@ -16,8 +16,15 @@ already gone, and an exit transition brings the intersection back to its coordin
   moves the holds; an intersection it has passed ends its hold at once; a vehicle farther than
   ``off_route_m`` from its route gets a new one. A corridor not updated for ``timeout_s`` ends, as
   one closed does, with the exit transitions of its intersections.
+- **Plausibility**: a position farther from the last one accepted than the vehicle could have driven
+  since (``max_plausible_speed_kph``, plus ``position_tolerance_m`` of GPS noise) is refused and
+  counted (:attr:`CorridorEngine.implausible_updates`): the corridor keeps its route and holds. Before
+  the first position the reference is the origin, and a first position on the route is taken
+  wherever along it (the vehicle may have set off before the corridor was opened).
 - **Reach**: intersections whose hold ends more than ``plan_ahead_s`` ahead wait (``pending``) and
-  are pre-empted once it comes within reach, on an update or on :meth:`CorridorEngine.advance`.
+  are pre-empted once it comes within reach, on an update or on :meth:`CorridorEngine.advance`. At
+  most ``max_held_intersections`` of one corridor's crossings, the nearest ahead, are held at once;
+  those beyond wait (``pending``) until the vehicle passes nearer ones.
 - **Two corridors through one intersection**: the corridor opened first keeps its window; when the
   later one needs a conflicting stage during it (interstages included), its window moves to the
   earliest safe time after the first's hold, and lasts at least twice ``margin_s``. Windows that do
@@ -74,6 +81,11 @@ class CorridorConfig:
         timeout_s: a corridor not updated for this long ends.
         off_route_m: a vehicle farther than this from its route gets a new one.
         plan_ahead_s: intersections whose hold ends farther ahead wait until it comes within reach.
+        max_held_intersections: at most this many crossings of one corridor, the nearest ahead, are
+            held at once; those beyond wait until the vehicle has passed nearer ones.
+        max_plausible_speed_kph: a position farther from the last one accepted than this speed
+            covers in the time between (plus ``position_tolerance_m``) is refused.
+        position_tolerance_m: the distance a position may be off by (GPS noise), whatever the time.
         exit_transition: ``"best_way"`` or ``"dwell"`` (:meth:`PriorityEngine.preempt`).
     """
 
@@ -86,12 +98,15 @@ class CorridorConfig:
     timeout_s: float = 30.0
     off_route_m: float = 60.0
     plan_ahead_s: float = 240.0
+    max_held_intersections: int = 24
+    max_plausible_speed_kph: float = 150.0
+    position_tolerance_m: float = 50.0
     exit_transition: str = "best_way"
 
     def __post_init__(self) -> None:
         positive = ("default_speed_kph", "queue_headway_s", "queue_spacing_m", "timeout_s", "off_route_m",
-                    "plan_ahead_s")
-        for name in (*positive, "max_queue_m", "margin_s"):
+                    "plan_ahead_s", "max_plausible_speed_kph")
+        for name in (*positive, "max_queue_m", "margin_s", "position_tolerance_m"):
             value = getattr(self, name)
             if not (math.isfinite(value) and (value > 0 if name in positive else value >= 0)):
                 raise InvalidInputError(f"expected {name} {'> 0' if name in positive else '>= 0'}, got {value!r}",
@@ -100,6 +115,10 @@ class CorridorConfig:
             if not (math.isfinite(speed) and speed > 0):
                 raise InvalidInputError(f"expected a speed > 0 km/h for road class {road_class!r}, got {speed!r}",
                                         field="emergency_speed_kph")
+        held = self.max_held_intersections
+        if isinstance(held, bool) or not isinstance(held, int) or held < 1:
+            raise InvalidInputError(f"expected max_held_intersections a whole number >= 1, got {held!r}",
+                                    field="max_held_intersections")
         if self.exit_transition not in ("best_way", "dwell"):
             raise InvalidInputError(f"expected exit_transition 'best_way' or 'dwell', got {self.exit_transition!r}",
                                     field="exit_transition")
@@ -118,9 +137,11 @@ class Crossing:
         hold_from_s, hold_until_s: the hold asked for (None before the ETA is known to matter: passed).
         green_from_s, green_until_s: the green the plan gives the vehicle's groups (None: none yet,
             or passed).
-        state: ``planned`` (the hold is in the plan), ``pending`` (beyond reach, planned later),
-            ``passed`` (the vehicle is through; the hold has ended) or ``refused`` (see ``reason``).
-        reason: why a crossing is refused, or how its window was moved; empty otherwise.
+        state: ``planned`` (the hold is in the plan), ``pending`` (beyond reach, or beyond the
+            ``max_held_intersections`` nearest: planned later), ``passed`` (the vehicle is through;
+            the hold has ended) or ``refused`` (see ``reason``).
+        reason: why a crossing is refused, how its window was moved, or that it waits for nearer
+            ones to be passed; empty otherwise.
     """
 
     intersection: int | str
@@ -187,6 +208,8 @@ class CorridorState:
         edge, fraction: where the vehicle was last seen: the route edge, and how far along it.
         seen_s: when it was last seen (s on the clock).
         reroutes: how many times it was routed again.
+        fix: the last position accepted (lon, lat in degrees), the reference of the next one's
+            plausibility; None before the first (the route's start is the reference then).
     """
 
     incident: str
@@ -195,6 +218,7 @@ class CorridorState:
     fraction: float
     seen_s: float
     reroutes: int
+    fix: tuple[float, float] | None = None
 
 
 @dataclass
@@ -214,6 +238,7 @@ class _Crossing:
     green_until_s: float | None = None
     state: CrossingStateName = "pending"
     reason: str = ""
+    beyond_cap: bool = False     # beyond the corridor's max_held_intersections nearest ahead: not held
 
 
 @dataclass
@@ -227,6 +252,9 @@ class _Track:
     edge: int = 0                # the route edge the vehicle is on
     fraction: float = 0.0        # how far along that edge
     seen_s: float = 0.0
+    seen_lon: float = 0.0        # where the vehicle was last seen (degrees): its last position
+    seen_lat: float = 0.0        # accepted, or the route's start before the first
+    fixed: bool = False          # a position has been accepted since the corridor was opened
     reroutes: int = 0
 
     def position_m(self) -> float:
@@ -266,6 +294,8 @@ class CorridorEngine:
         self._group_of_edge: dict[int, tuple[dict[int, str], dict[tuple[int, int], str]]] = {}
         # The incidents opened, moved or ended since :meth:`mark_saved`.
         self._unsaved: set[str] = set()
+        #: Positions refused as farther than the vehicle could have driven (:meth:`update`), since start.
+        self.implausible_updates = 0
 
     # -- public API -------------------------------------------------------------------------------
 
@@ -307,10 +337,18 @@ class CorridorEngine:
         again from there when it has left it), re-estimate the ETAs, move the holds, and end those
         of the intersections it has passed.
 
+        A position farther from the last one accepted than the vehicle could have driven since
+        (``max_plausible_speed_kph`` for the time between, plus ``position_tolerance_m``) is not used:
+        the corridor keeps its route, holds and time last seen, and :attr:`implausible_updates`
+        counts it. Before the first position accepted the reference is the route's start, when the
+        corridor was opened; a first position on the route (within ``off_route_m``) is taken wherever
+        along it, as the vehicle may have set off before the corridor was opened.
+
         Raises:
             UnknownEntityError: no open corridor for ``incident``.
             InvalidInputError, OutsideNetworkError: a position that is not a coordinate, or is off
-                the network.
+                the network; a position farther than the vehicle could have driven (field
+                ``position``).
         """
         self.advance()
         track = self._open_track(incident)
@@ -318,6 +356,8 @@ class CorridorEngine:
         before = {c.plan for c in track.crossings if c.plan >= 0}
         x, y = self._local_xy(track.route.nodes, lon, lat)
         edge, fraction, distance_m = _match(x, y, track.edge)
+        if track.fixed or distance_m > self.config.off_route_m:
+            self._check_plausible(track, lon, lat, now)
         if distance_m > self.config.off_route_m:
             node, _ = self.network.snap(lon, lat)
             rerouted = self._track(incident, node, track.destination)
@@ -326,11 +366,35 @@ class CorridorEngine:
             logger.info("corridor %s: vehicle %.0f m off its route, routed again", incident, distance_m)
         else:
             track.edge, track.fraction = edge, fraction
-        track.seen_s = now
+        track.seen_s, track.seen_lon, track.seen_lat, track.fixed = now, float(lon), float(lat), True
         self._unsaved.add(incident)
         self._estimate(track)
         done = self._replan(before | {c.plan for c in track.crossings if c.plan >= 0})
         return self._corridor(track, done)
+
+    def _check_plausible(self, track: _Track, lon: float, lat: float, now_s: float) -> None:
+        """Refuse (and count) a position farther from where the vehicle was last seen than it could
+        have driven since.
+
+        Raises:
+            InvalidInputError: the position is out of reach (field ``position``).
+        """
+        config = self.config
+        elapsed_s = max(now_s - track.seen_s, 0.0)
+        scale = _M_PER_DEG * math.cos(math.radians(0.5 * (lat + track.seen_lat)))
+        jump_m = math.hypot((lon - track.seen_lon) * scale, (lat - track.seen_lat) * _M_PER_DEG)
+        reach_m = config.max_plausible_speed_kph / 3.6 * elapsed_s + config.position_tolerance_m
+        if jump_m <= reach_m:
+            return
+        self.implausible_updates += 1
+        logger.warning("corridor %s: position %.0f m from the last one in %.1f s refused (%d refused so far)",
+                       track.incident, jump_m, elapsed_s, self.implausible_updates)
+        raise InvalidInputError(
+            f"expected a position within {reach_m:.0f} m of the vehicle's last one accepted "
+            f"({config.max_plausible_speed_kph:g} km/h for {elapsed_s:.1f} s, plus "
+            f"{config.position_tolerance_m:g} m of GPS noise), got one {jump_m:.0f} m away after {elapsed_s:.1f} s; "
+            f"the position was not used and corridor {track.incident!r} keeps its route and holds: send the "
+            "vehicle's true position", field="position")
 
     def close(self, incident: str) -> list[ExitTransition]:
         """End the corridor of ``incident``: its holds end and each intersection goes back to its
@@ -351,7 +415,7 @@ class CorridorEngine:
         ended = {track.incident: self._end(track, "expired") for track in expired}
         reach = now + self.config.plan_ahead_s
         due = {c.plan for track in self._tracks.values() for c in track.crossings
-               if c.state == "pending" and c.plan >= 0 and c.hold_until_s <= reach}
+               if c.state == "pending" and c.plan >= 0 and not c.beyond_cap and c.hold_until_s <= reach}
         if due:
             self._replan(due)
         return ended
@@ -366,7 +430,8 @@ class CorridorEngine:
         whose corridor ended since, for a store to keep."""
         osmid = self.network.node_osmid
         states = [CorridorState(track.incident, tuple(int(n) for n in osmid[track.route.nodes]), track.edge,
-                                track.fraction, track.seen_s, track.reroutes)
+                                track.fraction, track.seen_s, track.reroutes,
+                                (track.seen_lon, track.seen_lat) if track.fixed else None)
                   for incident, track in self._tracks.items() if incident in self._unsaved]
         return states, sorted(self._unsaved - set(self._tracks))
 
@@ -393,6 +458,9 @@ class CorridorEngine:
             track.edge = min(max(int(state.edge), 0), max(track.route.edges.size - 1, 0))
             track.fraction = min(max(float(state.fraction), 0.0), 1.0)
             track.seen_s, track.reroutes = float(state.seen_s), int(state.reroutes)
+            if state.fix is not None:
+                track.seen_lon, track.seen_lat = float(state.fix[0]), float(state.fix[1])
+                track.fixed = True
             self._tracks[state.incident] = track
             self._estimate(track)
             restored.append(track)
@@ -421,8 +489,10 @@ class CorridorEngine:
             crossing = self._crossing(route, k, position, distance_m[position] - previous_m)
             previous_m = distance_m[position]
             crossings.append(crossing)
+        start = int(route.nodes[0])
         return _Track(incident, destination, route, route.cumulative(self.travel_time_s), distance_m, crossings,
-                      seen_s=float(self.priority.clock()))
+                      seen_s=float(self.priority.clock()), seen_lon=float(self.network.node_lon[start]),
+                      seen_lat=float(self.network.node_lat[start]))
 
     def _given_route(self, origin: int, destination: int, nodes: Sequence[int]) -> Route:
         """The route through ``nodes``, each step on the fastest edge between two consecutive ones."""
@@ -496,6 +566,7 @@ class CorridorEngine:
         here_m = track.position_m()
         here_s = track.position_time_s()
         config = self.config
+        ahead = 0
         for crossing in track.crossings:
             crossing.eta_s = now + float(max(0.0, float(track.time_s[crossing.position]) - here_s))
             if not crossing.groups:
@@ -510,8 +581,14 @@ class CorridorEngine:
             crossing.hold_from_s = float(max(now, crossing.eta_s - clearance_s - config.margin_s))
             crossing.hold_until_s = float(crossing.eta_s + config.margin_s)
             crossing.reason = ""
+            ahead += 1
+            crossing.beyond_cap = ahead > config.max_held_intersections
             if crossing.hold_until_s > now + config.plan_ahead_s:
                 crossing.state = "pending"
+            elif crossing.beyond_cap:
+                crossing.state = "pending"
+                crossing.reason = (f"waits for nearer intersections to be passed: at most "
+                                   f"{config.max_held_intersections} are held at once (max_held_intersections)")
 
     # -- plans ------------------------------------------------------------------------------------
 
@@ -523,7 +600,8 @@ class CorridorEngine:
         reach = float(self.priority.clock()) + self.config.plan_ahead_s
         for plan in sorted(plans):
             crossings = [c for track in self._tracks.values() for c in track.crossings
-                         if c.plan == plan and c.groups and c.state != "passed" and c.hold_until_s <= reach]
+                         if c.plan == plan and c.groups and c.state != "passed" and not c.beyond_cap
+                         and c.hold_until_s <= reach]
             if not crossings and plan not in self._preempted:
                 continue
             windows = self._windows(plan, crossings)

@@ -152,9 +152,11 @@ def _intersection_state(intersection: int | str, plain: dict[str, Any]) -> Inter
 
 def _corridor_state(plain: dict[str, Any]) -> CorridorState:
     return CorridorState(str(plain["incident"]), tuple(int(n) for n in plain["route_osmids"]), int(plain["edge"]),
-                         float(plain["fraction"]), float(plain["seen_s"]), int(plain["reroutes"]))
+                         float(plain["fraction"]), float(plain["seen_s"]), int(plain["reroutes"]),
+                         None if plain.get("fix") is None else (float(plain["fix"][0]), float(plain["fix"][1])))
 
 
 def _corridor_plain(state: CorridorState) -> dict[str, object]:
     return {"incident": state.incident, "route_osmids": list(state.route_osmids), "edge": state.edge,
-            "fraction": state.fraction, "seen_s": state.seen_s, "reroutes": state.reroutes}
+            "fraction": state.fraction, "seen_s": state.seen_s, "reroutes": state.reroutes,
+            "fix": None if state.fix is None else list(state.fix)}

@@ -78,6 +78,7 @@ import math
 import multiprocessing
 import os
 import random
+import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -374,6 +375,10 @@ def _quiet_worker() -> None:
     # A run's own count of what went wrong is in its measures; its log shows only the errors
     # (a state refused, a violation), not each plan the engine's monitor kept from being applied.
     logging.basicConfig(level=logging.ERROR, format="pilotage: %(message)s")
+    # A run returns its measures to the parent: what SUMO prints (its own messages, "Loading
+    # net-file ...") goes to the standard error, so the parent's standard output stays its own
+    # (`--json` prints JSON only).
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
 
 # -- the loop ---------------------------------------------------------------------------------------------

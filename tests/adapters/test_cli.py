@@ -2,7 +2,10 @@
 
 import contextlib
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -111,6 +114,17 @@ def test_serve_answers_every_request_type_to_another_process_and_stops_on_sigter
                        cache_dir=cache_dir)
     assert refused.returncode == 1
     assert "UNKNOWN_ENTITY" in refused.stderr
+    # The body from a file (@FILE), and from the standard input (-).
+    body = tmp_path / "signals-state.json"
+    body.write_text('{"intersection": -30248}')
+    from_file = pilotage("call", "signals.state", f"@{body}", "--endpoint", served.endpoint, cache_dir=cache_dir)
+    assert json.loads(from_file.stdout)["intersections"][0]["intersection"] == -30248
+    from_stdin = subprocess.run([sys.executable, "-m", "pilotage", "call", "signals.state", "-", "--endpoint",
+                                 served.endpoint], input='{"intersection": -30248}', capture_output=True, text=True,
+                                env=os.environ | {"PILOTAGE_CACHE_DIR": str(cache_dir)}, timeout=300, check=False)
+    assert json.loads(from_stdin.stdout)["intersections"][0]["intersection"] == -30248
+    missing = pilotage("call", "ping", f"@{tmp_path / 'nowhere.json'}", cache_dir=cache_dir)
+    assert missing.returncode == 2 and "cannot read the body from" in missing.stderr
     served.process.send_signal(signal.SIGTERM)
     assert served.process.wait(timeout=30) == 0
     assert "stopped" in served.log.read_text()

@@ -270,6 +270,25 @@ def test_corridors_need_the_emergency_permission_and_name_the_field_at_fault(
     assert (again["error"]["code"], again["error"]["field"]) == ("CONFLICT", "body.incident")
 
 
+def test_a_position_out_of_the_vehicles_reach_gets_one_error_and_the_server_goes_on(
+        make_service: Callable[..., Service], clock: ManualClock) -> None:
+    service = make_service()
+    opened, first = answer(
+        service, request("corridor.open", {"incident": "fire-1", "origin": -30124, "destination": -16808}),
+        request("corridor.update", {"incident": "fire-1", "position": {"lon": 6.1748, "lat": 49.6149}}))
+    assert opened["ok"] and first["ok"]
+    clock.now_s += 5.0
+    spoofed, ping = answer(
+        service, request("corridor.update", {"incident": "fire-1", "position": {"lon": 6.1320, "lat": 49.6005}}),
+        request("ping"))
+    assert (spoofed["error"]["code"], spoofed["error"]["field"]) == ("BAD_SCHEMA", "body.position")
+    assert "was not used" in spoofed["error"]["message"]
+    assert ping["ok"]
+    assert service.corridors.corridor("fire-1").updated_s == 1000.0
+    assert service.corridors.implausible_updates == 1
+    assert "pilotage_corridor_implausible_updates_total 1.0" in service.metrics.exposition().decode()
+
+
 def test_a_corridor_on_a_given_route_and_a_route_that_is_not_one(make_service: Callable[..., Service],
                                                                    city: RoadNetwork) -> None:
     service = make_service()

@@ -260,6 +260,13 @@ def test_the_command_line_prints_the_table_writes_the_report_and_passes_sumo_arg
                            capture_output=True, text=True, env=environment, timeout=600, check=False)
     assert alone.returncode == 0, alone.stderr
     assert [(run["seed"], run["priority"]) for run in json.loads(alone.stdout)] == [(42, True), (43, True)]
+    # SUMO's own messages (here made verbose) go to the standard error: the output stays JSON.
+    verbose = subprocess.run([sys.executable, "-m", "pilotage", "simulate", "--sumocfg", str(bologna), "--duration",
+                              "10", "--compare", "off", "--json", "--", "--verbose", "true"],
+                             capture_output=True, text=True, env=environment, timeout=600, check=False)
+    assert verbose.returncode == 0, verbose.stderr
+    assert json.loads(verbose.stdout)[0]["seed"] == 42
+    assert "Loading net-file" in verbose.stderr
     no_seed = subprocess.run([sys.executable, "-m", "pilotage", "simulate", "--seeds", "0"],
                              capture_output=True, text=True, env=environment, timeout=60, check=False)
     assert no_seed.returncode == 2
