@@ -47,16 +47,6 @@ def node_near(city: RoadNetwork, point: tuple[float, float], wanted_m: float, av
     return int(np.argmin(np.abs(far_m - wanted_m)))
 
 
-@pytest.fixture
-def clock(manual_clock: type) -> Any:
-    return manual_clock(1000.0)
-
-
-@pytest.fixture
-def corridors(city: RoadNetwork, city_plans: SignalPlans, clock: Any) -> CorridorEngine:
-    return CorridorEngine(city, PriorityEngine(city_plans, clock))
-
-
 @given(data=st.data())
 def test_spoofed_positions_are_refused_and_never_hold_more_than_the_bound(
         manual_clock: type, city: RoadNetwork, city_plans: SignalPlans, data: st.DataObject) -> None:

@@ -21,16 +21,6 @@ def plans(city_plans: SignalPlans) -> SignalPlans:
     return city_plans
 
 
-@pytest.fixture
-def clock(manual_clock: type) -> object:
-    return manual_clock(1000.0)
-
-
-@pytest.fixture
-def corridors(city: RoadNetwork, plans: SignalPlans, clock: Any) -> CorridorEngine:
-    return CorridorEngine(city, PriorityEngine(plans, clock))
-
-
 def test_a_corridor_routes_at_emergency_speeds_and_holds_each_crossing_through_the_eta(
         corridors: CorridorEngine) -> None:
     corridor = corridors.open("fire-1", *ACROSS)
