@@ -140,6 +140,9 @@ def client(endpoint: str, rate_per_s: float, duration_s: float, seed: int, setup
     context = zmq.Context()
     socket = context.socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 0)
+    # No receive limit: a client process the machine starves for a moment keeps every reply queued
+    # rather than have ZeroMQ drop those past its high-water mark, which would count as lost.
+    socket.setsockopt(zmq.RCVHWM, 0)
     socket.connect(endpoint)
     mix = Mix(seed, setup["route"], setup["job"])
     sent_at: dict[str, tuple[str, float]] = {}
