@@ -172,10 +172,7 @@ class FieldSignals:
 
     def plan_ahead(self, intersection: int | str) -> list[tuple[int, float, float]]:
         """The stages the light runs from the current one on: ``(stage, green start, green end)``."""
-        k = self.plans.index_of(intersection)
-        if not self.commanded[k]:
-            return self.own.plan_ahead(intersection)
-        return self._shown(k, float(self.clock()))
+        return self._shown(self.plans.index_of(intersection), float(self.clock()))
 
     def _shown(self, k: int, now: float) -> list[tuple[int, float, float]]:
         """Light ``k``'s stages from the last one started by now on."""
