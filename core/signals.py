@@ -8,7 +8,9 @@ green of a conflicting ``j``. A **stage** is a set of non-conflicting groups gre
 green may be cut to ``stage_min_s`` or extended to ``stage_max_s``. The **base plan** runs the
 stages in their listed order, each for its base green, with the interstages between them, in a
 cycle of ``cycle_s`` that starts at ``offset_s`` on the clock.
-A group green in consecutive stages stays green through the interstage between them.
+A group green in consecutive stages stays green through the interstage between them. An
+**actuated** plan (a finite ``passage_s``) keeps a stage green past its minimum while vehicles
+keep arriving within the passage time, up to its maximum, inside the same cycle frame.
 
 :class:`IntersectionPlan` holds one intersection and checks it; :class:`SignalPlans` holds them all
 as padded arrays, so one kernel call covers the whole city.
@@ -16,6 +18,7 @@ as padded arrays, so one kernel call covers the whole city.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -26,6 +29,9 @@ from pilotage.core.errors import InvalidInputError, UnknownEntityError
 VEHICLE = 0
 PEDESTRIAN = 1
 GROUP_KINDS = ("vehicle", "pedestrian")
+#: The longest passage time an actuated plan may give (s): a gap longer than this between vehicles
+#: is no platoon.
+MAX_PASSAGE_S = 30.0
 
 
 def interstage_s(intergreen_s: np.ndarray, groups_from: np.ndarray, groups_to: np.ndarray) -> float:
@@ -86,6 +92,9 @@ class IntersectionPlan:
             one edge of the road network onto another, where the source says so per movement (a
             SUMO traffic light signals each connection). A movement listed here names its group
             more precisely than ``group_edges``, which has one edge per group.
+        passage_s: the actuation's passage time (s), the gap between detected vehicles that keeps a
+            stage green past its minimum, up to its maximum (``PriorityEngine.actuate``); NaN (the
+            default) for a fixed-time plan.
 
     Raises:
         InvalidInputError: shapes that disagree, conflicts that are not symmetric, a stage with two
@@ -108,6 +117,7 @@ class IntersectionPlan:
     max_cycle_s: float
     group_edges: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     movements: np.ndarray = field(default_factory=lambda: np.empty((0, 3), dtype=np.int64))
+    passage_s: float = math.nan
 
     def __post_init__(self) -> None:
         g = len(self.group_names)
@@ -120,9 +130,15 @@ class IntersectionPlan:
             array.flags.writeable = False
             object.__setattr__(self, name, array)
         object.__setattr__(self, "group_names", tuple(str(name) for name in self.group_names))
+        object.__setattr__(self, "passage_s", float(self.passage_s))
         if self.group_edges.size == 0:
             object.__setattr__(self, "group_edges", np.full(g, -1, dtype=np.int64))
         self._validate()
+
+    @property
+    def actuated(self) -> bool:
+        """Whether the plan's stages follow detected vehicles (a finite ``passage_s``)."""
+        return not math.isnan(self.passage_s)
 
     @property
     def n_groups(self) -> int:
@@ -196,6 +212,9 @@ class IntersectionPlan:
         if unserved.any():
             raise self._fail("stage_groups", f"groups {[self.group_names[i] for i in np.flatnonzero(unserved)]} "
                                              "are green in no stage")
+        if not (math.isnan(self.passage_s) or 0.0 < self.passage_s <= MAX_PASSAGE_S):
+            raise self._fail("passage_s", f"expected a passage time in (0, {MAX_PASSAGE_S}] s, or NaN for a fixed-time "
+                                          f"plan, got {self.passage_s}")
         if self.cycle_s > self.max_cycle_s:
             raise self._fail("max_cycle_s", f"base cycle {self.cycle_s:.1f} s exceeds max_cycle_s {self.max_cycle_s}")
         self._check_base_intergreens()
@@ -238,7 +257,7 @@ class SignalPlans:
     ``n_groups`` (K,), ``n_stages`` (K,), ``group_kind`` (K, Gm), ``min_green_s``, ``walk_s``,
     ``clearance_s`` (K, Gm), ``intergreen_s`` (K, Gm, Gm), ``stage_groups`` (K, Sm, Gm),
     ``green_s``, ``stage_min_s``, ``stage_max_s`` (K, Sm), ``cycle_s``, ``offset_s``,
-    ``max_cycle_s`` (K,), and ``stage_offset_s`` (K, Sm): the start of each stage's green in the
+    ``max_cycle_s``, ``passage_s`` (K,), and ``stage_offset_s`` (K, Sm): the start of each stage's green in the
     base cycle, from the cycle's start (the coordinated plan starts stage ``s`` at
     ``offset_s + stage_offset_s[s]`` modulo ``cycle_s``).
     """
@@ -269,6 +288,7 @@ class SignalPlans:
         self.cycle_s = np.array([plan.cycle_s for plan in self.plans])
         self.offset_s = np.array([plan.offset_s for plan in self.plans], dtype=np.float64)
         self.max_cycle_s = np.array([plan.max_cycle_s for plan in self.plans], dtype=np.float64)
+        self.passage_s = np.array([plan.passage_s for plan in self.plans], dtype=np.float64)
         for i, plan in enumerate(self.plans):
             g, s = plan.n_groups, plan.n_stages
             self.group_kind[i, :g] = plan.group_kind

@@ -970,7 +970,7 @@ def _hold(k: int, i: int, fixed: bool, hold_groups: np.ndarray, hold_stage: int,
           n_entries: np.ndarray) -> tuple[float, int]:
     """Copy entries ``0..i`` of the ``from_*`` plan, then hold the groups ``hold_groups`` green until
     ``hold_until_s`` right after entry ``i``: entry ``i`` itself goes on when its stage serves them
-    and is still green, else it ends as close to ``hold_from_s`` less the interstage as its minimum
+    and is still green (or ends now), else it ends as close to ``hold_from_s`` less the interstage as its minimum
     and maximum allow (or as it is, when ``fixed``) and ``hold_stage`` follows at its earliest safe
     start. A green that serves them is never shortened. Returns (start of the held green, index of
     the hold entry), or (NaN, -1) when full."""
@@ -987,7 +987,7 @@ def _hold(k: int, i: int, fixed: bool, hold_groups: np.ndarray, hold_stage: int,
     else:
         low = max(now_s, start + stage_min_s[k, stage])
         high = max(low, start + stage_max_s[k, stage])
-    if end > now_s and _serves(k, stage, hold_groups, stage_groups):
+    if end >= now_s and _serves(k, stage, hold_groups, stage_groups):
         entry_end_s[k, i] = max(end, hold_until_s)
         return start, i
     gap = _interstage(k, stage, hold_stage, n_groups, stage_groups, intergreen_s)

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,6 +90,8 @@ DEFAULT_MAX_ETA_S = 240.0
 #: The longest headway (s) a request may give to the vehicles of its line ahead and behind: a day.
 MAX_HEADWAY_S = 86_400.0
 # The exit transitions tried, in order, for each choice of PriorityEngine.preempt.
+#: Actuation re-plans a stage only when its end moves by more than this (s): a simulation step.
+_ACTUATION_STEP_S = 0.5
 _WAYS = {
     "best_way": np.array([_kernels.TRY_BEST_WAY, _kernels.TRY_OTHER_WAY, _kernels.TRY_DWELL, _kernels.TRY_NOTHING]),
     "dwell": np.array([_kernels.TRY_DWELL, _kernels.TRY_BEST_WAY, _kernels.TRY_OTHER_WAY, _kernels.TRY_NOTHING]),
@@ -358,6 +360,10 @@ class PriorityEngine:
         # Intersections whose lay was refused and that could not go back to their coordinated plan.
         self._holding = np.zeros(k, dtype=np.bool_)
         self.monitor = MonitorCounts()
+        # Plans changed by actuation (gap-outs and extensions), since the engine started.
+        self.actuations = 0
+        # The start of the stage whose extension the monitor refused, at each intersection.
+        self._maxed_out_at_s = np.full(k, np.nan)
         # The intersections whose state changed since :meth:`mark_saved`.
         self._unsaved: set[int] = set()
         self._settings = self.config.settings()
@@ -602,6 +608,89 @@ class PriorityEngine:
         logger.info("intersection %s: taken over from the stage its lights show, back in step by %s",
                     self.plans.ids[k], EXIT_TRANSITIONS[transition])
         return TakeOver(True, EXIT_TRANSITIONS[transition], in_step)
+
+    def actuate(self, gaps_s: Mapping[int | str, Mapping[str, float]]) -> list[int | str]:
+        """Run the actuation of actuated intersections (their plan's ``passage_s`` finite) from what
+        their detectors see now: for each intersection, the time since a vehicle was last detected
+        on each group's approach (s; 0 while one is over a detector; a group not given has none).
+        Returns the intersections whose plan changed.
+
+        The stage in progress ends once past its minimum when no group it ends (green now, not in
+        the next stage) has had a vehicle within ``passage_s`` (gap-out); a vehicle within it keeps
+        the stage green until ``passage_s`` after that vehicle, up to the stage's maximum
+        (max-out). A stage whose ending groups have no detector keeps its planned green. Then an
+        exit transition (as :meth:`take_over`) brings the plan back onto its coordinated cycle:
+        time a stage leaves goes to the stages after it, so the cycle frame holds. Priority and
+        pre-emption outrank actuation: nothing changes at an intersection being pre-empted,
+        holding its plan, or whose plan grants or promises a green to a group of a later stage;
+        a green promised to a group of the stage in progress ends no sooner. Every changed plan
+        passes the safety monitor, or that intersection's plan does not change.
+
+        Raises:
+            UnknownEntityError: an unknown intersection or group.
+            InvalidInputError: an intersection whose plan is not actuated, or a negative or
+                non-finite gap.
+        """
+        now = self.advance()
+        plans = self.plans
+        changed: list[int | str] = []
+        for intersection, gaps in gaps_s.items():
+            k = plans.index_of(intersection)
+            if not math.isfinite(plans.passage_s[k]):
+                raise InvalidInputError(f"intersection {intersection}: expected an actuated plan (a passage time), "
+                                        "got a fixed-time one: send detections of actuated intersections only",
+                                        field="intersection")
+            gap = np.full(plans.stage_groups.shape[2], np.inf)
+            for name, value in gaps.items():
+                gap[plans.group_index(k, name)] = _finite(value, "gap_s", 0.0, math.inf)
+            if self._actuate_one(k, gap, now):
+                changed.append(intersection)
+        return changed
+
+    def _actuate_one(self, k: int, gap: np.ndarray, now: float) -> bool:
+        """:meth:`actuate` at intersection ``k`` with the groups' gaps ``gap`` (inf: no detector)."""
+        if self._preempted_until_s[k] > now or self._holding[k]:
+            return False
+        plans = self.plans
+        n = int(self._n[k])
+        i = max(0, int(np.searchsorted(self._start_s[k, :n], now, side="right")) - 1)
+        if self._end_s[k, i] <= now + TOLERANCE_S or i + 1 >= n:
+            return False  # in an interstage, or at the plan's end: nothing to time
+        stage, start, end = int(self._stage[k, i]), float(self._start_s[k, i]), float(self._end_s[k, i])
+        serves = plans.stage_groups[k, stage]
+        ending = serves & ~plans.stage_groups[k, int(self._stage[k, i + 1])]
+        detected = ending & np.isfinite(gap)
+        if not detected.any():
+            return False
+        promised_from = self._promised_s[k, :, _kernels.P_FROM_S::2]
+        promised_until = self._promised_s[k, :, _kernels.P_UNTIL_S::2]
+        promised = promised_until > now
+        if (promised & ~serves[:, None]).any() or any(at == k and not serves[grant.group]
+                                                      for (_, at), grant in self._grants.items()):
+            return False
+        floor = max(float(promised_until[promised & (promised_from <= now)].max(initial=-np.inf)),
+                    start + float(plans.stage_min_s[k, stage]), now)
+        last_seen = now - float(gap[detected].min())
+        wanted = min(start + float(plans.stage_max_s[k, stage]), max(floor, last_seen + float(plans.passage_s[k])))
+        if abs(wanted - end) <= _ACTUATION_STEP_S or (wanted > end and self._maxed_out_at_s[k] == start):
+            return False
+        self._propose(k)
+        self._plan_end_s[k, i] = wanted
+        self._plan_n[k] = i + 1
+        stage_mask = serves[None, :].copy()
+        # Longer than the base green, the green is a hold of the stage (the transition keeps it).
+        longer = wanted > start + float(plans.green_s[k, stage]) + TOLERANCE_S
+        self._propose_holds(
+            k, now, masks=stage_mask if longer else stage_mask[:0], stages=np.full(int(longer), stage),
+            hold_from=np.full(int(longer), start), hold_until=np.full(int(longer), wanted), ways=_WAYS["best_way"],
+            source=(self._plan_stage, self._plan_start_s, self._plan_end_s, self._plan_n))
+        if self._commit_if_safe(k, quiet=wanted > end):
+            # An extension the monitor refuses breaks the maximum cycle of a group waiting: the stage
+            # maxes out there, and is not extended again.
+            self._maxed_out_at_s[k] = start
+            return False
+        self.actuations += 1
+        return True
 
     def _shown_entries(self, k: int, shown: Sequence[tuple[int, float, float]], now: float) -> np.ndarray:
         """``shown`` as an (N, 3) array, checked (see :meth:`take_over`)."""

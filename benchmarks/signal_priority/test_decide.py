@@ -10,6 +10,8 @@ clock moves, the base stages laid ahead pass the safety monitor (about one inter
 lays a cycle's stages each second), and the greens of every intersection are read out.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -86,3 +88,22 @@ def test_engine_one_second_of_clock(benchmark, plans: SignalPlans) -> None:
 
     benchmark.pedantic(second, rounds=3600, iterations=1)
     benchmark.extra_info["plans checked an hour"] = engine.monitor.checks - len(plans)
+
+
+def test_engine_one_second_of_actuation(benchmark, plans: SignalPlans, rng: np.random.Generator) -> None:
+    benchmark.group = GROUP
+    benchmark.name = "engine, 1 s of actuation (every intersection actuated, gaps of every group)"
+    actuated = SignalPlans([dataclasses.replace(plan, passage_s=3.0) for plan in plans.plans])
+    clock = [NOW_S]
+    engine = PriorityEngine(actuated, lambda: clock[0])
+    gaps = [{plan.id: {name: 0.0 for name in plan.group_names} for plan in actuated.plans}]
+
+    def second() -> None:
+        clock[0] += 1.0
+        # A vehicle over each group's detectors one second in three: stages extend, then gap out.
+        gaps[0] = {plan.id: {name: float(rng.integers(0, 3)) for name in plan.group_names}
+                   for plan in actuated.plans}
+        engine.actuate(gaps[0])
+
+    benchmark.pedantic(second, rounds=600, iterations=1)
+    benchmark.extra_info["plans re-timed"] = engine.actuations

@@ -655,7 +655,7 @@ class Preempting(Reference):
         else:
             low = max(now_s, entry[1] + plan.stage_min_s[entry[0]])
             high = max(low, entry[1] + plan.stage_max_s[entry[0]])
-        if entry[2] > now_s and all(plan.stage_groups[entry[0], g] for g in groups):
+        if entry[2] >= now_s and all(plan.stage_groups[entry[0], g] for g in groups):
             entry[2] = max(entry[2], hold_until_s)
             return entry[1], i
         gap = interstage_s(plan.intergreen_s, plan.stage_groups[entry[0]], plan.stage_groups[stage])
