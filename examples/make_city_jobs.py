@@ -48,6 +48,7 @@ def bulky_waste(network, rng: np.random.Generator) -> dict:
         stops.append(stop)
     return {
         "name": "bulky-waste",
+        "currency": "EUR",
         "depots": [{"id": "depot-gasperich", "location": {"lon": 6.1223, "lat": 49.5859}}],
         "vehicles": [
             {"id": "truck", "count": 3, "depot": "depot-gasperich", "capacity": 36, "shift": ["07:30", "15:30"],
@@ -71,6 +72,7 @@ def street_cleaning(network) -> dict:
                     network.edge_osmid == way].sum()]
     return {
         "name": "street-cleaning",
+        "currency": "EUR",
         "depots": [{"id": "depot-centre", "location": {"lon": 6.1282, "lat": 49.6065}}],
         "vehicles": [{"id": "sweeper", "count": 2, "depot": "depot-centre", "capacity": 300,
                       "shift": ["05:00", "11:00"], "cost_per_hour": 40, "cost_per_km": 0.3}],

@@ -21,11 +21,10 @@ from typing import Any
 
 from pilotage.core.errors import DataFileError, InvalidInputError, PilotageError
 from pilotage.core.network import RoadNetwork, available_cores
-from pilotage.core.protocol import decode_job
 from pilotage.core.protocol.jobs import Job
 from pilotage.routing.check import Feasibility, check_solution
 from pilotage.routing.formats import read_instance
-from pilotage.routing.jobs import JobProblem, job_problem
+from pilotage.routing.jobs import JobProblem, job_problem, read_job
 from pilotage.routing.maps import render_html
 from pilotage.routing.problem import Problem
 from pilotage.routing.report import solution_document, solution_geojson
@@ -116,8 +115,9 @@ def run_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, i
              on_progress: FileProgressCallback | None = None) -> dict[str, Any]:
     """Solve one file (a job JSON, or a standard instance in ``instance_format``) and write its outputs.
 
-    Returns a summary: name, feasible, cost, distance, vehicles used, visits left out, runtime and
-    the output paths. ``network`` is needed for a job. ``on_progress`` hears of each improving
+    Returns a summary: name, feasible, cost and its currency, distance and its unit, the hours out
+    of all the rounds (``duration_s``), vehicles used, visits left out, the search's runtime and the
+    output paths. ``network`` is needed for a job. ``on_progress`` hears of each improving
     solution, and of the end of the search.
 
     Raises:
@@ -131,7 +131,7 @@ def run_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, i
         except OSError as error:
             raise DataFileError(f"cannot read {path}: {error.strerror}; check the path") from None
         try:
-            job = decode_job(data)
+            job = read_job(data)
         except PilotageError as error:
             raise error.with_prefix(message=str(path)) from None
         if network is None:
@@ -156,9 +156,11 @@ def run_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, i
     document = solved.document
     improved(options.time_limit_s, document["cost"])
     return {"input": str(path), "name": document["name"], "feasible": document["feasible"],
-            "violations": document["violations"], "cost": document["cost"], "distance": document["distance"],
-            "vehicles_used": document["vehicles_used"], "unassigned": len(document["unassigned"]),
-            "runtime_s": document["solver"]["runtime_s"], "outputs": {k: str(v) for k, v in outputs.items()}}
+            "violations": document["violations"], "cost": document["cost"], "currency": document["currency"],
+            "distance": document["distance"], "distance_unit": document["distance_unit"],
+            "duration_s": document["duration_s"], "vehicles_used": document["vehicles_used"],
+            "unassigned": len(document["unassigned"]), "runtime_s": document["solver"]["runtime_s"],
+            "outputs": {k: str(v) for k, v in outputs.items()}}
 
 
 def _stem(path: str | os.PathLike[str]) -> str:

@@ -1,8 +1,9 @@
 """The feasibility check: every solution re-verified from the problem alone, never from the solver.
 
 It replays each route in plain Python: what is served and by whom, the loads, the travel and
-service times, the waits, the time windows, the shifts and the breaks; and it recomputes the
-distance, duration and cost. A solution passes when it has no violation.
+service times, the waits, the time windows, the shifts and the breaks (each taken during the
+work: after leaving the depot, before being back); and it recomputes the distance, duration, idle
+time and cost. A solution passes when it has no violation.
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ class RouteFigures:
     Attributes:
         distance: driven, service included (the problem's distance unit).
         duration_s: from leaving the depot to being back.
+        idle_s: the part of the duration neither driving, serving nor on a break: waits for
+            windows, or for a break's window to open.
         load: total demand served.
         cost: fixed, distance and time costs (0 for a vehicle left at its depot).
     """
 
     distance: float
     duration_s: int
+    idle_s: int
     load: int
     cost: float
 
@@ -95,14 +99,14 @@ def _replay(p: Problem, solution: Solution, vehicle: int, served_by: np.ndarray,
     nodes = route.nodes.tolist()
     starts = route.start_s.tolist()
     if not nodes:
-        return RouteFigures(distance=0.0, duration_s=0, load=0, cost=0.0)
+        return RouteFigures(distance=0.0, duration_s=0, idle_s=0, load=0, cost=0.0)
     if len(starts) != len(nodes):
         violations.append(f"vehicle {name}: {len(nodes)} nodes but {len(starts)} start times")
-        return RouteFigures(distance=0.0, duration_s=0, load=0, cost=0.0)
+        return RouteFigures(distance=0.0, duration_s=0, idle_s=0, load=0, cost=0.0)
     for node, start in zip(nodes, starts, strict=True):
         if not p.n_depots <= node < p.n_nodes:
             violations.append(f"vehicle {name}: node {node} is not a place of service")
-            return RouteFigures(distance=0.0, duration_s=0, load=0, cost=0.0)
+            return RouteFigures(distance=0.0, duration_s=0, idle_s=0, load=0, cost=0.0)
         visit = int(p.visit_of[node])
         if served_by[visit] >= 0:
             violations.append(f"visit {_visit_name(p, visit)} is served twice (vehicles "
@@ -132,16 +136,19 @@ def _replay(p: Problem, solution: Solution, vehicle: int, served_by: np.ndarray,
     for (earliest, latest, duration), start in zip(breaks, break_starts, strict=True):
         if not earliest <= start <= latest:
             violations.append(f"vehicle {name}'s break starts at {start} s, outside {earliest}..{latest} s")
+        if start < depart or start + duration > back:
+            violations.append(f"vehicle {name}'s break {start}..{start + duration} s is outside its work, from "
+                              f"leaving at {depart} s to being back at {back} s")
         pauses.append((start, start + duration))
 
     # The legs between the events of the route: from the depot, between services, to the depot.
     # Each must hold its travel plus whatever break time falls inside it; no break may overlap
-    # a service. Breaks before leaving or after coming back cost the route nothing.
+    # a service.
     stops = [p.start_depot[vehicle], *nodes]
     ends = [depart] + [s + int(p.service_s[n]) for s, n in zip(starts, nodes, strict=True)]
     arrivals = [*starts, back]
     heads = [*nodes, p.end_depot[vehicle]]
-    distance = 0
+    distance, travel_s = 0, 0
     for tail, head, leave, arrive in zip(stops, heads, ends, arrivals, strict=True):
         paused = sum(max(0, min(b, arrive) - max(a, leave)) for a, b in pauses)
         need = int(p.duration_s[tail, head]) + paused
@@ -150,11 +157,14 @@ def _replay(p: Problem, solution: Solution, vehicle: int, served_by: np.ndarray,
                               f"{p.labels[head]!r} at {arrive} s: {arrive - leave} s, less than the "
                               f"{need} s of travel and breaks")
         distance += int(p.distance[tail, head]) + int(p.service_distance[head] if head >= p.n_depots else 0)
+        travel_s += int(p.duration_s[tail, head])
     for start, node in zip(starts, nodes, strict=True):
         finish = start + int(p.service_s[node])
         for a, b in pauses:
             if a < finish and start < b:
                 violations.append(f"vehicle {name}'s break {a}..{b} s overlaps its service at {p.labels[node]!r}")
     duration = back - depart
+    idle = duration - travel_s - int(p.service_s[nodes].sum()) - sum(b - a for a, b in pauses)
     cost = float(p.fixed_cost[vehicle] + p.distance_cost[vehicle] * distance + p.time_cost_per_s[vehicle] * duration)
-    return RouteFigures(distance=distance / p.distance_scale, duration_s=duration, load=load, cost=cost)
+    return RouteFigures(distance=distance / p.distance_scale, duration_s=duration, idle_s=max(0, idle), load=load,
+                        cost=cost)

@@ -3,12 +3,18 @@ written back in the job's own ids.
 
 A job (``pilotage.core.protocol.Job``, docs/routing.md) names depots, a fleet and the work: stops
 (bulky-waste pickups) and streets (cleaning). Locations are snapped to the network; travel times
-are the fastest paths and distances the shortest, both from :meth:`RoadNetwork.matrix`. Streets
-become arc tasks (:mod:`pilotage.routing.arcs`).
+are the fastest paths under the urban speed model (:mod:`pilotage.routing.speeds`) and distances
+the shortest, both from :meth:`RoadNetwork.matrix`. Streets become arc tasks
+(:mod:`pilotage.routing.arcs`).
+
+Before any search, a job is refused with the reason when it cannot be done: a visit no vehicle
+can serve alone (skills, capacity, windows, shift), more demand or more hours of work than the
+vehicles able to do it have, a break that does not fit its shift.
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 from collections.abc import Sequence
@@ -16,12 +22,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pilotage.core.errors import InvalidInputError, PilotageError, UnknownEntityError
-from pilotage.core.network import RoadNetwork
+from pilotage.core.errors import InvalidInputError, OutsideNetworkError, PilotageError, UnknownEntityError
+from pilotage.core.network import MAX_SNAP_DISTANCE_M, RoadNetwork
+from pilotage.core.protocol import decode_job
 from pilotage.core.protocol.fields import Place, Point
-from pilotage.core.protocol.jobs import Job, JobStreet, TimeOfDay
+from pilotage.core.protocol.jobs import Job, JobStreet, TimeOfDay, fields_at
 from pilotage.routing.arcs import ArcTask, NodeLayout, layout, per_node
 from pilotage.routing.problem import MAX_SKILLS, Fleet, Problem
+from pilotage.routing.speeds import urban_network
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +111,48 @@ class JobProblem:
         return routes
 
 
+#: What each object of the job format is, in the errors.
+_OBJECTS = {"Job": "a job", "JobDepot": "a depot", "JobVehicle": "a vehicle", "JobBreak": "a break",
+            "JobStop": "a stop", "JobStreet": "a street", "JobOptions": "the options",
+            "JobRoute": "a route of the earlier plan", "Point": "a point"}
+
+
+def read_job(data: bytes) -> Job:
+    """A job from the bytes of a job file.
+
+    Raises:
+        MalformedMessageError: not JSON.
+        InvalidInputError: not a job; ``field`` names the part at fault. A field the format does
+            not have is told with the fields its object has (a stop's, a vehicle's...) and the
+            nearest of them: ``time_window`` in a stop suggests ``windows``.
+    """
+    try:
+        return decode_job(data)
+    except InvalidInputError as error:
+        better = _unknown_field(error)
+        if better is None:
+            raise
+        raise better from None
+
+
+def _unknown_field(error: InvalidInputError) -> InvalidInputError | None:
+    """The error of a field the job format does not have, naming the fields of its object; None
+    for any other error."""
+    if error.field is None or "unknown field" not in str(error):
+        return None
+    parent, _, name = error.field.rpartition(".")
+    described = fields_at(parent)
+    if described is None:
+        return None
+    kind, fields = described
+    what = _OBJECTS.get(kind, kind)
+    nearest = difflib.get_close_matches(name, fields, n=1)
+    fix = f"did you mean {nearest[0]!r}?" if nearest else "remove it or give one of these"
+    where = f" at {parent}" if parent else ""
+    return InvalidInputError(f"expected the fields of {what}{where} ({', '.join(fields)}), got {name!r}, which "
+                             f"{what} does not have; {fix} (docs/routing.md)", field=error.field)
+
+
 def seconds_of(value: TimeOfDay) -> int:
     """Seconds since midnight of a job's time: a number, or ``HH:MM[:SS]``."""
     if isinstance(value, str):
@@ -118,18 +168,21 @@ def clock_of(seconds: float) -> str:
 
 
 def job_problem(job: Job, network: RoadNetwork) -> JobProblem:
-    """Validate ``job`` against ``network`` and build its problem.
+    """Validate ``job`` against ``network`` and build its problem, with the travel times of the urban
+    speed model (:func:`pilotage.routing.speeds.urban_network`).
 
     Raises:
         InvalidInputError: an inconsistent job: duplicate ids, a shift or window that ends before it
-            starts, a break outside its shift, a stop heavier than every vehicle that could serve
-            it, a stop whose windows close before any vehicle can reach it, work no vehicle has the
-            skills for, a street given both by way and by nodes (or by neither); ``field`` names the
-            part at fault and the message its id.
-        OutsideNetworkError: a location too far from the network.
+            starts, a break that does not fit its shift, a stop heavier than every vehicle that
+            could serve it, a stop whose windows close before any vehicle can reach it, work no
+            vehicle has the skills for, more demand or more hours of work than the vehicles able
+            to do it have, a street given both by way and by nodes (or by neither); ``field`` names
+            the part at fault and the message its id and the reason.
+        OutsideNetworkError: a location too far from the network; the message gives the nearest
+            node of the network, or the point with lon and lat swapped when that one fits.
         UnknownEntityError: a depot, node or way the network or the job does not have.
     """
-    return _Builder(job, network).build()
+    return _Builder(job, urban_network(network)).build()
 
 
 class _Builder:
@@ -144,11 +197,32 @@ class _Builder:
     def place(self, place: Place, field: str, what: str) -> tuple[int, float, float]:
         try:
             node = self.network.place_node(place, field)
+        except OutsideNetworkError as error:
+            if not isinstance(place, Point):
+                raise
+            raise OutsideNetworkError(f"{what}: {self._off_network(place)}", field=error.field) from None
         except PilotageError as error:
             raise error.with_prefix(message=what) from None
         if isinstance(place, Point):
             return node, place.lon, place.lat
         return node, float(self.network.node_lon[node]), float(self.network.node_lat[node])
+
+    def _off_network(self, point: Point) -> str:
+        """Why a point is not on the network, and the fix: lon and lat swapped, when the swapped
+        point is on it; else the nearest node of the network (every node reaches every other)."""
+        network = self.network
+        given = f"({point.lon:.6f}, {point.lat:.6f}) as (lon, lat)"
+        if -90.0 <= point.lon <= 90.0:
+            _, swapped_m = network.nearest_nodes([point.lat], [point.lon])
+            if swapped_m[0] <= MAX_SNAP_DISTANCE_M:
+                return (f"expected a point on the network, got {given}, which is far from it but on it with lon "
+                        f"and lat swapped; give {{\"lon\": {point.lat:.6f}, \"lat\": {point.lon:.6f}}}")
+        nodes, distance_m = network.nearest_nodes([point.lon], [point.lat])
+        node = int(nodes[0])
+        return (f"expected a point within {MAX_SNAP_DISTANCE_M:.0f} m of a node of the network, got {given}, "
+                f"{distance_m[0]:,.0f} m from the nearest: {{\"lon\": {network.node_lon[node]:.6f}, \"lat\": "
+                f"{network.node_lat[node]:.6f}}} (OSM node {int(network.node_osmid[node])}), which every other node "
+                "reaches; check the point, or give that one")
 
     def build(self) -> JobProblem:
         job = self.job
@@ -199,6 +273,7 @@ class _Builder:
         built = JobProblem(job=job, problem=problem, network=self.network, vertices=vertices, nodes=nodes,
                            info=tuple(info))
         _check_reachable(built)
+        _check_fleet_holds(built)
         return built
 
     def _unique_ids(self) -> None:
@@ -216,13 +291,11 @@ class _Builder:
                 seen[key] = f"{group}[{i}]"
 
     def _skills(self) -> dict[str, int]:
-        job = self.job
-        names = sorted({s for v in job.vehicles for s in v.skills} | {s for stop in job.stops for s in stop.skills}
-                       | {s for street in job.streets for s in street.skills})
-        if len(names) > MAX_SKILLS:
-            raise InvalidInputError(f"expected at most {MAX_SKILLS} distinct skills, got {len(names)}",
+        bits = _skill_bits(self.job)
+        if len(bits) > MAX_SKILLS:
+            raise InvalidInputError(f"expected at most {MAX_SKILLS} distinct skills, got {len(bits)}; use fewer",
                                     field="vehicles")
-        return {name: 1 << bit for bit, name in enumerate(names)}
+        return bits
 
     @staticmethod
     def _mask(skills: Sequence[str], skill_bit: dict[str, int]) -> int:
@@ -251,12 +324,23 @@ class _Builder:
             own = []
             for b, pause in enumerate(vehicle.breaks):
                 earliest, latest = seconds_of(pause.earliest), seconds_of(pause.latest)
+                duration = round(pause.duration_s)
                 if latest < earliest or earliest < start or latest > end:
                     raise InvalidInputError(
                         f"vehicle {vehicle.id!r}: break {b} may start {clock_of(earliest)}..{clock_of(latest)}; "
                         f"expected earliest <= latest, inside the shift {clock_of(start)}..{clock_of(end)}",
                         field=f"{where}.breaks[{b}]")
-                own.append((earliest, latest, round(pause.duration_s)))
+                if earliest + duration > end:
+                    raise InvalidInputError(
+                        f"vehicle {vehicle.id!r}: break {b} may start {clock_of(earliest)}..{clock_of(latest)} and "
+                        f"lasts {_minutes(duration)}, so it ends at {clock_of(earliest + duration)} at the earliest, "
+                        f"after the shift ends at {clock_of(end)}; a break is taken during the work: start it "
+                        "earlier or shorten it", field=f"{where}.breaks[{b}]")
+                own.append((earliest, latest, duration))
+            if sum(d for _, _, d in own) > end - start:
+                raise InvalidInputError(f"vehicle {vehicle.id!r}: its breaks last {_minutes(sum(d for _, _, d in own))}"
+                                        f", longer than its shift of {_minutes(end - start)}; shorten them",
+                                        field=f"{where}.breaks")
             for copy in range(vehicle.count):
                 labels.append(vehicle.id if vehicle.count == 1 else f"{vehicle.id}-{copy + 1}")
                 columns["start_depot"].append(depot_index[vehicle.depot])
@@ -376,42 +460,136 @@ class _Builder:
 def _check_reachable(built: JobProblem) -> None:
     """Each mandatory visit must be possible for some vehicle alone: skills, capacity, and a window
     it can reach from its depot and come back from within its shift."""
-    p, job = built.problem, built.job
+    p = built.problem
     # Vehicles of one fleet entry are alike: one of each kind is enough.
     kinds = np.stack([p.start_depot, p.end_depot, p.capacity, p.shift_start_s, p.shift_end_s, p.vehicle_skills])
     _, distinct = np.unique(kinds, axis=1, return_index=True)
     for visit in range(p.n_visits):
         if math.isfinite(p.penalty[visit]):
             continue
-        reasons = []
-        for node in p.alternatives(visit).tolist():
-            for v in distinct.tolist():
-                needed = int(p.skills[node])
-                if int(p.vehicle_skills[v]) & needed != needed:
-                    reasons.append("skills")
-                    continue
-                if p.demand[node] > p.capacity[v]:
-                    reasons.append("capacity")
-                    continue
-                earliest = p.shift_start_s[v] + p.duration_s[p.start_depot[v], node]
-                latest = p.shift_end_s[v] - p.duration_s[node, p.end_depot[v]] - p.service_s[node]
-                windows = p.windows(node) or [(earliest, latest)]
-                if any(max(a, earliest) <= min(b, latest) for a, b in windows):
-                    break
-                reasons.append("time")
-            else:
-                continue
-            break
+        nodes = p.alternatives(visit).tolist()
+        able = [(node, v) for node in nodes for v in sorted(distinct.tolist())
+                if int(p.vehicle_skills[v]) & int(p.skills[node]) == int(p.skills[node])]
+        fitting = [(node, v) for node, v in able if p.demand[node] <= p.capacity[v]]
+        if not able:
+            why = "no vehicle has the skills it needs"
+        elif not fitting:
+            why = (f"its demand {p.demand[nodes[0]]} is more than any vehicle that could serve it holds "
+                   f"({max(int(p.capacity[v]) for _, v in able)} at most)")
+        elif any(_reachable(p, node, v) for node, v in fitting):
+            continue
         else:
-            node = int(p.alternatives(visit)[0])
-            info = built.info[node]
-            kind = "stops" if info.kind == "stop" else "streets"
-            position = next(i for i, w in enumerate(getattr(job, kind)) if w.id == info.id)
-            why = {"skills": "no vehicle has the skills it needs",
-                   "capacity": f"its demand {p.demand[node]} is more than any vehicle that could serve it holds "
-                               f"({int(p.capacity.max())} at most)",
-                   "time": "no vehicle can reach it inside its time windows and be back within its shift"}
-            worst = max(set(reasons), key=["time", "capacity", "skills"].index) if reasons else "skills"
-            raise InvalidInputError(f"{info.kind} {info.id!r} cannot be served: {why[worst]}; fix the {info.kind}, "
-                                    "the fleet, or give it a penalty so it may be left out",
-                                    field=f"{kind}[{position}]")
+            why = _too_late(built, fitting)
+        info = built.info[nodes[0]]
+        raise InvalidInputError(f"{info.kind} {info.id!r} cannot be served: {why}; fix the {info.kind}, the fleet, "
+                                "or give it a penalty so it may be left out", field=_field_of(built, nodes[0]))
+
+
+def _field_of(built: JobProblem, node: int) -> str:
+    """The job's field of the stop or street a node stands for: ``stops[3]``."""
+    info = built.info[node]
+    kind = "stops" if info.kind == "stop" else "streets"
+    return f"{kind}[{next(i for i, w in enumerate(getattr(built.job, kind)) if w.id == info.id)}]"
+
+
+def _earliest_and_latest(p: Problem, node: int, vehicle: int) -> tuple[int, int]:
+    """When ``vehicle``, out from its depot at its shift's start, can be at ``node`` at the earliest,
+    and when it must start serving it at the latest to be back within its shift."""
+    earliest = int(p.shift_start_s[vehicle] + p.duration_s[p.start_depot[vehicle], node])
+    latest = int(p.shift_end_s[vehicle] - p.duration_s[node, p.end_depot[vehicle]] - p.service_s[node])
+    return earliest, latest
+
+
+def _reachable(p: Problem, node: int, vehicle: int) -> bool:
+    """Whether ``vehicle`` alone can serve ``node`` inside one of its windows within its shift."""
+    earliest, latest = _earliest_and_latest(p, node, vehicle)
+    return any(max(a, earliest) <= min(b, latest) for a, b in p.windows(node) or [(earliest, latest)])
+
+
+def _too_late(built: JobProblem, pairs: list[tuple[int, int]]) -> str:
+    """Why no (node, vehicle) of ``pairs`` fits the node's windows and the vehicle's shift."""
+    p = built.problem
+    times = {(node, v): _earliest_and_latest(p, node, v) for node, v in pairs}
+    first_node, first = min(times, key=lambda pair: times[pair][0])
+    arrive = times[first_node, first][0]
+    last_node, last = max(times, key=lambda pair: times[pair][1])
+    start_by = times[last_node, last][1]
+    windows = sorted(w for node, _ in pairs for w in p.windows(node))
+    leaving = (f"{p.vehicle_labels[first]} leaving {p.labels[p.start_depot[first]]} at "
+               f"{clock_of(p.shift_start_s[first])}, {_minutes(p.duration_s[p.start_depot[first], first_node])} "
+               "away")
+    if windows and windows[-1][1] < arrive:
+        which = "its window closes" if len(windows) == 1 else "its last window closes"
+        return (f"{which} at {clock_of(windows[-1][1])}, but the earliest a vehicle that can serve it gets there is "
+                f"{clock_of(arrive)} ({leaving})")
+    back = (f"to be back at {p.labels[p.end_depot[last]]} by the end of its shift at {clock_of(p.shift_end_s[last])},"
+            f" {p.vehicle_labels[last]} must start it by {clock_of(start_by)}")
+    if windows and windows[0][0] > start_by:
+        which = "its window opens" if len(windows) == 1 else "its first window opens"
+        return f"{which} at {clock_of(windows[0][0])}, too late: {back}"
+    if not windows:
+        return (f"no vehicle can go there, serve it and come back within its shift: the earliest one gets there "
+                f"at {clock_of(arrive)} ({leaving}); {back}")
+    return (f"none of its windows ({', '.join(f'{clock_of(a)}-{clock_of(b)}' for a, b in windows)}) leaves time "
+            f"between arriving and coming back: the earliest a vehicle that can serve it gets there is "
+            f"{clock_of(arrive)} ({leaving}); {back}")
+
+
+def _minutes(seconds: float) -> str:
+    """A duration as people read it: ``12 min``, ``1 h 05 min``."""
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
+def _check_fleet_holds(built: JobProblem) -> None:
+    """The mandatory work needing each set of skills must fit the vehicles that have those skills,
+    together: their capacity, and their hours (shift less breaks) against a lower bound of the
+    work's hours, each visit's service plus the shortest drive to it."""
+    p = built.problem
+    mandatory = [visit for visit in range(p.n_visits) if not math.isfinite(p.penalty[visit])]
+    if not mandatory:
+        return
+    first = [int(p.alternatives(visit)[0]) for visit in mandatory]
+    needs = np.array([int(p.skills[node]) for node in first], dtype=np.int64)
+    demand = np.array([int(p.demand[node]) for node in first], dtype=np.int64)
+    # Each served node is reached by one arc: its shortest way in, from anywhere, is a lower bound.
+    arriving = p.duration_s + np.where(np.eye(p.n_nodes, dtype=bool), np.iinfo(np.int64).max // 2, 0)
+    work_s = np.array([min(int(p.service_s[node]) + int(arriving[:, node].min()) for node in p.alternatives(visit))
+                       for visit in mandatory], dtype=np.int64)
+    breaks_s = np.array([sum(d for _, _, d in p.breaks(v)) for v in range(p.n_vehicles)], dtype=np.int64)
+    hours_s = p.shift_end_s - p.shift_start_s - breaks_s
+    skill_names = {bit: name for name, bit in _skill_bits(built.job).items()}
+    # Most skills first: the tightest groups are named before the whole fleet.
+    for mask in sorted({int(m) for m in needs} | {0}, key=lambda m: -bin(m).count("1")):
+        work = (needs & mask) == mask
+        able = (p.vehicle_skills & mask) == mask
+        skills = ", ".join(repr(skill_names[1 << b]) for b in range(MAX_SKILLS) if mask >> b & 1)
+        work_named = f"needs {skills}" if mask else "must be served"
+        with_skills = f" with {skills}" if mask else ""
+        fix = "or give some stops or streets a penalty so they may be left out"
+        total, held = int(demand[work].sum()), int(p.capacity[able].sum())
+        if total > held:
+            raise InvalidInputError(
+                f"a total demand {total} {work_named}, but the vehicles{with_skills} hold {held} in all "
+                f"({_some(np.array(p.vehicle_labels)[able].tolist())}); add vehicles{with_skills} or capacity, {fix}",
+                field="vehicles")
+        needed_s, available_s = int(work_s[work].sum()), int(hours_s[able].sum())
+        if needed_s > available_s:
+            raise InvalidInputError(
+                f"the stops and streets that {'need ' + skills if mask else 'must be served'} take at least "
+                f"{needed_s / 3600:.1f} h of work (each one's service and the shortest drive to it), more than the "
+                f"{available_s / 3600:.1f} h the vehicles{with_skills} have in their shifts, breaks deducted; add "
+                f"vehicles{with_skills} or lengthen shifts, {fix}", field="vehicles")
+
+
+def _some(labels: list[str], shown: int = 4) -> str:
+    """A few of ``labels`` and how many more: ``truck-1, truck-2, truck-3, truck-4 and 6 more``."""
+    more = f" and {len(labels) - shown} more" if len(labels) > shown else ""
+    return ", ".join(labels[:shown]) + more
+
+
+def _skill_bits(job: Job) -> dict[str, int]:
+    """The bit of each skill the job names, as :meth:`_Builder._skills` numbers them."""
+    names = sorted({s for v in job.vehicles for s in v.skills} | {s for stop in job.stops for s in stop.skills}
+                   | {s for street in job.streets for s in street.skills})
+    return {name: 1 << bit for bit, name in enumerate(names)}

@@ -359,7 +359,8 @@ def _segment_meets(a: _Point, b: _Point, view: _View) -> bool:
 
 
 def _legend(title: str, features: Sequence[_Feature], vehicles: Mapping[str, int], geographic: bool) -> str:
-    """The side panel: heading, a table of the vehicles with their check boxes and totals, the count left out."""
+    """The side panel: heading, the stops served and street sides swept, the count left out, and a table of
+    the vehicles with their check boxes and totals."""
     sums: dict[str, dict[str, float]] = {vehicle: {} for vehicle in vehicles}
     for feature in features:
         if feature.kind == "route" and feature.vehicle is not None:
@@ -369,6 +370,10 @@ def _legend(title: str, features: Sequence[_Feature], vehicles: Mapping[str, int
                     sums[feature.vehicle][key] = sums[feature.vehicle].get(key, 0.0) + number
     left_out = sum(feature.kind == "unassigned" for feature in features)
     served = sum(feature.kind == "stop" for feature in features)
+    swept = sum(feature.kind == "service" for feature in features)
+    # A cleaning round serves street sides, a pickup round stops: count what the rounds hold.
+    counts = ([f"Stops served: {served}."] if served or not swept else []) + (
+        [f"Street sides swept: {swept}."] if swept else [])
     headings = "".join(f"<th>{heading}{' (km)' if key == 'distance' and geographic else ''}</th>"
                        for key, heading in _COLUMNS)
     rows = []
@@ -385,7 +390,7 @@ def _legend(title: str, features: Sequence[_Feature], vehicles: Mapping[str, int
     table = (f"<table>\n<thead><tr><th></th><th>Vehicle</th>{headings}</tr></thead>\n<tbody>\n" + "\n".join(rows)
              + f"\n</tbody>\n<tfoot><tr><td></td><td>Total</td>{''.join(totals)}</tr></tfoot>\n</table>")
     return (f"<aside>\n<h1>{html.escape(title)}</h1>\n"
-            f"<p>Stops served: {served}. Left out: {left_out}.</p>\n{table}\n"
+            f"<p>{' '.join(counts)} Left out: {left_out}.</p>\n{table}\n"
             '<p class="keys">&#9632; depot &#8195;&#9679; stop &#8195;&#10005; left out &#8195;'
             "thick line: street swept</p>\n</aside>")
 

@@ -56,7 +56,8 @@ class Problem:
             and is back by the end.
         break_ptr, break_earliest_s, break_latest_s, break_duration_s: CSR of each vehicle's
             breaks: each starts in [earliest, latest] and lasts its duration, at a stop's end or
-            on the way between two.
+            on the way between two, during the vehicle's work (after it leaves its depot, before
+            it is back); a vehicle left at its depot takes none.
         vehicle_skills: (k,) int64 bit mask.
         fixed_cost, distance_cost, time_cost_per_s: (k,) float64 cost of using the vehicle, per
             unit of distance, and per second of its span (leaving to return).

@@ -128,7 +128,7 @@ class RoutingQueue:
                 (:func:`pilotage.routing.jobs.job_problem`).
         """
         data = msgspec.json.encode(job)
-        job_id = hashlib.blake2b(data, digest_size=8).hexdigest()
+        job_id = _job_id(job)
         known = self._row(job_id)
         if known is not None:
             return known
@@ -241,6 +241,15 @@ class RoutingQueue:
     def _row(self, job_id: str) -> JobRecord | None:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return None if row is None else JobRecord(*row)
+
+
+def _job_id(job: Job) -> str:
+    """A job's id: a hash of its content. A job that gives no ``currency`` hashes as every job did
+    before the field was added, so a job stored then keeps its id when it is submitted again."""
+    content = msgspec.to_builtins(job)
+    if content["currency"] is None:
+        del content["currency"]
+    return hashlib.blake2b(msgspec.json.encode(content), digest_size=8).hexdigest()
 
 
 _WORKER: dict[str, Any] = {}

@@ -21,8 +21,9 @@ def _problem(source: Problem | JobProblem) -> Problem:
 
 def solution_document(source: Problem | JobProblem, solution: Solution, feasibility: Feasibility,
                       *, search: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The solution as JSON-ready data: totals, the check's verdict, and per vehicle its visits with
-    arrival, start and end of service (s since midnight and ``HH:MM:SS`` for jobs), waits and load.
+    """The solution as JSON-ready data: totals (costs in the job's ``currency``), the check's verdict,
+    and per vehicle its figures (idle time among them) and its visits with arrival, start and end of
+    service (s since midnight and ``HH:MM:SS`` for jobs), waits and load.
 
     ``search`` (time limit, seed, heuristics) is reported beside the solver's status.
     """
@@ -56,7 +57,8 @@ def solution_document(source: Problem | JobProblem, solution: Solution, feasibil
             previous_end, previous = end, node
         entry: dict[str, Any] = {
             "vehicle": p.vehicle_labels[v], "depart_s": route.depart_s, "return_s": route.return_s,
-            "distance": figures.distance, "duration_s": figures.duration_s, "load": figures.load,
+            "distance": figures.distance, "duration_s": figures.duration_s, "idle_s": figures.idle_s,
+            "load": figures.load,
             "cost": round(figures.cost, 4), "visits": visits,
             "breaks": [{"start_s": int(s), "duration_s": duration}
                        for s, (_, _, duration) in zip(route.break_start_s.tolist(), p.breaks(v), strict=True)]}
@@ -71,6 +73,7 @@ def solution_document(source: Problem | JobProblem, solution: Solution, feasibil
         "feasible": feasibility.feasible,
         "violations": list(feasibility.violations),
         "cost": round(feasibility.cost, 4),
+        "currency": job.job.currency if job is not None else None,
         "distance": feasibility.distance,
         "distance_unit": "m" if job is not None else "instance",
         "duration_s": sum(f.duration_s for f in feasibility.routes),

@@ -5,8 +5,9 @@ The model, in OR-Tools terms:
 - travel times and costs are registered as matrices (``RegisterTransitMatrix``), never as a
   Python callback per arc, so the search never calls back into Python;
 - a ``time`` dimension whose transit from i to j is i's service plus the travel; waiting is its
-  slack; node windows are its cumul domains (gaps between windows removed); shifts bound the
-  vehicles' start and end; breaks are interval variables on it (``SetBreakIntervalsOfVehicle``);
+  slack, paid by the span cost; node windows are its cumul domains (gaps between windows removed);
+  shifts bound the vehicles' start and end; breaks are interval variables on it
+  (``SetBreakIntervalsOfVehicle``), taken by each vehicle used between its leaving and its return;
 - a ``load`` dimension with each vehicle's capacity;
 - each visit is a disjunction of its alternative nodes: mandatory, or with its penalty;
 - costs are scaled to integers once (:func:`_cost_scale`), keeping four significant digits of
@@ -162,11 +163,25 @@ def solve(problem: Problem, options: SolveOptions | None = None, *,
     runtime_s = time.perf_counter() - started
     status = _STATUS.get(routing.status(), str(routing.status())) + status_note
     if assignment is None:
-        raise NoSolutionError(
-            f"no solution of {problem.name} serves every mandatory visit within {options.time_limit_s:g} s "
-            f"(OR-Tools: {status}); check that capacities, shifts and time windows leave room for every "
-            "mandatory stop, make some optional with a penalty, add vehicles, or allow more time")
+        raise _no_solution(problem, options, status, runtime_s)
     return model.solution(assignment, runtime_s=runtime_s, solutions_found=found, status=status)
+
+
+def _no_solution(problem: Problem, options: SolveOptions, status: str, runtime_s: float) -> NoSolutionError:
+    """Why the search found no solution, and what may help: more search time only when the time
+    limit stopped it; otherwise the visits that exclude one another."""
+    fix = ("the checks made before the search (each visit alone; demand and hours against the vehicles "
+           "with the skills; breaks) found no single cause, so some visits exclude one another, such as windows "
+           "at the same hour far apart: widen windows, add vehicles, or give some visits a penalty so they may "
+           "be left out")
+    if status.startswith("fail_timeout"):
+        return NoSolutionError(f"no solution of {problem.name} serving every mandatory visit was found within the "
+                               f"{options.time_limit_s:g} s time limit (OR-Tools: {status}); give the search more "
+                               f"time, or: {fix}")
+    return NoSolutionError(f"no solution of {problem.name} serves every mandatory visit: the search gave up after "
+                           f"{runtime_s:.1f} s, before its {options.time_limit_s:g} s were over (OR-Tools: "
+                           f"{status}), so a longer search would not help (another first_solution heuristic "
+                           f"might); {fix}")
 
 
 def _cost_scale(problem: Problem) -> float:
@@ -226,7 +241,7 @@ class _Model:
 
     def _time_dimension(self) -> pywrapcp.RoutingDimension:
         p, routing, manager = self.problem, self.routing, self.manager
-        horizon = int(max(p.shift_end_s.max(), p.window_close_s.max(initial=0))) + 1
+        horizon = _horizon(p)
         transit = routing.RegisterTransitMatrix((p.service_s[:, None] + p.duration_s).tolist())
         routing.AddDimension(transit, horizon, horizon, False, "time")
         dimension: pywrapcp.RoutingDimension = routing.GetDimensionOrDie("time")
@@ -253,17 +268,27 @@ class _Model:
         return dimension
 
     def _breaks(self) -> list[list[pywrapcp.IntervalVar]]:
+        """Each vehicle's breaks as interval variables on the time dimension, taken by every vehicle
+        used and during its work: after it leaves its depot and before it is back."""
         p, routing = self.problem, self.routing
         if self.time is None or not p.break_duration_s.size:
             return [[] for _ in range(p.n_vehicles)]
         solver = routing.solver()
         visit_transits = [int(p.service_s[self.manager.IndexToNode(index)]) for index in range(routing.Size())]
+        horizon = _horizon(p)
         intervals = []
         for v in range(p.n_vehicles):
-            own = [solver.FixedDurationIntervalVar(earliest, latest, duration, False, f"break {v}.{b}")
+            # Optional: a vehicle left at its depot takes no break, and its span stays empty.
+            own = [solver.FixedDurationIntervalVar(earliest, latest, duration, True, f"break {v}.{b}")
                    for b, (earliest, latest, duration) in enumerate(p.breaks(v))]
             if own:
                 self.time.SetBreakIntervalsOfVehicle(own, v, visit_transits)
+                used = routing.ActiveVehicleVar(v)
+                leave, back = self.time.CumulVar(routing.Start(v)), self.time.CumulVar(routing.End(v))
+                for interval in own:
+                    solver.Add(interval.PerformedExpr() == used)
+                    solver.Add(interval.SafeStartExpr(horizon) >= leave)
+                    solver.Add(interval.SafeEndExpr(0) <= back)
             intervals.append(own)
         return intervals
 
@@ -300,13 +325,20 @@ class _Model:
             else:
                 times = [assignment.Value(self.time.CumulVar(i))
                          for i in (routing.Start(v), *indices, routing.End(v))]
-                break_starts = [assignment.StartValue(interval) for interval in self.breaks[v]]
+                break_starts = [assignment.StartValue(interval) if assignment.PerformedValue(interval)
+                                else earliest for interval, (earliest, _, _) in zip(self.breaks[v], p.breaks(v),
+                                                                                   strict=True)]
             routes.append(Route(vehicle=v, nodes=np.array(nodes, dtype=np.int64),
                                 start_s=np.array(times[1:-1], dtype=np.int64), depart_s=int(times[0]),
                                 return_s=int(times[-1]), break_start_s=np.array(break_starts, dtype=np.int64)))
         return Solution(routes=tuple(routes), unassigned=np.flatnonzero(~served),
                         cost=assignment.ObjectiveValue() / self.scale, runtime_s=runtime_s,
                         solutions_found=solutions_found, status=status)
+
+
+def _horizon(problem: Problem) -> int:
+    """The time dimension's upper bound (s): past every shift's end and every window's close."""
+    return int(max(problem.shift_end_s.max(), problem.window_close_s.max(initial=0))) + 1
 
 
 def _times_bind(problem: Problem) -> bool:

@@ -1,7 +1,9 @@
 """`pilotage route`: jobs and standard instances solved from the command line, several at once, with
-their solutions, GeoJSON and maps; bad files refused in one line."""
+their solutions, GeoJSON and maps; a table that gives its units and whole names; bad files refused
+in one line, and no success claimed for them."""
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,3 +57,26 @@ def test_a_bad_job_is_one_error_line_naming_the_field(city: RoadNetwork, cache_d
     run = pilotage("route", str(not_json), "--out", str(tmp_path / "out"), cache_dir=cache_dir)
     assert run.returncode == 1
     assert "expected one JSON object" in run.stdout
+
+
+def test_the_route_table_gives_its_units_whole_names_and_no_success_line_for_a_failed_file(
+        city: RoadNetwork, cache_dir: Path, tmp_path: Path) -> None:
+    job = json.loads((EXAMPLES / "street-cleaning.json").read_text())
+    job["currency"] = "EUR"
+    good = tmp_path / "street-cleaning-of-the-old-town-on-a-monday.json"
+    good.write_text(json.dumps(job))
+    bad = tmp_path / "bulky-waste-booked-by-residents-this-week.json"
+    bad.write_text(json.dumps(dict(job, vehicles=[])))
+    run = pilotage("route", str(good), str(bad), "--out", str(tmp_path / "out"), "--time-limit", "1",
+                   cache_dir=cache_dir)
+    assert run.returncode == 1
+    header, solved, failed, *rest = run.stdout.splitlines()
+    assert header.split() == ["input", "feasible", "cost", "distance", "km", "rounds", "h:mm", "vehicles", "left",
+                              "out", "|", "search", "s"]
+    assert solved.startswith(good.name + " ")
+    assert re.search(r" yes +[\d,]+\.\d\d EUR +[\d,]+\.\d +\d+:\d\d +\d +0 +\| +\d+\.\d$", solved), solved
+    assert failed.startswith(bad.name + " ")
+    assert rest == [f"solutions, GeoJSON and maps of 1 of 2 files in {tmp_path / 'out'}/: {good.name}"]
+    run = pilotage("route", str(bad), "--out", str(tmp_path / "out"), cache_dir=cache_dir)
+    assert run.returncode == 1
+    assert "solutions, GeoJSON and maps" not in run.stdout

@@ -1,8 +1,12 @@
-"""Jobs on the road network: every inconsistency refused with the id and the field at fault; streets
-turned into arc tasks as the sides say."""
+"""Jobs on the road network: every inconsistency refused with the id and the field at fault, and an
+error that points at the fix (the nearest field, the nearest node, lon and lat swapped); a job that
+cannot be done refused before any search, with the reason; streets turned into arc tasks as the
+sides say."""
 
+import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +14,9 @@ import pytest
 from pilotage.core import RoadNetwork
 from pilotage.core.errors import InvalidInputError, OutsideNetworkError, PilotageError, UnknownEntityError
 from pilotage.core.protocol.jobs import Job
-from pilotage.routing import job_problem
+from pilotage.routing import job_problem, run_file
 from pilotage.routing.jobs import clock_of, seconds_of
+from pilotage.routing.speeds import urban_network
 
 
 @pytest.mark.parametrize(("change", "error", "field", "words"), [
@@ -19,7 +24,9 @@ from pilotage.routing.jobs import clock_of, seconds_of
      "closes at 09:00:00, before it opens"),
     (lambda j: j["stops"][2].update(demand=500), InvalidInputError, "stops[2]", "more than any vehicle"),
     (lambda j: j["stops"][0].update(windows=[["05:00", "06:00"]]), InvalidInputError, "stops[0]",
-     "no vehicle can reach it"),
+     "its window closes at 06:00:00, but the earliest a vehicle that can serve it gets there is 07:"),
+    (lambda j: j["stops"][0].update(windows=[["15:29", "16:00"]]), InvalidInputError, "stops[0]",
+     "its window opens at 15:29:00, too late: to be back at depot-gasperich by the end of its shift at 15:30:00"),
     (lambda j: j["stops"][3].update(skills=["crane"]), InvalidInputError, "stops[3]", "skills"),
     (lambda j: j["stops"][1].update(location={"lon": 2.35, "lat": 48.85}), OutsideNetworkError,
      "stops[1].location.lon", "stop 'P-002'"),
@@ -63,9 +70,9 @@ def test_a_valid_job_becomes_one_node_per_stop_and_a_vehicle_per_count(
     assert p.time_cost_per_s[3] == pytest.approx(55 / 3600)
     crane = [i for i, s in enumerate(bulky_waste["stops"]) if s.get("skills")]
     assert all(p.skills[1 + i] for i in crane)
-    # Travel is the fastest road path between the snapped nodes.
+    # Travel is the fastest road path between the snapped nodes, at the urban model's speeds.
     a, b = built.vertices[built.nodes.leave[1]], built.vertices[built.nodes.enter[2]]
-    assert p.duration_s[1, 2] == round(city.shortest_path(int(a), int(b)).travel_time_s)
+    assert p.duration_s[1, 2] == round(urban_network(city).shortest_path(int(a), int(b)).travel_time_s)
 
 
 def _two_way_segment(city: RoadNetwork) -> tuple[int, int]:
@@ -123,3 +130,107 @@ def test_times_of_day() -> None:
     assert seconds_of("25:00:30") == 90030
     assert seconds_of(3600.4) == 3600
     assert clock_of(90030) == "25:00:30"
+
+
+# -- errors that point at the fix ------------------------------------------------------------------
+
+
+def test_a_misspelt_stop_field_lists_a_stops_fields_and_the_nearest(
+        city: RoadNetwork, small_job: Callable[..., dict], tmp_path: Path) -> None:
+    job = small_job(stops=2)
+    job["stops"][1]["time_window"] = job["stops"][1].pop("windows")
+    path = tmp_path / "typo.json"
+    path.write_text(json.dumps(job))
+    with pytest.raises(InvalidInputError) as caught:
+        run_file(path, tmp_path / "out", network=city)
+    message = str(caught.value)
+    assert caught.value.field == "stops[1].time_window"
+    assert "did you mean 'windows'" in message
+    assert "id, location, demand, service_s, windows, skills, penalty" in message
+    assert "depots" not in message
+
+
+def test_a_point_off_the_network_gives_the_nearest_point_of_the_network(
+        city: RoadNetwork, small_job: Callable[..., dict], as_job: Callable[[dict], Job]) -> None:
+    job = small_job(stops=2)
+    # Inside the network's bounding box, in the fields 3 km from the nearest road.
+    job["stops"][1]["location"] = {"lon": 6.04, "lat": 49.555}
+    with pytest.raises(OutsideNetworkError) as caught:
+        job_problem(as_job(job), city)
+    message = str(caught.value)
+    node, distance_m = city.nearest_nodes([6.04], [49.555])
+    lon, lat = float(city.node_lon[node[0]]), float(city.node_lat[node[0]])
+    assert "inside lon" not in message
+    assert f'{{"lon": {lon:.6f}, "lat": {lat:.6f}}}' in message
+    assert f"{distance_m[0]:,.0f} m" in message
+    assert caught.value.field == "stops[1].location.lon"
+
+
+def test_a_point_with_lon_and_lat_swapped_says_so(city: RoadNetwork, small_job: Callable[..., dict],
+                                                  as_job: Callable[[dict], Job]) -> None:
+    job = small_job(stops=2)
+    place = job["stops"][1]["location"]
+    job["stops"][1]["location"] = {"lon": place["lat"], "lat": place["lon"]}
+    with pytest.raises(OutsideNetworkError, match="swapped") as caught:
+        job_problem(as_job(job), city)
+    assert f'{{"lon": {place["lon"]:.6f}, "lat": {place["lat"]:.6f}}}' in str(caught.value)
+
+
+# -- infeasible before solving ---------------------------------------------------------------------
+
+
+def test_more_demand_than_the_vehicles_with_a_skill_hold_is_refused_at_once(
+        city: RoadNetwork, small_job: Callable[..., dict], as_job: Callable[[dict], Job]) -> None:
+    job = small_job(stops=4)
+    job["vehicles"].append({"id": "crane-truck", "depot": job["depots"][0]["id"], "capacity": 40,
+                            "shift": ["07:30", "15:30"], "skills": ["crane"]})
+    for stop in job["stops"][:3]:
+        stop.update(skills=["crane"], demand=15)  # each fits the crane truck; the three do not
+    with pytest.raises(InvalidInputError, match=re.escape("demand 45 needs 'crane'")) as caught:
+        job_problem(as_job(job), city)
+    assert "hold 40" in str(caught.value)
+    assert "time" not in str(caught.value)
+
+
+def test_more_demand_than_the_fleet_holds_is_refused_at_once(
+        city: RoadNetwork, small_job: Callable[..., dict], as_job: Callable[[dict], Job]) -> None:
+    job = small_job(stops=4)
+    job["vehicles"] = [dict(job["vehicles"][0], count=1, capacity=5)]
+    for stop in job["stops"]:
+        stop["demand"] = 2
+    with pytest.raises(InvalidInputError, match=re.escape("demand 8")) as caught:
+        job_problem(as_job(job), city)
+    assert "hold 5" in str(caught.value)
+
+
+def test_more_work_than_the_shifts_hold_is_refused_at_once(
+        city: RoadNetwork, small_job: Callable[..., dict], as_job: Callable[[dict], Job]) -> None:
+    job = small_job(stops=6)
+    job["vehicles"] = [dict(job["vehicles"][0], count=1, breaks=[])]
+    for stop in job["stops"]:
+        stop.update(service_s=5400, windows=[])  # 1.5 h each: one fits the 8-h shift, six do not
+    with pytest.raises(InvalidInputError, match="h of work") as caught:
+        job_problem(as_job(job), city)
+    assert "8.0 h" in str(caught.value)
+
+
+def test_a_window_that_closes_before_any_vehicle_arrives_says_when_one_could(
+        city: RoadNetwork, small_job: Callable[..., dict], as_job: Callable[[dict], Job]) -> None:
+    job = small_job(stops=3)
+    job["stops"][0]["windows"] = [["07:00", "07:31"]]  # the trucks leave at 07:30, minutes away
+    with pytest.raises(InvalidInputError) as caught:
+        job_problem(as_job(job), city)
+    message = str(caught.value)
+    assert caught.value.field == "stops[0]"
+    assert re.search(r"closes at 07:31:00, but the earliest a vehicle that can serve it gets there is 07:\d\d:\d\d",
+                     message), message
+    assert "more time" not in message
+
+
+def test_a_break_that_cannot_fit_in_its_shift_is_refused_at_once(
+        city: RoadNetwork, small_job: Callable[..., dict], as_job: Callable[[dict], Job]) -> None:
+    job = small_job(stops=3)
+    job["vehicles"][0]["breaks"] = [{"earliest": "15:15", "latest": "15:30", "duration_s": 1800}]
+    with pytest.raises(InvalidInputError, match=re.escape("ends at 15:45:00 at the earliest")) as caught:
+        job_problem(as_job(job), city)
+    assert caught.value.field == "vehicles[0].breaks[0]"

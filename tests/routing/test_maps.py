@@ -1,4 +1,5 @@
-"""The HTML route maps: self-contained, escaped, one element per feature, robust to odd collections."""
+"""The HTML route maps: self-contained, escaped, one element per feature, counting the stops and
+street sides served, robust to odd collections."""
 
 import math
 import re
@@ -102,6 +103,16 @@ def test_a_solution_gives_one_self_contained_map_with_a_table() -> None:
     # Totals of the two routes: 2 x 1234.5 m, 2 x 62 min, 2 x 17.25.
     assert "<td>Total</td><td>4</td><td>2.5</td><td>2:04</td><td>8</td><td>34.50</td>" in text
     assert "Left out: 1." in text
+
+
+def test_a_cleaning_round_counts_the_street_sides_it_sweeps() -> None:
+    path = [[5.04, 47.32], [5.05, 47.33], [5.06, 47.33], [5.04, 47.32]]
+    sweeping = collection(point("depot", 5.04, 47.32, label="depot"), route("sweeper-1", path),
+                          *(line("service", path[k:k + 2], vehicle="sweeper-1", label=f"way {k}") for k in range(3)))
+    text = render_html(sweeping, title="Streets", geographic=True)
+    assert "Street sides swept: 3. Left out: 0." in text
+    assert "Stops served" not in text
+    assert "Stops served: 2. Street sides swept: 2. Left out: 1." in render_html(rounds(), title="t", geographic=True)
 
 
 def test_each_vehicle_has_its_colour_and_its_check_box_names_its_features() -> None:

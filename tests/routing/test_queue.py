@@ -78,10 +78,10 @@ def test_a_job_without_a_solution_fails_with_its_reason(city: RoadNetwork, small
                                                         as_job: Callable[[dict], Job]) -> None:
     jobs = RoutingQueue(":memory:", city)
     try:
-        job = small_job(stops=4, options={"time_limit_s": 0.3})
-        job["vehicles"] = [dict(job["vehicles"][0], count=1, capacity=5)]
+        job = small_job(stops=3, options={"time_limit_s": 0.3})
+        job["vehicles"] = [dict(job["vehicles"][0], count=1)]
         for stop in job["stops"]:
-            stop["demand"] = 2
+            stop["windows"] = [["09:00", "09:00"]]  # three places at once: each alone is fine, not all three
         record = jobs.submit(as_job(job))
         run_until_finished(jobs, record.id)
         failed = jobs.status(record.id)

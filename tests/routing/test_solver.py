@@ -1,5 +1,6 @@
 """The OR-Tools model: optimal on small cases against a plain-Python brute force, every constraint
-kept (windows, several windows, breaks, skills, capacities), optional visits, warm starts, and the
+kept (windows, several windows, breaks during the work, skills, capacities), idle time paid,
+optional visits, warm starts, a search without a solution saying whether time would help, and the
 independent check catching every kind of broken solution."""
 
 import itertools
@@ -230,14 +231,17 @@ def test_an_optional_stop_out_of_reach_is_left_out_at_its_penalty(
     assert document["cost"] == pytest.approx(500 + sum(r["cost"] for r in document["routes"]))
 
 
-def test_more_work_than_the_fleet_holds_has_no_solution(city: RoadNetwork, small_job: Callable[..., dict],
-                                                        as_job: Callable[[dict], Job]) -> None:
-    job = small_job(stops=4)
-    job["vehicles"] = [dict(job["vehicles"][0], count=1, capacity=5)]
+def test_a_search_that_ends_without_a_solution_before_its_time_is_up_does_not_ask_for_more_time(
+        city: RoadNetwork, small_job: Callable[..., dict], as_job: Callable[[dict], Job]) -> None:
+    job = small_job(stops=3)
+    job["vehicles"] = [dict(job["vehicles"][0], count=1)]
     for stop in job["stops"]:
-        stop["demand"] = 2
-    with pytest.raises(NoSolutionError, match="mandatory"):
-        solve_job(as_job(job), city, SolveOptions(time_limit_s=0.5))
+        stop["windows"] = [["09:00", "09:00"]]  # three places at once: each alone is fine, not all three
+    with pytest.raises(NoSolutionError, match="mandatory") as caught:
+        solve_job(as_job(job), city, SolveOptions(time_limit_s=5))
+    message = str(caught.value)
+    assert "more time" not in message and "time limit" not in message
+    assert "before its 5 s" in message
 
 
 def test_a_warm_start_takes_the_earlier_plan_and_inserts_the_new_pickup(
@@ -250,3 +254,49 @@ def test_a_warm_start_takes_the_earlier_plan_and_inserts_the_new_pickup(
     assert "refused" not in replanned.solution.status
     assert replanned.feasibility.feasible
     assert not replanned.document["unassigned"]
+
+
+# -- a working day: breaks during the work, idle time paid ------------------------------------------
+
+
+def test_breaks_are_taken_between_leaving_the_depot_and_coming_back(
+        city: RoadNetwork, bulky_waste: dict, as_job: Callable[[dict], Job]) -> None:
+    solved = solve_job(as_job(bulky_waste), city, SolveOptions(time_limit_s=2))
+    assert solved.feasibility.feasible, solved.feasibility.violations
+    for route in solved.document["routes"]:
+        (pause,) = route["breaks"]
+        assert route["depart_s"] <= pause["start_s"]
+        assert pause["start_s"] + pause["duration_s"] <= route["return_s"], route["vehicle"]
+
+
+def test_a_round_done_before_lunch_waits_for_its_break_and_pays_for_the_wait(
+        city: RoadNetwork, small_job: Callable[..., dict], as_job: Callable[[dict], Job]) -> None:
+    job = small_job(stops=2)
+    job["vehicles"] = [dict(job["vehicles"][0], count=1)]  # lunch between 11:30 and 13:30, 30 min
+    for stop in job["stops"]:
+        stop["windows"] = [["08:00", "09:00"]]
+    solved = solve_job(as_job(job), city, SolveOptions(time_limit_s=1))
+    assert solved.feasibility.feasible, solved.feasibility.violations
+    (route,) = solved.document["routes"]
+    (pause,) = route["breaks"]
+    assert pause["start"] >= "11:30:00"
+    assert route["return_s"] >= pause["start_s"] + 1800
+    assert route["idle_s"] > 3600  # the hours between the last pickup and the break
+    vehicle = job["vehicles"][0]
+    assert route["cost"] == pytest.approx(vehicle["fixed_cost"] + vehicle["cost_per_hour"] * route["duration_s"] / 3600
+                                          + vehicle["cost_per_km"] * route["distance"] / 1000, abs=0.01)
+
+
+def test_the_check_finds_a_break_outside_the_work() -> None:
+    problem = replace(plane_problem([(0, 0), (10, 0), (20, 0)], [1, 1], [None, None], n_vehicles=1, capacity=5,
+                                    horizon=400), break_ptr=np.array([0, 1]), break_earliest_s=np.array([0]),
+                      break_latest_s=np.array([400]), break_duration_s=np.array([10]))
+    route = Route(vehicle=0, nodes=np.array([1, 2]), start_s=np.array([110, 120]), depart_s=100, return_s=140,
+                  break_start_s=np.array([120]))
+    # On the way back from the last stop: inside the work, the return delayed by the break.
+    nothing_left = np.array([], dtype=np.int64)
+    assert check_solution(problem, Solution((replace(route, return_s=150),), nothing_left, cost=0.0)).feasible
+    for start in (50, 141):  # before leaving, after coming back
+        solution = Solution((replace(route, break_start_s=np.array([start])),), nothing_left, cost=0.0)
+        violations = check_solution(problem, solution).violations
+        assert any("outside its work" in v for v in violations), violations
