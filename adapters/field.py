@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,17 +93,31 @@ class FieldSignals:
         self.engine: str | None = None
         self.valid_until_s = -math.inf
         self.counts = FieldCounts()
+        # What the detectors of the actuated lights saw last, for the next turn.
+        self._gaps: dict[int | str, dict[str, float]] = {}
 
     @property
     def monitor(self) -> MonitorCounts:
         """What the safety monitor did with the plans of the lights' own programs."""
         return self.own.monitor
 
+    def detected(self, gaps_s: Mapping[int | str, Mapping[str, float]]) -> None:
+        """What the detectors of the actuated lights see now (per light, per group: the time since
+        a vehicle last passed, s): the lights' own programs follow it at once, and the next turn's
+        requests carry it to the engine.
+
+        Raises:
+            UnknownEntityError, InvalidInputError: as :meth:`PriorityEngine.actuate`.
+        """
+        self.own.actuate(gaps_s)
+        self._gaps = {intersection: dict(gaps) for intersection, gaps in gaps_s.items()}
+
     def requests(self) -> list[dict[str, object]]:
         """The bodies of this turn's ``signals.command`` requests: the field's time, the engine it
-        follows, and the stages shown by every light not running that engine's commands (all of
-        them when it follows none), :data:`SHOWN_PER_REQUEST` lights per request. Send them in
-        order, and give :meth:`command` every reply."""
+        follows, the stages shown by every light not running that engine's commands (all of them
+        when it follows none), :data:`SHOWN_PER_REQUEST` lights per request, and in the first what
+        the detectors of actuated lights saw (:meth:`detected`). Send them in order, and give
+        :meth:`command` every reply."""
         now = float(self.clock())
         reporting = np.ones_like(self.commanded) if self.engine is None else ~self.commanded
         # The stage in progress (or the one before an interstage) and the next one: what an engine
@@ -113,8 +127,13 @@ class FieldSignals:
                            for stage, start, end in self._shown(k, now)[:2]]}
                  for k in np.flatnonzero(reporting).tolist()]
         chunks = [shown[i:i + SHOWN_PER_REQUEST] for i in range(0, len(shown), SHOWN_PER_REQUEST)] or [[]]
-        return [{"time": now, "engine": self.engine, "shown": chunk, "horizon_s": self.horizon_s,
-                 "intersections": list(self.plans.ids)} for chunk in chunks]
+        bodies: list[dict[str, object]] = [
+            {"time": now, "engine": self.engine, "shown": chunk, "horizon_s": self.horizon_s,
+             "intersections": list(self.plans.ids)} for chunk in chunks]
+        if self._gaps:
+            bodies[0]["gaps"] = [{"intersection": intersection, "gaps_s": gaps}
+                                 for intersection, gaps in self._gaps.items()]
+        return bodies
 
     def command(self, replies: list[dict]) -> None:
         """Run the command of this turn's ``signals.command`` reply bodies (dicts, as decoded from

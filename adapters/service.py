@@ -488,6 +488,11 @@ class Service:
             elif result.refused:
                 # Its lights keep their own program: the adapter shows it again at its next turn.
                 refused.add(shown.intersection)
+        if body.gaps:
+            try:
+                self.priority.actuate({entry.intersection: entry.gaps_s for entry in body.gaps})
+            except PilotageError as exc:
+                raise exc.with_prefix(field="gaps") from None
         self._emit_signals(taken_over)
         now = self.priority.advance()
         driven = self.priority.plans.ids if body.intersections is None else body.intersections

@@ -21,10 +21,11 @@ from typing import Any
 
 from pilotage.core.errors import DataFileError, InvalidInputError, PilotageError
 from pilotage.core.network import RoadNetwork, available_cores
+from pilotage.core.protocol import decode_job
 from pilotage.core.protocol.jobs import Job
 from pilotage.routing.check import Feasibility, check_solution
 from pilotage.routing.formats import read_instance
-from pilotage.routing.jobs import JobProblem, job_problem, read_job
+from pilotage.routing.jobs import JobProblem, job_problem
 from pilotage.routing.maps import render_html
 from pilotage.routing.problem import Problem
 from pilotage.routing.report import solution_document, solution_geojson
@@ -131,7 +132,7 @@ def run_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, i
         except OSError as error:
             raise DataFileError(f"cannot read {path}: {error.strerror}; check the path") from None
         try:
-            job = read_job(data)
+            job = decode_job(data)
         except PilotageError as error:
             raise error.with_prefix(message=str(path)) from None
         if network is None:

@@ -14,7 +14,6 @@ vehicles able to do it have, a break that does not fit its shift.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import math
 from collections.abc import Sequence
@@ -24,9 +23,8 @@ import numpy as np
 
 from pilotage.core.errors import InvalidInputError, OutsideNetworkError, PilotageError, UnknownEntityError
 from pilotage.core.network import MAX_SNAP_DISTANCE_M, RoadNetwork
-from pilotage.core.protocol import decode_job
 from pilotage.core.protocol.fields import Place, Point
-from pilotage.core.protocol.jobs import Job, JobStreet, TimeOfDay, fields_at
+from pilotage.core.protocol.jobs import Job, JobStreet, TimeOfDay
 from pilotage.routing.arcs import ArcTask, NodeLayout, layout, per_node
 from pilotage.routing.problem import MAX_SKILLS, Fleet, Problem
 from pilotage.routing.speeds import urban_network
@@ -112,47 +110,6 @@ class JobProblem:
 
 
 #: What each object of the job format is, in the errors.
-_OBJECTS = {"Job": "a job", "JobDepot": "a depot", "JobVehicle": "a vehicle", "JobBreak": "a break",
-            "JobStop": "a stop", "JobStreet": "a street", "JobOptions": "the options",
-            "JobRoute": "a route of the earlier plan", "Point": "a point"}
-
-
-def read_job(data: bytes) -> Job:
-    """A job from the bytes of a job file.
-
-    Raises:
-        MalformedMessageError: not JSON.
-        InvalidInputError: not a job; ``field`` names the part at fault. A field the format does
-            not have is told with the fields its object has (a stop's, a vehicle's...) and the
-            nearest of them: ``time_window`` in a stop suggests ``windows``.
-    """
-    try:
-        return decode_job(data)
-    except InvalidInputError as error:
-        better = _unknown_field(error)
-        if better is None:
-            raise
-        raise better from None
-
-
-def _unknown_field(error: InvalidInputError) -> InvalidInputError | None:
-    """The error of a field the job format does not have, naming the fields of its object; None
-    for any other error."""
-    if error.field is None or "unknown field" not in str(error):
-        return None
-    parent, _, name = error.field.rpartition(".")
-    described = fields_at(parent)
-    if described is None:
-        return None
-    kind, fields = described
-    what = _OBJECTS.get(kind, kind)
-    nearest = difflib.get_close_matches(name, fields, n=1)
-    fix = f"did you mean {nearest[0]!r}?" if nearest else "remove it or give one of these"
-    where = f" at {parent}" if parent else ""
-    return InvalidInputError(f"expected the fields of {what}{where} ({', '.join(fields)}), got {name!r}, which "
-                             f"{what} does not have; {fix} (docs/routing.md)", field=error.field)
-
-
 def seconds_of(value: TimeOfDay) -> int:
     """Seconds since midnight of a job's time: a number, or ``HH:MM[:SS]``."""
     if isinstance(value, str):

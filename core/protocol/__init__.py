@@ -18,6 +18,7 @@ at fault from the message's root (``body.eta_s``).
 from __future__ import annotations
 
 import builtins
+import difflib
 import functools
 import re
 from collections.abc import Mapping
@@ -177,16 +178,26 @@ class ShownPlan(Struct, forbid_unknown_fields=True):
     plan: Annotated[list[ShownStage], Meta(min_length=1, max_length=64)]
 
 
+class DetectorGaps(Struct, forbid_unknown_fields=True):
+    """What the detectors of an actuated intersection see: per signal group, the time since a
+    vehicle last passed one of its approach's detectors (s; 0 while one is over it)."""
+
+    intersection: IntersectionId
+    gaps_s: Annotated[dict[Name, Annotated[float, Meta(ge=0.0, le=1e9)]], Meta(max_length=64)]
+
+
 class SignalsCommandRequest(Struct, forbid_unknown_fields=True):
     """A field adapter's turn: its clock (``time``, s); the engine whose commands its lights run
     (``engine``, as the last reply named it; None when they run none); the stages shown by every
     light that does not run that engine's commands (``shown``: the engine takes over from them);
+    what the detectors of actuated intersections see (``gaps``: their plans follow the vehicles);
     the plan ahead wanted (``horizon_s``); the intersections it drives (``intersections``; None:
     every one)."""
 
     time: SignalTime
     engine: Name | None = None
     shown: Annotated[list[ShownPlan], Meta(max_length=10000)] = []
+    gaps: Annotated[list[DetectorGaps], Meta(max_length=10000)] = []
     horizon_s: Annotated[float, Meta(ge=0.0, le=600.0)] = 30.0
     intersections: Annotated[list[IntersectionId], Meta(max_length=100000)] | None = None
 
@@ -813,16 +824,56 @@ def _schema_error(exc: msgspec.ValidationError, prefix: str, schema: type[Struct
     # A Struct class always inspects as a StructType; the check narrows the type for mypy.
     if not isinstance(info, msgspec.inspect.StructType):
         raise TypeError(f"expected a Struct schema, got {schema!r}")
-    fields = {f.encode_name: f for f in info.fields}
-    name = path.lstrip(".")
-    if "unknown field" in message:
-        expected = f"expected only the fields {', '.join(fields) or '(none)'}"
-    elif name in fields:
-        expected = f"expected {name} to be {_describe(fields[name].type)}"
+    # The object that holds the field at fault (a stop of a job, not the job), and that field.
+    parent, _, name = path.lstrip(".").rpartition(".")
+    holder = _object_at(info, parent)
+    at_fault = None if holder is None else next((f for f in holder.fields if f.encode_name == name), None)
+    if "unknown field" in message and holder is not None:
+        expected = _unknown_field(holder, name)
+    elif at_fault is not None:
+        expected = f"expected {name} to be {_describe(at_fault.type)}"
     else:
         expected = f"expected {what}"
     where = f" at {field_path}" if field_path else ""
     return InvalidInputError(f"{text}{where} in {what}: {expected} ({doc})", field=field_path)
+
+
+def _unknown_field(holder: msgspec.inspect.StructType, name: str) -> str:
+    """What is expected instead of the unknown field ``name`` of an object ``holder``: its fields
+    (a stop's, not the job's), and the nearest of them."""
+    fields = [f.encode_name for f in holder.fields]
+    words = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", holder.cls.__name__).lower()
+    nearest = difflib.get_close_matches(name, fields, n=1)
+    fix = f": did you mean {nearest[0]!r}?" if nearest else ""
+    return f"expected only the fields of a {words}, {', '.join(fields) or '(none)'}{fix}"
+
+
+def _object_at(schema: msgspec.inspect.StructType, path: str) -> msgspec.inspect.StructType | None:
+    """The object type at ``path`` of ``schema`` (``stops[3]``; empty: ``schema`` itself), or None
+    when the path leads to no object."""
+    kind: msgspec.inspect.Type = schema
+    for part in path.split(".") if path else []:
+        name, *indices = re.split(r"\[\d+\]", part)
+        struct = _struct_of(kind)
+        found = None if struct is None else next((f for f in struct.fields if f.encode_name == name), None)
+        if found is None:
+            return None
+        kind = found.type
+        for _ in indices:
+            kind = _items_of(kind)
+    return _struct_of(kind)
+
+
+def _struct_of(kind: msgspec.inspect.Type) -> msgspec.inspect.StructType | None:
+    """The object type ``kind`` is, or holds among its alternatives (a place: a node id or a point)."""
+    members = kind.types if isinstance(kind, msgspec.inspect.UnionType) else (kind,)
+    return next((member for member in members if isinstance(member, msgspec.inspect.StructType)), None)
+
+
+def _items_of(kind: msgspec.inspect.Type) -> msgspec.inspect.Type:
+    """The items of the list ``kind`` is, or holds among its alternatives; ``kind`` when it is none."""
+    members = kind.types if isinstance(kind, msgspec.inspect.UnionType) else (kind,)
+    return next((m.item_type for m in members if isinstance(m, msgspec.inspect.ListType)), kind)
 
 
 def _describe(kind: msgspec.inspect.Type) -> str:
@@ -835,6 +886,11 @@ def _describe(kind: msgspec.inspect.Type) -> str:
     bounds = [f"{word} {getattr(kind, attribute)}" for attribute, word in
               (("ge", ">="), ("le", "<="), ("min_length", "of length >="), ("max_length", "of length <="))
               if getattr(kind, attribute, None) is not None]
+    if isinstance(kind, inspect.StructType):
+        return "an object of " + ", ".join(f.encode_name for f in kind.fields)
+    if isinstance(kind, inspect.IntType) and bounds == [f">= {-2**63}", f"<= {2**63 - 1}"]:
+        return "an integer"  # an id: its 64-bit bounds say nothing to a user
     names = {inspect.IntType: "an integer", inspect.FloatType: "a number", inspect.StrType: "a string",
-             inspect.BoolType: "true or false", inspect.NoneType: "null"}
-    return " and ".join([names.get(type(kind), "an object"), *bounds]).replace(" and ", " ", 1)
+             inspect.BoolType: "true or false", inspect.NoneType: "null", inspect.ListType: "a list",
+             inspect.TupleType: "a list", inspect.DictType: "an object"}
+    return " and ".join([names.get(type(kind), "a value"), *bounds]).replace(" and ", " ", 1)

@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
-import msgspec
 from msgspec import Meta, Struct, field
 
 from pilotage.core.protocol.fields import Name, OsmId, Place
@@ -116,37 +114,3 @@ class Job(Struct, forbid_unknown_fields=True):
     currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")] | None = None
 
 
-def fields_at(path: str) -> tuple[str, tuple[str, ...]] | None:
-    """What the object at ``path`` of a job is, and its fields as a file spells them:
-    ``fields_at("stops[3]")`` is ``("JobStop", ("id", "location", ...))``; ``""`` is the job
-    itself. None when ``path`` names no object of the format (a list, a number, an unknown field).
-    """
-    kind: msgspec.inspect.Type = msgspec.inspect.type_info(Job)
-    for part in path.split(".") if path else []:
-        name, *indices = re.split(r"\[\d+\]", part)
-        struct = _struct(kind)
-        found = None if struct is None else next((f for f in struct.fields if f.encode_name == name), None)
-        if found is None:
-            return None
-        kind = found.type
-        for _ in indices:
-            kind = _items(kind)
-    struct = _struct(kind)
-    if struct is None:
-        return None
-    return struct.cls.__name__, tuple(f.encode_name for f in struct.fields)
-
-
-def _struct(kind: msgspec.inspect.Type) -> msgspec.inspect.StructType | None:
-    """The object type ``kind`` is, or holds among its alternatives (a place: a node id or a point)."""
-    if isinstance(kind, msgspec.inspect.StructType):
-        return kind
-    if isinstance(kind, msgspec.inspect.UnionType):
-        return next((member for member in kind.types if isinstance(member, msgspec.inspect.StructType)), None)
-    return None
-
-
-def _items(kind: msgspec.inspect.Type) -> msgspec.inspect.Type:
-    """The items of the list ``kind`` is, or holds among its alternatives; ``kind`` when it is none."""
-    members = kind.types if isinstance(kind, msgspec.inspect.UnionType) else (kind,)
-    return next((m.item_type for m in members if isinstance(m, msgspec.inspect.ListType)), kind)

@@ -2,6 +2,7 @@
 process, tests/adapters/sumo/test_engine_loss.py): commands followed, their expiry, the lights' own
 programs, a new engine's takeover, and the errors of ``signals.command``."""
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -142,3 +143,26 @@ def test_stages_the_intersection_does_not_have_are_refused(field: Field) -> None
     refused = command(field.service, {"time": 1000.0, "shown": [
         {"intersection": field.plans.ids[0], "plan": [{"stage": 99, "green_from": 990.0, "green_until": 1010.0}]}]})
     assert (refused["error"]["code"], refused["error"]["field"]) == ("BAD_SCHEMA", "body.shown[0].stage")
+
+
+def test_the_detectors_of_actuated_lights_retime_both_the_engines_plans_and_their_own(
+        city: RoadNetwork, city_plans: SignalPlans) -> None:
+    actuated = SignalPlans([dataclasses.replace(plan, passage_s=3.0) for plan in city_plans.plans])
+    field = Field(city, actuated)
+    first = actuated.ids[0]
+    field.turn()
+    (stage, start_s, end_s), (following, _, _) = field.service.priority.plan_ahead(first)[:2]
+    ending = actuated.stage_groups[0, stage] & ~actuated.stage_groups[0, following]
+    field.now_s = max(START_S, start_s + float(actuated.stage_min_s[0, stage])) + 1.0
+    quiet = {actuated.plans[0].group_names[g]: 600.0 for g in np.flatnonzero(ending)}
+    field.signals.detected({first: quiet})
+    assert field.signals.own.plan_ahead(first)[0][2] == pytest.approx(field.now_s)  # its own program gapped out
+    field.turn()
+    assert field.signals.plan_ahead(first)[0][2] == pytest.approx(field.now_s)  # and so did the engine's
+    assert field.signals.plan_ahead(first)[0][2] < end_s
+
+
+def test_gaps_for_a_fixed_time_light_are_refused(field: Field) -> None:
+    refused = command(field.service, {"time": 1000.0, "gaps": [
+        {"intersection": field.plans.ids[0], "gaps_s": {field.plans.plans[0].group_names[0]: 1.0}}]})
+    assert (refused["error"]["code"], refused["error"]["field"]) == ("BAD_SCHEMA", "body.gaps.intersection")

@@ -159,3 +159,16 @@ def test_any_body_decodes_or_names_the_field_at_fault(message_type: str, body: d
     except InvalidInputError as exc:
         assert exc.code == "BAD_SCHEMA"
         assert exc.field is not None and exc.field.startswith("body")
+
+
+def test_an_unknown_field_is_told_with_the_fields_of_its_own_object_and_the_nearest() -> None:
+    job = {"name": "x", "depots": [{"id": "d", "location": {"lon": 6.1, "lat": 49.6}}],
+           "vehicles": [{"id": "v", "depot": "d", "capacity": 1, "shift": ["08:00", "16:00"]}],
+           "stops": [{"id": "s", "location": {"lon": 6.1, "lat": 49.6}, "time_window": ["09:00", "10:00"]}]}
+    frame = json.dumps({"v": 1, "id": "r", "type": "route.submit", "body": job}).encode()
+    with pytest.raises(InvalidInputError) as caught:
+        wire.decode_request(frame)
+    assert caught.value.field == "body.stops[0].time_window"
+    assert "expected only the fields of a job stop, id, location, demand" in str(caught.value)
+    assert "did you mean 'windows'?" in str(caught.value)
+    assert "depots" not in str(caught.value)
