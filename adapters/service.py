@@ -13,6 +13,7 @@ request cannot fail the others.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -29,7 +30,13 @@ from msgspec import Raw, Struct
 from pilotage.adapters.operations import Metrics
 from pilotage.core import RoadNetwork
 from pilotage.core import protocol as wire
-from pilotage.core.errors import ForbiddenError, InvalidInputError, PilotageError, UnsafePlanError
+from pilotage.core.errors import (
+    ForbiddenError,
+    InvalidInputError,
+    PilotageError,
+    UnknownEntityError,
+    UnsafePlanError,
+)
 from pilotage.core.protocol.jobs import Job
 from pilotage.parking import Availability, ParkingEngine, Reservation, ReservationBook, sample_carparks
 from pilotage.routing import JobRecord, RoutingQueue
@@ -268,7 +275,7 @@ class Service:
                 continue
             if isinstance(body, wire.PriorityRequest):
                 try:
-                    self.priority.validate(_engine_request(body))
+                    self.priority.validate(self._engine_request(body))
                 except PilotageError as exc:
                     replies[i] = self._error(frame, request, _in_body(exc), caller)
                     continue
@@ -629,6 +636,23 @@ class Service:
         now = float(self.clock())
         return wire.SignalsEvent(time=now, state=self._states([intersection], now, 120.0)[0])
 
+    def _engine_request(self, body: wire.PriorityRequest) -> EnginePriorityRequest:
+        """The engine's request of a ``priority.request`` body; its position becomes the distance
+        to the intersection, which the engine checks the arrival against.
+
+        Raises:
+            UnknownEntityError: a position given for an intersection the network does not have.
+        """
+        request = wire.to_engine(body, EnginePriorityRequest)
+        if body.position is None:
+            return request
+        intersection = body.intersection
+        if not isinstance(intersection, int):
+            raise UnknownEntityError(f"expected an intersection of the road network with a position, got "
+                                     f"{intersection!r}: leave the position out", field="body.intersection")
+        distance_m = self.network.intersections.straight_line_m(intersection, body.position.lon, body.position.lat)
+        return dataclasses.replace(request, distance_m=distance_m)
+
     def _decide(self, run: list[tuple[int, wire.Request, wire.PriorityRequest, Caller]], frames: Sequence[bytes],
                 replies: list[bytes]) -> None:
         """Decide a run of validated priority requests in one engine call, and write their replies."""
@@ -637,7 +661,7 @@ class Service:
         message = wire.MESSAGES["priority.request"]
         try:
             with self.metrics.decide_seconds.time():
-                decisions = self.priority.decide([_engine_request(body) for _, _, body, _ in run])
+                decisions = self.priority.decide([self._engine_request(body) for _, _, body, _ in run])
         except Exception:
             for i, request, _, caller in run:
                 replies[i] = self._internal(frames[i], request, caller, "priority request")
@@ -692,5 +716,4 @@ def _exit(transition: ExitTransition) -> wire.ExitTransition:
     return wire.from_engine(transition, wire.ExitTransition)
 
 
-def _engine_request(body: wire.PriorityRequest) -> EnginePriorityRequest:
-    return wire.to_engine(body, EnginePriorityRequest)
+

@@ -44,6 +44,11 @@ SIGNAL_GROUPING_RADIUS_M = 40.0
 
 #: A location farther than this (m) from every node is outside the network.
 MAX_SNAP_DISTANCE_M = 250.0
+#: No road vehicle of a city moves faster (km/h): a reported position or arrival that needs more is
+#: refused (a corridor's update, a priority request's arrival).
+MAX_PLAUSIBLE_SPEED_KPH = 150.0
+#: What a reported position may be off by, whatever the time (GPS noise, m).
+POSITION_TOLERANCE_M = 50.0
 
 
 class LonLat(Protocol):
@@ -135,6 +140,17 @@ class SignalisedIntersections:
                 f"ids are the {len(self)} listed by `pilotage network info --json`",
                 field="intersection",
             ) from None
+
+    def straight_line_m(self, intersection_id: int, lon: float, lat: float) -> float:
+        """Great-circle distance (m) from the centre of intersection ``intersection_id`` to a point.
+
+        Raises:
+            UnknownEntityError: no such intersection.
+        """
+        k = self.index_of(intersection_id)
+        out = np.empty(1)
+        _kernels.straight_line_m(self.lon[k:k + 1], self.lat[k:k + 1], np.array([lon]), np.array([lat]), out)
+        return float(out[0])
 
     def signal_nodes(self, index: int) -> np.ndarray:
         """Node indices of the signal nodes of intersection ``index``."""

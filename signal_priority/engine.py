@@ -58,6 +58,7 @@ import numpy as np
 
 from pilotage.core import InvalidInputError
 from pilotage.core.errors import UnknownEntityError, UnsafePlanError
+from pilotage.core.network import MAX_PLAUSIBLE_SPEED_KPH, POSITION_TOLERANCE_M
 from pilotage.core.protocol import MAX_LATENESS_S
 from pilotage.core.safety import TOLERANCE_S, GreenSchedule, check_schedule
 from pilotage.core.signals import SignalPlans, greens_at
@@ -124,6 +125,9 @@ class PriorityConfig:
         horizon_s: how far ahead plans are kept.
         max_eta_s: requests for arrivals farther ahead are refused as invalid.
         plan_entries: stage entries kept per intersection (history and plan ahead).
+        max_plausible_speed_kph: a request that gives the vehicle's distance to the intersection is
+            refused when its arrival would need a faster speed, beyond ``position_tolerance_m``.
+        position_tolerance_m: what that distance may be off by (m).
     """
 
     bus_lateness_s: float = 60.0
@@ -140,6 +144,8 @@ class PriorityConfig:
     horizon_s: float = 480.0
     max_eta_s: float = DEFAULT_MAX_ETA_S
     plan_entries: int = 96
+    max_plausible_speed_kph: float = MAX_PLAUSIBLE_SPEED_KPH
+    position_tolerance_m: float = POSITION_TOLERANCE_M
 
     def __post_init__(self) -> None:
         """Check every parameter's type and range.
@@ -154,8 +160,10 @@ class PriorityConfig:
             (("bus_lateness_s", "tram_lateness_s"), False, "a number (-inf: at any lateness)",
              lambda value: not math.isnan(value)),
             (("eta_window_s", "min_gain_s", "max_extension_s", "max_early_green_s", "start_up_loss_s",
-              "queue_max_age_s"), False, "a finite number >= 0", lambda value: 0.0 <= value < math.inf),
-            (("saturation_headway_s", "horizon_s", "max_eta_s"), False, "a finite number > 0",
+              "queue_max_age_s", "position_tolerance_m"), False, "a finite number >= 0",
+             lambda value: 0.0 <= value < math.inf),
+            (("saturation_headway_s", "horizon_s", "max_eta_s", "max_plausible_speed_kph"), False,
+             "a finite number > 0",
              lambda value: 0.0 < value < math.inf),
             (("cycle_share",), False, "a number from 0 to 1", lambda value: 0.0 <= value <= 1.0),
             (("max_cut_cycles",), True, "a whole number >= 0", lambda value: value >= 0),
@@ -190,7 +198,8 @@ class PriorityRequest:
     ``eta_s`` to ``eta_s + eta_window_s`` seconds (its arrival interval, dwell, braking and
     acceleration included), ``lateness_s`` behind its schedule, carrying ``occupancy`` passengers,
     with ``queue_vehicles`` queued ahead of it on its approach (None: as last observed), and
-    ``headway_ahead_s`` / ``headway_behind_s`` to the vehicles of its line ahead and behind."""
+    ``headway_ahead_s`` / ``headway_behind_s`` to the vehicles of its line ahead and behind, and
+    ``distance_m`` from where it is to the intersection's centre (None: not known)."""
 
     vehicle: str
     intersection: int | str
@@ -203,6 +212,7 @@ class PriorityRequest:
     queue_vehicles: float | None = None
     headway_ahead_s: float | None = None
     headway_behind_s: float | None = None
+    distance_m: float | None = None
 
 
 @dataclass(frozen=True)
@@ -478,6 +488,8 @@ class PriorityEngine:
             raise InvalidInputError(f"expected class in {sorted(VEHICLE_CLASSES)}, got {request.vehicle_class!r}",
                                     field="class")
         earliest = now + _finite(request.eta_s, "eta_s", 0.0, config.max_eta_s)
+        if request.distance_m is not None:
+            _check_plausible(request.eta_s, request.distance_m, config)
         window = config.eta_window_s if request.eta_window_s is None else request.eta_window_s
         if request.queue_vehicles is not None:
             queue = _finite(request.queue_vehicles, "queue_vehicles", 0.0, 1e4)
@@ -1015,6 +1027,16 @@ def _schedule(stage_groups: np.ndarray, stage: np.ndarray, start_s: np.ndarray, 
     return GreenSchedule(group=np.array(group, dtype=np.int64), start_s=np.array(green_start),
                          end_s=np.array(green_end), horizon_start_s=float(start_s[0]),
                          horizon_end_s=float(end_s[n - 1]))
+
+
+def _check_plausible(eta_s: float, distance_m: float, config: PriorityConfig) -> None:
+    """Refuse a request whose arrival its vehicle could not make from its distance."""
+    distance_m = _finite(distance_m, "distance_m", 0.0, 1e7)
+    soonest_s = max(0.0, distance_m - config.position_tolerance_m) / (config.max_plausible_speed_kph / 3.6)
+    if eta_s < soonest_s:
+        raise InvalidInputError(f"expected an arrival no sooner than {soonest_s:.1f} s from {distance_m:.0f} m away "
+                                f"({config.max_plausible_speed_kph:g} km/h at most), got eta_s {eta_s:g}: "
+                                "give the arrival and position of one moment, from the same vehicle", field="eta_s")
 
 
 def _finite(value: float, name: str, low: float, high: float) -> float:

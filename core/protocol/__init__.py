@@ -221,7 +221,8 @@ class PriorityRequest(Struct, forbid_unknown_fields=True):
     eta_window_s`` seconds (its arrival interval: dwell, braking and acceleration included), with
     ``queue_vehicles`` queued ahead of it (absent: as last observed by ``detectors``), and
     ``headway_ahead_s`` / ``headway_behind_s`` to the vehicles of its line ahead and behind (for
-    lines run on headways)."""
+    lines run on headways), and where it is (``position``: an arrival it could not make from there is
+    refused)."""
 
     vehicle: Name
     intersection: IntersectionId
@@ -234,6 +235,7 @@ class PriorityRequest(Struct, forbid_unknown_fields=True):
     queue_vehicles: Annotated[float, Meta(ge=0.0, le=10000.0)] | None = None
     headway_ahead_s: Seconds | None = None
     headway_behind_s: Seconds | None = None
+    position: Point | None = None
 
 
 class PriorityDecision(Struct):
