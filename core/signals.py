@@ -95,6 +95,9 @@ class IntersectionPlan:
         passage_s: the actuation's passage time (s), the gap between detected vehicles that keeps a
             stage green past its minimum, up to its maximum (``PriorityEngine.actuate``); NaN (the
             default) for a fixed-time plan.
+        keeps_cycle: an actuated plan whose stages, re-timed by its detectors, come back onto its
+            cycle and offset (coordinated actuation; the default); False: they run free, each stage
+            starting when the one before ends, as an isolated actuated controller does.
 
     Raises:
         InvalidInputError: shapes that disagree, conflicts that are not symmetric, a stage with two
@@ -118,6 +121,7 @@ class IntersectionPlan:
     group_edges: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     movements: np.ndarray = field(default_factory=lambda: np.empty((0, 3), dtype=np.int64))
     passage_s: float = math.nan
+    keeps_cycle: bool = True
 
     def __post_init__(self) -> None:
         g = len(self.group_names)
@@ -257,9 +261,9 @@ class SignalPlans:
     ``n_groups`` (K,), ``n_stages`` (K,), ``group_kind`` (K, Gm), ``min_green_s``, ``walk_s``,
     ``clearance_s`` (K, Gm), ``intergreen_s`` (K, Gm, Gm), ``stage_groups`` (K, Sm, Gm),
     ``green_s``, ``stage_min_s``, ``stage_max_s`` (K, Sm), ``cycle_s``, ``offset_s``,
-    ``max_cycle_s``, ``passage_s`` (K,), and ``stage_offset_s`` (K, Sm): the start of each stage's green in the
-    base cycle, from the cycle's start (the coordinated plan starts stage ``s`` at
-    ``offset_s + stage_offset_s[s]`` modulo ``cycle_s``).
+    ``max_cycle_s``, ``passage_s``, ``keeps_cycle`` (K,), and ``stage_offset_s`` (K, Sm): the
+    start of each stage's green in the base cycle, from the cycle's start (the coordinated plan
+    starts stage ``s`` at ``offset_s + stage_offset_s[s]`` modulo ``cycle_s``).
     """
 
     def __init__(self, plans: Sequence[IntersectionPlan]) -> None:
@@ -289,6 +293,7 @@ class SignalPlans:
         self.offset_s = np.array([plan.offset_s for plan in self.plans], dtype=np.float64)
         self.max_cycle_s = np.array([plan.max_cycle_s for plan in self.plans], dtype=np.float64)
         self.passage_s = np.array([plan.passage_s for plan in self.plans], dtype=np.float64)
+        self.keeps_cycle = np.array([plan.keeps_cycle for plan in self.plans], dtype=np.bool_)
         for i, plan in enumerate(self.plans):
             g, s = plan.n_groups, plan.n_stages
             self.group_kind[i, :g] = plan.group_kind

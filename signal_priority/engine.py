@@ -93,6 +93,8 @@ MAX_HEADWAY_S = 86_400.0
 # The exit transitions tried, in order, for each choice of PriorityEngine.preempt.
 #: Actuation re-plans a stage only when its end moves by more than this (s): a simulation step.
 _ACTUATION_STEP_S = 0.5
+#: An actuated plan that runs free: the stages after the one re-timed follow it at their base greens.
+_FREE_RUNNING = np.array([_kernels.TRY_NOTHING])
 _WAYS = {
     "best_way": np.array([_kernels.TRY_BEST_WAY, _kernels.TRY_OTHER_WAY, _kernels.TRY_DWELL, _kernels.TRY_NOTHING]),
     "dwell": np.array([_kernels.TRY_DWELL, _kernels.TRY_BEST_WAY, _kernels.TRY_OTHER_WAY, _kernels.TRY_NOTHING]),
@@ -630,9 +632,12 @@ class PriorityEngine:
         The stage in progress ends once past its minimum when no group it ends (green now, not in
         the next stage) has had a vehicle within ``passage_s`` (gap-out); a vehicle within it keeps
         the stage green until ``passage_s`` after that vehicle, up to the stage's maximum
-        (max-out). A stage whose ending groups have no detector keeps its planned green. Then an
-        exit transition (as :meth:`take_over`) brings the plan back onto its coordinated cycle:
-        time a stage leaves goes to the stages after it, so the cycle frame holds. Priority and
+        (max-out). When none of the groups it ends has a detector, the detectors of the groups it
+        serves time it; a stage with none keeps its planned green. Then, for
+        a plan that keeps its cycle, an exit transition (as :meth:`take_over`) brings it back onto
+        its coordinated cycle: time a stage leaves goes to the stages after it, so the cycle frame
+        holds; a plan that runs free (``keeps_cycle`` False) goes on from there, its next stages at
+        their base greens, each re-timed in turn. Priority and
         pre-emption outrank actuation: nothing changes at an intersection being pre-empted,
         holding its plan, or whose plan grants or promises a green to a group of a later stage;
         a green promised to a group of the stage in progress ends no sooner. Every changed plan
@@ -673,6 +678,10 @@ class PriorityEngine:
         ending = serves & ~plans.stage_groups[k, int(self._stage[k, i + 1])]
         detected = ending & np.isfinite(gap)
         if not detected.any():
+            # Only groups that stay green after it have detectors (a stage that ends a crossing's
+            # walk while its road keeps its green): they time it, as SUMO's actuated programs do.
+            detected = serves & np.isfinite(gap)
+        if not detected.any():
             return False
         promised_from = self._promised_s[k, :, _kernels.P_FROM_S::2]
         promised_until = self._promised_s[k, :, _kernels.P_UNTIL_S::2]
@@ -694,7 +703,8 @@ class PriorityEngine:
         longer = wanted > start + float(plans.green_s[k, stage]) + TOLERANCE_S
         self._propose_holds(
             k, now, masks=stage_mask if longer else stage_mask[:0], stages=np.full(int(longer), stage),
-            hold_from=np.full(int(longer), start), hold_until=np.full(int(longer), wanted), ways=_WAYS["best_way"],
+            hold_from=np.full(int(longer), start), hold_until=np.full(int(longer), wanted),
+            ways=_WAYS["best_way"] if plans.keeps_cycle[k] else _FREE_RUNNING,
             source=(self._plan_stage, self._plan_start_s, self._plan_end_s, self._plan_n))
         if self._commit_if_safe(k, quiet=wanted > end):
             # An extension the monitor refuses breaks the maximum cycle of a group waiting: the stage

@@ -130,7 +130,7 @@ def _digest(plan: IntersectionPlan) -> str:
     """A digest of what an intersection's kept state depends on: its groups, stages and base plan."""
     digest = hashlib.sha256(json.dumps(plan.group_names).encode())
     for array in (plan.stage_groups, plan.intergreen_s, plan.min_green_s, plan.green_s, plan.stage_min_s,
-                  plan.stage_max_s, np.array([plan.offset_s, plan.max_cycle_s, plan.passage_s])):
+                  plan.stage_max_s, np.array([plan.offset_s, plan.max_cycle_s, plan.passage_s, plan.keeps_cycle])):
         digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
 

@@ -18,12 +18,12 @@ from tests.signal_plans import crossroads, intersections
 PASSAGE_S = 3.0
 
 
-def _actuated(plan: IntersectionPlan) -> IntersectionPlan:
-    return dataclasses.replace(plan, passage_s=PASSAGE_S)
+def _actuated(plan: IntersectionPlan, *, keeps_cycle: bool = True) -> IntersectionPlan:
+    return dataclasses.replace(plan, passage_s=PASSAGE_S, keeps_cycle=keeps_cycle)
 
 
-def _engine(plan: IntersectionPlan, clock: ManualClock) -> PriorityEngine:
-    return PriorityEngine(SignalPlans([_actuated(plan)]), clock)
+def _engine(plan: IntersectionPlan, clock: ManualClock, *, keeps_cycle: bool = True) -> PriorityEngine:
+    return PriorityEngine(SignalPlans([_actuated(plan, keeps_cycle=keeps_cycle)]), clock)
 
 
 def test_a_stage_with_no_vehicle_gaps_out_at_its_minimum() -> None:
@@ -54,6 +54,20 @@ def test_the_stage_ends_a_passage_time_after_the_last_vehicle() -> None:
         clock.now_s = float(now_s)
         engine.actuate({"x": {"main": 0.0 if now_s <= 41 else now_s - 41.0}})
     assert engine.plan_ahead("x")[0] == (0, 0.0, pytest.approx(41.0 + PASSAGE_S))
+
+
+def test_a_free_running_plan_starts_the_next_stage_when_one_gaps_out() -> None:
+    clock = ManualClock(0.0)
+    free = _engine(crossroads(), clock, keeps_cycle=False)
+    framed = _engine(crossroads(), clock)
+    for now_s in range(0, 10):
+        clock.now_s = float(now_s)
+        free.actuate({"x": {"main": 100.0}})
+        framed.actuate({"x": {"main": 100.0}})
+    # Gapped out at 8 s, the side road gets its base 30 s from 13 s; in the cycle frame it gets
+    # more, so that main starts again on its offset (85 s).
+    assert free.plan_ahead("x")[1] == (1, 13.0, 43.0)
+    assert framed.plan_ahead("x")[1][2] > 43.0
 
 
 def test_a_stage_whose_ending_groups_have_no_detector_keeps_its_green() -> None:
@@ -93,7 +107,7 @@ def test_fixed_time_plans_and_bad_gaps_are_refused() -> None:
 @given(plan=intersections(), data=st.data())
 def test_every_plan_actuation_makes_passes_the_monitor(plan: IntersectionPlan, data: st.DataObject) -> None:
     clock = ManualClock(0.0)
-    engine = _engine(plan, clock)
+    engine = _engine(plan, clock, keeps_cycle=data.draw(st.booleans()))
     detectors = data.draw(st.lists(st.sampled_from(plan.group_names), min_size=1, unique=True))
     gaps = {name: 100.0 for name in detectors}
     for step in range(int(3 * plan.max_cycle_s)):
