@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -182,12 +183,22 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
     simulate = commands.add_parser(
         "simulate", parents=[sim], help="SUMO closed loop: the engine drives the lights, priority off and on "
                                         "(docs/simulation.md); arguments after -- go to SUMO")
-    simulate.add_argument("--sumocfg", metavar="FILE", help="a SUMO scenario (default: the embedded city)")
+    simulate.add_argument("--sumocfg", metavar="FILE", help="a SUMO scenario: its .sumocfg file or its folder "
+                                                           "(default: the embedded city)")
     simulate.add_argument("--priority", choices=("on", "off"), default="on", help="bus and tram priority (on)")
     simulate.add_argument("--corridors", choices=("on", "off"), default="on", help="emergency corridors (on)")
     simulate.add_argument("--compare", choices=("on", "off"), default="on",
                           help="also run the baseline, priority and corridors off, with each seed (on); off: the "
                                "asked run alone")
+    simulate.add_argument("--own-control", choices=("on", "off"), default="on",
+                          help="also run SUMO's own control of the scenario, untouched, with each seed, so the table "
+                               "shows what pilotage's reading of its programs costs (on; only with --compare on)")
+    simulate.add_argument("--time-space-line", metavar="LINE",
+                          help="the bus or tram line (SUMO's line, or route id) drawn in the time-space plot "
+                               "(default: the busiest route crossing three driven lights)")
+    simulate.add_argument("--check", action="store_true",
+                          help="read the scenario and say how each light will be driven, the buses, trams and "
+                               "timetables found, then stop")
     simulate.add_argument("--json", action="store_true", help="print the runs as JSON for scripts")
     simulate.add_argument("--engine", metavar="ENDPOINT",
                           help="drive the lights through a `pilotage serve --sumocfg SCENARIO --clock field` at this "
@@ -196,7 +207,7 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser("demo", parents=[sim], help="the embedded city's peak, priority and corridors off "
                                                            "then on, side by side")
     demo.set_defaults(run=_simulate, sumocfg=None, priority="on", corridors="on", compare="on", json=False,
-                      demo=True)
+                      demo=True, own_control="on", time_space_line=None, check=False)
 
     schema = commands.add_parser("schema", help="the wire protocol's JSON Schema: one message's, or every file")
     schema.add_argument("name", nargs="?", choices=sorted(json_schemas()), metavar="NAME",
@@ -333,19 +344,33 @@ def _route(args: argparse.Namespace) -> list[dict[str, object]]:
         progress.close()
     failed = [s for s in summaries if "error" in s or not s["feasible"]]
     if not args.json:
-        print(f"{'input':<28} {'feasible':>8} {'cost':>12} {'distance':>12} {'vehicles':>8} {'left out':>8} "
-              f"{'time s':>7}")
-        for s in summaries:
-            name = Path(str(s["input"])).name[:28]
+        # Jobs: costs in their currency, km, and the hours out of all rounds (h:mm); standard
+        # instances: cost and distance in the instance's unit. The search's own time stands apart.
+        jobs = args.instance_format is None
+        names = [Path(str(s["input"])).name for s in summaries]
+        width = max(len("input"), *(len(name) for name in names))
+        rounds = f" {'rounds h:mm':>11}" if jobs else ""
+        print(f"{'input':<{width}} {'feasible':>8} {'cost':>16} {'distance km' if jobs else 'distance':>12}{rounds} "
+              f"{'vehicles':>8} {'left out':>8} | {'search s':>8}")
+        for name, s in zip(names, summaries, strict=True):
             if "error" in s:
-                print(f"{name:<28} error: {s['error']}")
+                print(f"{name:<{width}} error: {s['error']}")
                 continue
-            print(f"{name:<28} {'yes' if s['feasible'] else 'NO':>8} {s['cost']:>12,.2f} {s['distance']:>12,.1f} "
-                  f"{s['vehicles_used']:>8} {s['unassigned']:>8} {s['runtime_s']:>7.1f}")
-        print(f"solutions, GeoJSON and maps in {args.out}/")
+            cost = f"{s['cost']:,.2f}" + (f" {s['currency']}" if s.get("currency") else "")
+            distance = s["distance"] / 1000 if jobs else s["distance"]
+            hours, minutes = divmod(round(s["duration_s"] / 60), 60)
+            rounds = f" {f'{hours}:{minutes:02d}':>11}" if jobs else ""
+            print(f"{name:<{width}} {'yes' if s['feasible'] else 'NO':>8} {cost:>16} {distance:>12,.1f}{rounds} "
+                  f"{s['vehicles_used']:>8} {s['unassigned']:>8} | {s['runtime_s']:>8.1f}")
+        written = [name for name, s in zip(names, summaries, strict=True) if "error" not in s]
+        if len(written) == len(summaries):
+            print(f"solutions, GeoJSON and maps in {args.out}/")
+        elif written:
+            print(f"solutions, GeoJSON and maps of {len(written)} of {len(summaries)} files in {args.out}/: "
+                  f"{', '.join(written)}")
     if failed:
-        names = ", ".join(Path(str(s["input"])).name for s in failed)
-        raise PilotageError(f"{len(failed)} of {len(summaries)} files failed or gave an infeasible solution: {names}")
+        listed = ", ".join(Path(str(s["input"])).name for s in failed)
+        raise PilotageError(f"{len(failed)} of {len(summaries)} files failed or gave an infeasible solution: {listed}")
     return summaries
 
 
@@ -463,7 +488,7 @@ def _read_scenario(sumocfg: str) -> ScenarioNetwork:
         raise PilotageError(str(exc)) from exc
 
 
-def _simulate(args: argparse.Namespace) -> list[Run]:
+def _simulate(args: argparse.Namespace) -> list[Run] | dict[str, object]:
     try:
         return _run_simulation(args)
     except ImportError as exc:
@@ -471,9 +496,15 @@ def _simulate(args: argparse.Namespace) -> list[Run]:
         raise PilotageError(str(exc)) from exc
 
 
-def _run_simulation(args: argparse.Namespace) -> list[Run]:
+def _run_simulation(args: argparse.Namespace) -> list[Run] | dict[str, object]:
     from pilotage.adapters.sumo.closed_loop import LoopOptions, compare  # noqa: PLC0415 - SUMO is an extra
-    from pilotage.adapters.sumo.report import format_table, write_report  # noqa: PLC0415
+    from pilotage.adapters.sumo.report import (  # noqa: PLC0415
+        comparison,
+        format_lights,
+        format_table,
+        left_to_sumo,
+        write_report,
+    )
     from pilotage.adapters.sumo.scenario import city_scenario  # noqa: PLC0415
 
     demo = getattr(args, "demo", False)
@@ -481,10 +512,13 @@ def _run_simulation(args: argparse.Namespace) -> list[Run]:
         raise InvalidInputError("`pilotage demo` takes no SUMO arguments; use `pilotage simulate ... -- ARGS`")
     sumocfg = Path(args.sumocfg) if args.sumocfg else city_scenario().sumocfg
     duration_s = args.duration
+    if args.check:
+        return _check_scenario(sumocfg, args)
     options = LoopOptions(priority=args.priority == "on", corridors=args.corridors == "on", duration_s=duration_s,
                           min_lateness_s=args.min_lateness,
                           emergency_every_s=args.emergency_every, seed=args.seed,
-                          sumo_args=tuple(args.sumo_args), engine=getattr(args, "engine", None))
+                          sumo_args=tuple(args.sumo_args), engine=getattr(args, "engine", None),
+                          time_space_line=args.time_space_line)
     report_file = args.report or ("simulation/report.json" if demo else None)
     report = Path(report_file) if report_file else None
     if report is not None and report.suffix != ".json":
@@ -492,14 +526,32 @@ def _run_simulation(args: argparse.Namespace) -> list[Run]:
                                 "<name>.json; the plots and the runs' outputs go next to it", field="report")
     # Each run's outputs (SUMO's and the scenario's own) in a folder named after the report, beside it.
     runs = compare(sumocfg, options, seeds=args.seeds, baseline=args.compare == "on",
+                   own_control=args.own_control == "on" and options.engine is None,
                    output_dir=report.with_suffix("") if report is not None else None)
+    left = left_to_sumo(runs)
+    for reason, count in Counter(left.values()).most_common():
+        logger.warning("%d traffic light%s left to SUMO, which runs %s: %s (%s)", count, "s" if count > 1 else "",
+                       "their programs" if count > 1 else "its program", reason,
+                       ", ".join(name for name, why in left.items() if why == reason))
     if not args.json:
         print(format_table(runs))
+        print(format_lights(runs))
+    if report is None and args.compare == "on":
+        comparison(runs)  # its headline, logged (a report logs it when written)
     if report is not None:
         path = write_report(runs, report)
         if not args.json:
             print(f"report and plots in {path.parent}/, each run's outputs in {report.with_suffix('')}/")
     return runs
+
+
+def _check_scenario(sumocfg: Path, args: argparse.Namespace) -> dict[str, object]:
+    from pilotage.adapters.sumo.check import check_scenario, format_check  # noqa: PLC0415 - SUMO is an extra
+
+    check = check_scenario(sumocfg)
+    if not args.json:
+        print(format_check(check))
+    return dict(check)
 
 
 def _parking_forecast(args: argparse.Namespace) -> None:

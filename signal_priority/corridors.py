@@ -12,7 +12,8 @@ already gone, and an exit transition brings the intersection back to its coordin
 - **Queue clearance**: the queue that may stand at a stop line is as long as the route's approach
   to it (from the previous signalised intersection, the vehicle, or the origin), up to
   ``max_queue_m``; it leaves at one vehicle per ``queue_headway_s`` for each ``queue_spacing_m``.
-- **Live**: each position update matches the vehicle onto its route, re-estimates the ETAs and
+- **Live**: each position update matches the vehicle onto its route (where it is, or further on;
+  on its first pass where the route comes back along a street it took), re-estimates the ETAs and
   moves the holds; an intersection it has passed ends its hold at once; a vehicle farther than
   ``off_route_m`` from its route gets a new one. A corridor not updated for ``timeout_s`` ends, as
   one closed does, with the exit transitions of its intersections.
@@ -47,6 +48,7 @@ import numpy as np
 
 from pilotage.core import InvalidInputError, RoadNetwork, Route, UnknownEntityError
 from pilotage.core.errors import ConflictError, PilotageError
+from pilotage.core.network import MAX_PLAUSIBLE_SPEED_KPH, POSITION_TOLERANCE_M
 from pilotage.core.protocol import CrossingStateName
 from pilotage.signal_priority.engine import Hold, Preemption, PriorityEngine
 
@@ -64,6 +66,9 @@ CROSSING_STATES = ("planned", "pending", "passed", "refused")
 
 # Earth's metres per degree of latitude, for matching positions on a route (a local flat frame).
 _M_PER_DEG = 111_195.0
+# Route edges nearer a position than the nearest plus this (m) are as near: a route that comes back
+# along a street it took passes twice on one line, and the vehicle is on its first pass.
+_AS_NEAR_M = 1.0
 
 
 @dataclass(frozen=True)
@@ -99,8 +104,8 @@ class CorridorConfig:
     off_route_m: float = 60.0
     plan_ahead_s: float = 240.0
     max_held_intersections: int = 24
-    max_plausible_speed_kph: float = 150.0
-    position_tolerance_m: float = 50.0
+    max_plausible_speed_kph: float = MAX_PLAUSIBLE_SPEED_KPH
+    position_tolerance_m: float = POSITION_TOLERANCE_M
     exit_transition: str = "best_way"
 
     def __post_init__(self) -> None:
@@ -692,7 +697,8 @@ class CorridorEngine:
 
 def _match(x: np.ndarray, y: np.ndarray, from_edge: int) -> tuple[int, float, float]:
     """The point of the polyline ``(x, y)`` (m, the position at the origin) nearest the origin, on
-    edge ``from_edge`` or after it: (edge, fraction along it, distance in m)."""
+    edge ``from_edge`` or after it, the first along the polyline of those as near (within
+    :data:`_AS_NEAR_M`): (edge, fraction along it, distance in m)."""
     if x.size < 2:
         return 0, 0.0, float(math.hypot(x[0], y[0]))
     ax, ay = x[from_edge:-1], y[from_edge:-1]
@@ -700,6 +706,6 @@ def _match(x: np.ndarray, y: np.ndarray, from_edge: int) -> tuple[int, float, fl
     length2 = dx * dx + dy * dy
     t = np.clip(-(ax * dx + ay * dy) / np.where(length2 > 0, length2, 1.0), 0.0, 1.0)
     distance = np.hypot(ax + t * dx, ay + t * dy)
-    best = int(np.argmin(distance))
+    best = int(np.argmax(distance <= distance.min() + _AS_NEAR_M))
     return from_edge + best, float(t[best]), float(distance[best])
 

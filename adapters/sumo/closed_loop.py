@@ -22,11 +22,22 @@ step:
 - **Bus and tram priority**: a vehicle of class bus or tram within ``request_range_m`` of its
   next traffic light asks for priority for the signal group of its link, with its arrival time
   (distance over its speed, no less than half its allowed speed, plus the dwell of a stop before the
-  stop line), its lateness (by the ``arrival`` times of its stops, when the scenario gives them)
+  stop line), its lateness (at its next stop, by the stop's ``arrival`` or else its ``until`` time,
+  when the scenario gives one: :func:`stop_lateness_s`)
   and its passengers, again every ``request_every_s``; it checks out when it has passed.
-- **Emergency corridors**: a vehicle of class emergency opens a corridor from where it is to the
-  end of its route when it sets off, drives the corridor's route, reports its position every
-  ``update_every_s``, and closes the corridor on arrival.
+- **Emergency corridors**: a vehicle of class emergency opens a corridor on its own route, from
+  where it is to the end, when it sets off, drives the corridor's route, reports its position every
+  ``update_every_s``, and closes the corridor on arrival. SUMO's emergency vehicles may take bus
+  lanes (:func:`~pilotage.adapters.sumo.network.read_network`), so any route SUMO drives them on is
+  the network's but for the edges at the scenario's fringe that only lead into or out of it: the
+  corridor covers the rest, and the vehicle reports, while on those, the junction where the
+  corridor starts (before) or ends (after); inside a junction, the end of the edge it came along.
+  A corridor that cannot open is counted by why (``OFF_NETWORK``: the network holds no edge of the
+  route), and so is each light on a corridor's routes that the vehicle has yet to cross (not one
+  it set off past, nor one at whose stop line its trip ends): held at some time, else refused (by
+  the reason last given), else never planned; and whether the vehicle crossed it within its hold's
+  green. Every light an emergency vehicle crosses is counted, with whether it waited there (halted
+  within :data:`SIGNAL_ZONE_M` of the stop line, not at a stop), corridors on or off.
 
 Requests go through :class:`~pilotage.adapters.service.Service` as protocol messages, the same path
 as over ZeroMQ, so the loop exercises the validation, the batching and the audit of the service.
@@ -96,9 +107,11 @@ import numpy as np
 from pilotage.adapters.field import FieldSignals
 from pilotage.adapters.service import Service
 from pilotage.adapters.sumo.measures import (
+    ApproachMeasures,
     CorridorRequests,
     EmergencyTrip,
     GrantUse,
+    LightMeasures,
     LoopMeasures,
     OffsetErrors,
     Offsets,
@@ -110,7 +123,8 @@ from pilotage.adapters.sumo.measures import (
     schedule_adherence,
     trip_measures,
 )
-from pilotage.adapters.sumo.network import Light, import_libsumo, output_prefix, read_network, scenario_file
+from pilotage.adapters.sumo.network import Light, import_libsumo, read_network, scenario_file, sumo_command
+from pilotage.adapters.sumo.programs import GREEN_STATES
 from pilotage.adapters.zeromq import Client
 from pilotage.core import DataFileError, InvalidInputError
 from pilotage.core import protocol as wire
@@ -148,6 +162,8 @@ _INVALID_SUMO_TIME = -1e9
 _EMERGENCY_TYPE = "pilotage_emergency"
 # How long the loop waits for a remote engine's reply (s, wall time): a step waits at most this once.
 _ENGINE_TIMEOUT_S = 0.25
+# Distances along a route within this (m) are the same point: sums of one route's edge lengths.
+_SAME_POINT_M = 0.01
 # The error counted for a request the remote engine did not answer.
 _UNANSWERED = "UNANSWERED"
 
@@ -170,7 +186,11 @@ class LoopOptions:
             network (None: only the scenario's own).
         seed: SUMO's seed and the seed of the added emergency routes.
         sumo_args: further arguments for SUMO, unchanged.
-        time_space: record the time-space diagram of one bus route.
+        time_space: record the time-space diagram of one bus or tram route: the busiest route
+            (the most vehicles) crossing at least three driven lights, or the busiest of
+            ``time_space_line`` crossing one.
+        time_space_line: the line (SUMO's ``line``, or its route id) whose route the time-space
+            diagram shows (None: the busiest).
         engine: the request endpoint of a ``pilotage serve --sumocfg SCENARIO --clock field`` of
             this scenario: the loop drives the lights as a field adapter does
             (:mod:`pilotage.adapters.field`: commands that expire, the lights' own programs when
@@ -178,6 +198,9 @@ class LoopOptions:
             process.
         step_listener: called with the simulated time after each step (to act on a run from
             outside it, as a test that stops the engine does).
+        own_control: SUMO runs the scenario's own traffic-light control untouched (its programs,
+            actuated ones with their detectors): the engine drives no light, and priority and
+            corridors are off. The arm that shows what pilotage's reading of the programs costs.
     """
 
     priority: bool = True
@@ -193,6 +216,8 @@ class LoopOptions:
     time_space: bool = True
     engine: str | None = None
     step_listener: Callable[[float], None] | None = None
+    own_control: bool = False
+    time_space_line: str | None = None
 
     def __post_init__(self) -> None:
         """Check every option's range.
@@ -214,6 +239,9 @@ class LoopOptions:
         if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < 2**31):
             raise InvalidInputError(f"expected seed to be a whole number from 0 to 2**31 - 1, got {self.seed!r}",
                                     field="seed")
+        if self.own_control and (self.priority or self.corridors or self.engine is not None):
+            raise InvalidInputError("expected priority and corridors off, and no engine, when SUMO runs the "
+                                    "scenario's own control", field="own_control")
         if self.engine is not None and self.min_lateness_s is not None:
             raise InvalidInputError("expected no min_lateness_s with an engine of its own: set it in that server's "
                                     "configuration ([priority] bus_lateness_s)", field="min_lateness_s")
@@ -228,7 +256,8 @@ def simulate(sumocfg: str | Path, options: LoopOptions | None = None,
     Every output of the run goes into ``output_dir`` (created), by file name (module docstring),
     and the run's ``outputs`` lists them; without it, into a temporary folder removed at the end
     (``outputs`` is then None). libsumo runs one simulation per process: run two at once in two
-    processes.
+    processes. With priority on, when no bus stop that ended had an ``arrival`` or ``until`` time, a
+    warning says that lateness is unknown and what conditional priority does then.
 
     Raises:
         DataFileError: no such file, or SUMO refuses the scenario or an argument (its message kept).
@@ -246,25 +275,25 @@ def simulate(sumocfg: str | Path, options: LoopOptions | None = None,
             _check_outputs(options, Path(temporary))
             run = _run(libsumo, sumocfg, options, Path(temporary))
         run["outputs"] = None
+        _say_if_lateness_unknown([run], options)
         return run
     folder = Path(output_dir)
     _check_outputs(options, folder)
     folder.mkdir(parents=True, exist_ok=True)
     run = _run(libsumo, sumocfg, options, folder)
     run["outputs"] = {"folder": str(folder), "files": sorted(path.name for path in folder.iterdir())}
+    _say_if_lateness_unknown([run], options)
     return run
 
 
 def _run(libsumo: ModuleType, sumocfg: Path, options: LoopOptions, folder: Path) -> Run:
     """One run, every output written into ``folder`` (an existing folder)."""
     own = _outputs_set(sumocfg, options.sumo_args)
-    command = ["sumo", "-c", str(sumocfg), "--seed", str(options.seed), "--no-step-log", "true",
-               "--output-prefix", output_prefix(folder), "--tripinfo-output.write-unfinished", "true",
-               "--no-warnings", "true"]
+    ours = ["--seed", str(options.seed), "--tripinfo-output.write-unfinished", "true"]
     for name, file in _LOOP_OUTPUTS.items():
         if name not in own:
-            command += [f"--{name}", file]
-    command += options.sumo_args
+            ours += [f"--{name}", file]
+    command = sumo_command(sumocfg, folder, [*ours, *options.sumo_args])
     try:
         libsumo.start(command)
     except Exception as exc:
@@ -286,7 +315,8 @@ def _run(libsumo: ModuleType, sumocfg: Path, options: LoopOptions, folder: Path)
     classes, bus_losses_s, person_delay = trip_measures(
         tripinfo, loop.vehicle_class, loop.signal_loss_s, loop.emergency, passengers)
     return {**measures, "wall_time_s": wall_time_s, "classes": classes, "person_delay": person_delay,
-            "buses": {"signal_time_loss_s": bus_losses_s, "schedule": schedule_adherence(stopinfo)}, "outputs": None}
+            "buses": {"signal_time_loss_s": bus_losses_s, "schedule": schedule_adherence(stopinfo, loop.vehicle_class)},
+            "outputs": None}
 
 
 def _check_outputs(options: LoopOptions, folder: Path | None) -> None:
@@ -310,19 +340,23 @@ def _outputs_set(sumocfg: Path, sumo_args: tuple[str, ...]) -> set[str]:
 
 
 def arm_name(options: LoopOptions) -> str:
-    """The name of a run's arm by its switches: ``off``, ``on``, ``priority-on`` or ``corridors-on``."""
+    """The name of a run's arm by its switches: ``own`` (SUMO's own control), ``off``, ``on``,
+    ``priority-on`` or ``corridors-on``."""
+    if options.own_control:
+        return "own"
     if options.priority == options.corridors:
         return "on" if options.priority else "off"
     return "priority-on" if options.priority else "corridors-on"
 
 
 def compare(sumocfg: str | Path, options: LoopOptions | None = None, *, seeds: int = 1, baseline: bool = True,
-            output_dir: str | os.PathLike[str] | None = None) -> list[Run]:
+            own_control: bool = False, output_dir: str | os.PathLike[str] | None = None) -> list[Run]:
     """Paired runs over ``seeds`` seeds, ``options.seed``, ``options.seed + 1``, ...: for each, the
     baseline (priority and corridors off) and ``options`` (default: both on), with that seed and the
-    same demand; ``options`` alone when ``baseline`` is False or ``options`` is the baseline. Each
-    run in a process of its own, as many at once as there are cores. Returns their measures, seed by
-    seed, the baseline first.
+    same demand; ``options`` alone when ``baseline`` is False or ``options`` is the baseline. With
+    ``own_control`` (and ``baseline``), first a run of SUMO's own control of the scenario
+    (:attr:`LoopOptions.own_control`) with that seed. Each run in a process of its own, as many at
+    once as there are cores. Returns their measures, seed by seed, in that order.
 
     With ``output_dir``, each run writes its outputs into ``output_dir/<arm>-seed<N>/``
     (:func:`arm_name`); without it, into a temporary folder removed after the run.
@@ -337,6 +371,8 @@ def compare(sumocfg: str | Path, options: LoopOptions | None = None, *, seeds: i
         raise InvalidInputError(f"expected seeds >= 1, got {seeds!r}", field="seeds")
     off = dataclasses.replace(options, priority=False, corridors=False)
     arms = [off, options] if baseline and off != options else [options]
+    if baseline and own_control:
+        arms.insert(0, dataclasses.replace(off, own_control=True, engine=None))
     runs = [dataclasses.replace(arm, seed=options.seed + n) for n in range(seeds) for arm in arms]
     if options.engine is not None and len(runs) > 1:
         raise InvalidInputError(f"expected one run with a remote engine, which runs on one run's clock; got "
@@ -368,7 +404,10 @@ def compare(sumocfg: str | Path, options: LoopOptions | None = None, *, seeds: i
             for future in futures:
                 future.cancel()
             raise
-    return [results[n] for n in range(len(runs))]
+    measured = [results[n] for n in range(len(runs))]
+    # Said here, once for every run: the runs' processes log errors only.
+    _say_if_lateness_unknown(measured, options)
+    return measured
 
 
 def _quiet_worker() -> None:
@@ -379,6 +418,41 @@ def _quiet_worker() -> None:
     # net-file ...") goes to the standard error, so the parent's standard output stays its own
     # (`--json` prints JSON only).
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+
+
+def stop_lateness_s(stop: Any, arrival_s: float) -> float | None:
+    """How late a vehicle expected at ``stop`` (SUMO's stop data) at ``arrival_s`` is by the stop's
+    timetable (s, negative when early): against the stop's ``arrival`` time when it has one; else
+    against its ``until`` time (when it may leave) less its dwell (``duration``, 0 without one),
+    that is, the time it would leave, were it not held, against ``until``. None when the stop has
+    neither time."""
+    if stop.intendedArrival > _INVALID_SUMO_TIME:
+        return float(arrival_s - stop.intendedArrival)
+    if stop.until > _INVALID_SUMO_TIME:
+        return float(arrival_s + max(stop.duration, 0.0) - stop.until)
+    return None
+
+
+def _say_if_lateness_unknown(runs: list[Run], options: LoopOptions) -> None:
+    """Warn, once for ``runs`` (of one scenario), when priority is on and the buses' stops that ended
+    had neither an ``arrival`` nor an ``until`` time: lateness is unknown, and what conditional
+    priority does then (the loop sends no headways, so the engine has none to fall back on)."""
+    if not options.priority or not any(run["buses"]["schedule"]["timetable"] == "none" for run in runs):
+        return
+    threshold_s = options.min_lateness_s
+    if options.engine is not None:
+        effect = ("the remote engine's [priority] bus_lateness_s then gives priority to every bus when it is 0 s or "
+                  "less, to none when it is more")
+    elif threshold_s is None:
+        effect = "priority stays unconditional (no --min-lateness), but ranks no bus before another by lateness"
+    elif threshold_s > 0:
+        effect = (f"--min-lateness {threshold_s:g} s denies every bus: conditional priority is off, with no headways "
+                  "to fall back on (the loop sends none); trams still get priority")
+    else:
+        effect = f"--min-lateness {threshold_s:g} s grants every bus, as unconditional priority does"
+    logger.warning("lateness unknown: no bus stop of %s that ended has an arrival or until time, so every bus asks for "
+                   "priority with lateness 0 s and the bus schedule is not measured; %s. To judge lateness, time the "
+                   "buses' <stop> elements with arrival or until", runs[0]["scenario"], effect)
 
 
 # -- the loop ---------------------------------------------------------------------------------------------
@@ -394,9 +468,23 @@ class _Tracked:
     requested_s: float = -math.inf
     granted_tls: set[str] = field(default_factory=set)
     stopped_since_s: float | None = None
-    # An emergency vehicle's corridor, as its last reply gave it: open, and how often rerouted.
+    # An emergency vehicle's corridor, as its last reply gave it: open, how often rerouted, the
+    # junctions it starts and ends at (SUMO's junction positions), and whether the vehicle has been
+    # on the network since (before, it is on edges leading into it).
     corridor_open: bool = False
     reroutes: int = 0
+    corridor_ends: tuple[int, int] = (-1, -1)
+    on_network: bool = False
+    # Its own route goes on beyond where its corridor ends (off the network, at its fringe).
+    leaves_network: bool = False
+    # The lights on its corridor's routes (by intersection id): ``planned`` once held, else
+    # ``refused`` or ``pending``; why each refused one was; the green of each one's last hold.
+    outcome: dict[int | str, str] = field(default_factory=dict)
+    refusal: dict[int | str, str] = field(default_factory=dict)
+    hold_green_s: dict[int | str, tuple[float | None, float | None]] = field(default_factory=dict)
+    # The traffic light it is approaching, and whether it has halted before it.
+    approaching: str = ""
+    waited: bool = False
     # Measuring: stopped at the last step, and when and where (odometer, m) it last left a stop.
     was_stopped: bool = False
     left_stop_s: float = -math.inf
@@ -415,9 +503,13 @@ class _PriorityCounts(TypedDict):
 
 
 class _CorridorCounts(TypedDict):
-    """The corridor requests sent so far, what came of them, and their errors by code."""
+    """The corridors asked for and the requests sent so far, what came of them, and their errors by
+    code (:class:`~pilotage.adapters.sumo.measures.CorridorRequests`)."""
 
+    asked: int
     opened: int
+    opened_in_part: int
+    not_opened: Counter[str]
     reopened: int
     closed: int
     updates: int
@@ -425,16 +517,45 @@ class _CorridorCounts(TypedDict):
     errors: Counter[str]
 
 
+class _LightCounts(TypedDict):
+    """What the engine did at one light: priority granted and denied (by reason), plans changed by
+    its actuation."""
+
+    grants: int
+    denied: Counter[str]
+    actuations: int
+
+
+@dataclass
+class _Approach:
+    """One edge into a light: its lanes, the vehicle-seconds halted on them, the vehicles seen."""
+
+    lanes: tuple[str, ...]
+    halted_s: float = 0.0
+    vehicles: set[str] = field(default_factory=set)
+
+
+def _approaches(libsumo: ModuleType, tls: str) -> dict[str, _Approach]:
+    """The edges into traffic light ``tls`` (walking areas and crossings left out), by their lanes."""
+    lanes_of_edge: dict[str, list[str]] = {}
+    for lane in dict.fromkeys(libsumo.trafficlight.getControlledLanes(tls)):
+        if not lane.startswith(":"):
+            lanes_of_edge.setdefault(libsumo.lane.getEdgeID(lane), []).append(lane)
+    return {edge: _Approach(tuple(lanes)) for edge, lanes in lanes_of_edge.items()}
+
+
 @dataclass
 class _RouteRecord:
-    """The bus route whose time-space diagram is recorded: its name and length (m), each driven light
-    on it (with its signal group and its distance along the route, m), and the points of each
-    vehicle on it (``[time_s, distance_m]``)."""
+    """A bus or tram route whose time-space diagram may be drawn: its name and length (m), each
+    driven light on it (with its signal group and its distance along the route, m; none when under
+    three, and then no vehicle is recorded), the points of each vehicle on it
+    (``[time_s, distance_m]``), and where each of its edges starts along it (m)."""
 
     corridor: str
     length_m: float
     signals: list[tuple[Light, int, float]]
     vehicles: dict[str, list[list[float]]]
+    starts_m: np.ndarray
 
 
 class _Loop:
@@ -476,8 +597,9 @@ class _Loop:
         self.signal_loss_s: Counter[str] = Counter()
         self.priority_stats: _PriorityCounts = {"requests": 0, "granted": 0, "by_strategy": Counter(),
                                                 "denied": Counter(), "checkouts": 0, "errors": Counter()}
-        self.corridor_stats: _CorridorCounts = {"opened": 0, "reopened": 0, "closed": 0, "updates": 0, "reroutes": 0,
-                                                "errors": Counter()}
+        self.corridor_stats: _CorridorCounts = {"asked": 0, "opened": 0, "opened_in_part": 0,
+                                                "not_opened": Counter(), "reopened": 0, "closed": 0, "updates": 0,
+                                                "reroutes": 0, "errors": Counter()}
         self.emergency: dict[str, EmergencyTrip] = {}
         # ``by_rule`` is filled from ``violations_by_rule``, and the monitor's counts are set, by the final check.
         self.safety: Safety = {"traffic_lights": len(self.net.lights), "state_changes": 0, "refused_states": 0,
@@ -493,9 +615,10 @@ class _Loop:
         self._amber_due_s = np.full(len(self.net.lights), -np.inf)
         self._rng = random.Random(options.seed)
         self._next_emergency_s = self.begin_s if options.emergency_every_s else math.inf
-        self._time_space: _RouteRecord | None = None
-        self._time_space_route: tuple[str, ...] = ()
-        self._route_starts_m = np.zeros(1)
+        # The bus and tram routes whose time-space diagram may be drawn (by their edges), and the
+        # record of each vehicle on one of them.
+        self._routes: dict[tuple[str, ...], _RouteRecord] = {}
+        self._recorded: dict[str, _RouteRecord] = {}
         # The most persons seen aboard each bus and tram.
         self.persons_aboard: dict[str, int] = {}
         # The green of the last plan-changing grant of each (vehicle, traffic light) not yet crossed.
@@ -504,12 +627,19 @@ class _Loop:
         self._offset_error_s: list[list[float]] = [[] for _ in self.net.lights]
         self._next_offset_sample_s = self.begin_s
         self.traffic: Traffic = {"teleports": 0, "insertion_backlog_max": 0, "insertion_backlog_end": 0}
+        self._actuated = [light for light in self.net.lights if light.detectors]
+        self._tls_of_plan = {self.net.plans[light.plan].id: light.tls for light in self.net.lights}
+        # Every light's approaches (its incoming edges and their lanes), driven or not, and what
+        # happened there.
+        self._approaches = {tls: _approaches(libsumo, tls) for tls in libsumo.trafficlight.getIDList()}
+        self.light_stats: dict[str, _LightCounts] = {
+            tls: {"grants": 0, "denied": Counter(), "actuations": 0} for tls in self._approaches}
 
     # -- stepping ------------------------------------------------------------------------------------
 
     def run(self) -> None:
         sumo = self.sumo
-        self._apply_signals()
+        self._drive_signals()
         while self.now < self.end_s - 1e-9:
             if self.end_s == math.inf and sumo.simulation.getMinExpectedNumber() == 0:
                 break
@@ -527,12 +657,13 @@ class _Loop:
             for vehicle in sumo.simulation.getArrivedIDList():
                 self._arrived(vehicle)
             self._follow_vehicles()
+            self._measure_lights()
+            self._actuate()
             if self.service is not None:
                 self.service.tick()
             elif self._asked and not self._engine_down:
                 self._command()
-            self._apply_signals()
-            self._sample_offsets()
+            self._drive_signals()
             if self.options.step_listener is not None:
                 self.options.step_listener(self.now)
         for tracked in self.tracked.values():
@@ -554,8 +685,11 @@ class _Loop:
         elif kind == "emergency":
             tracked = self.tracked[vehicle] = _Tracked(vehicle, "emergency")
             self.emergency[vehicle] = {"vehicle": vehicle, "depart_s": self.now, "travel_time_s": None,
-                                       "length_m": 0.0, "crossings": 0, "planned": 0, "refused": 0}
+                                       "length_m": 0.0, "corridor": None, "crossings": 0, "planned": 0, "refused": 0,
+                                       "pending": 0, "refused_by_reason": {}, "crossed_in_hold": 0,
+                                       "lights_crossed": 0, "waited_at_lights": 0}
             if self.options.corridors:
+                self.corridor_stats["asked"] += 1
                 self._open_corridor(tracked)
 
     def _arrived(self, vehicle: str) -> None:
@@ -578,8 +712,8 @@ class _Loop:
             elif not at_stop:
                 tracked.stopped_since_s = None
             self._measure_vehicle(tracked, distance_m, speed, at_stop)
-            if self._time_space is not None and vehicle in self._time_space.vehicles:
-                self._record_position(vehicle)
+            if vehicle in self._recorded:
+                self._record_position(vehicle, self._recorded[vehicle])
             if tracked.next_tls and tls != tracked.next_tls:
                 self._crossed(tracked)
                 if tracked.next_tls in tracked.granted_tls:
@@ -587,9 +721,7 @@ class _Loop:
             if tls != tracked.next_tls:
                 tracked.next_tls, tracked.requested_s = tls, -math.inf
             if tracked.kind == "emergency":
-                if tracked.corridor_open and self.now - tracked.requested_s >= self.options.update_every_s:
-                    tracked.requested_s = self.now
-                    self._update_corridor(tracked)
+                self._follow_emergency(tracked, tls, distance_m, speed, at_stop)
                 continue
             light = self.net.light_of_tls.get(tls)
             if (not self.options.priority or light is None or distance_m > self.options.request_range_m
@@ -607,7 +739,9 @@ class _Loop:
         """The vehicle's request at its next light, or None while a stop before the light holds it
         (it checks in when its doors close). The arrival interval runs from the time at the allowed
         speed (plus the time to reach it, at ``ACCELERATION_MS2``) to the time at its current speed
-        (no less than half the allowed speed); the queue is the vehicles halted ahead of it."""
+        (no less than half the allowed speed); the queue is the vehicles halted ahead of it; the
+        lateness is at its next stop (:func:`stop_lateness_s`, expected there at its current speed, no
+        less than half the allowed), 0 when that stop has no time."""
         vehicle_api = self.sumo.vehicle
         vehicle = tracked.vehicle
         allowed = max(vehicle_api.getAllowedSpeed(vehicle), 1.0)
@@ -617,8 +751,8 @@ class _Loop:
             stop, to_stop_m = next_stop
             if 0 <= to_stop_m <= distance_m:
                 return None
-            if stop.intendedArrival > _INVALID_SUMO_TIME and to_stop_m >= 0:
-                lateness_s = self.now + to_stop_m / max(speed, 0.5 * allowed, 1.0) - stop.intendedArrival
+            if to_stop_m >= 0:
+                lateness_s = stop_lateness_s(stop, self.now + to_stop_m / max(speed, 0.5 * allowed, 1.0)) or 0.0
         earliest_s = distance_m / allowed + max(0.0, allowed - speed) / (2.0 * ACCELERATION_MS2)
         latest_s = max(earliest_s, distance_m / max(speed, 0.5 * allowed, 1.0))
         plan = self.net.plans[light.plan]
@@ -676,8 +810,10 @@ class _Loop:
                     tracked.granted_tls.add(tracked.next_tls)
                     self._grant_green_s[tracked.vehicle, tracked.next_tls] = (reply.body["green_from"],
                                                                                reply.body["green_until"])
+                self.light_stats[tracked.next_tls]["grants"] += 1
             else:
                 stats["denied"][reply.body["reason"]] += 1
+                self.light_stats[tracked.next_tls]["denied"][reply.body["reason"]] += 1
 
     def _checkout(self, tracked: _Tracked) -> None:
         tracked.granted_tls.discard(tracked.next_tls)
@@ -768,7 +904,7 @@ class _Loop:
             try:
                 route = sumo.simulation.findRoute(edges[origin], edges[destination], vType=_EMERGENCY_TYPE)
             except sumo.TraCIException:
-                # An edge the emergency type may not use (a bus-only lane): draw again.
+                # No way between them SUMO lets the emergency type take: draw again.
                 continue
             if route.edges:
                 break
@@ -781,37 +917,98 @@ class _Loop:
         sumo.vehicle.add(vehicle, f"route.{vehicle}", typeID=_EMERGENCY_TYPE, depart="now")
         self._next_emergency_s += every_s
 
-    def _open_corridor(self, tracked: _Tracked) -> None:
-        sumo, vehicle = self.sumo, tracked.vehicle
-        # The vehicle's own route (SUMO's lanes connect it), from the start of the edge it is on.
-        ahead = sumo.vehicle.getRoute(vehicle)[sumo.vehicle.getRouteIndex(vehicle):]
-        if not set(ahead) <= self.net.edge_index.keys():
-            self.corridor_stats["errors"]["OFF_NETWORK"] += 1
+    def _follow_emergency(self, tracked: _Tracked, tls: str, distance_m: float, speed: float,
+                          at_stop: bool) -> None:
+        """The traffic light the emergency vehicle crossed since the last step (counted, with
+        whether it waited there: halted within :data:`SIGNAL_ZONE_M` of the stop line, not at a
+        stop), and its position reported to its corridor every ``update_every_s``."""
+        if tls != tracked.approaching:
+            if tracked.approaching:
+                self._crossed_light(tracked)
+            tracked.approaching, tracked.waited = tls, False
+        if tls and distance_m <= SIGNAL_ZONE_M and speed < HALTED_MS and not at_stop:
+            tracked.waited = True
+        if tracked.corridor_open and self.now - tracked.requested_s >= self.options.update_every_s:
+            tracked.requested_s = self.now
+            self._update_corridor(tracked)
+
+    def _crossed_light(self, tracked: _Tracked) -> None:
+        """The emergency vehicle has crossed the light it was approaching: counted, with whether it
+        waited there, and whether it crossed within the green of the light's hold for its corridor
+        (give or take a step)."""
+        record = self.emergency[tracked.vehicle]
+        record["lights_crossed"] += 1
+        record["waited_at_lights"] += tracked.waited
+        light = self.net.light_of_tls.get(tracked.approaching)
+        if light is None:
             return
-        junction_index = self.net.junction_index
-        nodes = [junction_index[sumo.edge.getFromJunction(ahead[0])],
-                 *(junction_index[sumo.edge.getToJunction(edge)] for edge in ahead)]
-        reply = self._send("corridor.open", {"incident": vehicle, "origin": nodes[0], "destination": nodes[-1],
-                                             "route": nodes})
+        intersection = self.net.plans[light.plan].id
+        green_from_s, green_until_s = tracked.hold_green_s.get(intersection, (None, None))
+        if (tracked.outcome.get(intersection) == "planned" and green_from_s is not None and green_until_s is not None
+                and green_from_s - self.step_s <= self.now <= green_until_s + self.step_s):
+            tracked.hold_green_s[intersection] = (None, None)
+            record["crossed_in_hold"] += 1
+
+    def _open_corridor(self, tracked: _Tracked, *, again: bool = False) -> None:
+        """Open the vehicle's corridor on its own route from the edge it is on (SUMO's lanes connect
+        it), over the stretch of it the network holds: a route may enter and leave the network on
+        edges at the scenario's fringe. A corridor that cannot open is counted by why: the engine's
+        error code, ``UNANSWERED``, or ``OFF_NETWORK`` when the network holds no edge of the route
+        ahead. ``again``: the engine lost the corridor, and the vehicle opens it anew."""
+        sumo, vehicle = self.sumo, tracked.vehicle
+        ahead = sumo.vehicle.getRoute(vehicle)[sumo.vehicle.getRouteIndex(vehicle):]
+        inside = [edge in self.net.edge_index for edge in ahead]
+        reply, code, nodes, in_part = None, "OFF_NETWORK", [], False
+        if any(inside):
+            first = inside.index(True)
+            end = next((i for i in range(first, len(ahead)) if not inside[i]), len(ahead))
+            # The route leaves the network after this stretch: the vehicle crosses its last junction.
+            tracked.leaves_network, in_part = end < len(ahead), first > 0 or end < len(ahead)
+            junction_index = self.net.junction_index
+            nodes = [junction_index[sumo.edge.getFromJunction(ahead[first])],
+                     *(junction_index[sumo.edge.getToJunction(edge)] for edge in ahead[first:end])]
+            answer = self._request("corridor.open", {"incident": vehicle, "origin": nodes[0],
+                                                     "destination": nodes[-1], "route": nodes})
+            if answer is not None and answer.ok:
+                reply = answer.body
+            else:
+                code = _UNANSWERED if answer is None else _error(answer).code
+        else:
+            logger.info("corridor %s: the network holds no edge of its route ahead (%s)", vehicle, " ".join(ahead))
+        record = self.emergency[vehicle]
         if reply is None:
+            if not again:
+                self.corridor_stats["not_opened"][code] += 1
+                record["corridor"] = code
             return
         tracked.corridor_open = True
-        self.corridor_stats["opened"] += 1
-        self._count_crossings(vehicle, reply)
+        tracked.corridor_ends = (nodes[0], nodes[-1])
+        if not again:
+            self.corridor_stats["opened"] += 1
+            self.corridor_stats["opened_in_part"] += in_part
+            record["corridor"] = "opened"
+        self._count_crossings(tracked, reply)
 
     def _update_corridor(self, tracked: _Tracked) -> None:
-        road = self.sumo.vehicle.getRoadID(tracked.vehicle)
-        # Inside a junction, or on no lane at all while SUMO teleports it: no position to report.
-        if not road or road.startswith(":"):
+        sumo, vehicle = self.sumo, tracked.vehicle
+        road = sumo.vehicle.getRoadID(vehicle)
+        # On no lane at all while SUMO teleports it: no position to report.
+        if not road:
             return
-        lon, lat = self._matched_position(tracked.vehicle, road)
+        if road.startswith(":"):
+            # Inside a junction (held there, it may be for long): at the end of the edge it came along.
+            road, fraction = sumo.vehicle.getRoute(vehicle)[sumo.vehicle.getRouteIndex(vehicle)], 1.0
+        else:
+            fraction = sumo.vehicle.getLanePosition(vehicle) / max(sumo.lane.getLength(sumo.vehicle.getLaneID(vehicle)),
+                                                                   1e-9)
+        lon, lat = self._matched_position(tracked, road, fraction)
         answer = self._request("corridor.update", {"incident": tracked.vehicle, "position": {"lon": lon, "lat": lat}})
         if answer is not None and not answer.ok and _error(answer).code == UnknownEntityError.code:
             # The engine no longer has the corridor (it restarted without it, or ended it unheard
             # from): the vehicle opens it again from where it is, as a dispatch client would.
             tracked.corridor_open = False
             self.corridor_stats["reopened"] += 1
-            self._open_corridor(tracked)
+            self._open_corridor(tracked, again=True)
             return
         if answer is None or not answer.ok:
             return
@@ -821,15 +1018,20 @@ class _Loop:
             tracked.reroutes = reply["reroutes"]
             self.corridor_stats["reroutes"] += 1
             self._drive_corridor(tracked.vehicle, reply, road)
-        self._count_crossings(tracked.vehicle, reply)
+        self._count_crossings(tracked, reply)
 
-    def _matched_position(self, vehicle: str, edge: str) -> tuple[float, float]:
-        """The vehicle's position matched on the network: as far along the line between its edge's
-        junctions as it is along the edge, as a vehicle's map-matched position reports it (the
-        edge's own shape may bend away from that line)."""
+    def _matched_position(self, tracked: _Tracked, edge: str, fraction: float) -> tuple[float, float]:
+        """The vehicle's position matched on the network, ``fraction`` of the way along ``edge`` (as
+        far as it is along its lane): as far along the line between the edge's junctions, as a
+        vehicle's map-matched position reports it (the edge's own shape may bend away from that
+        line). On an edge the network does not hold (one leading into or out of it), the junction
+        its corridor starts at until the vehicle has been on the network, and the one it ends at
+        after."""
         sumo, network = self.sumo, self.net.network
-        fraction = sumo.vehicle.getLanePosition(vehicle) / max(sumo.lane.getLength(sumo.vehicle.getLaneID(vehicle)),
-                                                               1e-9)
+        if edge not in self.net.edge_index:
+            end = network.node_index(tracked.corridor_ends[1 if tracked.on_network else 0])
+            return float(network.node_lon[end]), float(network.node_lat[end])
+        tracked.on_network = True
         tail = network.node_index(self.net.junction_index[sumo.edge.getFromJunction(edge)])
         head = network.node_index(self.net.junction_index[sumo.edge.getToJunction(edge)])
         lon = network.node_lon[tail] + fraction * (network.node_lon[head] - network.node_lon[tail])
@@ -837,11 +1039,16 @@ class _Loop:
         return float(lon), float(lat)
 
     def _drive_corridor(self, vehicle: str, corridor: dict[str, Any], current_edge: str) -> None:
-        """Make the vehicle drive the route the corridor took after it left its own (from the edge it
-        is on), where SUMO's lanes connect it; else it keeps its own, and the corridor follows it by
-        its updates."""
-        nodes = corridor["route"]
-        network = self.net.network
+        """Make the vehicle drive the route the corridor took after it left its own: from the edge
+        it is on, along the corridor's route from the end of that edge, then on its own way from
+        where the corridor ends (off the network, at its fringe, when its own route left it there),
+        where SUMO's lanes connect it; else it keeps its own, and the corridor follows it by its
+        updates."""
+        sumo, network, junction_index = self.sumo, self.net.network, self.net.junction_index
+        nodes = list(corridor["route"])
+        here = junction_index[sumo.edge.getToJunction(current_edge)]
+        if here in nodes:
+            nodes = nodes[nodes.index(here):]
         edges = [current_edge]
         for a, b in itertools.pairwise(nodes):
             tail = network.node_index(a)
@@ -850,19 +1057,62 @@ class _Loop:
                                          key=lambda e: network.travel_time_s[e])]
             if edge != edges[-1]:
                 edges.append(edge)
+        own = sumo.vehicle.getRoute(vehicle)[sumo.vehicle.getRouteIndex(vehicle):]
+        ends = [i for i, edge in enumerate(own) if junction_index[sumo.edge.getToJunction(edge)] == nodes[-1]]
+        if ends:
+            edges += own[ends[-1] + 1:]
         try:
-            self.sumo.vehicle.setRoute(vehicle, edges)
-        except self.sumo.TraCIException as exc:
+            sumo.vehicle.setRoute(vehicle, edges)
+        except sumo.TraCIException as exc:
             self.corridor_stats["errors"]["ROUTE_NOT_DRIVABLE"] += 1
             logger.info("corridor %s: SUMO cannot drive its route (%s); the vehicle keeps its own", vehicle, exc)
 
-    def _count_crossings(self, vehicle: str, corridor: dict[str, Any]) -> None:
-        record = self.emergency[vehicle]
-        crossings = corridor["crossings"]
+    def _count_crossings(self, tracked: _Tracked, corridor: dict[str, Any]) -> None:
+        """What came of each light on the corridor's route so far: held once planned; else refused
+        (with the reason last given) once refused; else pending. The trip's counts add up. A light
+        where the route starts is on the vehicle's way only when the vehicle has yet to reach it
+        (it comes along an edge into the network, or the route starts at the end of its edge); one
+        where it ends, only when the vehicle goes on beyond it (else it arrives at its stop line)."""
+        road = self.sumo.vehicle.getRoadID(tracked.vehicle)
+        if road in self.net.edge_index:
+            ahead = self.net.junction_index[self.sumo.edge.getToJunction(road)] == corridor["route"][0]
+        else:
+            ahead = not tracked.on_network
+        for crossing in corridor["crossings"]:
+            if ((crossing["distance_m"] <= 0.0 and not ahead)
+                    or (crossing["distance_m"] >= corridor["length_m"] - _SAME_POINT_M and not tracked.leaves_network)):
+                continue
+            intersection, state = crossing["intersection"], crossing["state"]
+            if state == "planned":
+                tracked.outcome[intersection] = "planned"
+                tracked.hold_green_s[intersection] = (crossing["green_from"], crossing["green_until"])
+            elif state == "refused" and tracked.outcome.get(intersection) != "planned":
+                tracked.outcome[intersection] = "refused"
+                tracked.refusal[intersection] = _refusal_reason(crossing["reason"])
+            else:
+                tracked.outcome.setdefault(intersection, "pending")
+        record = self.emergency[tracked.vehicle]
         record["length_m"] = corridor["length_m"]
-        record["crossings"] = max(int(record["crossings"]), len(crossings))
-        record["planned"] = max(int(record["planned"]), sum(c["state"] == "planned" for c in crossings))
-        record["refused"] = max(int(record["refused"]), sum(c["state"] == "refused" for c in crossings))
+        outcomes = Counter(tracked.outcome.values())
+        record["crossings"] = len(tracked.outcome)
+        record["planned"], record["refused"], record["pending"] = (outcomes["planned"], outcomes["refused"],
+                                                                   outcomes["pending"])
+        record["refused_by_reason"] = dict(Counter(tracked.refusal[intersection] for intersection, outcome
+                                                   in tracked.outcome.items() if outcome == "refused"))
+
+    def _corridor_requests(self) -> CorridorRequests:
+        """The corridors asked for and the requests sent, and the sums of what came of each trip's."""
+        stats, trips = self.corridor_stats, list(self.emergency.values())
+        refused_by_reason: Counter[str] = Counter()
+        for trip in trips:
+            refused_by_reason.update(trip["refused_by_reason"])
+        return {"asked": stats["asked"], "opened": stats["opened"], "opened_in_part": stats["opened_in_part"],
+                "not_opened": sum(stats["not_opened"].values()), "not_opened_by_reason": dict(stats["not_opened"]),
+                "reopened": stats["reopened"], "closed": stats["closed"], "updates": stats["updates"],
+                "reroutes": stats["reroutes"], "lights": sum(trip["crossings"] for trip in trips),
+                "held": sum(trip["planned"] for trip in trips), "refused": sum(trip["refused"] for trip in trips),
+                "pending": sum(trip["pending"] for trip in trips), "refused_by_reason": dict(refused_by_reason),
+                "crossed_in_hold": sum(trip["crossed_in_hold"] for trip in trips), "errors": dict(stats["errors"])}
 
     # -- the protocol ---------------------------------------------------------------------------------------
 
@@ -962,6 +1212,52 @@ class _Loop:
                 self.sumo.trafficlight.setRedYellowGreenState(light.tls, state)
                 light.state = state
 
+    def _drive_signals(self) -> None:
+        """The lights show the engine's plans; or, when SUMO runs the scenario's own control, the
+        greens its lights show are recorded (for the time-space diagram)."""
+        if not self.options.own_control:
+            self._apply_signals()
+            self._sample_offsets()
+            return
+        for light in self.net.lights:
+            state = self.sumo.trafficlight.getRedYellowGreenState(light.tls)
+            green = np.array([state[link] in GREEN_STATES for link in light.first_links])
+            if not np.array_equal(green, light.green):
+                self._record(light, green)
+                light.green[:] = green
+
+    def _actuate(self) -> None:
+        """Tell the engine of this process what the detectors of its actuated lights see: the time
+        since each of their groups last had a vehicle over a loop of its approach."""
+        if not self._actuated or self.options.own_control:
+            return
+        loops = self.sumo.inductionloop
+        gaps: dict[int | str, dict[str, float]] = {}
+        for light in self._actuated:
+            plan = self.net.plans[light.plan]
+            seen_s = np.full(plan.n_groups, np.inf)
+            for loop, groups in light.detectors.items():
+                gap_s = loops.getTimeSinceDetection(loop)
+                for g in groups:
+                    seen_s[g] = min(seen_s[g], gap_s)
+            gaps[plan.id] = {plan.group_names[g]: float(seen_s[g]) for g in np.flatnonzero(np.isfinite(seen_s))}
+        if isinstance(self.signals, FieldSignals):
+            # The engine's plans follow them at the next turn; it counts its own re-timings.
+            self.signals.detected(gaps)
+            return
+        for intersection in self.signals.actuate(gaps):
+            self.light_stats[self._tls_of_plan[intersection]]["actuations"] += 1
+
+    def _measure_lights(self) -> None:
+        """The vehicles halted on each approach of every light this step (s of stopped delay), and
+        the vehicles that came along it."""
+        lanes = self.sumo.lane
+        for approaches in self._approaches.values():
+            for measured in approaches.values():
+                for lane in measured.lanes:
+                    measured.halted_s += lanes.getLastStepHaltingNumber(lane) * self.step_s
+                    measured.vehicles.update(lanes.getLastStepVehicleIDs(lane))
+
     def _checked(self, light: Light, green: np.ndarray) -> np.ndarray:
         """``green`` if the monitor accepts it after the greens shown so far, else the greens as they are."""
         plan = self.net.plans[light.plan]
@@ -1000,7 +1296,8 @@ class _Loop:
         self.safety["plans_checked"] = monitor.checks
         self.safety["plans_refused"] = monitor.refused
         self.safety["plan_fallbacks"] = monitor.fallbacks
-        for light in self.net.lights:
+        # SUMO's own control is not the engine's to answer for: its greens are recorded, not checked.
+        for light in [] if self.options.own_control else self.net.lights:
             if not light.shown:
                 continue
             shown = np.array(light.shown)
@@ -1016,14 +1313,23 @@ class _Loop:
     # -- the time-space record ---------------------------------------------------------------------------------
 
     def _maybe_record_route(self, vehicle: str) -> None:
-        """Record the first bus route crossing at least three driven lights, and every vehicle on it."""
+        """Record the vehicle's route when it crosses at least three driven lights (and is of the
+        line asked for, if one is), and the vehicle's positions along it."""
         if not self.options.time_space:
             return
-        route = tuple(self.sumo.vehicle.getRoute(vehicle))
-        if self._time_space is not None:
-            if route == self._time_space_route:
-                self._time_space.vehicles[vehicle] = []
+        line = self.sumo.vehicle.getLine(vehicle) or self.sumo.vehicle.getRouteID(vehicle)
+        if self.options.time_space_line is not None and line != self.options.time_space_line:
             return
+        route = tuple(self.sumo.vehicle.getRoute(vehicle))
+        record = self._routes.get(route)
+        if record is None:
+            record = self._routes[route] = self._route_record(line, route)
+        if record.signals:
+            record.vehicles[vehicle] = []
+            self._recorded[vehicle] = record
+
+    def _route_record(self, line: str, route: tuple[str, ...]) -> _RouteRecord:
+        """The record of a route: its length, and the driven lights on it (none when under three)."""
         lengths_m = [self.sumo.lane.getLength(f"{edge}_0") for edge in route]
         starts_m = np.concatenate(([0.0], np.cumsum(lengths_m)))
         edge_index = self.net.edge_index
@@ -1036,20 +1342,18 @@ class _Loop:
                 found = rows[(rows[:, 0] == edge_index[turn[0]]) & (rows[:, 1] == edge_index[turn[1]])]
                 if found.size:
                     signals.append((light, int(found[0, 2]), float(starts_m[i + 1])))
-        if len(signals) < 3:
-            return
-        self._time_space_route = route
-        self._route_starts_m = starts_m
-        self._time_space = _RouteRecord(f"route of {vehicle}", float(starts_m[-1]), signals, {vehicle: []})
+        # Any driven light on the line asked for; three on the busiest, for a diagram worth drawing.
+        enough = 1 if self.options.time_space_line is not None else 3
+        return _RouteRecord(f"line {line}", float(starts_m[-1]), signals if len(signals) >= enough else [], {},
+                            starts_m)
 
-    def _record_position(self, vehicle: str) -> None:
-        assert self._time_space is not None
+    def _record_position(self, vehicle: str, record: _RouteRecord) -> None:
         sumo = self.sumo
         if sumo.vehicle.getRoadID(vehicle).startswith(":"):
             return
         index = sumo.vehicle.getRouteIndex(vehicle)
-        distance_m = float(self._route_starts_m[index]) + sumo.vehicle.getLanePosition(vehicle)
-        self._time_space.vehicles[vehicle].append([self.now, distance_m])
+        distance_m = float(record.starts_m[index]) + sumo.vehicle.getLanePosition(vehicle)
+        record.vehicles[vehicle].append([self.now, distance_m])
 
     # -- measures ----------------------------------------------------------------------------------------------
 
@@ -1057,7 +1361,9 @@ class _Loop:
         """The run's measures so far, after the final check of every green shown."""
         self.final_check()
         time_space: TimeSpace | None = None
-        record = self._time_space
+        # The busiest route recorded: the one most vehicles drove.
+        record = max((record for record in self._routes.values() if record.signals),
+                     key=lambda record: sum(bool(points) for points in record.vehicles.values()), default=None)
         if record is not None:
             time_space = {
                 "corridor": record.corridor, "length_m": record.length_m,
@@ -1072,7 +1378,7 @@ class _Loop:
             "by_strategy": dict(priority["by_strategy"]), "denied": dict(priority["denied"]),
             "checkouts": priority["checkouts"], "errors": dict(priority["errors"]),
             "already_green": already_green, "plan_changes": priority["granted"] - already_green}
-        corridors: CorridorRequests = {**self.corridor_stats, "errors": dict(self.corridor_stats["errors"])}
+        corridors = self._corridor_requests()
         return {
             "scenario": self.sumocfg.name, "priority": self.options.priority, "corridors": self.options.corridors,
             "seed": self.options.seed, "begin_s": self.begin_s, "end_s": self.now, "step_s": self.step_s,
@@ -1081,7 +1387,31 @@ class _Loop:
             "traffic": self.traffic.copy(),
             "corridor_requests": corridors, "safety": self.safety.copy(), "time_space": time_space,
             "field": asdict(self.signals.counts) if isinstance(self.signals, FieldSignals) else None,
+            "own_control": self.options.own_control, "lights": self._lights(),
         }
+
+    def _lights(self) -> list[LightMeasures]:
+        """Every traffic light of the scenario, driven or left to SUMO, and its measures."""
+        measured: list[LightMeasures] = []
+        for tls, approaches in self._approaches.items():
+            light = self.net.light_of_tls.get(tls)
+            stats = self.light_stats[tls]
+            by_edge: dict[str, ApproachMeasures] = {
+                edge: {"vehicles": len(approach.vehicles), "stopped_delay_s": approach.halted_s,
+                       "stopped_delay_per_vehicle_s": approach.halted_s / len(approach.vehicles)
+                       if approach.vehicles else None}
+                for edge, approach in approaches.items()}
+            vehicles = sum(len(approach.vehicles) for approach in approaches.values())
+            measured.append({
+                "traffic_light": tls, "driven": light is not None and not self.options.own_control,
+                "reason": self.net.left_to_sumo.get(tls) if light is None else
+                ("SUMO runs the scenario's own control in this arm" if self.options.own_control else None),
+                "control": light.control if light is not None else self.net.control_of_tls.get(tls, "static"),
+                "approaches": by_edge,
+                "stopped_delay_per_vehicle_s": sum(a.halted_s for a in approaches.values()) / vehicles
+                if vehicles else None,
+                "grants": stats["grants"], "denied": dict(stats["denied"]), "actuations": stats["actuations"]})
+        return measured
 
     def _grant_use(self) -> GrantUse:
         """The last plan-changing grants of each vehicle and light, by whether their vehicle crossed
@@ -1106,6 +1436,12 @@ class _Loop:
         return {"sample_every_s": OFFSET_SAMPLE_EVERY_S, "samples": every_light["samples"],
                 "p95_abs_error_s": every_light["p95_abs_error_s"], "max_abs_error_s": every_light["max_abs_error_s"],
                 "by_light": {light.tls: summary(self._offset_error_s[light.plan]) for light in self.net.lights}}
+
+
+def _refusal_reason(reason: str) -> str:
+    """A crossing's refusal without its details (what follows a colon, the safety rules broken at
+    their times; or a parenthesis, the constraints at play), so that refusals tally by reason."""
+    return reason.split(":", 1)[0].split(" (", 1)[0]
 
 
 def _error(reply: wire.Reply) -> wire.Error:

@@ -12,15 +12,16 @@ in m, ``None`` where a value does not exist (a mean over no trips).
   and trams the most passengers SUMO counted aboard over the trip; when no bus or tram of the run
   ever carries a passenger (the scenario models none), :data:`ASSUMED_TRANSIT_OCCUPANCY` instead,
   and the run says so.
-- **Schedule adherence** of buses at stops with an ``arrival`` time: their arrival delays, and the
-  share within :data:`ON_TIME_S`.
+- **Schedule adherence** of buses at their stops timed by SUMO's either way (a stop's ``arrival``, or
+  its ``until``, the time it may leave): their delays, and the share within :data:`ON_TIME_S`; and
+  which way the timetable was given (:data:`TIMETABLES`), or that it was given neither way.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -33,6 +34,9 @@ CAR_OCCUPANCY = 1.3
 ASSUMED_TRANSIT_OCCUPANCY = {"bus": 20.0, "tram": 60.0}
 #: A stop arrival between 60 s early and 300 s late is on time (the usual bus punctuality window).
 ON_TIME_S = (-60.0, 300.0)
+#: How a run's bus stops were timed: by ``arrival`` (the arrival's delay is measured), by ``until``
+#: (the departure's), by both (each stop by its ``arrival`` when it has one), or by neither.
+TIMETABLES = ("arrival", "until", "arrival and until", "none")
 
 
 class ClassMeasures(TypedDict):
@@ -57,8 +61,10 @@ class PersonDelay(TypedDict):
 
 
 class ScheduleAdherence(TypedDict):
-    """Bus arrivals at stops with an ``arrival`` time: their delays, and the shares on time and late."""
+    """Bus stops timed by ``arrival`` or ``until``: how many, their delays, the shares on time and late,
+    and how they were timed (one of :data:`TIMETABLES`; None when no bus stop ended)."""
 
+    timetable: str | None
     stops: int
     mean_delay_s: float | None
     mean_abs_delay_s: float | None
@@ -74,15 +80,34 @@ class BusMeasures(TypedDict):
 
 
 class EmergencyTrip(TypedDict):
-    """One emergency vehicle's trip, and the most crossings its corridor had (all, planned, refused)."""
+    """One emergency vehicle's trip: its corridor, the traffic lights on the routes its corridor
+    planned and what came of each, and the lights it crossed.
+
+    Attributes:
+        corridor: ``"opened"``; why it could not open (an error code: ``OFF_NETWORK`` when the
+            network holds no edge of its route); None with corridors off.
+        crossings: the lights on its corridor's routes, each once; ``planned`` (held at some time),
+            ``refused`` (never held, refused: by the last reason, in ``refused_by_reason``) and
+            ``pending`` (never planned: beyond reach, or not reached by the end) add up to it.
+        crossed_in_hold: lights it crossed within the green of their hold.
+        lights_crossed, waited_at_lights: every traffic light it crossed, corridor or not, and
+            those it waited at (halted within :data:`~pilotage.adapters.sumo.closed_loop.SIGNAL_ZONE_M`
+            of the stop line, not at a stop).
+    """
 
     vehicle: str
     depart_s: float
     travel_time_s: float | None
     length_m: float
+    corridor: str | None
     crossings: int
     planned: int
     refused: int
+    pending: int
+    refused_by_reason: dict[str, int]
+    crossed_in_hold: int
+    lights_crossed: int
+    waited_at_lights: int
 
 
 class EmergencyTrips(TypedDict):
@@ -105,13 +130,35 @@ class PriorityRequests(TypedDict):
 
 
 class CorridorRequests(TypedDict):
-    """The corridor requests sent, and what came of them (errors by code)."""
+    """The corridors asked for and the requests sent, and what came of them; counts that add up.
 
+    Attributes:
+        asked: emergency vehicles that asked for a corridor: ``opened`` and ``not_opened`` (by
+            reason, an error code, in ``not_opened_by_reason``) add up to it.
+        opened_in_part: of those opened, on the part of the route the network holds (the vehicle
+            enters or leaves it on edges at the scenario's fringe).
+        reopened: corridors opened again after the engine had lost them.
+        lights, held, refused, pending, refused_by_reason, crossed_in_hold: the sums of the trips'
+            ``crossings``, ``planned``, ``refused``, ``pending``, ``refused_by_reason`` and
+            ``crossed_in_hold`` (:class:`EmergencyTrip`).
+        errors: the error replies to every corridor request, by code.
+    """
+
+    asked: int
     opened: int
+    opened_in_part: int
+    not_opened: int
+    not_opened_by_reason: dict[str, int]
     reopened: int
     closed: int
     updates: int
     reroutes: int
+    lights: int
+    held: int
+    refused: int
+    pending: int
+    refused_by_reason: dict[str, int]
+    crossed_in_hold: int
     errors: dict[str, int]
 
 
@@ -189,12 +236,37 @@ class Outputs(TypedDict):
     files: list[str]
 
 
+class ApproachMeasures(TypedDict):
+    """One edge into a traffic light: the vehicles that came along it, and the stopped delay they
+    had there (halted vehicle-seconds on its lanes, and per vehicle)."""
+
+    vehicles: int
+    stopped_delay_s: float
+    stopped_delay_per_vehicle_s: float | None
+
+
+class LightMeasures(TypedDict):
+    """One traffic light of the scenario: whether the engine drove it (and if not, why), its
+    control type in the scenario, its approaches, and what the engine did there."""
+
+    traffic_light: str
+    driven: bool
+    reason: str | None
+    control: str
+    approaches: dict[str, ApproachMeasures]
+    stopped_delay_per_vehicle_s: float | None
+    grants: int
+    denied: dict[str, int]
+    actuations: int
+
+
 class LoopMeasures(TypedDict):
     """What the loop measures as the run goes."""
 
     scenario: str
     priority: bool
     corridors: bool
+    own_control: bool
     seed: int
     begin_s: float
     end_s: float
@@ -209,6 +281,7 @@ class LoopMeasures(TypedDict):
     safety: Safety
     time_space: TimeSpace | None
     field: dict[str, Any] | None
+    lights: list[LightMeasures]
 
 
 class Run(LoopMeasures):
@@ -287,11 +360,29 @@ def _occupancy(vehicle: str, kind: str, passengers: dict[str, int] | None) -> fl
     return CAR_OCCUPANCY if kind == "car" else 1.0
 
 
-def schedule_adherence(stopinfo: Path) -> ScheduleAdherence:
-    """The arrival delays of the stops in SUMO's stop output ``stopinfo`` (those SUMO gives one)."""
-    delays = [float(delay) for stop in _elements(stopinfo, "stopinfo")
-              if (delay := stop.get("arrivalDelay")) is not None and delay != "-1"]
+def schedule_adherence(stopinfo: Path, vehicle_class: Mapping[str, str]) -> ScheduleAdherence:
+    """The delays of the buses at their stops in SUMO's stop output ``stopinfo``; ``vehicle_class``
+    gives each vehicle's report class (``bus`` counts, trams and trains do not). A stop with an
+    ``arrival`` time gives its arrival's delay (SUMO's ``arrivalDelay``); else one with an ``until``
+    time gives its departure's (``delay``: ended - until, never negative, since SUMO holds a bus
+    that is early at its stop until then); a stop with neither gives none."""
+    delays: list[float] = []
+    timed_by: set[str] = set()
+    ended = 0
+    for stop in _elements(stopinfo, "stopinfo"):
+        if vehicle_class.get(stop.get("id", "")) != "bus":
+            continue
+        ended += 1
+        arrival_delay, departure_delay = stop.get("arrivalDelay"), stop.get("delay")
+        if arrival_delay is not None and arrival_delay != "-1":
+            timed_by.add("arrival")
+            delays.append(float(arrival_delay))
+        elif departure_delay is not None:
+            timed_by.add("until")
+            delays.append(float(departure_delay))
+    timetable = " and ".join(sorted(timed_by)) if timed_by else "none" if ended else None
     early_s, late_s = ON_TIME_S
-    return {"stops": len(delays), "mean_delay_s": _mean(delays), "mean_abs_delay_s": _mean([abs(d) for d in delays]),
+    return {"timetable": timetable, "stops": len(delays), "mean_delay_s": _mean(delays),
+            "mean_abs_delay_s": _mean([abs(d) for d in delays]),
             "on_time_share": _mean([float(early_s <= d <= late_s) for d in delays]),
             "late_share": _mean([float(d > late_s) for d in delays])}

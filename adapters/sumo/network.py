@@ -2,8 +2,13 @@
 (:mod:`pilotage.adapters.sumo.closed_loop`) and what an engine serving the scenario reads
 (:func:`read_scenario`).
 
-Nodes are SUMO's junctions, edges its normal edges open to cars, buses or emergency vehicles; node
-and edge "OSM ids" are their positions in SUMO's lists; road classes are the speed limits. Each
+Nodes are SUMO's junctions, edges its normal edges with a lane an emergency vehicle may take, read
+lane by lane: one SUMO opens to the class ``emergency``, or a bus lane, which traffic codes let a
+vehicle on an emergency call take, and which the network opens to SUMO's emergency vehicles too
+(:func:`read_network`), so that they may drive every edge it holds. Of those, the network keeps the
+largest strongly connected part: the edges that only lead into or out of it, at the scenario's
+fringe, are not held. Node and edge "OSM ids" are their positions in SUMO's lists; road classes are
+the speed limits (of the lanes an emergency vehicle may take). Each
 traffic light is one signalised intersection over the junctions it controls, its id the smallest of
 their node ids, and its plan is its own program
 (:func:`~pilotage.adapters.sumo.programs.program_plan`), at the offset it runs at when the
@@ -19,9 +24,13 @@ import dataclasses
 import logging
 import tempfile
 import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -32,21 +41,58 @@ from pilotage.core.signals import IntersectionPlan
 logger = logging.getLogger(__name__)
 
 _SIM_EXTRA = "pip install 'pilotage[sim]'"
+#: SUMO's traffic-light types by their TraCI number.
+_CONTROL_TYPES = {0: "static", 1: "rail_signal", 2: "rail_crossing", 3: "actuated", 4: "NEMA", 5: "delay_based"}
+#: The types whose programs pilotage runs: fixed time, and actuated by gaps between vehicles.
+_DRIVEN_TYPES = frozenset({"static", "actuated"})
+#: Why a light of another type is left to SUMO.
+_NOT_DRIVEN_TYPES = {
+    "rail_signal": "a railway signal: SUMO sets it for the trains that reserve their blocks",
+    "rail_crossing": "a railway crossing: SUMO closes it when a train comes",
+    "NEMA": "a NEMA dual-ring controller: pilotage does not model its rings and barriers",
+    "delay_based": "a delay-based controller: pilotage does not model its time-loss actuation",
+}
+#: Why a light on no junction of the road network read is left to SUMO.
+_OFF_NETWORK = "it controls no junction of the road network pilotage reads (railway, footway or cycleway only)"
+#: SUMO's passage time of an actuated program without a ``max-gap`` parameter (s).
+_SUMO_MAX_GAP_S = 3.0
 # More levels than any folder an output is written to is deep: the output prefix climbs to the root.
 _ROOT_LEVELS = 64
 
 
 def scenario_file(sumocfg: str | Path) -> Path:
-    """The path of the SUMO configuration ``sumocfg``.
+    """The path of the SUMO configuration ``sumocfg``: that file, or the one ``.sumocfg`` file of
+    that folder.
 
     Raises:
-        DataFileError: no such file.
+        DataFileError: no such file, or a folder with no ``.sumocfg`` file or several.
     """
     sumocfg = Path(sumocfg)
+    if sumocfg.is_dir():
+        found = sorted(sumocfg.glob("*.sumocfg"))
+        if len(found) != 1:
+            raise DataFileError(f"expected one .sumocfg file in {sumocfg}, got "
+                                f"{', '.join(path.name for path in found) or 'none'}: give the file itself")
+        return found[0]
     if not sumocfg.is_file():
-        raise DataFileError(f"no SUMO configuration at {sumocfg}; give a .sumocfg file, or run `pilotage demo` for "
-                            "the embedded city")
+        raise DataFileError(f"no SUMO configuration at {sumocfg}; give a .sumocfg file or its folder, or run "
+                            "`pilotage demo` for the embedded city")
     return sumocfg
+
+
+def sumo_command(sumocfg: Path, folder: Path, sumo_args: Sequence[str] = ()) -> list[str]:
+    """The command that starts SUMO (no GUI) on ``sumocfg`` quietly, every output into ``folder``,
+    with ``sumo_args`` last; an option they give replaces the quiet default of the same name (SUMO
+    refuses an option given twice).
+
+    A configuration made for SUMO's GUI may name a GUI settings file that is not there (the OSM
+    wizard's ``osm.view.xml``): SUMO without its GUI would refuse to start for it, so it is unset.
+    """
+    given = {arg.split("=", 1)[0] for arg in sumo_args if arg.startswith("--")}
+    defaults = {"--no-step-log": "true", "--no-warnings": "true", "--verbose": "false",
+                "--duration-log.statistics": "false", "--gui-settings-file": ""}
+    quiet = [part for name, value in defaults.items() if name not in given for part in (name, value)]
+    return ["sumo", "-c", str(sumocfg), *quiet, "--output-prefix", output_prefix(folder), *sumo_args]
 
 
 def import_libsumo() -> ModuleType:
@@ -87,6 +133,12 @@ class Light:
     amber_until_s: np.ndarray
     amber_since_s: np.ndarray
     state: str = ""
+    # SUMO's control type of its program (``static``, ``actuated``), and for an actuated one the
+    # induction loops on its approaches, each with the groups whose links leave the loop's lane.
+    control: str = "static"
+    detectors: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # The first link of each signal group, whose state is the group's.
+    first_links: list[int] = field(default_factory=list)
     # Green intervals shown, in the order they started: [group, start, end] (end inf while green);
     # where each group's open one is (-1: none); the first that may still be within the monitor's
     # window (those before it ended earlier).
@@ -109,15 +161,21 @@ class SumoNetwork:
     light_of_tls: dict[str, Light]
     geo: bool
     speed_classes_kph: dict[str, float]
+    # The lights the engine does not drive (SUMO runs their programs), each with why; and the
+    # control type of every light's program in the scenario.
+    left_to_sumo: dict[str, str] = field(default_factory=dict)
+    control_of_tls: dict[str, str] = field(default_factory=dict)
 
 
 def read_network(libsumo: ModuleType, sumocfg: Path) -> SumoNetwork:
     """The road network and the traffic lights of the simulation ``libsumo`` has started on
-    ``sumocfg``, as the module docstring reads them.
+    ``sumocfg``, as the module docstring reads them; first, SUMO's bus lanes are opened to its
+    emergency vehicles (:func:`_open_bus_lanes_to_emergency_vehicles`).
 
     Raises:
         InvalidInputError: the scenario has no traffic light the engine can drive.
     """
+    _open_bus_lanes_to_emergency_vehicles(libsumo)
     net_file = libsumo.simulation.getOption("net-file")
     geo = _is_geo_referenced(sumocfg.parent / net_file)
     junction_ids = [j for j in libsumo.junction.getIDList() if not j.startswith(":")]
@@ -128,8 +186,9 @@ def read_network(libsumo: ModuleType, sumocfg: Path) -> SumoNetwork:
     for edge in libsumo.edge.getIDList():
         if edge.startswith(":"):
             continue
-        lanes = [f"{edge}_{i}" for i in range(libsumo.edge.getLaneNumber(edge))]
-        if not any(_open_to_road_vehicles(libsumo.lane.getAllowed(lane)) for lane in lanes):
+        lanes = [lane for lane in (f"{edge}_{i}" for i in range(libsumo.edge.getLaneNumber(edge)))
+                 if _open_to_emergency_vehicles(libsumo.lane.getAllowed(lane))]
+        if not lanes:
             continue
         edge_ids.append(edge)
         tail.append(junction_index[libsumo.edge.getFromJunction(edge)])
@@ -161,20 +220,43 @@ def read_network(libsumo: ModuleType, sumocfg: Path) -> SumoNetwork:
         tls_of_intersection[int(intersections.ids[k])] = signal_label[signal_nodes.index(node)]
     plans: list[IntersectionPlan] = []
     lights: list[Light] = []
+    left_to_sumo = {tls: _NOT_DRIVEN_TYPES.get(_control(libsumo, tls), _OFF_NETWORK)
+                    for label, tls in enumerate(tls_ids) if label not in tls_of_intersection.values()}
     for intersection, label in sorted(tls_of_intersection.items()):
-        made = _light(libsumo, tls_ids[label], intersection, kept, len(plans))
-        if made is not None:
-            plans.append(made[0])
-            lights.append(made[1])
+        try:
+            plan, light = _light(libsumo, tls_ids[label], intersection, kept, len(plans))
+        except (DataFileError, InvalidInputError) as exc:
+            left_to_sumo[tls_ids[label]] = _reason(tls_ids[label], exc)
+            continue
+        plans.append(plan)
+        lights.append(light)
+    for tls, reason in left_to_sumo.items():
+        logger.warning("traffic light %s is left to SUMO: %s", tls, reason)
     if not plans:
-        raise InvalidInputError(f"{sumocfg} has no traffic light the engine can drive ({len(tls_ids)} in all); give a "
-                                "scenario with static traffic-light programs on its road network", field="sumocfg")
+        raise InvalidInputError(f"{sumocfg} has no traffic light the engine can drive ({len(tls_ids)} in all; "
+                                f"{_reasons(left_to_sumo)}); give a scenario with static or actuated traffic-light "
+                                "programs on its road network", field="sumocfg")
     logger.info("%s: %d junctions, %d edges, %d of %d traffic lights driven", sumocfg.name, network.n_nodes,
                 network.n_edges, len(lights), len(tls_ids))
     return SumoNetwork(network, [edge_ids[int(i)] for i in network.edge_osmid], kept, junction_ids, junction_index,
                         plans, lights,
                         {light.tls: light for light in lights}, geo,
-                        {name: float(name.split()[0]) for name in classes})
+                        {name: float(name.split()[0]) for name in classes}, left_to_sumo,
+                        {tls: _control(libsumo, tls) for tls in tls_ids})
+
+
+def _reason(tls: str, error: Exception) -> str:
+    """Why traffic light ``tls`` cannot be driven, from ``error``, without repeating its name."""
+    reason = str(error).removeprefix(f"traffic light {tls}: ")
+    for named in (f"traffic light {tls!r} (program {libsumo_program!r})" for libsumo_program in ("0", "1")):
+        reason = reason.replace(named, "its program")
+    return reason.replace(f"intersection {tls}: ", "")
+
+
+def _reasons(left_to_sumo: dict[str, str]) -> str:
+    """How many lights are left to SUMO for each reason, the most frequent first."""
+    counts = Counter(left_to_sumo.values())
+    return "; ".join(f"{count} left to SUMO: {reason}" for reason, count in counts.most_common()) or "none left"
 
 
 @dataclass(frozen=True)
@@ -203,40 +285,56 @@ def read_scenario(sumocfg: str | Path) -> ScenarioNetwork:
         InvalidInputError: a scenario without a traffic light the engine can drive.
         ImportError: libsumo is not installed (the message says how to install it).
     """
-    sumocfg = scenario_file(sumocfg)
-    libsumo = import_libsumo()
-    with tempfile.TemporaryDirectory(prefix="pilotage-read-") as folder:
-        try:
-            # The scenario's own outputs go to a folder thrown away: nothing is simulated.
-            libsumo.start(["sumo", "-c", str(sumocfg), "--no-step-log", "true", "--no-warnings", "true",
-                           "--output-prefix", output_prefix(Path(folder))])
-        except Exception as exc:
-            raise DataFileError(f"SUMO refused {sumocfg}: {exc}") from exc
-        try:
-            net = read_network(libsumo, sumocfg)
-        finally:
-            libsumo.close()
+    with loaded_scenario(sumocfg) as (libsumo, path):
+        net = read_network(libsumo, path)
     return ScenarioNetwork(net.network, net.plans, net.speed_classes_kph)
 
 
+@contextmanager
+def loaded_scenario(sumocfg: str | Path) -> Iterator[tuple[ModuleType, Path]]:
+    """SUMO started on the scenario ``sumocfg`` (a file or its folder), nothing simulated, its
+    outputs sent to a folder thrown away; closed on exit. Yields libsumo and the configuration's path.
+
+    Raises:
+        DataFileError: no such scenario, or SUMO refuses it.
+        ImportError: libsumo is not installed (the message says how to install it).
+    """
+    path = scenario_file(sumocfg)
+    libsumo = import_libsumo()
+    with tempfile.TemporaryDirectory(prefix="pilotage-read-") as folder:
+        try:
+            libsumo.start(sumo_command(path, Path(folder)))
+        except Exception as exc:
+            raise DataFileError(f"SUMO refused {path}: {exc}") from exc
+        try:
+            yield libsumo, path
+        finally:
+            libsumo.close()
+
+
 def _light(libsumo: ModuleType, tls: str, intersection: int, edge_index: dict[str, int],
-           plan_index: int) -> tuple[IntersectionPlan, Light] | None:
-    """The plan and the light of traffic light ``tls``, or None (logged) when its program cannot be
-    driven: SUMO then runs it as it would."""
-    program_id = libsumo.trafficlight.getProgram(tls)
-    logic = next(logic for logic in libsumo.trafficlight.getAllProgramLogics(tls) if logic.programID == program_id)
+           plan_index: int) -> tuple[IntersectionPlan, Light]:
+    """The plan and the light of traffic light ``tls``.
+
+    Raises:
+        DataFileError, InvalidInputError: its program cannot be driven (the message says why).
+    """
+    logic = _logic(libsumo, tls)
+    control = _control(libsumo, tls)
+    if control not in _DRIVEN_TYPES:
+        raise InvalidInputError(_NOT_DRIVEN_TYPES.get(control, f"its control ({control}) is not modelled"),
+                                field="type")
     phases = logic.phases
-    duration_s = [phase.duration for phase in phases]
+    actuated = control == "actuated"
+    # An actuated phase's duration is where it starts before detectors move it: within its bounds.
+    duration_s = [min(max(p.duration, _duration(p.minDur, p.duration)), _duration(p.maxDur, p.duration))
+                  if actuated else p.duration for p in phases]
     # Where the cycle is now gives the offset SUMO runs the program at.
     position_s = sum(duration_s[:libsumo.trafficlight.getPhase(tls)]) + libsumo.trafficlight.getSpentDuration(tls)
     offset_s = (libsumo.simulation.getTime() - position_s) % sum(duration_s)
-    try:
-        plan = program_plan(tls, program_id, offset_s,
-                            [(p.duration, _duration(p.minDur, p.duration), _duration(p.maxDur, p.duration), p.state,
-                              p.next) for p in phases], source=f"traffic light {tls}")
-    except (DataFileError, InvalidInputError) as exc:
-        logger.warning("traffic light %s is left to SUMO: %s", tls, exc)
-        return None
+    plan = program_plan(tls, logic.programID, offset_s,
+                        [(d, _duration(p.minDur, d), _duration(p.maxDur, d), p.state, p.next)
+                         for d, p in zip(duration_s, phases, strict=True)], source=f"traffic light {tls}")
     links = libsumo.trafficlight.getControlledLinks(tls)
     link_group = np.full(len(links), -1, dtype=np.int64)
     for g, name in enumerate(plan.group_names):
@@ -246,7 +344,11 @@ def _light(libsumo: ModuleType, tls: str, intersection: int, edge_index: dict[st
                  ((inbound.rsplit("_", 1)[0], outbound.rsplit("_", 1)[0]) for inbound, outbound, _ in connections)
                  if a in edge_index and b in edge_index}
     plan = dataclasses.replace(plan, id=intersection,
-                               movements=np.array(sorted(movements), dtype=np.int64).reshape(-1, 3))
+                               movements=np.array(sorted(movements), dtype=np.int64).reshape(-1, 3),
+                               passage_s=_passage_s(libsumo, tls) if actuated else np.nan,
+                               # SUMO's actuated programs run free unless coordinated.
+                               keeps_cycle=not actuated or libsumo.trafficlight.getParameter(
+                                   tls, "coordinated").lower() in ("true", "1"))
     states = [phase.state for phase in phases]
     green_char = ["g" if any(state[i] == "g" for state in states) else "G" for i in range(len(links))]
     first_links = [int(name.split("+")[0]) for name in plan.group_names]
@@ -259,8 +361,48 @@ def _light(libsumo: ModuleType, tls: str, intersection: int, edge_index: dict[st
     amber_s = np.minimum(_amber_s(plan, states, duration_s), shortest_intergreen_s)
     light = Light(tls, plan_index, link_group, green_char, phase_chars, amber_s,
                    green=np.zeros(plan.n_groups, dtype=np.bool_), amber_until_s=np.full(plan.n_groups, np.nan),
-                   amber_since_s=np.full(plan.n_groups, np.nan), open_at=np.full(plan.n_groups, -1))
+                   amber_since_s=np.full(plan.n_groups, np.nan), open_at=np.full(plan.n_groups, -1),
+                   control=control, detectors=_detectors(libsumo, links, link_group) if actuated else {},
+                   first_links=first_links)
+    if actuated and not light.detectors:
+        raise InvalidInputError("its program is actuated, but no induction loop lies on its approaches for "
+                                "pilotage to read", field="detectors")
     return plan, light
+
+
+def _logic(libsumo: ModuleType, tls: str) -> Any:
+    """The program traffic light ``tls`` runs (SUMO's ``TraCILogic``)."""
+    program_id = libsumo.trafficlight.getProgram(tls)
+    return next(logic for logic in libsumo.trafficlight.getAllProgramLogics(tls) if logic.programID == program_id)
+
+
+def _control(libsumo: ModuleType, tls: str) -> str:
+    """SUMO's control type of the program traffic light ``tls`` runs."""
+    kind = _logic(libsumo, tls).type
+    return _CONTROL_TYPES.get(kind, f"type {kind}")
+
+
+def _passage_s(libsumo: ModuleType, tls: str) -> float:
+    """The passage time of an actuated traffic light: its ``max-gap`` parameter, or SUMO's default."""
+    given = libsumo.trafficlight.getParameter(tls, "max-gap")
+    try:
+        return float(given) if given else _SUMO_MAX_GAP_S
+    except ValueError:
+        raise InvalidInputError(f"expected a number of seconds for its max-gap, got {given!r}",
+                                field="max-gap") from None
+
+
+def _detectors(libsumo: ModuleType, links: list[list[tuple[str, str, str]]],
+               link_group: np.ndarray) -> dict[str, tuple[int, ...]]:
+    """The induction loops on the lanes entering a light (those SUMO places for an actuated program,
+    and the scenario's own), and the signal groups of the links from each loop's lane."""
+    groups_of_lane: dict[str, set[int]] = {}
+    for i, connections in enumerate(links):
+        for inbound, _, _ in connections:
+            if link_group[i] >= 0:
+                groups_of_lane.setdefault(inbound, set()).add(int(link_group[i]))
+    return {loop: tuple(sorted(groups_of_lane[lane])) for loop in libsumo.inductionloop.getIDList()
+            if (lane := libsumo.inductionloop.getLaneID(loop)) in groups_of_lane}
 
 
 def _duration(value: float, default: float) -> float:
@@ -283,8 +425,23 @@ def _amber_s(plan: IntersectionPlan, states: list[str], duration_s: list[float])
     return np.where(np.isfinite(amber), amber, 0.0)
 
 
-def _open_to_road_vehicles(allowed: tuple[str, ...]) -> bool:
-    return not allowed or bool({"passenger", "bus", "emergency"} & set(allowed))
+def _open_bus_lanes_to_emergency_vehicles(libsumo: ModuleType) -> None:
+    """Let SUMO's emergency vehicles take every lane reserved for buses (those within junctions
+    included, so that they may turn from one to another), as traffic codes let a vehicle on an
+    emergency call do: the other lanes keep SUMO's permissions."""
+    opened = 0
+    for lane in libsumo.lane.getIDList():
+        allowed = libsumo.lane.getAllowed(lane)
+        if "bus" in allowed and "emergency" not in allowed:
+            libsumo.lane.setAllowed(lane, [*allowed, "emergency"])
+            opened += 1
+    if opened:
+        logger.info("%d bus lanes opened to emergency vehicles", opened)
+
+
+def _open_to_emergency_vehicles(allowed: tuple[str, ...]) -> bool:
+    """Whether SUMO lets an emergency vehicle take a lane open to the classes ``allowed`` (none: all)."""
+    return not allowed or "emergency" in allowed
 
 
 def _is_geo_referenced(net_file: Path) -> bool:

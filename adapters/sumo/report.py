@@ -15,19 +15,28 @@ seconds, distances metres. Its keys:
   ``travel_time_s``, ``time_loss_s``, ``stops`` (SUMO's waiting count) and ``signal_time_loss_s``
   (time lost approaching traffic lights; ``None`` but for bus, tram and emergency); and the class's
   ``person_hours_lost`` (its time loss times the persons aboard, summed, in hours);
-- ``buses``: ``signal_time_loss_s``, one value per bus trip, and ``schedule``: ``stops`` (stop
-  arrivals), ``mean_delay_s``, ``mean_abs_delay_s``, ``on_time_share`` (arrivals from 60 s early to
-  300 s late) and ``late_share``;
+- ``buses``: ``signal_time_loss_s``, one value per bus trip, and ``schedule``: ``timetable`` (how
+  the bus stops were timed: ``"arrival"``, ``"until"``, ``"arrival and until"`` or ``"none"``;
+  ``None`` when no bus stop ended), ``stops`` (the stops timed), ``mean_delay_s``,
+  ``mean_abs_delay_s``, ``on_time_share`` (delays from 60 s early to 300 s late) and ``late_share``;
 - ``person_delay``: ``person_hours_lost`` (every class), ``car_occupancy`` (persons per car),
   ``transit_passengers`` (``"counted"`` by SUMO, or ``"assumed"`` when the scenario models none)
   and ``assumed_transit_occupancy`` (persons per bus and per tram then; ``None`` when counted);
 - ``emergency``: ``trips``, each with ``vehicle``, ``depart_s``, ``travel_time_s`` (``None`` when
-  it did not arrive), ``length_m``, ``crossings``, ``planned`` and ``refused``;
+  it did not arrive), ``length_m``, ``corridor`` (``"opened"``, why it could not open, an error
+  code such as ``OFF_NETWORK``, or ``None`` with corridors off), the lights on its corridor's routes
+  ``crossings``, of them ``planned`` (held), ``refused`` (by reason in ``refused_by_reason``) and
+  ``pending`` (never planned), which add up, ``crossed_in_hold``, and every light it crossed,
+  ``lights_crossed``, and ``waited_at_lights``, those it waited at;
 - ``priority_requests``: the priority engine's counters ``requests``, ``granted``, ``already_green``
   (granted, the green already there), ``plan_changes`` (granted by changing the plan),
   ``by_strategy``, ``denied``, ``checkouts``, ``errors`` (by code); ``corridor_requests``: the
-  corridor engine's ``opened``, ``reopened``, ``closed``, ``updates``, ``reroutes``, ``errors``. They have names
-  of their own because ``priority`` and ``corridors`` are the switches;
+  corridors ``asked`` for, ``opened`` (``opened_in_part`` of them on the part of the route the
+  network holds) and ``not_opened`` (by reason in ``not_opened_by_reason``), which add up,
+  ``reopened``, ``closed``, ``updates``, ``reroutes``, the sums of the trips' counts of lights
+  (``lights``, ``held``, ``refused``, ``refused_by_reason``, ``pending``, ``crossed_in_hold``), and
+  ``errors`` (by code). They have names of their own because ``priority`` and ``corridors`` are the
+  switches;
 - ``grant_use``: of the last plan-changing grant of each vehicle at each light, ``grants``,
   ``crossed`` (the vehicle crossed the light), ``in_green`` and ``outside_green`` (the crossing was
   within the grant's green, give or take a step, or not), ``not_crossed`` (by the end of the run),
@@ -62,7 +71,9 @@ seeds of the change in percent of the baseline's magnitude (none for a seed wher
 ``difference_ci95`` and ``change_pct_ci95``, their 95 % confidence intervals ``[low, high]`` (Student's
 t over the paired seeds' values, :func:`mean_confidence_interval`; ``None`` with fewer than two);
 and ``pairs``, the number of seeds paired. With one seed, these are that seed's values. The emergency
-travel time is compared over the same vehicles: at each seed, those that arrived in both runs.
+travel time is compared over the same vehicles: at each seed, those that arrived in both runs, and,
+in a run with corridors on, whose corridor opened: no change is put down to a corridor that did not
+open (:func:`corridor_note` says what the corridors did).
 """
 
 from __future__ import annotations
@@ -73,6 +84,8 @@ import json
 import logging
 import math
 import os
+import textwrap
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,12 +100,22 @@ logger = logging.getLogger(__name__)
 #: Column label of a run by its switches (priority, corridors).
 RUN_LABELS = {(False, False): "off", (True, False): "priority on", (False, True): "corridors on",
               (True, True): "on"}
+#: The label of the runs in which SUMO runs the scenario's own control (the engine drives no light).
+OWN_CONTROL_LABEL = "own"
 #: Vehicle classes in the order they are reported; classes not named here follow, by name.
 CLASS_ORDER = ("bus", "tram", "emergency", "car", "other")
+#: The longest light name the lights table shows whole (the full name is in the report).
+_NAME_WIDTH = 40
+#: The width the table's notes are wrapped to.
+_NOTE_WIDTH = 100
 #: Shown in the table where a value does not exist.
 NO_VALUE = "\N{EN DASH}"
 #: The confidence level of the intervals of the changes.
 CONFIDENCE = 0.95
+#: The fewest trips a headline figure rests on, in each of the two arms, summed over the paired
+#: seeds: below it the headline gives the count and no percentage. A mean over fewer trips swings
+#: by tens of percent with one trip (on a street with few buses, one bus trip once made -86 %).
+MIN_HEADLINE_TRIPS = 20
 
 _BASELINE = (False, False)
 _BASELINE_LABEL = RUN_LABELS[_BASELINE]
@@ -100,7 +123,8 @@ _BASELINE_LABEL = RUN_LABELS[_BASELINE]
 _SECTIONS = {"bus_schedule": ("buses", "schedule"), "person_delay": ("person_delay",),
              "priority_requests": ("priority_requests",), "grant_use": ("grant_use",), "offsets": ("offsets",),
              "traffic": ("traffic",), "corridor_requests": ("corridor_requests",), "safety": ("safety",)}
-_RUN_COLORS = {"off": "#7f7f7f", "priority on": "#1f77b4", "corridors on": "#ff7f0e", "on": "#2ca02c"}
+_RUN_COLORS = {OWN_CONTROL_LABEL: "#9467bd", "off": "#7f7f7f", "priority on": "#1f77b4", "corridors on": "#ff7f0e",
+               "on": "#2ca02c"}
 _GREEN = "#2ca02c"
 _RED = "#d62728"
 _TRAJECTORY_COLOR = "#1f3f7f"
@@ -245,7 +269,7 @@ def _switches(run: Mapping[str, Any], index: int) -> tuple[bool, bool]:
 
 
 def _label(run: Mapping[str, Any]) -> str:
-    return RUN_LABELS[run["priority"], run["corridors"]]
+    return OWN_CONTROL_LABEL if run.get("own_control") else RUN_LABELS[run["priority"], run["corridors"]]
 
 
 # -- comparison -----------------------------------------------------------------------------------
@@ -262,9 +286,15 @@ def comparison(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     and ``files``, for the runs that kept them) and ``runs`` (a copy). Each comparison has its
     arm's ``label``, ``runs``, ``index`` (its first run) and ``seeds``; ``headline``: the number of
     ``seeds`` paired, the mean relative changes in percent ``bus_signal_time_loss_change_pct``,
-    ``car_time_loss_change_pct``, ``person_hours_lost_change_pct`` and
+    ``tram_signal_time_loss_change_pct``, ``car_time_loss_change_pct`` and
+    ``person_hours_lost_change_pct``, each with its ``..._ci95``, its ``..._trips`` (the trips of its
+    class, of every class for person-hours, that set off, ended or not, in the arm with fewer, summed
+    over the seeds) and ``..._too_few`` (fewer than ``min_trips``, :data:`MIN_HEADLINE_TRIPS`: the
+    change and its interval are then ``None``), ``bus_timetable`` (:func:`_timetable`),
     ``emergency_travel_time_change_pct`` (over the ``emergency_trips_matched`` vehicles that arrived
-    in both runs of a seed), each with its ``..._ci95``, and the arm's safety ``violations`` and
+    in both runs of a seed, with their corridor opened where corridors are on: None when none did)
+    with its ``..._ci95``, ``emergency_travel_time_note`` (with corridors on, what they did:
+    :func:`corridor_note`; else None), and the arm's safety ``violations`` and
     ``refused_states`` over its runs; then ``classes`` (per class, per metric), ``emergency``
     (``matched`` and ``travel_time_s``) and the sections ``bus_schedule``, ``person_delay``,
     ``priority_requests``, ``grant_use``, ``offsets``, ``traffic``, ``corridor_requests`` and
@@ -299,14 +329,23 @@ def _compare(runs: Sequence[Mapping[str, Any]], baseline: _Arm, arm: _Arm) -> di
         own_emergency_s.append(own_s)
     emergency_travel_time_s = paired_change(base_emergency_s, own_emergency_s)
     sections = {name: _paired_section(base, own, *keys) for name, keys in _SECTIONS.items()}
-    headline: dict[str, Any] = {"seeds": len(own)}
-    for name, change in (("bus_signal_time_loss", classes.get("bus", {}).get("signal_time_loss_s", {})),
-                         ("car_time_loss", classes.get("car", {}).get("time_loss_s", {})),
-                         ("person_hours_lost", sections["person_delay"].get("person_hours_lost", {})),
-                         ("emergency_travel_time", emergency_travel_time_s)):
-        headline[f"{name}_change_pct"] = change.get("change_pct")
-        headline[f"{name}_change_pct_ci95"] = change.get("change_pct_ci95")
+    headline: dict[str, Any] = {"seeds": len(own), "min_trips": MIN_HEADLINE_TRIPS}
+    for name, vehicle_class, change in (
+            ("bus_signal_time_loss", "bus", classes.get("bus", {}).get("signal_time_loss_s", {})),
+            ("tram_signal_time_loss", "tram", classes.get("tram", {}).get("signal_time_loss_s", {})),
+            ("car_time_loss", "car", classes.get("car", {}).get("time_loss_s", {})),
+            ("person_hours_lost", None, sections["person_delay"].get("person_hours_lost", {}))):
+        trips = min(_trips_set_off(base, vehicle_class), _trips_set_off(own, vehicle_class))
+        too_few = trips < MIN_HEADLINE_TRIPS
+        headline[f"{name}_change_pct"] = None if too_few else change.get("change_pct")
+        headline[f"{name}_change_pct_ci95"] = None if too_few else change.get("change_pct_ci95")
+        headline[f"{name}_trips"] = trips
+        headline[f"{name}_too_few"] = too_few
+    headline["bus_timetable"] = _timetable([*base, *own])
+    headline["emergency_travel_time_change_pct"] = emergency_travel_time_s["change_pct"]
+    headline["emergency_travel_time_change_pct_ci95"] = emergency_travel_time_s["change_pct_ci95"]
     headline["emergency_trips_matched"] = matched
+    headline["emergency_travel_time_note"] = corridor_note(base, own)
     for key in ("violations", "refused_states"):
         counts = [_section(run, "safety").get(key) for run in own]
         headline[key] = None if None in counts else sum(counts)
@@ -337,25 +376,65 @@ def _outputs(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [{"label": _label(run), "seed": run.get("seed"), **run["outputs"]} for run in runs if run.get("outputs")]
 
 
+def _trips_set_off(runs: Sequence[Mapping[str, Any]], vehicle_class: str | None) -> int:
+    """The trips of ``vehicle_class`` (of every class when None) that set off in ``runs``, ended or
+    not: those the class's means are over."""
+    return sum(int((counts or {}).get("trips") or 0) + int((counts or {}).get("unfinished") or 0)
+               for run in runs for name, counts in _section(run, "classes").items() if vehicle_class in (None, name))
+
+
+def _timetable(runs: Sequence[Mapping[str, Any]]) -> str | None:
+    """How the runs' bus stops were timed (``arrival``, ``until``, ``arrival and until`` or ``none``;
+    the runs' different answers joined by commas); None when no run says."""
+    timetables = dict.fromkeys(timetable for run in runs
+                               if (timetable := _section(run, "buses", "schedule").get("timetable")) is not None)
+    return ", ".join(timetables) or None
+
+
+#: The headline's relative changes, as the line logged names them.
+_HEADLINE_FIGURES = (("bus time loss at signals", "bus_signal_time_loss"),
+                     ("tram time loss at signals", "tram_signal_time_loss"), ("car time loss", "car_time_loss"),
+                     ("person-hours lost", "person_hours_lost"))
+
+
 def _log_comparison(compared: Mapping[str, Any], own: Sequence[Mapping[str, Any]]) -> None:
+    """Log an arm's headline: each relative change with its confidence interval (or, once, that one
+    seed gives none) and the trips it rests on, or why it has no percentage; the emergency travel
+    time; the safety violations, and a warning when there are any."""
     headline = compared["headline"]
-    logger.info("%s vs off over %d seed%s: bus time loss at signals %s, car time loss %s, person-hours lost %s, "
-                "emergency travel time %s (%d trips), %s safety violations", compared["label"], headline["seeds"],
-                "s" if headline["seeds"] > 1 else "",
-                *(_format_change_pct(headline[f"{name}_change_pct"], headline[f"{name}_change_pct_ci95"])
-                  for name in ("bus_signal_time_loss", "car_time_loss", "person_hours_lost", "emergency_travel_time")),
-                headline["emergency_trips_matched"], headline["violations"])
+    seeds = headline["seeds"]
+    note = headline.get("emergency_travel_time_note")
+    logger.info("%s vs off over %d seed%s: %s, emergency travel time %s (%d trips%s), %s safety violations",
+                compared["label"], seeds, "s" if seeds > 1 else " (no confidence interval with one seed)",
+                ", ".join(_headline_figure(label, headline, name) for label, name in _HEADLINE_FIGURES),
+                _format_change_pct(headline["emergency_travel_time_change_pct"],
+                                   headline["emergency_travel_time_change_pct_ci95"]),
+                headline["emergency_trips_matched"], f"; {note}" if note else "", headline["violations"])
     if headline["violations"]:
         logger.warning("%s: %s safety violations (%s)", compared["label"], headline["violations"],
                        [_section(run, "safety").get("by_rule") for run in own])
 
 
+def _headline_figure(label: str, headline: Mapping[str, Any], name: str) -> str:
+    """One relative change of a headline, named ``label``: with its interval and its trips, or the
+    trips alone when they are too few for a percentage."""
+    trips = headline[f"{name}_trips"]
+    if not trips:
+        return f"{label}: no trips"
+    if headline[f"{name}_too_few"]:
+        return f"{label}: {trips:,d} trips, too few for a percentage (under {headline['min_trips']})"
+    change = _format_change_pct(headline[f"{name}_change_pct"], headline[f"{name}_change_pct_ci95"])
+    return f"{label} {change} over {trips:,d} trips"
+
+
 def _format_change_pct(change_pct: float | None, interval: Sequence[float] | None = None) -> str:
+    """A change in percent, with its confidence interval when there is one."""
     if change_pct is None:
         return NO_VALUE
     if interval is None:
-        return f"{change_pct:+.1f} %"
-    return f"{change_pct:+.1f} % [{interval[0]:+.1f}, {interval[1]:+.1f}]"
+        return f"{_rounded(change_pct, 1):+.1f} %"
+    low, high = (_rounded(bound, 1) for bound in interval)
+    return f"{_rounded(change_pct, 1):+.1f} % [{low:+.1f}, {high:+.1f}]"
 
 
 def _section(run: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
@@ -400,9 +479,54 @@ def _paired_section(base: Sequence[Mapping[str, Any]], own: Sequence[Mapping[str
 
 
 def _arrived_emergency_s(run: Mapping[str, Any]) -> dict[str, float]:
-    """Travel time of each emergency vehicle that arrived, by vehicle id."""
+    """Travel time of each emergency vehicle that arrived, by vehicle id; in a run with corridors
+    on, of those whose corridor opened (a trip that does not say counts as one)."""
     return {trip["vehicle"]: trip["travel_time_s"] for trip in _section(run, "emergency").get("trips") or []
-            if trip.get("travel_time_s") is not None}
+            if trip.get("travel_time_s") is not None
+            and (not run.get("corridors") or trip.get("corridor", "opened") == "opened")}
+
+
+def corridor_note(base: Sequence[Mapping[str, Any]], own: Sequence[Mapping[str, Any]]) -> str | None:
+    """What the corridors of the runs ``own`` did, from their counts (``corridor_requests``, and
+    the trips' lights crossed and waited at, against those of the runs ``base`` without corridors):
+    why none opened, or how many opened, the lights on their routes held, refused (by reason) and
+    never planned, those crossed in their hold, and the lights emergency vehicles waited at. None
+    when no run of ``own`` has corridors on."""
+    if not any(run.get("corridors") for run in own):
+        return None
+    counts: Counter[str] = Counter()
+    not_opened: Counter[str] = Counter()
+    refused: Counter[str] = Counter()
+    for run in own:
+        requests = _section(run, "corridor_requests")
+        counts.update({key: value for key, value in requests.items() if _is_number(value)})
+        not_opened.update(requests.get("not_opened_by_reason") or {})
+        refused.update(requests.get("refused_by_reason") or {})
+    # Runs of an older report count no corridor asked for, nor the lights: those opened were asked.
+    asked = max(counts["asked"], counts["opened"] + sum(not_opened.values()))
+    if not asked:
+        return "no emergency vehicle asked for a corridor"
+    if not counts["opened"]:
+        return f"no corridor opened: {_tally(not_opened)}"
+    notes = [f"{counts['opened']} of {asked} corridors opened"
+             + (f" (not opened: {_tally(not_opened)})" if not_opened else "")]
+    if "lights" in counts:
+        notes += [f"{counts['held']} of {counts['lights']} lights on their routes held"
+                  + (f", {counts['refused']} refused ({_tally(refused)})" if counts["refused"] else "")
+                  + (f", {counts['pending']} never planned" if counts["pending"] else ""),
+                  f"{counts['crossed_in_hold']} crossed in their hold"]
+    waited, crossed = _emergency_total("waited_at_lights"), _emergency_total("lights_crossed")
+    own_crossed, base_crossed = sum(crossed(run) or 0 for run in own), sum(crossed(run) or 0 for run in base)
+    if own_crossed:
+        notes.append(f"emergency vehicles waited at {sum(waited(run) or 0 for run in own):g} of {own_crossed:g} "
+                     "lights crossed" + (f" ({sum(waited(run) or 0 for run in base):g} of {base_crossed:g} without "
+                                         "corridors)" if base_crossed else ""))
+    return "; ".join(notes)
+
+
+def _tally(counts: Mapping[str, int]) -> str:
+    """``counts`` by reason as ``"4 OFF_NETWORK, 1 NO_ROUTE"``, the most frequent first."""
+    return ", ".join(f"{count} {reason}" for reason, count in Counter(counts).most_common())
 
 
 def _matched_emergency_means_s(runs: Sequence[Mapping[str, Any]]) -> tuple[int, list[float | None]]:
@@ -436,8 +560,9 @@ def format_table(runs: Sequence[Mapping[str, Any]]) -> str:
     itself), one column per arm (the baseline first) with the mean over its seeds, and when the runs
     compare (see :func:`comparison`), after each other arm a column Δ, its mean change from the
     baseline over the paired seeds, and a column of the 95 % confidence interval of that change
-    (:data:`NO_VALUE` with one seed). Δ is in percent of the baseline for times, trips, stops and
-    person-hours, a difference for counts of events, delays, offset errors and shares (in points).
+    (:data:`NO_VALUE` with one seed, as the footer then says). Δ is in percent of the baseline for
+    times, trips, stops and person-hours, a difference for counts of events, delays, offset errors
+    and shares (in points).
     Runs that do not compare get a column per arm, or per run when an arm has two runs of a seed. The
     emergency travel time is the mean over the vehicles that arrived in every run of a seed.
     :data:`NO_VALUE` (an en dash) marks a value that does not exist.
@@ -472,7 +597,57 @@ def format_table(runs: Sequence[Mapping[str, Any]]) -> str:
             lines.append(cells)
     footer = ("\N{GREEK CAPITAL LETTER DELTA}: the mean change from off over the paired seeds; CI: Student's t over "
               "them" if compares and len(arms) > 1 else "")
+    if footer and any(len(arm.seeds) == 1 for arm in arms[1:]):
+        footer += f", none with one seed ({NO_VALUE})"
+    notes = _corridor_notes(runs, arms, baseline_of_seed)
+    footer = "\n".join(text for text in (*notes, footer) if text)
     return _render(_title(runs), columns, lines, footer)
+
+
+def _corridor_rows(runs: Sequence[Mapping[str, Any]]) -> list[_Row]:
+    """The corridor engine's rows: corridors asked for, opened (in part: on the part of the route
+    the network holds) and not opened by reason; the lights on their routes held, refused by reason,
+    never planned, and crossed in their hold; corridors reopened (the engine had lost them),
+    reroutes, and the error replies."""
+    def count(key: str, reason: str | None = None) -> Callable[[Mapping[str, Any]], float | None]:
+        def value(run: Mapping[str, Any]) -> float | None:
+            requests = _section(run, "corridor_requests")
+            if reason is None:
+                return requests.get(key)
+            return None if key not in requests else (requests[key] or {}).get(reason, 0)
+        return value
+
+    def reasons(key: str) -> list[str]:
+        return sorted({reason for run in runs for reason in _section(run, "corridor_requests").get(key) or {}})
+
+    return [_Row("asked", count("asked"), "count", "difference"),
+            _Row("opened", count("opened"), "count", "difference"),
+            _Row("opened in part", count("opened_in_part"), "count", "difference"),
+            *(_Row(f"not opened: {reason}", count("not_opened_by_reason", reason), "count", "difference")
+              for reason in reasons("not_opened_by_reason")),
+            _Row("lights on their routes", count("lights"), "count", "difference"),
+            _Row("held", count("held"), "count", "difference"),
+            *(_Row(f"refused: {reason}", count("refused_by_reason", reason), "count", "difference")
+              for reason in reasons("refused_by_reason")),
+            _Row("never planned", count("pending"), "count", "difference"),
+            _Row("crossed in their hold", count("crossed_in_hold"), "count", "difference"),
+            _Row("reopened", count("reopened"), "count", "difference"),
+            _Row("reroutes", count("reroutes"), "count", "difference"),
+            _Row("errors", _error_total("corridor_requests"), "count", "difference")]
+
+
+def _corridor_notes(runs: Sequence[Mapping[str, Any]], arms: Sequence[_Arm],
+                    baseline_of_seed: Mapping[Any, int]) -> list[str]:
+    """What the corridors of each arm with corridors on did (:func:`corridor_note`, against the
+    baseline's runs of its seeds when the runs compare), one wrapped paragraph per arm."""
+    notes = []
+    for arm in arms:
+        own = [runs[index] for index in arm.indices]
+        base = [runs[baseline_of_seed[seed]] for seed in arm.seeds if seed in baseline_of_seed]
+        note = corridor_note(base, own)
+        if note is not None:
+            notes.append(textwrap.fill(f"{arm.label}: {note}", width=_NOTE_WIDTH, subsequent_indent="  "))
+    return notes
 
 
 def _table_sections(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[_Row]]]:
@@ -493,7 +668,7 @@ def _table_sections(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[_
         sections.append((name, rows))
     if present("buses", "schedule"):
         sections.append(("bus schedule", [
-            _Row("stop arrivals", _getter("buses", "schedule", "stops"), "count", "relative"),
+            _Row(_timed_stops_label(runs), _getter("buses", "schedule", "stops"), "count", "relative"),
             _Row("mean delay", _getter("buses", "schedule", "mean_delay_s"), "s", "difference"),
             _Row("mean |delay|", _getter("buses", "schedule", "mean_abs_delay_s"), "s", "difference"),
             _Row("on time", _getter("buses", "schedule", "on_time_share"), "share", "difference"),
@@ -507,9 +682,8 @@ def _table_sections(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[_
         matched, mean_s_by_run = _matched_emergency_by_run(runs)
         sections.append(("emergency trips", [
             _Row(f"travel time ({matched} matched)", lambda run: mean_s_by_run[id(run)], "s", "relative"),
-            _Row("crossings", _emergency_total("crossings"), "count", "difference"),
-            _Row("crossings planned", _emergency_total("planned"), "count", "difference"),
-            _Row("crossings refused", _emergency_total("refused"), "count", "difference")]))
+            _Row("lights crossed", _emergency_total("lights_crossed"), "count", "difference"),
+            _Row("waited at", _emergency_total("waited_at_lights"), "count", "difference")]))
     sections.append(("priority engine", [
         _Row("requests", _getter("priority_requests", "requests"), "count", "difference"),
         _Row("granted", _getter("priority_requests", "granted"), "count", "difference"),
@@ -527,10 +701,7 @@ def _table_sections(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[_
         sections.append(("offset error", [
             _Row("95th percentile", _getter("offsets", "p95_abs_error_s"), "s", "difference"),
             _Row("largest", _getter("offsets", "max_abs_error_s"), "s", "difference")]))
-    sections.append(("corridor engine", [
-        _Row("opened", _getter("corridor_requests", "opened"), "count", "difference"),
-        _Row("reroutes", _getter("corridor_requests", "reroutes"), "count", "difference"),
-        _Row("errors", _error_total("corridor_requests"), "count", "difference")]))
+    sections.append(("corridor engine", _corridor_rows(runs)))
     if present("traffic"):
         sections.append(("traffic", [
             _Row("teleports", _getter("traffic", "teleports"), "count", "difference"),
@@ -546,6 +717,15 @@ def _table_sections(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[_
         ("run", [_Row("wall time", _getter("wall_time_s"), "s", "relative")]),
     ]
     return sections
+
+
+def _timed_stops_label(runs: Sequence[Mapping[str, Any]]) -> str:
+    """The label of the bus stops timed, saying by what (:func:`_timetable`), and that lateness is
+    unknown when by nothing."""
+    timetable = _timetable(runs)
+    if timetable is None:
+        return "timed stops"
+    return f"timed stops ({'none: lateness unknown' if timetable == 'none' else timetable})"
 
 
 def _matched_emergency_by_run(runs: Sequence[Mapping[str, Any]]) -> tuple[int, dict[int, float | None]]:
@@ -814,3 +994,74 @@ def _draw_time_space(axes: Any, diagram: Mapping[str, Any], window_s: tuple[floa
     names.set_ylim(0.0, length_m)
     names.set_yticks([signal["distance_m"] for signal in diagram["signals"]],
                      [signal["traffic_light"] for signal in diagram["signals"]], fontsize=7)
+
+
+# -- lights ---------------------------------------------------------------------------------------
+
+
+def left_to_sumo(runs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The traffic lights no run's engine drove, each with why (SUMO ran its program)."""
+    left: dict[str, str] = {}
+    driven = set()
+    for run in runs:
+        for light in run.get("lights") or []:
+            if light["driven"]:
+                driven.add(light["traffic_light"])
+            elif not run.get("own_control") and light.get("reason"):
+                left.setdefault(light["traffic_light"], light["reason"])
+    return {name: reason for name, reason in left.items() if name not in driven}
+
+
+def format_lights(runs: Sequence[Mapping[str, Any]]) -> str:
+    """Every traffic light of the scenario, as a plain-text table, the driven ones first: its control
+    in the scenario, whether the engine drove it, per arm the stopped delay per vehicle on its
+    approaches (mean over the arm's seeds), the plans its actuation re-timed (mean over the runs the
+    engine drove), and over the runs of the arms with priority the grants and the denials by
+    reason (their count; the reasons over all lights below, each light's in the report); then each
+    light left to SUMO with why. Empty when the runs measured no light.
+
+    Raises:
+        InvalidInputError: a run without its ``priority`` and ``corridors`` switches.
+    """
+    for index, run in enumerate(runs):
+        _switches(run, index)
+    arms, _ = _any_arms(runs)
+    by_run = [{light["traffic_light"]: light for light in run.get("lights") or []} for run in runs]
+    driving = [by_run[index] for arm in arms if arm.label != OWN_CONTROL_LABEL for index in arm.indices]
+    # The lights driven first, then those left to SUMO, each by name.
+    lights = sorted(by_run[0], key=lambda name: (not any(run.get(name, {}).get("driven") for run in driving), name))
+    if not lights:
+        return ""
+    with_priority = [by_run[index] for index, run in enumerate(runs) if run.get("priority")]
+    headers = [["light"], ["control"], ["driven"], *([arm.label] for arm in arms), ["re-timed"], ["grants"],
+               ["denied"]]
+    lines, left = [], []
+    all_denied: Counter[str] = Counter()
+    for name in lights:
+        driven = any(run.get(name, {}).get("driven") for run in driving)
+        cells = [name if len(name) <= _NAME_WIDTH else name[:_NAME_WIDTH - 1] + "\N{HORIZONTAL ELLIPSIS}",
+                 by_run[0][name]["control"], "yes" if driven else "no"]
+        for arm in arms:
+            delays = [by_run[index].get(name, {}).get("stopped_delay_per_vehicle_s") for index in arm.indices]
+            cells.append(_format(_mean([delay for delay in delays if delay is not None]), "s"))
+        cells.append(_format(_mean([run.get(name, {}).get("actuations", 0) for run in driving]), "")
+                     if driving else NO_VALUE)
+        denied: Counter[str] = Counter()
+        for run in with_priority:
+            denied.update(run.get(name, {}).get("denied", {}))
+        cells.append(str(sum(run.get(name, {}).get("grants", 0) for run in with_priority)) if with_priority
+                     else NO_VALUE)
+        cells.append(str(denied.total()) if with_priority else NO_VALUE)
+        all_denied.update(denied)
+        lines.append(cells)
+        reason = next((run[name]["reason"] for run in driving if run.get(name, {}).get("reason")), None)
+        if not driven and reason:
+            left.append(f"  {name}: {reason}")
+    driven_count = sum(line[2] == "yes" for line in lines)
+    title = (f"traffic lights: {driven_count} of {len(lights)} driven by the engine; stopped delay per vehicle on "
+             "each light's approaches")
+    notes = [f"denied, by reason: {', '.join(f'{count} {reason}' for reason, count in all_denied.most_common())}"
+             ] if all_denied else []
+    if left:
+        notes += ["left to SUMO, and why:", *left]
+    return _render(title, headers, lines, "\n".join(notes))

@@ -8,8 +8,6 @@ tables, against PyVRP too, come from ``quality.py`` (README beside this file).
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -26,22 +24,10 @@ MAX_GAP_PERCENT = 15.0
 CASES = [("solomon", "C101"), ("x", "X-n101-k25"), ("gdb", "gdb1")]
 
 
-def _sibling(name: str) -> ModuleType:
-    # Benchmarks are not installed with the package: the BKS helpers are loaded from beside this file.
-    spec = importlib.util.spec_from_file_location(f"routing_{name}", Path(__file__).with_name(f"{name}.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-bks = _sibling("bks")
-
-
 @pytest.mark.parametrize(("set_name", "name"), CASES, ids=[name for _, name in CASES])
-def test_quality(shared_data: Callable[..., Path], quality_table: Callable[..., None], set_name: str,
-                 name: str) -> None:
+def test_quality(shared_data: Callable[..., Path], quality_table: Callable[..., None],
+                 sibling: Callable[[str], ModuleType], set_name: str, name: str) -> None:
+    bks = sibling("bks")
     shared_data(*bks.SET_FOLDERS[set_name])  # skips when the set is missing
     instance = next(i for i in bks.instances(set_name) if i.name == name)
     problem = read_instance(instance.path, instance.instance_format)

@@ -8,10 +8,7 @@ city-centre speeds must lie within those SUMO measures.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -21,21 +18,12 @@ from pilotage.routing.speeds import URBAN_SPEEDS
 GROUP = "routing travel times against SUMO, embedded city, peak hour"
 
 
-def _sibling(name: str) -> ModuleType:
-    # Benchmarks are not installed with the package: the script is loaded from beside this file.
-    spec = importlib.util.spec_from_file_location(f"routing_{name}", Path(__file__).with_name(f"{name}.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_the_urban_speed_model_is_the_one_sumo_gives(
-        quality_table: Callable[[str, str, Mapping[str, float | int | str | None]], None]) -> None:
+        quality_table: Callable[[str, str, Mapping[str, float | int | str | None]], None],
+        sibling: Callable[[str], ModuleType]) -> None:
     pytest.importorskip("sumo", reason="SUMO is an extra: pip install 'pilotage[sim]'")
-    figures = _sibling("urban_speeds").calibrate()
+    figures = sibling("urban_speeds").calibrate()
     model, check, centre = figures["model"], figures["network_check"], figures["centre"]
     assert model["share_motorway"] == pytest.approx(URBAN_SPEEDS.share("motorway"), abs=0.01)
     assert model["share_arterial"] == pytest.approx(URBAN_SPEEDS.share("primary"), abs=0.01)

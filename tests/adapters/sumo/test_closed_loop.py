@@ -219,12 +219,13 @@ def test_pilotage_demo_runs_the_embedded_city_off_then_on_and_writes_its_report(
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith(f"SUMO closed loop: {scenario.sumocfg.name}, seed 42, 0.0-180.0 s")
-    assert re.search(r"^\s+off\s+on\s", done.stdout, re.MULTILINE)
+    assert re.search(r"^\s+off\s+own\s+.*\s+on\s", done.stdout, re.MULTILINE)
     assert {"bus", "car", "emergency"} <= set(lines)
     assert re.search(r"^\s+violations\s+0\s+0\s", done.stdout, re.MULTILINE)
     assert lines[-1] == "report and plots in simulation/, each run's outputs in simulation/report/"
     report = json.loads((tmp_path / "simulation" / "report.json").read_text())
-    assert [(run["priority"], run["corridors"]) for run in report["runs"]] == [(False, False), (True, True)]
+    assert [(run["own_control"], run["priority"], run["corridors"]) for run in report["runs"]] == [
+        (True, False, False), (False, False, False), (False, True, True)]
     assert sorted(path.name for path in (tmp_path / "simulation").glob("*.png")) == [
         "report-bus-time-loss.png", "report-time-space.png"]
 
@@ -246,7 +247,8 @@ def test_the_command_line_prints_the_table_writes_the_report_and_passes_sumo_arg
     report = tmp_path / "report.json"
     environment = os.environ | {"PILOTAGE_CACHE_DIR": str(tmp_path / "cache")}
     done = subprocess.run([sys.executable, "-m", "pilotage", "simulate", "--sumocfg", str(bologna), "--duration", "90",
-                           "--corridors", "off", "--report", str(report), "--", "--time-to-teleport", "120"],
+                           "--corridors", "off", "--own-control", "off", "--report", str(report), "--",
+                           "--time-to-teleport", "120"],
                           capture_output=True, text=True, env=environment, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
     assert "violations" in done.stdout

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pilotage.adapters.sumo.report import (
+    MIN_HEADLINE_TRIPS,
     NO_VALUE,
     comparison,
     format_table,
@@ -344,7 +345,8 @@ def test_a_run_needs_its_switches(off_and_on: list[dict]) -> None:
 def test_safety_violations_are_logged_as_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="pilotage.adapters.sumo.report"):
         comparison([make_run(), make_run(priority=True, violations=2)])
-    assert "priority on vs off over 1 seed: bus time loss at signals +0.0 %, car time loss +0.0 %" in caplog.text
+    assert ("priority on vs off over 1 seed (no confidence interval with one seed): bus time loss at signals +0.0 % "
+            "over 42 trips, tram time loss at signals: no trips, car time loss +0.0 % over 510 trips") in caplog.text
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
         "priority on: 2 safety violations ([{'intergreen': 2}])"]
 
@@ -528,3 +530,91 @@ def test_a_report_path_must_end_in_json(off_and_on: list[dict], tmp_path: Path) 
         write_report(off_and_on, tmp_path / "report.txt")
     assert error.value.field == "out"
     assert list(tmp_path.iterdir()) == []
+
+
+# -- headlines that can be trusted ----------------------------------------------------------------
+
+
+def with_trams(run: dict, *, trips: int, unfinished: int = 0, signal_time_loss_s: float = 50.0) -> dict:
+    """``run`` with a tram class of ``trips`` ended and ``unfinished`` trips losing
+    ``signal_time_loss_s`` each at signals."""
+    run["classes"]["tram"] = {"trips": trips, "unfinished": unfinished, "travel_time_s": 600.0, "time_loss_s": 80.0,
+                              "stops": 1.0, "signal_time_loss_s": signal_time_loss_s, "person_hours_lost": 10.0}
+    return run
+
+
+def headline_log(runs: list[dict], caplog: pytest.LogCaptureFixture) -> str:
+    """The headline line :func:`comparison` logs for the first arm compared."""
+    with caplog.at_level(logging.INFO, logger="pilotage.adapters.sumo.report"):
+        comparison(runs)
+    return next(record.getMessage() for record in caplog.records if " vs off over " in record.getMessage())
+
+
+def test_the_headline_gives_trams_beside_buses_and_each_figure_its_trips(off_and_on: list[dict]) -> None:
+    with_trams(off_and_on[0], trips=20, unfinished=10, signal_time_loss_s=50.0)
+    with_trams(off_and_on[1], trips=24, unfinished=8, signal_time_loss_s=70.0)
+    headline = comparison(off_and_on)["comparisons"][0]["headline"]
+    assert headline["tram_signal_time_loss_change_pct"] == pytest.approx(40.0)
+    assert headline["tram_signal_time_loss_change_pct_ci95"] is None
+    assert headline["bus_signal_time_loss_change_pct"] == pytest.approx(-40.0)
+    # Trips that set off (ended or not), the fewer of the two arms, summed over the paired seeds.
+    assert headline["tram_signal_time_loss_trips"] == 30
+    assert headline["bus_signal_time_loss_trips"] == 42
+    assert headline["car_time_loss_trips"] == 510
+    assert headline["person_hours_lost_trips"] == 42 + 510 + 2 + 30
+    assert headline["min_trips"] == MIN_HEADLINE_TRIPS
+    assert not any(headline[f"{name}_too_few"] for name in ("bus_signal_time_loss", "tram_signal_time_loss",
+                                                            "car_time_loss", "person_hours_lost"))
+
+
+def test_below_the_minimum_sample_the_headline_gives_no_percentage(off_and_on: list[dict],
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """One bus trip once made -86 %: a figure over fewer than MIN_HEADLINE_TRIPS trips in an arm says
+    so, in the report and in the line logged, instead of a percentage."""
+    for run, loss_s in zip(off_and_on, (30.0, 4.0), strict=True):
+        run["classes"]["bus"].update(trips=1, unfinished=2, signal_time_loss_s=loss_s)
+    headline = comparison(off_and_on)["comparisons"][0]["headline"]
+    assert headline["bus_signal_time_loss_change_pct"] is None
+    assert headline["bus_signal_time_loss_change_pct_ci95"] is None
+    assert headline["bus_signal_time_loss_trips"] == 3
+    assert headline["bus_signal_time_loss_too_few"] is True
+    # The change itself is still in the classes' details.
+    (compared,) = comparison(off_and_on)["comparisons"]
+    assert compared["classes"]["bus"]["signal_time_loss_s"]["change_pct"] == pytest.approx(-86.7, abs=0.1)
+    line = headline_log(off_and_on, caplog)
+    assert f"bus time loss at signals: 3 trips, too few for a percentage (under {MIN_HEADLINE_TRIPS})" in line
+    assert "-86" not in line
+    assert "tram time loss at signals: no trips" in line
+    assert "car time loss +10.0 % over 510 trips" in line
+
+
+def test_the_headline_logged_gives_each_change_its_interval_or_says_there_is_none(
+        caplog: pytest.LogCaptureFixture) -> None:
+    runs = seeds_of((20.0, 12.0), (25.0, 20.0), (30.0, 21.0))
+    interval = comparison(runs)["comparisons"][0]["headline"]["bus_signal_time_loss_change_pct_ci95"]
+    line = headline_log(runs, caplog)
+    assert line.startswith("priority on vs off over 3 seeds: ")
+    assert f"bus time loss at signals -30.0 % [{interval[0]:+.1f}, {interval[1]:+.1f}] over 126 trips" in line
+    assert "car time loss +0.0 % [+0.0, +0.0] over 1,530 trips" in line
+    caplog.clear()
+    one = headline_log([make_run(), make_run(priority=True, bus_signal_time_loss_s=12.0)], caplog)
+    assert one.startswith("priority on vs off over 1 seed (no confidence interval with one seed): ")
+    assert "bus time loss at signals -40.0 % over 42 trips" in one
+
+
+def test_with_one_seed_the_table_says_why_no_change_has_an_interval(off_and_on: list[dict]) -> None:
+    footer = next(line for line in format_table(off_and_on).splitlines()
+                  if line.startswith(f"{DELTA}: the mean change from off over the paired seeds"))
+    assert "none with one seed" in footer
+    assert len(footer) <= 100
+    assert "none with one seed" not in format_table(seeds_of((20.0, 12.0), (25.0, 20.0)))
+
+
+def test_the_table_says_how_the_bus_stops_are_timed(off_and_on: list[dict]) -> None:
+    for run in off_and_on:
+        run["buses"]["schedule"]["timetable"] = "until"
+    assert row(format_table(off_and_on), "bus schedule", "timed stops (until)")[1:3] == ["800", "800"]
+    for run in off_and_on:
+        run["buses"]["schedule"].update(timetable="none", stops=0)
+    assert labels(format_table(off_and_on), "bus schedule")[0] == "timed stops (none: lateness unknown)"
+    assert comparison(off_and_on)["comparisons"][0]["headline"]["bus_timetable"] == "none"
