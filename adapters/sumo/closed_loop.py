@@ -123,7 +123,14 @@ from pilotage.adapters.sumo.measures import (
     schedule_adherence,
     trip_measures,
 )
-from pilotage.adapters.sumo.network import Light, import_libsumo, read_network, scenario_file, sumo_command
+from pilotage.adapters.sumo.network import (
+    Light,
+    import_libsumo,
+    lon_lat,
+    read_network,
+    scenario_file,
+    sumo_command,
+)
 from pilotage.adapters.sumo.programs import GREEN_STATES
 from pilotage.adapters.zeromq import Client
 from pilotage.core import DataFileError, InvalidInputError
@@ -756,6 +763,7 @@ class _Loop:
         earliest_s = distance_m / allowed + max(0.0, allowed - speed) / (2.0 * ACCELERATION_MS2)
         latest_s = max(earliest_s, distance_m / max(speed, 0.5 * allowed, 1.0))
         plan = self.net.plans[light.plan]
+        lon, lat = lon_lat(self.sumo, np.array([vehicle_api.getPosition(vehicle)]), self.net.geo)
         # Capped at what the engine accepts: the arrival cap of its default configuration (the loop's
         # own engine keeps it; a remote one is expected to), and the protocol's lateness bound.
         return {"vehicle": vehicle, "intersection": plan.id, "group": plan.group_names[light.link_group[link]],
@@ -763,7 +771,8 @@ class _Loop:
                 "eta_window_s": min(latest_s - earliest_s + ETA_MARGIN_S, DEFAULT_MAX_ETA_S),
                 "class": tracked.kind, "lateness_s": max(-wire.MAX_LATENESS_S, min(wire.MAX_LATENESS_S, lateness_s)),
                 "occupancy": float(vehicle_api.getPersonNumber(vehicle)),
-                "queue_vehicles": float(self._halted_ahead(vehicle, distance_m))}
+                "queue_vehicles": float(self._halted_ahead(vehicle, distance_m)),
+                "position": {"lon": float(lon[0]), "lat": float(lat[0])}}
 
     def _next_stop(self, vehicle: str) -> tuple[Any, float] | None:
         """The vehicle's next stop (SUMO's stop data) and the driving distance to it (m, negative when

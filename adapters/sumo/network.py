@@ -181,7 +181,7 @@ def read_network(libsumo: ModuleType, sumocfg: Path) -> SumoNetwork:
     junction_ids = [j for j in libsumo.junction.getIDList() if not j.startswith(":")]
     junction_index = {j: i for i, j in enumerate(junction_ids)}
     x_y = np.array([libsumo.junction.getPosition(j) for j in junction_ids])
-    lon, lat = _lon_lat(libsumo, x_y, geo)
+    lon, lat = lon_lat(libsumo, x_y, geo)
     edge_ids, tail, head, length_m, speed_kph = [], [], [], [], []
     for edge in libsumo.edge.getIDList():
         if edge.startswith(":"):
@@ -454,7 +454,7 @@ def _is_geo_referenced(net_file: Path) -> bool:
     return False
 
 
-def _lon_lat(libsumo: ModuleType, x_y: np.ndarray, geo: bool) -> tuple[np.ndarray, np.ndarray]:
+def lon_lat(libsumo: ModuleType, x_y: np.ndarray, geo: bool) -> tuple[np.ndarray, np.ndarray]:
     """Degrees of each (x, y) in m: SUMO's projection, or, for a network without one, a flat frame
     at (0°, 0°) where a degree is 111,195 m both ways (so distances stay right)."""
     if geo:

@@ -90,6 +90,8 @@ def test_the_three_arms_run_and_every_light_has_its_results(three_arms: list[Run
     assert all(light["actuations"] == 0 for light in off["lights"] if light["control"] == "static")
     assert any(light["approaches"] and light["stopped_delay_per_vehicle_s"] is not None for light in driven)
     assert sum(light["grants"] for light in on["lights"]) == on["priority_requests"]["granted"]
+    # Every request gives the bus's position, and none asks for an arrival it could not make.
+    assert on["priority_requests"]["requests"] > 0 and on["priority_requests"]["errors"] == {}
     assert on["safety"]["violations"] == 0 and on["safety"]["refused_states"] == 0
     # SUMO's own control is compared with pilotage's off arm, as every arm is.
     labels = [compared["label"] for compared in comparison(three_arms)["comparisons"]]
