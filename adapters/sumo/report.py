@@ -550,6 +550,8 @@ class _Row:
     value: Callable[[Mapping[str, Any]], float | None]
     unit: str  # "count", "s", "h", "per trip" or "share"
     change: str  # "relative" (percent of the baseline) or "difference" (in the row's unit)
+    # A mean over the trips of this class: its change needs MIN_HEADLINE_TRIPS of them.
+    per_trip_of: str | None = None
 
 
 def format_table(runs: Sequence[Mapping[str, Any]]) -> str:
@@ -584,6 +586,7 @@ def format_table(runs: Sequence[Mapping[str, Any]]) -> str:
             columns += [["\N{GREEK CAPITAL LETTER DELTA}"], [f"{round(100 * CONFIDENCE)} % CI"]]
     baseline_of_seed = dict(zip(arms[0].seeds, arms[0].indices, strict=True)) if compares else {}
     lines: list[list[str]] = []
+    too_few = False
     for section, rows in _table_sections(runs):
         lines.append([section] + [""] * (len(columns) - 1))
         for row in rows:
@@ -592,15 +595,23 @@ def format_table(runs: Sequence[Mapping[str, Any]]) -> str:
                 values = [row.value(runs[index]) for index in arm.indices]
                 cells.append(_format(_mean([value for value in values if value is not None]), row.unit))
                 if compares and position > 0:
-                    base = [row.value(runs[baseline_of_seed[seed]]) for seed in arm.seeds]
-                    cells += _format_change(base, values, row)
+                    base_runs = [runs[baseline_of_seed[seed]] for seed in arm.seeds]
+                    trips = None if row.per_trip_of is None else min(
+                        _trips_set_off(base_runs, row.per_trip_of),
+                        _trips_set_off([runs[index] for index in arm.indices], row.per_trip_of))
+                    if trips is not None and trips < MIN_HEADLINE_TRIPS:
+                        cells += [f"{trips} trips", NO_VALUE]
+                        too_few = True
+                        continue
+                    cells += _format_change([row.value(run) for run in base_runs], values, row)
             lines.append(cells)
     footer = ("\N{GREEK CAPITAL LETTER DELTA}: the mean change from off over the paired seeds; CI: Student's t over "
               "them" if compares and len(arms) > 1 else "")
     if footer and any(len(arm.seeds) == 1 for arm in arms[1:]):
         footer += f", none with one seed ({NO_VALUE})"
     notes = _corridor_notes(runs, arms, baseline_of_seed)
-    footer = "\n".join(text for text in (*notes, footer) if text)
+    sample = f"a class with under {MIN_HEADLINE_TRIPS} trips in an arm: its trips, not a change" if too_few else ""
+    footer = "\n".join(text for text in (*notes, sample, footer) if text)
     return _render(_title(runs), columns, lines, footer)
 
 
@@ -658,11 +669,12 @@ def _table_sections(runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[_
     for name in _class_names(runs):
         rows = [_Row("trips", _getter("classes", name, "trips"), "count", "relative"),
                 _Row("unfinished", _getter("classes", name, "unfinished"), "count", "difference"),
-                _Row("travel time", _getter("classes", name, "travel_time_s"), "s", "relative"),
-                _Row("time loss", _getter("classes", name, "time_loss_s"), "s", "relative"),
-                _Row("stops per trip", _getter("classes", name, "stops"), "per trip", "relative")]
+                _Row("travel time", _getter("classes", name, "travel_time_s"), "s", "relative", name),
+                _Row("time loss", _getter("classes", name, "time_loss_s"), "s", "relative", name),
+                _Row("stops per trip", _getter("classes", name, "stops"), "per trip", "relative", name)]
         if any(_section(run, "classes", name).get("signal_time_loss_s") is not None for run in runs):
-            rows.append(_Row("time lost at signals", _getter("classes", name, "signal_time_loss_s"), "s", "relative"))
+            rows.append(_Row("time lost at signals", _getter("classes", name, "signal_time_loss_s"), "s", "relative",
+                             name))
         if any(_section(run, "classes", name).get("person_hours_lost") is not None for run in runs):
             rows.append(_Row("person-hours lost", _getter("classes", name, "person_hours_lost"), "h", "relative"))
         sections.append((name, rows))

@@ -618,3 +618,13 @@ def test_the_table_says_how_the_bus_stops_are_timed(off_and_on: list[dict]) -> N
         run["buses"]["schedule"].update(timetable="none", stops=0)
     assert labels(format_table(off_and_on), "bus schedule")[0] == "timed stops (none: lateness unknown)"
     assert comparison(off_and_on)["comparisons"][0]["headline"]["bus_timetable"] == "none"
+
+
+def test_below_the_minimum_sample_the_table_gives_the_trips_instead_of_a_change(off_and_on: list[dict]) -> None:
+    for run, loss_s in zip(off_and_on, (30.0, 4.0), strict=True):
+        run["classes"]["bus"].update(trips=1, unfinished=2, signal_time_loss_s=loss_s)
+    table = format_table(off_and_on)
+    assert row(table, "bus", "time lost at signals")[-2:] == ["3 trips", NO_VALUE]
+    assert "-86" not in table
+    assert f"a class with under {MIN_HEADLINE_TRIPS} trips in an arm: its trips, not a change" in table
+    assert row(table, "car", "time loss")[-2].endswith("%")
