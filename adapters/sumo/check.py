@@ -19,11 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypedDict
 
+from pilotage.adapters.sumo.closed_loop import PRIORITY_CLASS
 from pilotage.adapters.sumo.network import SumoNetwork, loaded_scenario, read_network
 from pilotage.core import DataFileError, InvalidInputError
-
-#: The SUMO vehicle classes that ask for priority, as a run reports them.
-TRANSIT_CLASSES = {"bus": "bus", "coach": "bus", "tram": "tram", "rail_urban": "tram"}
 
 
 class LightCheck(TypedDict):
@@ -131,8 +129,9 @@ def _lateness(timetable: str, transit: dict[str, TransitCheck]) -> str:
         return "from the stops' arrival times; conditional priority (--min-lateness) works"
     if timetable == "until":
         return "from the stops' until times (departures); conditional priority (--min-lateness) works"
-    return ("unknown: no stop gives an arrival or until time; every bus and tram asks as on time, so conditional "
-            "priority (--min-lateness above 0) grants none, and unconditional priority (the default) is used")
+    return ("unknown: no stop gives an arrival or until time; every bus asks as on time, so conditional priority "
+            "(--min-lateness above 0) grants no bus (trams are not held to it), and unconditional priority (the "
+            "default) is used")
 
 
 def _transit(sumocfg: Path) -> dict[str, TransitCheck]:
@@ -154,7 +153,7 @@ def _transit(sumocfg: Path) -> dict[str, TransitCheck]:
                 vehicles.append((element.tag, dict(element.attrib), stops))
     found: dict[str, TransitCheck] = {}
     for tag, attributes, stops in vehicles:
-        kind = TRANSIT_CLASSES.get(vclass_of_type.get(attributes.get("type", "DEFAULT_VEHTYPE"), "passenger"))
+        kind = PRIORITY_CLASS.get(vclass_of_type.get(attributes.get("type", "DEFAULT_VEHTYPE"), "passenger"))
         if kind is None:
             continue
         entry = found.setdefault(kind, {"vehicles": 0, "flows": 0, "lines": [], "stops_with_arrival": 0,
