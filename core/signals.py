@@ -122,6 +122,8 @@ class IntersectionPlan:
     movements: np.ndarray = field(default_factory=lambda: np.empty((0, 3), dtype=np.int64))
     passage_s: float = math.nan
     keeps_cycle: bool = True
+    _group_of_edge: dict[int, str] = field(init=False, repr=False)
+    _group_of_movement: dict[tuple[int, int], str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         g = len(self.group_names)
@@ -138,6 +140,18 @@ class IntersectionPlan:
         if self.group_edges.size == 0:
             object.__setattr__(self, "group_edges", np.full(g, -1, dtype=np.int64))
         self._validate()
+        object.__setattr__(self, "_group_of_edge", {int(e): name for name, e in
+                                                    zip(self.group_names, self.group_edges.tolist(), strict=True)
+                                                    if e >= 0})
+        object.__setattr__(self, "_group_of_movement", {(a, b): self.group_names[k]
+                                                        for a, b, k in self.movements.tolist()})
+
+    def movement_group(self, from_edge: int, to_edge: int) -> str | None:
+        """The signal group of the stop line at the end of edge ``from_edge`` for traffic going on to
+        ``to_edge`` (edge indices of the road network; -1: unknown): the movement's group where the
+        plan lists movements, else the approach's; None when neither is known."""
+        group = self._group_of_movement.get((from_edge, to_edge))
+        return group if group is not None else self._group_of_edge.get(from_edge)
 
     @property
     def actuated(self) -> bool:

@@ -295,8 +295,6 @@ class CorridorEngine:
         self._tracks: dict[str, _Track] = {}
         # Plan indices that corridors have pre-empted and not yet handed back.
         self._preempted: set[int] = set()
-        # Per plan index, the stop-line group of each approach edge and of each movement.
-        self._group_of_edge: dict[int, tuple[dict[int, str], dict[tuple[int, int], str]]] = {}
         # The incidents opened, moved or ended since :meth:`mark_saved`.
         self._unsaved: set[str] = set()
         #: Positions refused as farther than the vehicle could have driven (:meth:`update`), since start.
@@ -534,12 +532,11 @@ class CorridorEngine:
         of_node = self.network.intersections.of_node
         while end + 1 < route.nodes.size and of_node[route.nodes[end + 1]] == k:
             end += 1
-        group_of_edge, group_of_movement = self._groups(plan)
+        model = self.priority.plans.plans[plan]
         edges = route.edges.tolist()
         groups = []
         for i in range(max(position - 1, 0), end):
-            movement_group = group_of_movement.get((edges[i], edges[i + 1])) if i + 1 < len(edges) else None
-            group = movement_group or group_of_edge.get(edges[i])
+            group = model.movement_group(edges[i], edges[i + 1] if i + 1 < len(edges) else -1)
             if group is not None:
                 groups.append(group)
         if position == 0 or not groups:
@@ -555,15 +552,6 @@ class CorridorEngine:
             stage = self.priority.hold_stage(intersection, held)
         return _Crossing(plan, intersection, position, held, stage, groups[0], groups[-1],
                          min(approach_m, self.config.max_queue_m))
-
-    def _groups(self, plan: int) -> tuple[dict[int, str], dict[tuple[int, int], str]]:
-        """The stop-line group of each approach edge, and of each movement where the plan lists them."""
-        if plan not in self._group_of_edge:
-            model = self.priority.plans.plans[plan]
-            self._group_of_edge[plan] = (
-                {int(e): name for name, e in zip(model.group_names, model.group_edges.tolist(), strict=True) if e >= 0},
-                {(a, b): model.group_names[g] for a, b, g in model.movements.tolist()})
-        return self._group_of_edge[plan]
 
     def _estimate(self, track: _Track) -> None:
         """ETAs and hold windows of the crossings ahead; crossings behind the vehicle are passed."""
