@@ -8,7 +8,11 @@ error reply when the frame is bad, and an unexpected failure of an engine is log
 
 Consecutive ``priority.request`` frames of one call are decided together, in one kernel call for
 the whole city (:meth:`PriorityEngine.decide`), after each was validated alone so that one bad
-request cannot fail the others.
+request cannot fail the others. Consecutive ``vehicle.position`` frames are followed together
+(:class:`~pilotage.signal_priority.tracking.VehicleTracker`, one kernel call), and the requests,
+check-outs and cancels they lead to go through the same engine calls and the same audit as a
+client's ``priority.request`` and ``priority.checkout``, each audited as from the client that sent
+the position.
 """
 
 from __future__ import annotations
@@ -33,15 +37,19 @@ from pilotage.core import protocol as wire
 from pilotage.core.errors import (
     ForbiddenError,
     InvalidInputError,
+    OutsideNetworkError,
     PilotageError,
     UnknownEntityError,
     UnsafePlanError,
 )
+from pilotage.core.network import MAX_SNAP_DISTANCE_M
 from pilotage.core.protocol.jobs import Job
 from pilotage.parking import Availability, ParkingEngine, Reservation, ReservationBook, sample_carparks
 from pilotage.routing import JobRecord, RoutingQueue
 from pilotage.signal_priority import Corridor, CorridorEngine, ExitTransition, PriorityEngine, SignalStateStore
+from pilotage.signal_priority import PriorityDecision as EnginePriorityDecision
 from pilotage.signal_priority import PriorityRequest as EnginePriorityRequest
+from pilotage.signal_priority.tracking import PositionReport, Release, Step, VehicleTracker
 
 logger = logging.getLogger(__name__)
 
@@ -192,6 +200,9 @@ class Service:
             ``priority`` runs on its own clock, and a field adapter's must agree with it within
             :data:`~pilotage.core.protocol.MAX_CLOCK_SKEW_S`.
         command_ttl_s: how long a field adapter runs a command without a newer one (s).
+        tracker: the buses and trams followed from their positions, with the trips they may run
+            (default: one that knows no trip, so every ``vehicle.position`` names an unknown trip;
+            ``pilotage serve --gtfs FEED`` gives the feed's).
     """
 
     def __init__(self, network: RoadNetwork, priority: PriorityEngine, *, corridors: CorridorEngine | None = None,
@@ -199,9 +210,16 @@ class Service:
                  audit: AuditLog | None = None, signal_state: str | os.PathLike[str] | None = None,
                  publish: Callable[[str, bytes], None] | None = None,
                  max_message_bytes: int = wire.MAX_MESSAGE_BYTES, field_clock: FieldClock | None = None,
-                 command_ttl_s: float = wire.COMMAND_TTL_S) -> None:
+                 command_ttl_s: float = wire.COMMAND_TTL_S, tracker: VehicleTracker | None = None) -> None:
         self.network = network
         self.priority = priority
+        self.tracker = tracker or VehicleTracker(network, priority.plans)
+        # Positions are refused beyond the network's area, widened by the farthest a place may be
+        # snapped from (degrees: a degree of latitude is 111 km).
+        min_lon, min_lat, max_lon, max_lat = network.bounding_box
+        margin_lat = MAX_SNAP_DISTANCE_M / 111_000.0
+        margin_lon = margin_lat / max(float(np.cos(np.radians(max(abs(min_lat), abs(max_lat))))), 0.1)
+        self._area = (min_lon - margin_lon, min_lat - margin_lat, max_lon + margin_lon, max_lat + margin_lat)
         self.corridors = corridors or CorridorEngine(network, priority)
         if parking is None:
             carparks = sample_carparks()
@@ -260,6 +278,7 @@ class Service:
         self.metrics.queue_depth.set(len(frames))
         replies: list[bytes] = [b""] * len(frames)
         run: list[tuple[int, wire.Request, wire.PriorityRequest, Caller]] = []
+        positions: list[tuple[int, wire.Request, wire.VehiclePosition, Caller]] = []
         for i, frame in enumerate(frames):
             caller = LOCAL_CALLER if callers is None else callers[i]
             self.metrics.requests.inc()
@@ -284,10 +303,15 @@ class Service:
                     continue
                 run.append((i, request, body, caller))
                 continue
+            if isinstance(body, wire.VehiclePosition):
+                positions.append((i, request, body, caller))
+                continue
             self._decide(run, frames, replies)
-            run = []
+            self._track(positions, frames, replies)
+            run, positions = [], []
             replies[i] = self._answer(frame, request, message, body, caller)
         self._decide(run, frames, replies)
+        self._track(positions, frames, replies)
         if self.audit is not None:
             self.audit.flush()
         return replies
@@ -309,6 +333,13 @@ class Service:
         except Exception:
             logger.exception("internal error advancing the engines; the server goes on")
             return
+        try:
+            silent = self.tracker.expire(float(self.clock()))
+        except Exception:
+            logger.exception("internal error forgetting silent vehicles; the server goes on")
+            silent = []
+        for release in silent:
+            self._release(release, LOCAL_CALLER)
         for incident, exits in ended.items():
             self._emit("corridor", partial(self._corridor_event, incident, "expired", [], exits))
             self._emit_signals([e.intersection for e in exits])
@@ -683,6 +714,153 @@ class Service:
                                                decision.strategy, decision.green_from, decision.green_until))
                 changed.append(body.intersection)
         self._emit_signals(changed)
+
+
+    # -- vehicles' positions ----------------------------------------------------------------------
+
+    def _track(self, run: list[tuple[int, wire.Request, wire.VehiclePosition, Caller]], frames: Sequence[bytes],
+               replies: list[bytes]) -> None:
+        """Follow a run of vehicles' positions in one tracker call, decide the requests they lead to
+        in one engine call, and write their replies."""
+        if not run:
+            return
+        reports: list[PositionReport | PilotageError] = []
+        for _, _, body, _ in run:
+            try:
+                reports.append(self._report(body))
+            except PilotageError as error:
+                reports.append(error)
+        try:
+            followed = self.tracker.observe([r for r in reports if isinstance(r, PositionReport)])
+        except Exception:
+            for i, request, _, caller in run:
+                replies[i] = self._internal(frames[i], request, caller, "vehicle position")
+            return
+        results = iter(followed)
+        steps = [r if isinstance(r, PilotageError) else next(results) for r in reports]
+        asks: list[tuple[EnginePriorityRequest, Caller]] = []
+        for (_, _, _, caller), step in zip(run, steps, strict=True):
+            if isinstance(step, Step):
+                for release in step.releases:
+                    self._release(release, caller)
+                if step.request is not None:
+                    asks.append((step.request, caller))
+                    if step.asked:
+                        self._emit_generated(step.request.vehicle, step.request.intersection, "requested",
+                                             step.request.group)
+        self._decide_generated(asks)
+        message = wire.MESSAGES["vehicle.position"]
+        for (i, request, body, caller), step in zip(run, steps, strict=True):
+            if not isinstance(step, Step):
+                replies[i] = self._error(frames[i], request, _in_body(step), caller)
+                continue
+            now = self.tracker.tracked(body.vehicle)
+            tracked = dataclasses.replace(now, reason=now.reason or step.tracked.reason)
+            reply = wire.from_engine(tracked, wire.VehicleTracked)
+            replies[i] = wire.encode_reply(request.id, reply)
+            self._count_reply(message.type, "OK")
+            self._audit(caller, message.type, frames[i], replies[i])
+            self._emit("vehicle", partial(wire.VehicleEvent, body.time, body.vehicle, body.lon, body.lat, reply))
+
+    def _report(self, body: wire.VehiclePosition) -> PositionReport:
+        """The tracker's report of a position.
+
+        Raises:
+            InvalidInputError: a position taken farther from the clock's time than the tracker
+                follows a silent vehicle (a stale or future position would make a request the
+                vehicle cannot use).
+            OutsideNetworkError: a position beyond the network's area.
+        """
+        now = float(self.clock())
+        stale_after_s = self.tracker.config.stale_after_s
+        if not abs(body.time - now) <= stale_after_s:
+            raise InvalidInputError(f"expected a position taken within {stale_after_s:g} s of the server's clock "
+                                    f"({now:.3f} s), got {body.time:.3f} s: send positions as they are taken, on the "
+                                    "server's clock (check the AVL system's clock)", field="body.time")
+        min_lon, min_lat, max_lon, max_lat = self._area
+        if not (min_lon <= body.lon <= max_lon and min_lat <= body.lat <= max_lat):
+            raise OutsideNetworkError(f"expected a position on the road network (lon {min_lon:.4f}..{max_lon:.4f}, "
+                                      f"lat {min_lat:.4f}..{max_lat:.4f}), got ({body.lon:.6f}, {body.lat:.6f}); "
+                                      "give positions as lon, lat in degrees (WGS 84)", field="body.lon")
+        return PositionReport(
+            vehicle=body.vehicle, lon=body.lon, lat=body.lat, time_s=body.time, trip=body.trip, route=body.route,
+            speed_m_s=body.speed_m_s, heading_deg=body.heading_deg, occupancy=body.occupancy,
+            doors_open=body.doors_open, vehicle_class=body.vehicle_class)
+
+    def _decide_generated(self, asks: list[tuple[EnginePriorityRequest, Caller]]) -> None:
+        """Decide the requests made from positions, as a client's would be: validated alone, decided
+        together, audited as ``priority.request`` from the client that sent the position."""
+        valid: list[tuple[EnginePriorityRequest, Caller, bytes]] = []
+        message = wire.MESSAGES["priority.request"]
+        for request, caller in asks:
+            frame = _generated_frame(message.type, request.vehicle,
+                                     wire.from_engine(request, wire.PriorityRequest, position=None))
+            try:
+                self.priority.validate(request)
+            except PilotageError as error:
+                self._audit(caller, message.type, frame, wire.encode_error(None, error))
+                self._rejected(request, str(error))
+                continue
+            valid.append((request, caller, frame))
+        if not valid:
+            return
+        try:
+            with self.metrics.decide_seconds.time():
+                decisions = self.priority.decide([request for request, _, _ in valid])
+        except Exception:
+            logger.exception("internal error deciding %d requests made from positions", len(valid))
+            return
+        changed = []
+        for (request, caller, frame), decision in zip(valid, decisions, strict=True):
+            if decision.unsafe:
+                self._audit(caller, message.type, frame, wire.encode_error(None, UnsafePlanError(decision.reason)))
+                self._rejected(request, f"the safety monitor refused the plan: {decision.reason}")
+                continue
+            self.metrics.decisions.labels(decision.decision, decision.strategy).inc()
+            self._audit(caller, message.type, frame,
+                        wire.encode_reply(request.vehicle, wire.from_engine(decision, wire.PriorityDecision)))
+            if decision.decision != "granted":
+                self._rejected(request, decision.reason)
+                continue
+            if self.tracker.record(request.vehicle, request.intersection, "granted"):
+                self._emit_generated(request.vehicle, request.intersection, "granted", request.group, decision)
+            if decision.strategy != "already_green":
+                changed.append(request.intersection)
+        self._emit_signals(changed)
+
+    def _rejected(self, request: EnginePriorityRequest, reason: str) -> None:
+        if self.tracker.record(request.vehicle, request.intersection, "rejected", reason):
+            self._emit_generated(request.vehicle, request.intersection, "rejected", request.group, reason=reason)
+
+    def _release(self, release: Release, caller: Caller) -> None:
+        """A request made from positions ends: the engine gives back the green it granted."""
+        frame = _generated_frame("priority.checkout", release.vehicle,
+                                 wire.PriorityCheckout(release.vehicle, release.intersection))
+        try:
+            ended_early = self.priority.checkout(release.vehicle, release.intersection)
+        except PilotageError as error:
+            self._audit(caller, "priority.checkout", frame, wire.encode_error(None, error))
+            return
+        self._audit(caller, "priority.checkout", frame, wire.encode_reply(release.vehicle,
+                                                                          wire.CheckedOut(ended_early)))
+        self._emit_generated(release.vehicle, release.intersection, release.state, release.group,
+                             reason=release.reason)
+        if ended_early:
+            self._emit_signals([release.intersection])
+
+    def _emit_generated(self, vehicle: str, intersection: int | str, state: wire.PriorityStateName, group: str,
+                        decision: EnginePriorityDecision | None = None, *, reason: str = "") -> None:
+        """Queue the ``priority`` event of a request made from positions whose state changed."""
+        self._emit("priority", partial(
+            wire.PriorityEvent, vehicle, intersection, state, decision.strategy if decision else "none",
+            decision.green_from if decision else None, decision.green_until if decision else None, group,
+            reason, True))
+
+
+def _generated_frame(message_type: str, vehicle: str, body: Struct) -> bytes:
+    """The request a client would have sent for what pilotage did from a vehicle's positions, as
+    the audit log records it: its id names the vehicle."""
+    return wire.encode({"v": wire.VERSION, "id": f"position:{vehicle}"[:64], "type": message_type, "body": body})
 
 
 def _in_body(error: PilotageError) -> PilotageError:

@@ -1108,3 +1108,44 @@ def preempt(now_s: float, k: int, hold_groups: np.ndarray, hold_stage: np.ndarra
                 transition, in_step_from = way_transition, step
                 break
     return transition, in_step_from
+
+
+@kernel
+def locate_on_paths(path_ptr: np.ndarray, point_x_m: np.ndarray, point_y_m: np.ndarray, point_at_m: np.ndarray,
+                    path_of: np.ndarray, from_m: np.ndarray, to_m: np.ndarray, x_m: np.ndarray, y_m: np.ndarray,
+                    out_along_m: np.ndarray, out_offset_m: np.ndarray) -> None:
+    """Where each vehicle is along its path: the point of path ``path_of[i]`` nearest to
+    ``(x_m[i], y_m[i])`` among those between ``from_m[i]`` and ``to_m[i]`` along it.
+
+    Path ``p`` is the polyline of points ``path_ptr[p]`` to ``path_ptr[p + 1] - 1`` (local planar
+    coordinates, m), point ``j`` lying ``point_at_m[j]`` along it. Writes the distance along the path
+    of the nearest point into ``out_along_m[i]`` and its distance from the vehicle into
+    ``out_offset_m[i]`` (inf, and NaN along, when no part of the path lies in the window).
+    """
+    for i in range(x_m.size):
+        p = path_of[i]
+        best_offset = np.inf
+        best_along = np.nan
+        for s in range(path_ptr[p], path_ptr[p + 1] - 1):
+            a0 = point_at_m[s]
+            a1 = point_at_m[s + 1]
+            if a1 < from_m[i] or a0 > to_m[i]:
+                continue
+            x0 = point_x_m[s]
+            y0 = point_y_m[s]
+            dx = point_x_m[s + 1] - x0
+            dy = point_y_m[s + 1] - y0
+            squared = dx * dx + dy * dy
+            t = 0.0 if squared <= 0.0 else ((x_m[i] - x0) * dx + (y_m[i] - y0) * dy) / squared
+            # Within the segment, and within the window along it.
+            low, high = 0.0, 1.0
+            if a1 > a0:
+                low = max(low, (from_m[i] - a0) / (a1 - a0))
+                high = min(high, (to_m[i] - a0) / (a1 - a0))
+            t = min(max(t, low), high)
+            offset = np.hypot(x0 + t * dx - x_m[i], y0 + t * dy - y_m[i])
+            if offset < best_offset:
+                best_offset = offset
+                best_along = a0 + t * (a1 - a0)
+        out_along_m[i] = best_along
+        out_offset_m[i] = best_offset

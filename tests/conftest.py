@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import networkx as nx
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -13,6 +14,7 @@ from pilotage.adapters.osm import load_network
 from pilotage.core import RoadNetwork
 from pilotage.core.default_plans import default_plans
 from pilotage.core.signals import SignalPlans
+from pilotage.core.transit import TransitPath, Trip
 
 from .clock import ManualClock
 from .shared_data import shared_data_path
@@ -87,3 +89,21 @@ def manual_clock() -> type[ManualClock]:
 def city_plans(city: RoadNetwork) -> SignalPlans:
     """The default signal plans of the embedded city's 200 intersections."""
     return SignalPlans(default_plans(city))
+
+
+#: The bus line of the embedded city's tests: its trip leaves at this time (s) and its schedule runs at
+#: this speed (m/s), so a bus 1 km along it at 1000 s (the tests' clock) is about three minutes late.
+CITY_LINE_START_S = 700.0
+CITY_LINE_SPEED_M_S = 8.0
+
+
+@pytest.fixture(scope="session")
+def city_line(city: RoadNetwork) -> Trip:
+    """A bus trip across the embedded city: the fastest path from node -30248 to node -28802 (8.2 km,
+    27 signalised intersections crossed after the first), a stop every 800 m from 100 m on, due at
+    :data:`CITY_LINE_START_S` plus its distance at :data:`CITY_LINE_SPEED_M_S`."""
+    route = city.shortest_path(city.node_index(-30248), city.node_index(-28802))
+    stops_m = np.arange(100.0, route.length_m, 800.0)
+    path = TransitPath.on(city, route.edges, stop_ids=tuple(f"stop-{i}" for i in range(stops_m.size)),
+                          stop_at_m=stops_m, source="route")
+    return Trip("line-1-trip-1", "line-1", "bus", path, CITY_LINE_START_S + stops_m / CITY_LINE_SPEED_M_S)

@@ -37,7 +37,16 @@ from pilotage.core.errors import (
     UnknownTypeError,
     UnsupportedVersionError,
 )
-from pilotage.core.protocol.fields import IntersectionId, Name, OsmId, Place, Point, Seconds, SignalTime
+from pilotage.core.protocol.fields import (
+    IntersectionId,
+    Name,
+    OsmId,
+    Place,
+    Point,
+    Seconds,
+    SignalTime,
+    TransitId,
+)
 from pilotage.core.protocol.jobs import Job
 
 VERSION = 1
@@ -64,6 +73,13 @@ ReservationStateName = Literal["booked", "arrived", "cancelled", "no_show"]
 JobStateName = Literal["queued", "running", "done", "failed"]
 CorridorEventName = Literal["opened", "updated", "rerouted", "closed", "expired"]
 ParkingEventName = Literal["count", "stale", "reserved", "cancelled", "arrived", "no_show"]
+#: A priority request's state, as SAE J2735's signal status message (SSM) names it, and its ends:
+#: ``requested`` (sent, by a client or by pilotage from a vehicle's position), ``granted``,
+#: ``rejected`` (with the reason), ``checked_out`` (the vehicle passed), ``cancelled`` (the vehicle
+#: left its path or stopped reporting).
+PriorityStateName = Literal["requested", "granted", "rejected", "checked_out", "cancelled"]
+#: How pilotage follows a vehicle that reports its position (``vehicle.position``).
+TrackingStateName = Literal["on_path", "off_path", "finished"]
 #: How long a field adapter runs a command without a newer one (s): past it, its lights go back to
 #: their own base program (docs/operations.md, "Losing the engine").
 COMMAND_TTL_S = 2.0
@@ -236,6 +252,43 @@ class PriorityRequest(Struct, forbid_unknown_fields=True):
     headway_ahead_s: Seconds | None = None
     headway_behind_s: Seconds | None = None
     position: Point | None = None
+
+
+class VehiclePosition(Struct, forbid_unknown_fields=True):
+    """Where a bus or tram is, as its AVL system reports it: at ``time`` (s on the clock), at
+    (``lon``, ``lat``), on ``trip`` (or on a trip of ``route``, the one whose path it is on), going at
+    ``speed_m_s`` towards ``heading_deg`` (clockwise from north), with ``occupancy`` passengers and
+    its doors open or not. pilotage follows it along its trip's path and asks for priority itself
+    (docs/positions.md)."""
+
+    vehicle: Name
+    lon: Annotated[float, Meta(ge=-180.0, le=180.0)]
+    lat: Annotated[float, Meta(ge=-90.0, le=90.0)]
+    time: SignalTime
+    trip: TransitId | None = None
+    route: TransitId | None = None
+    speed_m_s: Annotated[float, Meta(ge=0.0, le=100.0)] | None = None
+    heading_deg: Annotated[float, Meta(ge=0.0, le=360.0)] | None = None
+    occupancy: Annotated[float, Meta(ge=0.0, le=10000.0)] | None = None
+    doors_open: bool | None = None
+    vehicle_class: Literal["bus", "tram"] | None = field(name="class", default=None)
+
+
+class VehicleTracked(Struct):
+    """How pilotage follows the vehicle: its trip, ``state``, how far along its path (m), how late
+    (s, negative when early; null when its timetable gives no time), the next signalised
+    intersection, the signal group of its movement there and the distance to its stop line (m),
+    and the state of its priority request there (null: none asked yet), with the reason."""
+
+    trip: str
+    state: TrackingStateName
+    along_m: float
+    lateness_s: float | None
+    next_intersection: IntersectionId | None
+    group: str | None
+    to_stop_line_m: float | None
+    request: PriorityStateName | None
+    reason: str
 
 
 class PriorityDecision(Struct):
@@ -533,6 +586,8 @@ MESSAGES: dict[str, Message] = {message.type: message for message in (
             "ask for priority for a bus, tram or emergency vehicle at a signal group"),
     Message("priority.checkout", PriorityCheckout, CheckedOut, "priority",
             "the vehicle has passed: the green its priority gave may end"),
+    Message("vehicle.position", VehiclePosition, VehicleTracked, "priority",
+            "a bus or tram's position: pilotage asks for priority, renews and checks out for it"),
     Message("detectors", Detectors, Empty, "priority",
             "queues per approach from detectors: the arrival times of later priority requests"),
     Message("corridor.open", CorridorOpen, CorridorState, "emergency",
@@ -560,14 +615,31 @@ MESSAGES: dict[str, Message] = {message.type: message for message in (
 
 
 class PriorityEvent(Struct):
-    """Topic ``priority``: a grant that changed a plan, or a check-out."""
+    """Topic ``priority``: a request's state changed (SAE J2735 SSM's states, :data:`PriorityStateName`):
+    a grant that changed a plan, a check-out; for the requests pilotage makes from vehicles'
+    positions, also when asked, rejected (with the reason) and cancelled. ``generated``: made by
+    pilotage from positions, not sent by a client."""
 
     vehicle: str
     intersection: IntersectionId
-    event: Literal["granted", "checked_out"]
+    event: PriorityStateName
     strategy: str
     green_from: float | None
     green_until: float | None
+    group: str | None = None
+    reason: str = ""
+    generated: bool = False
+
+
+class VehicleEvent(Struct):
+    """Topic ``vehicle``: a position pilotage read (``vehicle.position`` or a GTFS-Realtime feed), and
+    how it follows the vehicle."""
+
+    time: float
+    vehicle: str
+    lon: float
+    lat: float
+    tracked: VehicleTracked
 
 
 class SignalsEvent(Struct):
@@ -616,7 +688,8 @@ class Heartbeat(Struct):
 
 
 EVENTS: dict[str, type[Struct]] = {"priority": PriorityEvent, "signals": SignalsEvent, "corridor": CorridorEvent,
-                                   "parking": ParkingEvent, "route": RouteEvent, "server": Heartbeat}
+                                   "parking": ParkingEvent, "route": RouteEvent, "vehicle": VehicleEvent,
+                                   "server": Heartbeat}
 
 
 # -- audit --------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ Name = Annotated[str, Meta(min_length=1, max_length=64)]
 OsmId = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 #: An intersection: its id in the signal plans (an OSM id for the embedded city, a SUMO id otherwise).
 IntersectionId = OsmId | Annotated[str, Meta(min_length=1, max_length=64)]
+#: A public-transport trip or line, as its timetable names it (GTFS ``trip_id``, ``route_id``).
+TransitId = Annotated[str, Meta(min_length=1, max_length=256)]
 Seconds = Annotated[float, Meta(ge=0.0, le=3600.0)]
 #: A time on the signals' clock (s): wall time in service, simulated time under a simulator.
 SignalTime = Annotated[float, Meta(ge=-1e12, le=1e12)]

@@ -19,7 +19,9 @@ from pilotage.adapters.zeromq import Client
 from pilotage.core import RoadNetwork
 from pilotage.core import protocol as wire
 from pilotage.core.signals import SignalPlans
+from pilotage.core.transit import Trip
 from pilotage.signal_priority import PriorityEngine
+from pilotage.signal_priority.tracking import VehicleTracker
 from tests.clock import ManualClock
 
 #: A routing job of one pickup, solved in a fifth of a second.
@@ -37,11 +39,15 @@ def clock(manual_clock: type[ManualClock]) -> ManualClock:
 
 
 @pytest.fixture
-def make_service(city: RoadNetwork, city_plans: SignalPlans, clock: ManualClock) -> Callable[..., Service]:
-    """Makes a service with a fresh priority engine on the ``clock`` fixture (or the clock given)."""
+def make_service(city: RoadNetwork, city_plans: SignalPlans, clock: ManualClock,
+                 city_line: Trip) -> Callable[..., Service]:
+    """Makes a service with a fresh priority engine on the ``clock`` fixture (or the clock given),
+    following buses on the embedded city's test line (``city_line``)."""
 
     def make(service_clock: Callable[[], float] = clock, **options: Any) -> Service:
-        return Service(city, PriorityEngine(city_plans, service_clock), **options)
+        engine = PriorityEngine(city_plans, service_clock)
+        options.setdefault("tracker", VehicleTracker(city, city_plans, [city_line]))
+        return Service(city, engine, **options)
 
     return make
 
@@ -72,6 +78,9 @@ def ask_every_type() -> Callable[..., dict[str, dict[str, object]]]:
                                  "class": "bus", "lateness_s": 200.0},
             "priority.checkout": {"vehicle": "bus-1", "intersection": -30248}, "server.stats": {},
             "detectors": {"intersection": -30248, "queues": [{"group": "from--25024", "queue_vehicles": 3}]},
+            # 500 m along the test line's trip (tests/conftest.py, city_line).
+            "vehicle.position": {"vehicle": "bus-7", "trip": "line-1-trip-1", "lon": 6.131861, "lat": 49.617747,
+                                 "time": now_s, "speed_m_s": 8.0},
             "corridor.open": {"incident": "fire-1", "origin": -30124, "destination": -16808},
             "corridor.update": {"incident": "fire-1", "position": {"lon": 6.1748, "lat": 49.6149}},
             "corridor.close": {"incident": "fire-1"},

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 import pytest
 import zmq
 from hypothesis import given, settings
@@ -29,9 +30,11 @@ from pilotage.core import InvalidInputError, RoadNetwork
 from pilotage.core import protocol as wire
 from pilotage.core.errors import DataFileError, ForbiddenError, RemoteError, TimedOutError
 from pilotage.core.signals import SignalPlans
+from pilotage.core.transit import Trip
 from pilotage.parking import CarPark, CarParks, ParkingEngine, ReservationBook
 from pilotage.parking.reservations import peak_overlap
 from pilotage.signal_priority import PriorityEngine
+from tests.clock import ManualClock
 
 LOOPBACK = "tcp://127.0.0.1:*"
 ANY_FIELD = object()
@@ -485,3 +488,67 @@ def test_concurrent_clients_never_overbook_a_car_park(serve: Callable[..., Serve
         thread.join(timeout=60)
     assert len(confirmed) + len(conflicts) == 48 and set(conflicts) == {"CONFLICT"}
     assert peak_overlap([r["from"] for r in confirmed], [r["until"] for r in confirmed], 0.0, 1e9) == 3
+
+
+# -- vehicles' positions ------------------------------------------------------------------------------
+
+
+def _position(city: RoadNetwork, line: Trip, along_m: float, time_s: float, **fields: object) -> dict[str, object]:
+    path = line.path
+    return {"vehicle": "bus-7", "trip": line.trip_id, "time": time_s,
+            "lon": float(np.interp(along_m, path.at_m, city.node_lon[path.nodes])),
+            "lat": float(np.interp(along_m, path.at_m, city.node_lat[path.nodes]))} | fields
+
+
+def test_positions_make_requests_check_outs_and_events(serve: Callable[..., Server], clock: ManualClock,
+                                                       city: RoadNetwork, city_line: Trip) -> None:
+    server = serve()
+    assert server.events_endpoint is not None
+    path = city_line.path
+    # The first crossing with no stop in the 300 m before it.
+    c = next(c for c in range(path.crossing_stop_line_m.size)
+             if not ((path.stop_at_m > path.crossing_stop_line_m[c] - 300.0)
+                     & (path.stop_at_m <= path.crossing_stop_line_m[c])).any())
+    stop_line_m = float(path.crossing_stop_line_m[c])
+    intersection = int(city.intersections.ids[path.crossing_intersection[c]])
+    replies: list[dict[str, Any]] = []
+    with Subscriber(server.events_endpoint, ("priority", "vehicle", "server")) as subscriber, \
+            Client(server.endpoint, timeout_s=10.0) as client:
+        assert subscriber.receive(timeout_s=10.0)[0] == "server"
+        for t in range(45):
+            clock.now_s = 1000.0 + t
+            replies.append(client.request("vehicle.position", _position(city, city_line, stop_line_m - 300.0 + 8.0 * t,
+                                                                         clock.now_s, speed_m_s=8.0)))
+        events: list[tuple[str, dict[str, Any]]] = []
+        while not any(body.get("event") == "checked_out" and body["intersection"] == intersection
+                      for topic, body in events if topic == "priority"):
+            events.append(subscriber.receive(timeout_s=10.0))
+    asked = [r for r in replies if r["next_intersection"] == intersection and r["request"] is not None]
+    assert asked and asked[0]["group"] is not None and asked[0]["to_stop_line_m"] <= 250.0
+    states = [body["event"] for topic, body in events if topic == "priority" and body["intersection"] == intersection]
+    assert states[0] == "requested" and states[-1] == "checked_out"
+    assert set(states[1:-1]) <= {"granted", "rejected"} and len(states) >= 3
+    assert all(body["generated"] for topic, body in events if topic == "priority")
+    assert sum(topic == "vehicle" for topic, _ in events) >= 1
+    for topic, body in events:
+        msgspec.convert(body, wire.EVENTS[topic])
+
+
+def test_bad_positions_get_one_error_each_and_the_server_goes_on(serve: Callable[..., Server], clock: ManualClock,
+                                                                 city: RoadNetwork, city_line: Trip) -> None:
+    server = serve()
+    with Client(server.endpoint, timeout_s=10.0) as client:
+        client.request("vehicle.position", _position(city, city_line, 500.0, 1000.0))
+        cases = [
+            (_position(city, city_line, 500.0, 1000.0, trip="no-such-trip"), "UNKNOWN_ENTITY", "body.trip"),
+            (_position(city, city_line, 500.0, 1000.0, lon=2.35, lat=48.85), "BAD_SCHEMA", "body.lon"),
+            (_position(city, city_line, 510.0, 999.0), "BAD_SCHEMA", "body.time"),
+            (_position(city, city_line, 510.0, 1000.0, speed_m_s=-1.0), "BAD_SCHEMA", "body.speed_m_s"),
+            (_position(city, city_line, 510.0, 1011.0), "BAD_SCHEMA", "body.time"),
+            ({"vehicle": "bus-7", "lon": 6.13, "lat": 49.61, "time": 1000.0}, "BAD_SCHEMA", "body.trip"),
+        ]
+        for body, code, field in cases:
+            with pytest.raises(RemoteError) as error:
+                client.request("vehicle.position", body)
+            assert (error.value.code, error.value.field) == (code, field)
+        assert client.request("vehicle.position", _position(city, city_line, 520.0, 1001.0))["state"] == "on_path"

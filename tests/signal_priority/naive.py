@@ -724,3 +724,22 @@ class Preempting(Reference):
                     transition, in_step = way_transition, step
                     break
         return transition, in_step, greens
+
+
+def reference_locate(points: list[tuple[float, float, float]], window: tuple[float, float],
+                     position: tuple[float, float]) -> tuple[float, float]:
+    """Where a vehicle at ``position`` (x, y in m) is along a polyline of ``points`` (x, y, distance
+    along in m), looking only between ``window`` = (from, to) along it: sample each segment finely,
+    keep the samples inside the window, and take the nearest. Returns (distance along, offset),
+    (NaN, inf) when no sample lies in the window. Exact to the sampling step, which the comparison
+    tolerates."""
+    best = (math.nan, math.inf)
+    for (x0, y0, a0), (x1, y1, a1) in itertools.pairwise(points):
+        for t in np.linspace(0.0, 1.0, 2001):
+            along = a0 + t * (a1 - a0)
+            if not window[0] <= along <= window[1]:
+                continue
+            offset = math.hypot(x0 + t * (x1 - x0) - position[0], y0 + t * (y1 - y0) - position[1])
+            if offset < best[1]:
+                best = (along, offset)
+    return best
