@@ -39,6 +39,9 @@ setup(
         "pyzmq>=25,<28",
         "msgspec>=0.18,<1",
         "prometheus-client>=0.20,<1",
+        "partridge>=1.1,<2",
+        # 3.x needs protobuf 7, which OR-Tools does not take yet.
+        "gtfs-realtime-bindings>=2,<3",
     ],
     extras_require={
         "sim": ["eclipse-sumo>=1.20,<2", "libsumo>=1.20,<2", "sumolib>=1.20,<2"],
@@ -46,7 +49,7 @@ setup(
         "compare": ["pyvrp>=0.9,<1"],
         "test": ["pytest>=8,<10", "pytest-benchmark>=4,<6", "hypothesis>=6.100,<7", "ruff>=0.17,<0.18", "mypy>=2.4,<3",
                  "scipy-stubs>=1.14,<2", "types-networkx>=3.2,<4", "jsonschema>=4.18,<5",
-                 "types-jsonschema>=4.18,<5"],
+                 "types-jsonschema>=4.18,<5", "types-protobuf>=6.30,<7"],
     },
     entry_points={"console_scripts": ["pilotage = pilotage.adapters.cli:main"]},
     cmdclass={"build_py": BuildPy},

@@ -811,3 +811,17 @@ class Subscriber(_Connection):
                                     "every second: is it running, with the same keys?)")
         topic, body = self._socket.recv_multipart()
         return topic.decode("ascii"), msgspec.json.decode(body)
+
+    def receive_frames(self) -> list[bytes] | None:
+        """The frames of the next message waiting, as they came (a publisher of other than JSON
+        events, such as a GTFS-Realtime feed's protobuf), or None when none is waiting; never waits.
+
+        Raises:
+            TimedOutError: no publisher has accepted the connection within :data:`CONNECT_WINDOW_S`.
+            ForbiddenError: the publisher refused this client's CurveZMQ handshake.
+        """
+        self._watch.check()
+        if not self._socket.poll(0, zmq.POLLIN):
+            return None
+        frames: list[bytes] = self._socket.recv_multipart()
+        return frames

@@ -176,15 +176,17 @@ class Step:
 
 @dataclass(frozen=True)
 class TripDelay:
-    """The delay of a followed trip (GTFS-Realtime's TripUpdate): at ``time_s``, ``delay_s`` late
-    (negative: early), its next stop and that stop's position in the trip (0-based)."""
+    """How late a followed trip runs (what GTFS-Realtime's TripUpdate carries): its ``trip_id`` and
+    ``route_id``, the vehicle on it, its delay (s, negative when early), the next stop it will call
+    at (``stop_id``, and its GTFS ``stop_sequence`` when known; no stop after the last), and when the
+    delay was measured (``time_s``, on the clock)."""
 
     trip_id: str
-    route_id: str
-    vehicle: str
+    route_id: str | None
+    vehicle: str | None
     delay_s: float
-    next_stop_id: str
-    next_stop_index: int
+    next_stop_id: str | None
+    next_stop_sequence: int | None
     time_s: float
 
 
@@ -327,7 +329,7 @@ class VehicleTracker:
                 continue
             trip = followed.trip
             delays.append(TripDelay(trip.trip_id, trip.route_id, followed.vehicle, followed.lateness_s,
-                                    trip.path.stop_ids[stop], stop, followed.time_s))
+                                    trip.path.stop_ids[stop], None, followed.time_s))
         return delays
 
     # -- the steps -----------------------------------------------------------------------------

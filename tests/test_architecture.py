@@ -49,6 +49,7 @@ HOMES: dict[str, str] = {
     "sumo": "adapters/sumo/scenario.py",
     "sumolib": "adapters/sumo/scenario.py",
     "matplotlib": "adapters/sumo/report.py",
+    "google": "adapters/gtfs_realtime.py",
 }
 
 #: Modules that import a library outside its home today: breaches of the rule, each to move to the
