@@ -196,6 +196,10 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
     simulate.add_argument("--time-space-line", metavar="LINE",
                           help="the bus or tram line (SUMO's line, or route id) drawn in the time-space plot "
                                "(default: the busiest route crossing three driven lights)")
+    simulate.add_argument("--requests-from", choices=("loop", "positions"), default="loop",
+                          help="who asks for the buses' and trams' priority: the loop, from what SUMO knows of each "
+                               "(loop), or pilotage, from each vehicle's position and trip alone, as in service "
+                               "(positions; docs/positions.md)")
     simulate.add_argument("--check", action="store_true",
                           help="read the scenario and say how each light will be driven, the buses, trams and "
                                "timetables found, then stop")
@@ -207,7 +211,7 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser("demo", parents=[sim], help="the embedded city's peak, priority and corridors off "
                                                            "then on, side by side")
     demo.set_defaults(run=_simulate, sumocfg=None, priority="on", corridors="on", compare="on", json=False,
-                      demo=True, own_control="on", time_space_line=None, check=False)
+                      demo=True, own_control="on", time_space_line=None, check=False, requests_from="loop")
 
     schema = commands.add_parser("schema", help="the wire protocol's JSON Schema: one message's, or every file")
     schema.add_argument("name", nargs="?", choices=sorted(json_schemas()), metavar="NAME",
@@ -518,7 +522,7 @@ def _run_simulation(args: argparse.Namespace) -> list[Run] | dict[str, object]:
                           min_lateness_s=args.min_lateness,
                           emergency_every_s=args.emergency_every, seed=args.seed,
                           sumo_args=tuple(args.sumo_args), engine=getattr(args, "engine", None),
-                          time_space_line=args.time_space_line)
+                          time_space_line=args.time_space_line, requests_from=args.requests_from)
     report_file = args.report or ("simulation/report.json" if demo else None)
     report = Path(report_file) if report_file else None
     if report is not None and report.suffix != ".json":

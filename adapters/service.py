@@ -755,7 +755,7 @@ class Service:
                 replies[i] = self._error(frames[i], request, _in_body(step), caller)
                 continue
             now = self.tracker.tracked(body.vehicle)
-            tracked = dataclasses.replace(now, reason=now.reason or step.tracked.reason)
+            tracked = now._replace(reason=now.reason or step.tracked.reason)
             reply = wire.from_engine(tracked, wire.VehicleTracked)
             replies[i] = wire.encode_reply(request.id, reply)
             self._count_reply(message.type, "OK")
@@ -822,7 +822,9 @@ class Service:
             if decision.decision != "granted":
                 self._rejected(request, decision.reason)
                 continue
-            if self.tracker.record(request.vehicle, request.intersection, "granted"):
+            # A grant that changes the plan is news even to a vehicle already granted: its green moved.
+            if (self.tracker.record(request.vehicle, request.intersection, "granted")
+                    or decision.strategy != "already_green"):
                 self._emit_generated(request.vehicle, request.intersection, "granted", request.group, decision)
             if decision.strategy != "already_green":
                 changed.append(request.intersection)

@@ -1110,42 +1110,224 @@ def preempt(now_s: float, k: int, hold_groups: np.ndarray, hold_stage: np.ndarra
     return transition, in_step_from
 
 
+# -- following vehicles along their trips (signal_priority.tracking) ---------------------------------------------
+
+# Settings of ``track_positions``, by index.
+T_DETECTION_M, T_RENEW_EVERY_S, T_OFF_PATH_M, T_BACK_TOLERANCE_M, T_MAX_SPEED_M_S, T_ACCELERATION_M_S2, \
+    T_ETA_MARGIN_S, T_STOP_ZONE_M, T_DWELL_SPEED_M_S, T_MAX_ETA_S, T_END_M = range(11)
+N_TRACK_SETTINGS = 11
+# A vehicle's state, by column of ``vehicles``.
+V_TRIP, V_ALONG_M, V_LOCATED_S, V_TIME_S, V_SPEED_M_S, V_STATE, V_CROSSING, V_REQUEST_AT, V_REQUESTED_S = range(9)
+N_VEHICLE_FIELDS = 9
+# How a vehicle is followed.
+ON_PATH, OFF_PATH, FINISHED = 0, 1, 2
+# A report, by column of ``reports``: the vehicle's row, planar position (m), time (s), speed (m/s,
+# NaN: unknown), doors (1 open, 0 closed, -1 unknown).
+P_VEHICLE, P_X_M, P_Y_M, P_TIME_S, P_SPEED_M_S, P_DOORS = range(6)
+N_REPORT_FIELDS = 6
+# What came of a report, by column of ``out``.
+U_ALONG_M, U_OFFSET_M, U_STATE, U_CROSSING, U_RELEASE, U_ACTION, U_TO_LINE_M, U_EARLIEST_S, U_WINDOW_S, \
+    U_LATENESS_S, U_TIMED_STOP, U_STOP, U_ASKED = range(13)
+N_TRACK_OUT = 13
+# Actions: nothing due yet, a request, waiting to leave a stop before the stop line, dwelling at a
+# stop, no crossing ahead, no signal group for the movement, off the path.
+A_NOT_DUE, A_REQUEST, A_LEAVE_STOP, A_DWELLING, A_NO_CROSSING, A_NO_GROUP, A_OFF_PATH = range(7)
+
+
+@kernel
+def _first_at_or_after(values: np.ndarray, first: int, last: int, value: float) -> int:
+    """The first index ``i`` in ``first..last - 1`` with ``values[i] >= value`` (``last``: none), by
+    bisection over the sorted slice."""
+    low, high = first, last
+    while low < high:
+        middle = (low + high) // 2
+        if values[middle] < value:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+@kernel
+def locate_one(first: int, last: int, point_x_m: np.ndarray, point_y_m: np.ndarray, point_at_m: np.ndarray,
+               from_m: float, to_m: float, x_m: float, y_m: float) -> tuple[float, float, int]:
+    """Where a vehicle at ``(x_m, y_m)`` is along the polyline of points ``first..last - 1`` (planar
+    m, point ``j`` lying ``point_at_m[j]`` along it): the nearest point of the polyline between
+    ``from_m`` and ``to_m`` along it. Returns its distance along, its distance from the vehicle, and
+    the segment it is on (NaN, inf and -1 when no part of the polyline lies in the window)."""
+    best_offset = np.inf
+    best_along = np.nan
+    best_segment = -1
+    for s in range(first, last - 1):
+        a0 = point_at_m[s]
+        a1 = point_at_m[s + 1]
+        if a1 < from_m or a0 > to_m:
+            continue
+        x0 = point_x_m[s]
+        y0 = point_y_m[s]
+        dx = point_x_m[s + 1] - x0
+        dy = point_y_m[s + 1] - y0
+        squared = dx * dx + dy * dy
+        t = 0.0 if squared <= 0.0 else ((x_m - x0) * dx + (y_m - y0) * dy) / squared
+        # Within the segment, and within the window along it.
+        low, high = 0.0, 1.0
+        if a1 > a0:
+            low = max(low, (from_m - a0) / (a1 - a0))
+            high = min(high, (to_m - a0) / (a1 - a0))
+        t = min(max(t, low), high)
+        offset = np.hypot(x0 + t * dx - x_m, y0 + t * dy - y_m)
+        if offset < best_offset:
+            best_offset = offset
+            best_along = a0 + t * (a1 - a0)
+            best_segment = s
+    return best_along, best_offset, best_segment
+
+
 @kernel
 def locate_on_paths(path_ptr: np.ndarray, point_x_m: np.ndarray, point_y_m: np.ndarray, point_at_m: np.ndarray,
                     path_of: np.ndarray, from_m: np.ndarray, to_m: np.ndarray, x_m: np.ndarray, y_m: np.ndarray,
                     out_along_m: np.ndarray, out_offset_m: np.ndarray) -> None:
-    """Where each vehicle is along its path: the point of path ``path_of[i]`` nearest to
-    ``(x_m[i], y_m[i])`` among those between ``from_m[i]`` and ``to_m[i]`` along it.
-
-    Path ``p`` is the polyline of points ``path_ptr[p]`` to ``path_ptr[p + 1] - 1`` (local planar
-    coordinates, m), point ``j`` lying ``point_at_m[j]`` along it. Writes the distance along the path
-    of the nearest point into ``out_along_m[i]`` and its distance from the vehicle into
-    ``out_offset_m[i]`` (inf, and NaN along, when no part of the path lies in the window).
-    """
+    """:func:`locate_one` for each vehicle ``i`` on path ``path_of[i]`` (points ``path_ptr[p]`` to
+    ``path_ptr[p + 1] - 1``), into ``out_along_m[i]`` and ``out_offset_m[i]``."""
     for i in range(x_m.size):
         p = path_of[i]
-        best_offset = np.inf
-        best_along = np.nan
-        for s in range(path_ptr[p], path_ptr[p + 1] - 1):
-            a0 = point_at_m[s]
-            a1 = point_at_m[s + 1]
-            if a1 < from_m[i] or a0 > to_m[i]:
-                continue
-            x0 = point_x_m[s]
-            y0 = point_y_m[s]
-            dx = point_x_m[s + 1] - x0
-            dy = point_y_m[s + 1] - y0
-            squared = dx * dx + dy * dy
-            t = 0.0 if squared <= 0.0 else ((x_m[i] - x0) * dx + (y_m[i] - y0) * dy) / squared
-            # Within the segment, and within the window along it.
-            low, high = 0.0, 1.0
-            if a1 > a0:
-                low = max(low, (from_m[i] - a0) / (a1 - a0))
-                high = min(high, (to_m[i] - a0) / (a1 - a0))
-            t = min(max(t, low), high)
-            offset = np.hypot(x0 + t * dx - x_m[i], y0 + t * dy - y_m[i])
-            if offset < best_offset:
-                best_offset = offset
-                best_along = a0 + t * (a1 - a0)
-        out_along_m[i] = best_along
-        out_offset_m[i] = best_offset
+        out_along_m[i], out_offset_m[i], _ = locate_one(path_ptr[p], path_ptr[p + 1], point_x_m, point_y_m,
+                                                        point_at_m, from_m[i], to_m[i], x_m[i], y_m[i])
+
+
+@kernel
+def _lateness_s(trip: int, along_m: float, now_s: float, speed_m_s: float, stop_ptr: np.ndarray,
+                stop_at_m: np.ndarray, stop_due_s: np.ndarray, out: np.ndarray, r: int) -> None:
+    """How late the vehicle reaches its next stop with a time, at ``speed_m_s``, into ``out[r]``
+    (NaN, and stop -1, when no stop ahead has a time)."""
+    out[r, U_LATENESS_S] = np.nan
+    out[r, U_TIMED_STOP] = -1.0
+    for s in range(_first_at_or_after(stop_at_m, stop_ptr[trip], stop_ptr[trip + 1], along_m), stop_ptr[trip + 1]):
+        if not np.isnan(stop_due_s[s]):
+            out[r, U_LATENESS_S] = now_s + (stop_at_m[s] - along_m) / speed_m_s - stop_due_s[s]
+            out[r, U_TIMED_STOP] = s - stop_ptr[trip]
+            return
+
+
+@kernel
+def _action(vehicle: np.ndarray, report: np.ndarray, crossing: int, crossing_line_m: np.ndarray,
+            crossing_grouped: np.ndarray, trip: int, stop_ptr: np.ndarray, stop_at_m: np.ndarray,
+            speed_limit_m_s: float, settings: np.ndarray, out: np.ndarray, r: int) -> None:
+    """Whether a request is due at the vehicle's next crossing (the index in the packed crossings),
+    and its arrival interval, into ``out[r]``."""
+    along_m = vehicle[V_ALONG_M]
+    line_m = crossing_line_m[crossing]
+    distance_m = line_m - along_m
+    out[r, U_TO_LINE_M] = distance_m
+    if not crossing_grouped[crossing]:
+        out[r, U_ACTION] = A_NO_GROUP
+        return
+    if distance_m > settings[T_DETECTION_M]:
+        return
+    local = crossing
+    if vehicle[V_REQUEST_AT] == local and report[P_TIME_S] - vehicle[V_REQUESTED_S] < settings[T_RENEW_EVERY_S]:
+        return
+    first, last = stop_ptr[trip], stop_ptr[trip + 1]
+    ahead = _first_at_or_after(stop_at_m, first, last, along_m)
+    if ahead < last and stop_at_m[ahead] <= line_m:
+        out[r, U_ACTION] = A_LEAVE_STOP
+        out[r, U_STOP] = ahead - first
+        return
+    if ahead > first and along_m - stop_at_m[ahead - 1] <= settings[T_STOP_ZONE_M] and (
+            report[P_DOORS] == 1.0 or (report[P_DOORS] < 0.0 and vehicle[V_SPEED_M_S] < settings[T_DWELL_SPEED_M_S])):
+        out[r, U_ACTION] = A_DWELLING
+        out[r, U_STOP] = ahead - 1 - first
+        return
+    speed_m_s = max(vehicle[V_SPEED_M_S], 0.5 * speed_limit_m_s, 1.0)
+    earliest_s = distance_m / speed_limit_m_s + max(0.0, speed_limit_m_s - vehicle[V_SPEED_M_S]) / (
+        2.0 * settings[T_ACCELERATION_M_S2])
+    latest_s = max(earliest_s, distance_m / speed_m_s)
+    out[r, U_ACTION] = A_REQUEST
+    out[r, U_EARLIEST_S] = min(earliest_s, settings[T_MAX_ETA_S])
+    out[r, U_WINDOW_S] = min(latest_s - earliest_s + settings[T_ETA_MARGIN_S], settings[T_MAX_ETA_S])
+    out[r, U_ASKED] = 1.0 if vehicle[V_REQUEST_AT] != local else 0.0
+    vehicle[V_REQUEST_AT] = local
+    vehicle[V_REQUESTED_S] = report[P_TIME_S]
+
+
+@kernel
+def track_positions(path_ptr: np.ndarray, point_x_m: np.ndarray, point_y_m: np.ndarray, point_at_m: np.ndarray,
+                    point_speed_m_s: np.ndarray, crossing_ptr: np.ndarray, crossing_line_m: np.ndarray,
+                    crossing_grouped: np.ndarray, trip_path: np.ndarray, stop_ptr: np.ndarray, stop_at_m: np.ndarray,
+                    stop_due_s: np.ndarray, settings: np.ndarray, vehicles: np.ndarray, reports: np.ndarray,
+                    out: np.ndarray) -> None:
+    """Follow each reported vehicle along its trip's path, in the order of ``reports``, updating its
+    row of ``vehicles`` and writing what came of each report into ``out`` (columns ``U_*``).
+
+    Paths are packed polylines (points ``path_ptr[p]..``, planar m, their distance along, and the
+    speed limit of the edge each point starts); their signalised crossings (``crossing_ptr[p]..``:
+    the stop line's distance along, whether the movement has a signal group); trips name their
+    path and their stops (``stop_ptr[t]..``: distance along, when due, NaN unknown). Crossing
+    indices in ``vehicles`` and ``out`` are into the packed crossings; stop indices in ``out`` are
+    within the trip. The rules are those of :mod:`pilotage.signal_priority.tracking`: locate, move
+    on (never back), pass the stop lines behind (the request at one is released), then, at the next
+    crossing, the request due if any. ``U_RELEASE`` is the crossing whose request ends (passed, or
+    the vehicle off its path), -1 for none.
+    """
+    for r in range(reports.shape[0]):
+        report = reports[r]
+        vehicle = vehicles[int(report[P_VEHICLE])]
+        trip = int(vehicle[V_TRIP])
+        path = trip_path[trip]
+        for column in range(N_TRACK_OUT):
+            out[r, column] = 0.0
+        out[r, U_RELEASE] = -1.0
+        out[r, U_STOP] = -1.0
+        out[r, U_CROSSING] = -1.0
+        out[r, U_TIMED_STOP] = -1.0
+        out[r, U_LATENESS_S] = np.nan
+        located = not np.isinf(vehicle[V_LOCATED_S])
+        from_m, to_m = -np.inf, np.inf
+        if located:
+            from_m = vehicle[V_ALONG_M] - settings[T_BACK_TOLERANCE_M]
+            to_m = (vehicle[V_ALONG_M] + settings[T_MAX_SPEED_M_S] * (report[P_TIME_S] - vehicle[V_LOCATED_S])
+                    + settings[T_OFF_PATH_M])
+        out[r, U_ALONG_M], out[r, U_OFFSET_M], segment = locate_one(
+            path_ptr[path], path_ptr[path + 1], point_x_m, point_y_m, point_at_m, from_m, to_m, report[P_X_M],
+            report[P_Y_M])
+        vehicle[V_TIME_S] = report[P_TIME_S]
+        if not out[r, U_OFFSET_M] <= settings[T_OFF_PATH_M]:
+            vehicle[V_STATE] = OFF_PATH
+            out[r, U_STATE] = OFF_PATH
+            out[r, U_ACTION] = A_OFF_PATH
+            out[r, U_RELEASE] = vehicle[V_REQUEST_AT]
+            vehicle[V_REQUEST_AT] = -1.0
+            vehicle[V_REQUESTED_S] = -np.inf
+            out[r, U_ALONG_M] = vehicle[V_ALONG_M]
+            out[r, U_CROSSING] = vehicle[V_CROSSING]
+            continue
+        along_m = max(out[r, U_ALONG_M], vehicle[V_ALONG_M]) if located else out[r, U_ALONG_M]
+        elapsed_s = report[P_TIME_S] - vehicle[V_LOCATED_S]
+        if not np.isnan(report[P_SPEED_M_S]):
+            vehicle[V_SPEED_M_S] = report[P_SPEED_M_S]
+        elif located and elapsed_s > 0.0:
+            vehicle[V_SPEED_M_S] = (along_m - vehicle[V_ALONG_M]) / elapsed_s
+        vehicle[V_ALONG_M] = along_m
+        vehicle[V_LOCATED_S] = report[P_TIME_S]
+        out[r, U_ALONG_M] = along_m
+        length_m = point_at_m[path_ptr[path + 1] - 1]
+        vehicle[V_STATE] = FINISHED if along_m >= length_m - settings[T_END_M] else ON_PATH
+        out[r, U_STATE] = vehicle[V_STATE]
+        # The stop lines passed: the request at one ends there.
+        crossing = int(vehicle[V_CROSSING])
+        while crossing < crossing_ptr[path + 1] and crossing_line_m[crossing] < along_m:
+            if crossing == vehicle[V_REQUEST_AT]:
+                out[r, U_RELEASE] = crossing
+                vehicle[V_REQUEST_AT] = -1.0
+                vehicle[V_REQUESTED_S] = -np.inf
+            crossing += 1
+        vehicle[V_CROSSING] = crossing
+        speed_limit_m_s = max(point_speed_m_s[max(segment, path_ptr[path])], 1.0)
+        _lateness_s(trip, along_m, report[P_TIME_S], max(vehicle[V_SPEED_M_S], 0.5 * speed_limit_m_s, 1.0), stop_ptr,
+                    stop_at_m, stop_due_s, out, r)
+        if vehicle[V_STATE] != ON_PATH or crossing >= crossing_ptr[path + 1]:
+            out[r, U_ACTION] = A_NO_CROSSING
+            continue
+        out[r, U_CROSSING] = crossing
+        _action(vehicle, report, crossing, crossing_line_m, crossing_grouped, trip, stop_ptr, stop_at_m,
+                speed_limit_m_s, settings, out, r)

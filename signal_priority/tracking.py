@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -55,8 +55,6 @@ CANCELLED: Literal["cancelled"] = "cancelled"
 #: How a vehicle is followed.
 ON_PATH, OFF_PATH, FINISHED = "on_path", "off_path", "finished"
 
-_EARTH_RADIUS_M = 6_371_009.0
-_NOT_YET = InvalidInputError("not located yet")
 # A vehicle this close to its path's end (m) has finished its trip.
 _END_M = 1.0
 
@@ -131,8 +129,7 @@ class PositionReport:
     vehicle_class: str | None = None
 
 
-@dataclass(frozen=True)
-class Tracked:
+class Tracked(NamedTuple):
     """How a vehicle is followed after a report: its trip, ``state`` (:data:`ON_PATH`,
     :data:`OFF_PATH`, :data:`FINISHED`), how far along its path (m), how late (s; None: its
     timetable gives no time ahead), its next signalised intersection (its plan's id), the signal
@@ -150,8 +147,7 @@ class Tracked:
     reason: str
 
 
-@dataclass(frozen=True)
-class Release:
+class Release(NamedTuple):
     """A request that ends: the vehicle passed the stop line (:data:`CHECKED_OUT`), or left its path,
     stopped reporting or changed trip (:data:`CANCELLED`); the engine gives back what it granted."""
 
@@ -162,8 +158,7 @@ class Release:
     reason: str
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     """What one report leads to: how the vehicle is followed, the request to decide now (None:
     none), the requests that end, and whether the request is the first at its intersection
     (``asked``: its state becomes :data:`REQUESTED`)."""
@@ -190,44 +185,16 @@ class TripDelay:
     time_s: float
 
 
-@dataclass
-class _Vehicle:
-    vehicle: str
-    trip: Trip
-    path: int
-    time_s: float
-    along_m: float = 0.0
-    speed_m_s: float = 0.0
-    state: str = ON_PATH
-    # The next crossing of its path not yet passed.
-    crossing: int = 0
-    lateness_s: float | None = None
-    # Its live request: at which crossing (-1: none), its state, why, and when last sent.
-    request_at: int = -1
-    request: str | None = None
-    reason: str = ""
-    requested_s: float = -math.inf
-    # When it was last placed on its path (-inf: never); how far it may have gone since bounds where
-    # it is looked for.
-    located_s: float = -math.inf
-
-
-@dataclass
-class _Paths:
-    """The paths of the trips known, packed for the kernel: one polyline each, in local planar
-    coordinates (m) around the network's centre."""
-
-    index: dict[int, int] = field(default_factory=dict)
-    ptr: list[int] = field(default_factory=lambda: [0])
-    x_m: list[np.ndarray] = field(default_factory=list)
-    y_m: list[np.ndarray] = field(default_factory=list)
-    at_m: list[np.ndarray] = field(default_factory=list)
-    packed: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+_EARTH_RADIUS_M = 6_371_009.0
+# The kernel's states and actions, as named here.
+_STATES = {_kernels.ON_PATH: ON_PATH, _kernels.OFF_PATH: OFF_PATH, _kernels.FINISHED: FINISHED}
+_GROWTH = 2
 
 
 class VehicleTracker:
     """Buses and trams followed along their trips, and the priority requests made for them
-    (the module docstring gives the rules).
+    (the module docstring gives the rules; :func:`~pilotage.signal_priority._kernels.track_positions`
+    applies them to a batch of reports in one kernel call).
 
     Args:
         network: the road network the trips' paths are on.
@@ -242,10 +209,28 @@ class VehicleTracker:
         self.plans = plans
         self.config = config or TrackingConfig()
         self.trips: dict[str, Trip] = {}
-        self._trips_of_route: dict[str, list[Trip]] = {}
-        self._vehicles: dict[str, _Vehicle] = {}
-        self._paths = _Paths()
+        self._settings = _settings(self.config)
         self._lat0 = math.radians(float(np.mean(network.node_lat))) if network.n_nodes else 0.0
+        self._trips_of_route: dict[str, list[Trip]] = {}
+        # Paths and trips, packed for the kernel (built again when trips are added).
+        self._path_index: dict[int, int] = {}
+        self._trip_index: dict[int, int] = {}
+        self._trip_list: list[Trip] = []
+        self._path_parts: list[tuple[np.ndarray, ...]] = []
+        self._crossing_start: list[int] = [0]
+        self._crossing_plan: list[int | str] = []
+        self._crossing_group: list[str | None] = []
+        self._packed: tuple[np.ndarray, ...] | None = None
+        # The vehicles followed: a row each of ``_vehicles`` (the kernel's state), by name.
+        self._vehicles = np.zeros((16, _kernels.N_VEHICLE_FIELDS))
+        self._row: dict[str, int] = {}
+        self._names: list[str] = []
+        self._free: list[int] = []
+        # Per row: the request's state and reason, the last lateness and next timed stop.
+        self._request: list[str | None] = []
+        self._reason: list[str] = []
+        self._lateness_s: list[float | None] = []
+        self._timed_stop: list[int] = []
         self.add_trips(trips)
 
     def add_trips(self, trips: Iterable[Trip]) -> None:
@@ -253,46 +238,60 @@ class VehicleTracker:
         for trip in trips:
             self.trips[trip.trip_id] = trip
             self._trips_of_route.setdefault(trip.route_id, []).append(trip)
-            self._path_index(trip)
+            self._pack(trip)
 
     @property
     def vehicles(self) -> int:
         """How many vehicles are followed."""
-        return len(self._vehicles)
+        return len(self._row)
 
     def observe(self, reports: Sequence[PositionReport]) -> list[Step | InvalidInputError | UnknownEntityError]:
         """Follow each vehicle to its new position; for each report, what it leads to, or the error
         that refuses it (the others are still followed): an unknown trip or route
-        (:class:`UnknownEntityError`), a time before the vehicle's last report or a position off the
-        network's area (:class:`InvalidInputError`)."""
-        results: list[Step | InvalidInputError | UnknownEntityError] = []
-        located: list[tuple[int, _Vehicle, PositionReport, tuple[Release, ...]]] = []
-        for report in reports:
+        (:class:`UnknownEntityError`), no trip nor route, or a time before the vehicle's last report
+        (:class:`InvalidInputError`)."""
+        results: list[Step | InvalidInputError | UnknownEntityError | None] = [None] * len(reports)
+        accepted: list[tuple[int, int, tuple[Release, ...]]] = []
+        rows = np.empty((len(reports), _kernels.N_REPORT_FIELDS))
+        lon = np.empty(len(reports))
+        lat = np.empty(len(reports))
+        for i, report in enumerate(reports):
             try:
-                vehicle, releases = self._vehicle(report)
+                row, releases = self._vehicle(report)
             except (InvalidInputError, UnknownEntityError) as error:
-                results.append(error)
+                results[i] = error
                 continue
-            located.append((len(results), vehicle, report, releases))
-            # Its place in the results, filled once every vehicle is located.
-            results.append(_NOT_YET)
-        if located:
-            along_m, offset_m = self._locate([(vehicle, report) for _, vehicle, report, _ in located])
-            for (i, vehicle, report, releases), along, offset in zip(located, along_m.tolist(), offset_m.tolist(),
-                                                                     strict=True):
-                results[i] = self._step(vehicle, report, along, offset, releases)
-        return results
+            n = len(accepted)
+            rows[n, _kernels.P_VEHICLE] = row
+            rows[n, _kernels.P_TIME_S] = report.time_s
+            rows[n, _kernels.P_SPEED_M_S] = math.nan if report.speed_m_s is None else report.speed_m_s
+            rows[n, _kernels.P_DOORS] = -1.0 if report.doors_open is None else float(report.doors_open)
+            lon[n], lat[n] = report.lon, report.lat
+            accepted.append((i, row, releases))
+        if accepted:
+            n = len(accepted)
+            rows[:n, _kernels.P_X_M], rows[:n, _kernels.P_Y_M] = self._planar(lon[:n], lat[:n])
+            out = np.empty((n, _kernels.N_TRACK_OUT))
+            (path_ptr, point_x_m, point_y_m, point_at_m, point_speed_m_s, crossing_ptr, crossing_line_m,
+             crossing_grouped, trip_path, stop_ptr, stop_at_m, stop_due_s) = self._kernel_paths()
+            _kernels.track_positions(path_ptr, point_x_m, point_y_m, point_at_m, point_speed_m_s, crossing_ptr,
+                                     crossing_line_m, crossing_grouped, trip_path, stop_ptr, stop_at_m, stop_due_s,
+                                     self._settings, self._vehicles, rows[:n], out)
+            for (i, row, releases), values in zip(accepted, out.tolist(), strict=True):
+                results[i] = self._step(row, reports[i], values, releases)
+        return results  # type: ignore[return-value]  # every slot is filled above
 
     def record(self, vehicle: str, intersection: int | str, state: str, reason: str = "") -> bool:
         """What came of a vehicle's request at ``intersection``: :data:`GRANTED` or :data:`REJECTED`
         (with the reason). Returns whether its state changed (an event is due)."""
-        followed = self._vehicles.get(vehicle)
-        if followed is None or followed.request_at < 0:
+        row = self._row.get(vehicle)
+        if row is None:
             return False
-        if self._plan_id(followed, followed.request_at) != intersection:
+        at = int(self._vehicles[row, _kernels.V_REQUEST_AT])
+        if at < 0 or self._crossing_plan[at] != intersection:
             return False
-        changed = followed.request != state
-        followed.request, followed.reason = state, reason
+        changed = self._request[row] != state
+        self._request[row], self._reason[row] = state, reason
         return changed
 
     def tracked(self, vehicle: str) -> Tracked:
@@ -301,63 +300,78 @@ class VehicleTracker:
         Raises:
             UnknownEntityError: a vehicle not followed.
         """
-        followed = self._vehicles.get(vehicle)
-        if followed is None:
+        row = self._row.get(vehicle)
+        if row is None:
             raise UnknownEntityError(f"no vehicle {vehicle!r} is followed; it reports its position first",
                                      field="vehicle")
-        return self._tracked(followed)
+        state = self._vehicles[row]
+        crossing = int(state[_kernels.V_CROSSING])
+        return self._tracked(row, _STATES[int(state[_kernels.V_STATE])], float(state[_kernels.V_ALONG_M]), crossing,
+                             self._reason[row])
 
     def expire(self, now_s: float) -> list[Release]:
         """Forget the vehicles silent for ``stale_after_s`` before ``now_s``; their requests are cancelled."""
-        silent = [v for v in self._vehicles.values() if now_s - v.time_s > self.config.stale_after_s]
         releases = []
-        for followed in silent:
-            release = self._release(followed, CANCELLED,
-                                    f"no position for {self.config.stale_after_s:g} s")
-            releases.extend([release] if release is not None else [])
-            del self._vehicles[followed.vehicle]
+        for vehicle, row in list(self._row.items()):
+            if now_s - self._vehicles[row, _kernels.V_TIME_S] <= self.config.stale_after_s:
+                continue
+            at = int(self._vehicles[row, _kernels.V_REQUEST_AT])
+            if at >= 0:
+                releases.append(self._release(vehicle, at, CANCELLED,
+                                              f"no position for {self.config.stale_after_s:g} s"))
+            del self._row[vehicle]
+            self._free.append(row)
         return releases
 
     def delays(self) -> list[TripDelay]:
         """The delay of every trip followed on its path whose timetable gives a time ahead."""
         delays = []
-        for followed in self._vehicles.values():
-            if followed.lateness_s is None or followed.state != ON_PATH:
+        for vehicle, row in self._row.items():
+            lateness_s = self._lateness_s[row]
+            if lateness_s is None or self._vehicles[row, _kernels.V_STATE] != _kernels.ON_PATH:
                 continue
-            stop = self._next_timed_stop(followed)
-            if stop < 0:
-                continue
-            trip = followed.trip
-            delays.append(TripDelay(trip.trip_id, trip.route_id, followed.vehicle, followed.lateness_s,
-                                    trip.path.stop_ids[stop], None, followed.time_s))
+            trip = self._trip_list[int(self._vehicles[row, _kernels.V_TRIP])]
+            delays.append(TripDelay(trip.trip_id, trip.route_id, vehicle, lateness_s,
+                                    trip.path.stop_ids[self._timed_stop[row]], None,
+                                    float(self._vehicles[row, _kernels.V_TIME_S])))
         return delays
 
-    # -- the steps -----------------------------------------------------------------------------
+    # -- a report ----------------------------------------------------------------------------------
 
-    def _vehicle(self, report: PositionReport) -> tuple[_Vehicle, tuple[Release, ...]]:
-        """The vehicle's record for this report (a new one for a new vehicle or trip), and the
-        release of its request when it changed trip."""
+    def _vehicle(self, report: PositionReport) -> tuple[int, tuple[Release, ...]]:
+        """The vehicle's row for this report (a new one for a new vehicle or trip), and the release
+        of its request when it changed trip."""
         trip = self._trip(report)
-        followed = self._vehicles.get(report.vehicle)
-        if followed is not None and report.time_s < followed.time_s:
-            raise InvalidInputError(f"expected a time at or after vehicle {report.vehicle!r}'s last report "
-                                    f"({followed.time_s:.3f} s), got {report.time_s:.3f} s: send its positions in "
-                                    "the order they were taken", field="time")
+        row = self._row.get(report.vehicle)
         releases: tuple[Release, ...] = ()
-        if followed is not None and trip is not None and followed.trip is not trip:
-            release = self._release(followed, CANCELLED, f"the vehicle now runs trip {trip.trip_id}")
-            releases = (release,) if release is not None else ()
-            followed = None
-        if followed is None:
-            if trip is None:
-                trip = self._nearest_trip_of_route(report)
-            followed = _Vehicle(report.vehicle, trip, self._path_index(trip), report.time_s)
-            self._vehicles[report.vehicle] = followed
-        return followed, releases
+        if row is not None:
+            last_s = float(self._vehicles[row, _kernels.V_TIME_S])
+            if report.time_s < last_s:
+                raise InvalidInputError(f"expected a time at or after vehicle {report.vehicle!r}'s last report "
+                                        f"({last_s:.3f} s), got {report.time_s:.3f} s: send its positions in the "
+                                        "order they were taken", field="time")
+            current = self._trip_list[int(self._vehicles[row, _kernels.V_TRIP])]
+            if trip is None and current.route_id == report.route:
+                return row, ()
+            if trip is None or trip is not current:
+                at = int(self._vehicles[row, _kernels.V_REQUEST_AT])
+                if at >= 0:
+                    reason = "the vehicle now runs another trip"
+                    releases = (self._release(report.vehicle, at, CANCELLED, reason),)
+            else:
+                return row, ()
+        if trip is None:
+            trip = self._nearest_trip_of_route(report)
+        return self._new_row(report.vehicle, trip, report.time_s, row), releases
 
     def _trip(self, report: PositionReport) -> Trip | None:
-        """The trip a report names; None when it names only a route (the trip is then the one of that
-        route whose path the vehicle is on)."""
+        """The trip a report names; None when it names only a route (the vehicle is then on the trip
+        of that route whose path it is on).
+
+        Raises:
+            UnknownEntityError: an unknown trip (without a route) or route.
+            InvalidInputError: neither a trip nor a route.
+        """
         if report.trip is not None:
             trip = self.trips.get(report.trip)
             if trip is not None:
@@ -372,214 +386,200 @@ class VehicleTracker:
         if report.route not in self._trips_of_route:
             raise UnknownEntityError(f"no route {report.route!r} in the timetable ({len(self._trips_of_route)} routes "
                                      "known); give a route_id of the timetable", field="route")
-        followed = self._vehicles.get(report.vehicle)
-        return followed.trip if followed is not None and followed.trip.route_id == report.route else None
+        return None
 
     def _nearest_trip_of_route(self, report: PositionReport) -> Trip:
         """Of the trips of the report's route, one whose path passes nearest to it; with a heading,
         nearest among those going its way there (within 90°), as a line's two directions often run
         along the same streets."""
         candidates = list({id(t.path): t for t in self._trips_of_route[str(report.route)]}.values())
-        probes = [(_Vehicle(report.vehicle, t, self._path_index(t), report.time_s), report) for t in candidates]
-        along_m, offset_m = self._locate(probes)
+        path_ptr, point_x_m, point_y_m, point_at_m = self._kernel_paths()[:4]
+        paths = np.array([self._path_index[id(t.path)] for t in candidates], dtype=np.int64)
+        n = paths.size
+        x, y = self._planar(np.full(n, report.lon), np.full(n, report.lat))
+        along_m = np.empty(n)
+        offset_m = np.empty(n)
+        _kernels.locate_on_paths(path_ptr, point_x_m, point_y_m, point_at_m, paths, np.full(n, -np.inf),
+                                 np.full(n, np.inf), x, y, along_m, offset_m)
         if report.heading_deg is not None:
-            for i, (probe, _) in enumerate(probes):
-                turn_deg = abs((self._path_heading_deg(probe.path, float(along_m[i])) - report.heading_deg + 180.0)
+            for i, path in enumerate(paths.tolist()):
+                turn_deg = abs((self._path_heading_deg(path, float(along_m[i])) - report.heading_deg + 180.0)
                                % 360.0 - 180.0)
                 if turn_deg > 90.0:
                     offset_m[i] += self.config.off_path_m
         return candidates[int(np.argmin(offset_m))]
 
+    def _step(self, row: int, report: PositionReport, values: list[float], releases: tuple[Release, ...]) -> Step:
+        """What a report led to, from the kernel's ``out`` row ``values``."""
+        k = _kernels
+        vehicle = report.vehicle
+        release_at = int(values[k.U_RELEASE])
+        if release_at >= 0:
+            off = values[k.U_ACTION] == k.A_OFF_PATH
+            # The kernel has already ended the request in the vehicle's row (and may have made the
+            # next one): only the state kept here goes.
+            releases += (self._release(vehicle, release_at, CANCELLED if off else CHECKED_OUT,
+                                       f"off its path by more than {self.config.off_path_m:g} m" if off
+                                       else "past the stop line", in_row=False),)
+        action = int(values[k.U_ACTION])
+        timed_stop = int(values[k.U_TIMED_STOP])
+        # Off its path, the vehicle keeps the lateness it had where it left it.
+        if action != k.A_OFF_PATH:
+            self._lateness_s[row] = None if timed_stop < 0 else values[k.U_LATENESS_S]
+            self._timed_stop[row] = timed_stop
+        crossing = int(values[k.U_CROSSING])
+        trip = self._trip_list[int(self._vehicles[row, k.V_TRIP])]
+        request = None
+        asked = values[k.U_ASKED] == 1.0
+        if asked:
+            self._request[row], self._reason[row] = REQUESTED, ""
+        reason = ""
+        if action == k.A_REQUEST:
+            request = PriorityRequest(
+                vehicle=vehicle, intersection=self._crossing_plan[crossing], group=str(self._crossing_group[crossing]),
+                eta_s=values[k.U_EARLIEST_S], vehicle_class=report.vehicle_class or trip.vehicle_class,
+                lateness_s=0.0 if timed_stop < 0 else values[k.U_LATENESS_S], occupancy=report.occupancy or 0.0,
+                eta_window_s=values[k.U_WINDOW_S], distance_m=values[k.U_TO_LINE_M])
+        elif action != k.A_NOT_DUE:
+            reason = self._why_not(action, values, trip)
+        tracked = self._tracked(row, _STATES[int(values[k.U_STATE])], values[k.U_ALONG_M],
+                                int(self._vehicles[row, k.V_CROSSING]), reason or self._reason[row])
+        return Step(tracked, request, releases, asked)
+
+    def _why_not(self, action: int, values: list[float], trip: Trip) -> str:
+        """Why no request is made at the vehicle's next crossing."""
+        k = _kernels
+        if action == k.A_LEAVE_STOP:
+            return f"to leave stop {trip.path.stop_ids[int(values[k.U_STOP])]} before the stop line first"
+        if action == k.A_DWELLING:
+            return f"dwelling at stop {trip.path.stop_ids[int(values[k.U_STOP])]}"
+        if action == k.A_NO_GROUP:
+            return f"no signal group for its movement at intersection {self._crossing_plan[int(values[k.U_CROSSING])]}"
+        if action == k.A_OFF_PATH:
+            offset_m = values[k.U_OFFSET_M]
+            return (f"{offset_m:.0f} m from its trip's path, more than {self.config.off_path_m:g} m"
+                    if math.isfinite(offset_m) else "too far from where it last was on its trip's path")
+        return "no signalised intersection ahead on its path"
+
+    def _tracked(self, row: int, state: str, along_m: float, crossing: int, reason: str) -> Tracked:
+        trip = self._trip_list[int(self._vehicles[row, _kernels.V_TRIP])]
+        path = self._path_index[id(trip.path)]
+        ahead = crossing < self._crossing_start[path + 1] and state != FINISHED
+        at = int(self._vehicles[row, _kernels.V_REQUEST_AT])
+        line_m = self._kernel_paths()[6]
+        return Tracked(
+            trip=trip.trip_id, state=state, along_m=along_m, lateness_s=self._lateness_s[row],
+            next_intersection=self._crossing_plan[crossing] if ahead else None,
+            group=self._crossing_group[crossing] if ahead else None,
+            to_stop_line_m=float(line_m[crossing]) - along_m if ahead else None,
+            request=self._request[row] if at == crossing and ahead else None, reason=reason)
+
+    def _release(self, vehicle: str, crossing: int, state: Literal["checked_out", "cancelled"], reason: str, *,
+                 in_row: bool = True) -> Release:
+        """End the vehicle's request at ``crossing`` (in its row too, unless ``in_row`` is False)."""
+        row = self._row[vehicle]
+        self._request[row], self._reason[row] = None, ""
+        if in_row:
+            self._vehicles[row, _kernels.V_REQUEST_AT] = -1.0
+            self._vehicles[row, _kernels.V_REQUESTED_S] = -math.inf
+        return Release(vehicle, self._crossing_plan[crossing], self._crossing_group[crossing] or "", state, reason)
+
+    # -- rows, paths and trips -------------------------------------------------------------------------
+
+    def _new_row(self, vehicle: str, trip: Trip, time_s: float, row: int | None) -> int:
+        """A fresh row for ``vehicle`` on ``trip`` (its own row again when it had one)."""
+        if row is None:
+            if self._free:
+                row = self._free.pop()
+            else:
+                row = len(self._names)
+                self._names.append(vehicle)
+                self._request.append(None)
+                self._reason.append("")
+                self._lateness_s.append(None)
+                self._timed_stop.append(-1)
+                if row >= self._vehicles.shape[0]:
+                    grown = np.zeros((self._vehicles.shape[0] * _GROWTH, _kernels.N_VEHICLE_FIELDS))
+                    grown[:row] = self._vehicles
+                    self._vehicles = grown
+        self._row[vehicle] = row
+        self._names[row] = vehicle
+        self._request[row], self._reason[row], self._lateness_s[row], self._timed_stop[row] = None, "", None, -1
+        state = self._vehicles[row]
+        state[:] = 0.0
+        state[_kernels.V_TRIP] = self._trip_index[id(trip)]
+        state[_kernels.V_LOCATED_S] = -math.inf
+        state[_kernels.V_TIME_S] = time_s
+        state[_kernels.V_CROSSING] = self._crossing_start[self._path_index[id(trip.path)]]
+        state[_kernels.V_REQUEST_AT] = -1.0
+        state[_kernels.V_REQUESTED_S] = -math.inf
+        return row
+
+    def _pack(self, trip: Trip) -> None:
+        """Add the trip, and its path when new, to what the kernel reads."""
+        path = trip.path
+        if id(path) not in self._path_index:
+            self._path_index[id(path)] = len(self._path_parts)
+            x, y = self._planar(self.network.node_lon[path.nodes], self.network.node_lat[path.nodes])
+            # The speed limit of the edge each point starts (the last point: the last edge's).
+            speed_m_s = self.network.speed_kph[np.append(path.edges, path.edges[-1])] / 3.6
+            grouped = []
+            for c in range(path.crossing_intersection.size):
+                plan_id = int(self.network.intersections.ids[path.crossing_intersection[c]])
+                group = self._group(plan_id, int(path.crossing_from_edge[c]), int(path.crossing_to_edge[c]))
+                self._crossing_plan.append(plan_id)
+                self._crossing_group.append(group)
+                grouped.append(group is not None)
+            self._crossing_start.append(self._crossing_start[-1] + path.crossing_intersection.size)
+            self._path_parts.append((x, y, np.asarray(path.at_m, dtype=np.float64), speed_m_s,
+                                     np.asarray(path.crossing_stop_line_m, dtype=np.float64),
+                                     np.array(grouped, dtype=np.bool_)))
+        if id(trip) not in self._trip_index:
+            self._trip_index[id(trip)] = len(self._trip_list)
+            self._trip_list.append(trip)
+        self._packed = None
+
+    def _kernel_paths(self) -> tuple[np.ndarray, ...]:
+        """The kernel's arrays of paths and trips: path_ptr, point_x_m, point_y_m, point_at_m,
+        point_speed_m_s, crossing_ptr, crossing_line_m, crossing_grouped, trip_path, stop_ptr,
+        stop_at_m, stop_due_s."""
+        if self._packed is None:
+            parts = self._path_parts
+            path_ptr = np.zeros(len(parts) + 1, dtype=np.int64)
+            np.cumsum([part[0].size for part in parts], out=path_ptr[1:])
+            trips = self._trip_list
+            stop_ptr = np.zeros(len(trips) + 1, dtype=np.int64)
+            np.cumsum([trip.path.stop_at_m.size for trip in trips], out=stop_ptr[1:])
+
+            def joined(column: int, dtype: type = np.float64) -> np.ndarray:
+                return np.ascontiguousarray(np.concatenate([part[column] for part in parts]) if parts
+                                            else np.zeros(0), dtype=dtype)
+
+            def stops(values: list[np.ndarray]) -> np.ndarray:
+                return np.ascontiguousarray(np.concatenate(values) if values else np.zeros(0), dtype=np.float64)
+
+            self._packed = (
+                path_ptr, joined(0), joined(1), joined(2), joined(3), np.array(self._crossing_start, dtype=np.int64),
+                joined(4), joined(5, np.bool_),
+                np.array([self._path_index[id(trip.path)] for trip in trips], dtype=np.int64), stop_ptr,
+                stops([trip.path.stop_at_m for trip in trips]), stops([trip.stop_times_s for trip in trips]))
+        return self._packed
+
+    def _group(self, plan_id: int, from_edge: int, to_edge: int) -> str | None:
+        """The signal group of a movement at the intersection of plan ``plan_id``; None without a plan
+        or a group."""
+        try:
+            plan = self.plans.plans[self.plans.index_of(plan_id)]
+        except UnknownEntityError:
+            return None
+        return plan.movement_group(from_edge, to_edge)
+
     def _path_heading_deg(self, path: int, along_m: float) -> float:
         """The direction of path ``path`` at ``along_m`` along it (degrees clockwise from north)."""
-        ptr, x_m, y_m, at_m = self._packed()
+        ptr, x_m, y_m, at_m = self._kernel_paths()[:4]
         first, last = int(ptr[path]), int(ptr[path + 1]) - 1
         s = min(max(first + int(np.searchsorted(at_m[first:last + 1], along_m, side="right")) - 1, first), last - 1)
         return math.degrees(math.atan2(x_m[s + 1] - x_m[s], y_m[s + 1] - y_m[s])) % 360.0
-
-    def _locate(self, items: Sequence[tuple[_Vehicle, PositionReport]]) -> tuple[np.ndarray, np.ndarray]:
-        """Where each vehicle is along its path, and how far from it (m): one kernel call."""
-        config = self.config
-        ptr, x_m, y_m, at_m = self._packed()
-        n = len(items)
-        path_of = np.empty(n, dtype=np.int64)
-        from_m = np.empty(n)
-        to_m = np.empty(n)
-        lon = np.empty(n)
-        lat = np.empty(n)
-        max_speed_m_s = config.max_speed_kph / 3.6
-        for i, (followed, report) in enumerate(items):
-            path_of[i] = followed.path
-            lon[i], lat[i] = report.lon, report.lat
-            if math.isfinite(followed.located_s):
-                from_m[i] = followed.along_m - config.back_tolerance_m
-                to_m[i] = followed.along_m + max_speed_m_s * (report.time_s - followed.located_s) + config.off_path_m
-            else:
-                from_m[i], to_m[i] = -math.inf, math.inf
-        x, y = self._planar(lon, lat)
-        along_m = np.empty(n)
-        offset_m = np.empty(n)
-        _kernels.locate_on_paths(ptr, x_m, y_m, at_m, path_of, from_m, to_m, x, y, along_m, offset_m)
-        return along_m, offset_m
-
-    def _step(self, followed: _Vehicle, report: PositionReport, along_m: float, offset_m: float,
-              releases: tuple[Release, ...]) -> Step:
-        config = self.config
-        path = followed.trip.path
-        followed.time_s = report.time_s
-        if not offset_m <= config.off_path_m:
-            followed.state = OFF_PATH
-            release = self._release(followed, CANCELLED, f"off its path by more than {config.off_path_m:g} m")
-            reason = (f"{offset_m:.0f} m from its trip's path, more than {config.off_path_m:g} m"
-                      if math.isfinite(offset_m) else "too far from where it last was on its trip's path")
-            return Step(replace(self._tracked(followed), reason=reason), None,
-                        releases + ((release,) if release is not None else ()))
-        previous_m = followed.along_m
-        located = math.isfinite(followed.located_s)
-        along_m = max(along_m, previous_m) if located else along_m
-        dt_s = report.time_s - followed.located_s
-        if report.speed_m_s is not None:
-            followed.speed_m_s = report.speed_m_s
-        elif located and dt_s > 0:
-            followed.speed_m_s = (along_m - previous_m) / dt_s
-        followed.along_m, followed.located_s = along_m, report.time_s
-        followed.state = FINISHED if along_m >= path.length_m - _END_M else ON_PATH
-        passed = []
-        stop_lines_m = path.crossing_stop_line_m
-        while followed.crossing < stop_lines_m.size and stop_lines_m[followed.crossing] < along_m:
-            if followed.crossing == followed.request_at:
-                release = self._release(followed, CHECKED_OUT, "past the stop line")
-                passed.extend([release] if release is not None else [])
-            followed.crossing += 1
-        releases += tuple(passed)
-        speed_limit_m_s = self._speed_limit_m_s(followed)
-        followed.lateness_s = self._lateness_s(followed, report.time_s, speed_limit_m_s)
-        request, reason = self._request(followed, report, speed_limit_m_s)
-        asked = request is not None and followed.request_at != followed.crossing
-        if asked:
-            followed.request_at, followed.request, followed.reason = followed.crossing, REQUESTED, ""
-        if request is not None:
-            followed.requested_s = report.time_s
-        tracked = self._tracked(followed)
-        return Step(replace(tracked, reason=reason) if reason else tracked, request, releases, asked)
-
-    def _request(self, followed: _Vehicle, report: PositionReport,
-                 speed_limit_m_s: float) -> tuple[PriorityRequest | None, str]:
-        """The request to make now at the vehicle's next crossing, or None and why not (empty: not due yet)."""
-        config = self.config
-        path = followed.trip.path
-        c = followed.crossing
-        if followed.state != ON_PATH or c >= path.crossing_stop_line_m.size:
-            return None, "no signalised intersection ahead on its path"
-        plan_id = self._plan_id(followed, c)
-        group = self._group(followed, c)
-        if group is None:
-            return None, f"no signal group for its movement at intersection {plan_id}"
-        distance_m = float(path.crossing_stop_line_m[c] - followed.along_m)
-        if distance_m > config.detection_m:
-            return None, ""
-        if followed.request_at == c and report.time_s - followed.requested_s < config.renew_every_s:
-            return None, ""
-        stops = path.stop_at_m
-        first_ahead = int(np.searchsorted(stops, followed.along_m, side="left"))
-        if first_ahead < stops.size and stops[first_ahead] <= path.crossing_stop_line_m[c]:
-            return None, f"to leave stop {path.stop_ids[first_ahead]} before the stop line first"
-        if first_ahead > 0 and followed.along_m - stops[first_ahead - 1] <= config.stop_zone_m and (
-                report.doors_open or (report.doors_open is None and followed.speed_m_s < config.dwell_speed_m_s)):
-            return None, f"dwelling at stop {path.stop_ids[first_ahead - 1]}"
-        speed_m_s = max(followed.speed_m_s, 0.5 * speed_limit_m_s, 1.0)
-        earliest_s = distance_m / speed_limit_m_s + max(0.0, speed_limit_m_s - followed.speed_m_s) / (
-            2.0 * config.acceleration_m_s2)
-        latest_s = max(earliest_s, distance_m / speed_m_s)
-        lateness_s = 0.0 if followed.lateness_s is None else followed.lateness_s
-        return PriorityRequest(
-            vehicle=followed.vehicle, intersection=plan_id, group=group, eta_s=min(earliest_s, config.max_eta_s),
-            vehicle_class=report.vehicle_class or followed.trip.vehicle_class,
-            lateness_s=lateness_s, occupancy=report.occupancy or 0.0,
-            eta_window_s=min(latest_s - earliest_s + config.eta_margin_s, config.max_eta_s),
-            distance_m=distance_m), ""
-
-    def _lateness_s(self, followed: _Vehicle, now_s: float, speed_limit_m_s: float) -> float | None:
-        """How late the vehicle will reach its next stop with a time, at its current speed (no less
-        than half the limit); None when no stop ahead has one."""
-        stop = self._next_timed_stop(followed)
-        if stop < 0:
-            return None
-        speed_m_s = max(followed.speed_m_s, 0.5 * speed_limit_m_s, 1.0)
-        trip = followed.trip
-        expected_s = now_s + (trip.path.stop_at_m[stop] - followed.along_m) / speed_m_s
-        return float(expected_s - trip.stop_times_s[stop])
-
-    def _next_timed_stop(self, followed: _Vehicle) -> int:
-        """The next stop on the vehicle's path (not yet reached) with a scheduled time; -1: none."""
-        trip = followed.trip
-        first = int(np.searchsorted(trip.path.stop_at_m, followed.along_m, side="left"))
-        timed = np.flatnonzero(np.isfinite(trip.stop_times_s[first:]))
-        return first + int(timed[0]) if timed.size else -1
-
-    def _release(self, followed: _Vehicle, state: Literal["checked_out", "cancelled"], reason: str) -> Release | None:
-        """End the vehicle's live request, if it has one."""
-        if followed.request_at < 0:
-            return None
-        c = followed.request_at
-        followed.request_at, followed.request, followed.reason = -1, None, ""
-        followed.requested_s = -math.inf
-        return Release(followed.vehicle, self._plan_id(followed, c), self._group(followed, c) or "", state, reason)
-
-    def _tracked(self, followed: _Vehicle) -> Tracked:
-        path = followed.trip.path
-        c = followed.crossing
-        ahead = c < path.crossing_stop_line_m.size and followed.state != FINISHED
-        return Tracked(
-            trip=followed.trip.trip_id, state=followed.state, along_m=followed.along_m,
-            lateness_s=followed.lateness_s,
-            next_intersection=self._plan_id(followed, c) if ahead else None,
-            group=self._group(followed, c) if ahead else None,
-            to_stop_line_m=float(path.crossing_stop_line_m[c] - followed.along_m) if ahead else None,
-            request=followed.request if followed.request_at == c else None, reason=followed.reason)
-
-    # -- lookups -------------------------------------------------------------------------------
-
-    def _plan_id(self, followed: _Vehicle, c: int) -> int | str:
-        """The id of the plan of the ``c``-th crossing of the vehicle's path (the network's
-        intersection id)."""
-        return int(self.network.intersections.ids[followed.trip.path.crossing_intersection[c]])
-
-    def _group(self, followed: _Vehicle, c: int) -> str | None:
-        path = followed.trip.path
-        try:
-            plan = self.plans.plans[self.plans.index_of(self._plan_id(followed, c))]
-        except UnknownEntityError:
-            return None
-        return plan.movement_group(int(path.crossing_from_edge[c]), int(path.crossing_to_edge[c]))
-
-    def _speed_limit_m_s(self, followed: _Vehicle) -> float:
-        """The speed limit of the edge the vehicle is on (m/s)."""
-        path = followed.trip.path
-        e = min(int(np.searchsorted(path.at_m, followed.along_m, side="right")) - 1, path.edges.size - 1)
-        return max(float(self.network.speed_kph[path.edges[max(e, 0)]]) / 3.6, 1.0)
-
-    def _path_index(self, trip: Trip) -> int:
-        """The index of the trip's path in the packed paths, packing it when new."""
-        paths = self._paths
-        key = id(trip.path)
-        if key not in paths.index:
-            nodes = trip.path.nodes
-            x, y = self._planar(self.network.node_lon[nodes], self.network.node_lat[nodes])
-            paths.index[key] = len(paths.x_m)
-            paths.x_m.append(x)
-            paths.y_m.append(y)
-            paths.at_m.append(np.asarray(trip.path.at_m, dtype=np.float64))
-            paths.ptr.append(paths.ptr[-1] + nodes.size)
-            paths.packed = None
-        return paths.index[key]
-
-    def _packed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        paths = self._paths
-        if paths.packed is None:
-            paths.packed = (np.array(paths.ptr, dtype=np.int64), np.concatenate(paths.x_m),
-                            np.concatenate(paths.y_m), np.concatenate(paths.at_m))
-        return paths.packed
 
     def _planar(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Local planar coordinates (m) of points (degrees): equirectangular around the network's
@@ -587,3 +587,21 @@ class VehicleTracker:
         x: np.ndarray = np.ascontiguousarray(np.radians(lon) * math.cos(self._lat0) * _EARTH_RADIUS_M)
         y: np.ndarray = np.ascontiguousarray(np.radians(lat) * _EARTH_RADIUS_M)
         return x, y
+
+
+def _settings(config: TrackingConfig) -> np.ndarray:
+    """The kernel's ``settings`` array."""
+    k = _kernels
+    settings = np.empty(k.N_TRACK_SETTINGS)
+    settings[k.T_DETECTION_M] = config.detection_m
+    settings[k.T_RENEW_EVERY_S] = config.renew_every_s
+    settings[k.T_OFF_PATH_M] = config.off_path_m
+    settings[k.T_BACK_TOLERANCE_M] = config.back_tolerance_m
+    settings[k.T_MAX_SPEED_M_S] = config.max_speed_kph / 3.6
+    settings[k.T_ACCELERATION_M_S2] = config.acceleration_m_s2
+    settings[k.T_ETA_MARGIN_S] = config.eta_margin_s
+    settings[k.T_STOP_ZONE_M] = config.stop_zone_m
+    settings[k.T_DWELL_SPEED_M_S] = config.dwell_speed_m_s
+    settings[k.T_MAX_ETA_S] = config.max_eta_s
+    settings[k.T_END_M] = _END_M
+    return settings

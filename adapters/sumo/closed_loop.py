@@ -24,7 +24,13 @@ step:
   (distance over its speed, no less than half its allowed speed, plus the dwell of a stop before the
   stop line), its lateness (at its next stop, by the stop's ``arrival`` or else its ``until`` time,
   when the scenario gives one: :func:`stop_lateness_s`)
-  and its passengers, again every ``request_every_s``; it checks out when it has passed.
+  and its passengers, again every ``request_every_s``; it checks out when it has passed. With
+  ``requests_from="positions"``, the vehicle sends only its position and trip
+  (``vehicle.position``) once a second, and pilotage's tracker
+  (:class:`~pilotage.signal_priority.tracking.VehicleTracker`) asks, renews, checks out and
+  cancels for it: its trip is its SUMO route and stops (each stop due at its ``arrival``, or its
+  ``until`` less its dwell), and the queues at the lights come from their approach lanes' halted
+  vehicles every ``request_every_s`` (``detectors``), as stop-line detectors would give them.
 - **Emergency corridors**: a vehicle of class emergency opens a corridor on its own route, from
   where it is to the end, when it sets off, drives the corridor's route, reports its position every
   ``update_every_s``, and closes the corridor on arrival. SUMO's emergency vehicles may take bus
@@ -99,7 +105,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 import msgspec
 import numpy as np
@@ -138,8 +144,10 @@ from pilotage.core import protocol as wire
 from pilotage.core.errors import TimedOutError, UnknownEntityError
 from pilotage.core.safety import GreenSchedule, check_schedule
 from pilotage.core.signals import SignalPlans
+from pilotage.core.transit import TransitPath, Trip
 from pilotage.signal_priority.corridors import CorridorConfig, CorridorEngine
 from pilotage.signal_priority.engine import DEFAULT_MAX_ETA_S, PriorityConfig, PriorityEngine
+from pilotage.signal_priority.tracking import TrackingConfig, VehicleTracker
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +213,10 @@ class LoopOptions:
             process.
         step_listener: called with the simulated time after each step (to act on a run from
             outside it, as a test that stops the engine does).
+        requests_from: who makes the buses' and trams' priority requests: ``loop``, the loop, from
+            what SUMO knows of each vehicle (its next light and link, the queue ahead of it);
+            ``positions``, pilotage's tracker, from each vehicle's position and trip alone, as
+            in service (docs/positions.md).
         own_control: SUMO runs the scenario's own traffic-light control untouched (its programs,
             actuated ones with their detectors): the engine drives no light, and priority and
             corridors are off. The arm that shows what pilotage's reading of the programs costs.
@@ -225,6 +237,7 @@ class LoopOptions:
     step_listener: Callable[[float], None] | None = None
     own_control: bool = False
     time_space_line: str | None = None
+    requests_from: Literal["loop", "positions"] = "loop"
 
     def __post_init__(self) -> None:
         """Check every option's range.
@@ -249,6 +262,12 @@ class LoopOptions:
         if self.own_control and (self.priority or self.corridors or self.engine is not None):
             raise InvalidInputError("expected priority and corridors off, and no engine, when SUMO runs the "
                                     "scenario's own control", field="own_control")
+        if self.requests_from not in ("loop", "positions"):
+            raise InvalidInputError(f"expected requests_from 'loop' or 'positions', got {self.requests_from!r}",
+                                    field="requests_from")
+        if self.requests_from == "positions" and self.engine is not None:
+            raise InvalidInputError("expected no engine with requests made from positions: the engine follows the "
+                                    "simulated trips, which only an engine in this process knows", field="engine")
         if self.engine is not None and self.min_lateness_s is not None:
             raise InvalidInputError("expected no min_lateness_s with an engine of its own: set it in that server's "
                                     "configuration ([priority] bus_lateness_s)", field="min_lateness_s")
@@ -348,12 +367,15 @@ def _outputs_set(sumocfg: Path, sumo_args: tuple[str, ...]) -> set[str]:
 
 def arm_name(options: LoopOptions) -> str:
     """The name of a run's arm by its switches: ``own`` (SUMO's own control), ``off``, ``on``,
-    ``priority-on`` or ``corridors-on``."""
+    ``priority-on`` or ``corridors-on``; ``-positions`` after it when priority is requested from
+    the vehicles' positions."""
     if options.own_control:
         return "own"
     if options.priority == options.corridors:
-        return "on" if options.priority else "off"
-    return "priority-on" if options.priority else "corridors-on"
+        name = "on" if options.priority else "off"
+    else:
+        name = "priority-on" if options.priority else "corridors-on"
+    return f"{name}-positions" if options.priority and options.requests_from == "positions" else name
 
 
 def compare(sumocfg: str | Path, options: LoopOptions | None = None, *, seeds: int = 1, baseline: bool = True,
@@ -433,11 +455,19 @@ def stop_lateness_s(stop: Any, arrival_s: float) -> float | None:
     against its ``until`` time (when it may leave) less its dwell (``duration``, 0 without one),
     that is, the time it would leave, were it not held, against ``until``. None when the stop has
     neither time."""
+    due_s = scheduled_arrival_s(stop)
+    return None if math.isnan(due_s) else float(arrival_s - due_s)
+
+
+def scheduled_arrival_s(stop: Any) -> float:
+    """When a vehicle is due at ``stop`` (SUMO's stop data, s): its ``arrival`` time when it has one;
+    else its ``until`` time (when it may leave) less its dwell (``duration``, 0 without one); NaN
+    when it has neither."""
     if stop.intendedArrival > _INVALID_SUMO_TIME:
-        return float(arrival_s - stop.intendedArrival)
+        return float(stop.intendedArrival)
     if stop.until > _INVALID_SUMO_TIME:
-        return float(arrival_s + max(stop.duration, 0.0) - stop.until)
-    return None
+        return float(stop.until - max(stop.duration, 0.0))
+    return math.nan
 
 
 def _say_if_lateness_unknown(runs: list[Run], options: LoopOptions) -> None:
@@ -551,6 +581,17 @@ def _approaches(libsumo: ModuleType, tls: str) -> dict[str, _Approach]:
     return {edge: _Approach(tuple(lanes)) for edge, lanes in lanes_of_edge.items()}
 
 
+def _group_lanes(libsumo: ModuleType, light: Light) -> dict[int, tuple[str, ...]]:
+    """The approach lanes of each signal group of a driven light: the incoming lanes of its links."""
+    lanes: dict[int, dict[str, None]] = {}
+    for link, connections in enumerate(libsumo.trafficlight.getControlledLinks(light.tls)):
+        group = int(light.link_group[link])
+        if group >= 0:
+            for inbound, _, _ in connections:
+                lanes.setdefault(group, {})[inbound] = None
+    return {group: tuple(found) for group, found in lanes.items()}
+
+
 @dataclass
 class _RouteRecord:
     """A bus or tram route whose time-space diagram may be drawn: its name and length (m), each
@@ -582,6 +623,7 @@ class _Loop:
         # commands of a remote one.
         self.signals: PriorityEngine | FieldSignals
         self.service: Service | None = None
+        self.tracker: VehicleTracker | None = None
         self.client: Client | None = None
         if options.engine is None:
             lateness = -math.inf if options.min_lateness_s is None else options.min_lateness_s
@@ -589,7 +631,12 @@ class _Loop:
             corridors = CorridorEngine(self.net.network, self.signals,
                                        CorridorConfig(emergency_speed_kph=self.net.speed_classes_kph,
                                                       timeout_s=max(30.0, 10 * options.update_every_s)))
-            self.service = Service(self.net.network, self.signals, corridors=corridors)
+            positions = options.requests_from == "positions"
+            # The virtual detection point and the renewals are the loop's own requests' range and period.
+            self.tracker = VehicleTracker(self.net.network, plans, config=TrackingConfig(
+                detection_m=options.request_range_m, renew_every_s=options.request_every_s)) if positions else None
+            self.service = Service(self.net.network, self.signals, corridors=corridors, tracker=self.tracker,
+                                   publish=self._event if positions else None)
         else:
             self.signals = FieldSignals(plans, clock=lambda: self.now)
             self.client = Client(options.engine, timeout_s=_ENGINE_TIMEOUT_S, retries=0)
@@ -641,6 +688,13 @@ class _Loop:
         self._approaches = {tls: _approaches(libsumo, tls) for tls in libsumo.trafficlight.getIDList()}
         self.light_stats: dict[str, _LightCounts] = {
             tls: {"grants": 0, "denied": Counter(), "actuations": 0} for tls in self._approaches}
+        # Requests from positions: when each vehicle last sent its position, the trips not followed
+        # (a route off the network read), and each driven light's approach lanes per signal group.
+        self._position_sent_s: dict[str, float] = {}
+        self.trips_not_followed = 0
+        self._queues_sent_s = -math.inf
+        self._group_lanes = {light.tls: _group_lanes(libsumo, light) for light in self.net.lights} \
+            if self.tracker is not None else {}
 
     # -- stepping ------------------------------------------------------------------------------------
 
@@ -689,6 +743,8 @@ class _Loop:
         if vclass in PRIORITY_CLASS:
             self.tracked[vehicle] = _Tracked(vehicle, PRIORITY_CLASS[vclass])
             self._maybe_record_route(vehicle)
+            if self.tracker is not None:
+                self._follow_trip(vehicle, PRIORITY_CLASS[vclass])
         elif kind == "emergency":
             tracked = self.tracked[vehicle] = _Tracked(vehicle, "emergency")
             self.emergency[vehicle] = {"vehicle": vehicle, "depart_s": self.now, "travel_time_s": None,
@@ -708,6 +764,7 @@ class _Loop:
     def _follow_vehicles(self) -> None:
         vehicle_api = self.sumo.vehicle
         requests: list[tuple[_Tracked, dict[str, object]]] = []
+        positions: list[dict[str, object]] = []
         for tracked in self.tracked.values():
             vehicle = tracked.vehicle
             upcoming = vehicle_api.getNextTLS(vehicle)
@@ -723,12 +780,19 @@ class _Loop:
                 self._record_position(vehicle, self._recorded[vehicle])
             if tracked.next_tls and tls != tracked.next_tls:
                 self._crossed(tracked)
-                if tracked.next_tls in tracked.granted_tls:
+                if tracked.next_tls in tracked.granted_tls and self.tracker is None:
                     self._checkout(tracked)
             if tls != tracked.next_tls:
                 tracked.next_tls, tracked.requested_s = tls, -math.inf
             if tracked.kind == "emergency":
                 self._follow_emergency(tracked, tls, distance_m, speed, at_stop)
+                continue
+            if self.tracker is not None:
+                # An AVL system's positions beyond the city's network are not the engine's to follow.
+                road = vehicle_api.getRoadID(vehicle)
+                if (self.options.priority and (road in self.net.edge_index or road.startswith(":"))
+                        and self.now - self._position_sent_s.get(vehicle, -math.inf) >= 1.0):
+                    positions.append(self._position(vehicle, speed, at_stop))
                 continue
             light = self.net.light_of_tls.get(tls)
             if (not self.options.priority or light is None or distance_m > self.options.request_range_m
@@ -740,6 +804,8 @@ class _Loop:
                 requests.append((tracked, request))
         if requests:
             self._decide(requests)
+        if positions:
+            self._send_positions(positions)
 
     def _priority_request(self, tracked: _Tracked, light: Light, link: int, distance_m: float,
                           speed: float) -> dict[str, object] | None:
@@ -773,6 +839,93 @@ class _Loop:
                 "occupancy": float(vehicle_api.getPersonNumber(vehicle)),
                 "queue_vehicles": float(self._halted_ahead(vehicle, distance_m)),
                 "position": {"lon": float(lon[0]), "lat": float(lat[0])}}
+
+    def _follow_trip(self, vehicle: str, kind: str) -> None:
+        """Give the tracker the trip of a bus or tram that set off: the longest run of its route on the
+        network read (a route enters and leaves by the scenario's fringe), and its stops there with
+        when each is due (:func:`scheduled_arrival_s`). A route with no edge on it is not followed."""
+        assert self.tracker is not None
+        index = self.net.edge_index
+        runs = [list(run) for on, run in itertools.groupby(
+            self.sumo.vehicle.getRoute(vehicle)[self.sumo.vehicle.getRouteIndex(vehicle):],
+            key=lambda edge: edge in index) if on]
+        if not runs:
+            self.trips_not_followed += 1
+            return
+        route = max(runs, key=len)
+        edges = np.array([index[edge] for edge in route], dtype=np.int64)
+        starts_m = np.concatenate(([0.0], np.cumsum(self.net.network.length_m[edges])))
+        stop_ids, stop_at_m, due_s = [], [], []
+        position = 0
+        for n, stop in enumerate(self.sumo.vehicle.getStops(vehicle)):
+            edge = stop.lane.rsplit("_", 1)[0]
+            while position < len(route) and route[position] != edge:
+                position += 1
+            if position == len(route):
+                break
+            stop_ids.append(stop.stoppingPlaceID or f"{vehicle}-stop-{n}")
+            stop_at_m.append(min(starts_m[position] + stop.endPos, starts_m[position + 1]))
+            due_s.append(scheduled_arrival_s(stop))
+        path = TransitPath.on(self.net.network, edges, stop_ids=tuple(stop_ids),
+                              stop_at_m=np.maximum.accumulate(np.array(stop_at_m, dtype=np.float64)), source="route")
+        self.tracker.add_trips([Trip(vehicle, self.sumo.vehicle.getLine(vehicle) or vehicle, kind, path,
+                                     np.array(due_s, dtype=np.float64))])
+
+    def _position(self, vehicle: str, speed: float, at_stop: bool) -> dict[str, object]:
+        """The ``vehicle.position`` body a bus or tram's AVL system would send now."""
+        vehicle_api = self.sumo.vehicle
+        lon, lat = lon_lat(self.sumo, np.array([vehicle_api.getPosition(vehicle)]), self.net.geo)
+        self._position_sent_s[vehicle] = self.now
+        return {"vehicle": vehicle, "trip": vehicle, "lon": float(lon[0]), "lat": float(lat[0]), "time": self.now,
+                "speed_m_s": max(float(speed), 0.0), "heading_deg": float(vehicle_api.getAngle(vehicle)) % 360.0,
+                "occupancy": float(vehicle_api.getPersonNumber(vehicle)), "doors_open": at_stop}
+
+    def _send_positions(self, positions: list[dict[str, object]]) -> None:
+        """Send the positions of this step, and, every ``request_every_s``, the queues on the driven
+        lights' approaches; errors are counted. What the tracker does with them comes back as
+        events (:meth:`_event`)."""
+        frames = [self._frame("vehicle.position", body) for body in positions]
+        if self.now - self._queues_sent_s >= self.options.request_every_s:
+            self._queues_sent_s = self.now
+            lane_api = self.sumo.lane
+            for light in self.net.lights:
+                queues = [{"group": self.net.plans[light.plan].group_names[g],
+                           "queue_vehicles": float(sum(lane_api.getLastStepHaltingNumber(lane) for lane in lanes))}
+                          for g, lanes in self._group_lanes[light.tls].items()]
+                if queues:
+                    frames.append(self._frame("detectors", {"intersection": self.net.plans[light.plan].id,
+                                                            "queues": queues}))
+        for raw in self._handle(frames):
+            reply = self._reply.decode(raw) if raw is not None else None
+            if reply is not None and not reply.ok:
+                self.priority_stats["errors"][_error(reply).code] += 1
+        assert self.service is not None
+        self.service.publish_events()
+
+    def _event(self, topic: str, body: bytes) -> None:
+        """A ``priority`` event of a request made from positions: counted as the loop counts its own
+        requests' replies, but once per change of state (a renewal with the same answer is not
+        counted again)."""
+        if topic != "priority":
+            return
+        event = msgspec.json.decode(body, type=wire.PriorityEvent)
+        if not event.generated:
+            return
+        stats = self.priority_stats
+        tls = self._tls_of_plan.get(event.intersection, "")
+        if event.event == "requested":
+            stats["requests"] += 1
+        elif event.event == "granted":
+            stats["granted"] += 1
+            stats["by_strategy"][event.strategy] += 1
+            self.light_stats[tls]["grants"] += 1
+            if event.strategy != "already_green" and event.green_from is not None and event.green_until is not None:
+                self._grant_green_s[event.vehicle, tls] = (event.green_from, event.green_until)
+        elif event.event == "rejected":
+            stats["denied"][event.reason] += 1
+            self.light_stats[tls]["denied"][event.reason] += 1
+        elif event.event == "checked_out":
+            stats["checkouts"] += 1
 
     def _next_stop(self, vehicle: str) -> tuple[Any, float] | None:
         """The vehicle's next stop (SUMO's stop data) and the driving distance to it (m, negative when

@@ -26,7 +26,7 @@ from pilotage.signal_priority.tracking import (
 )
 from tests.clock import ManualClock
 from tests.conftest import CITY_LINE_SPEED_M_S, CITY_LINE_START_S
-from tests.signal_priority.naive import reference_locate
+from tests.signal_priority.naive import ReferenceTracker, reference_locate
 
 # -- the kernel ---------------------------------------------------------------------------------------
 
@@ -260,3 +260,45 @@ def test_requests_are_only_for_the_next_intersection_within_reach(city: RoadNetw
         assert step.request.intersection == int(city.intersections.ids[path.crossing_intersection[ahead[0]]])
         assert step.tracked.to_stop_line_m is not None
         assert 0.0 <= step.tracked.to_stop_line_m <= TrackingConfig().detection_m
+
+
+report_steps = st.lists(st.tuples(
+    st.floats(0.0, 30.0),                      # metres moved along the line
+    st.floats(0.5, 4.0),                       # seconds since the last report
+    st.sampled_from([0.0, 0.0, 0.0, 80.0]),    # metres off the line sideways (an excursion)
+    st.one_of(st.none(), st.floats(0.0, 15.0)),  # the speed reported
+    st.sampled_from([None, False, True]),      # the doors
+    st.sampled_from(["granted", "rejected", None])), min_size=5, max_size=60)
+
+
+def _same(found: object, expected: object) -> None:
+    if isinstance(expected, float) or isinstance(found, float):
+        assert found == pytest.approx(expected, rel=1e-6, abs=1e-6, nan_ok=True)
+    elif isinstance(expected, tuple) and not isinstance(expected, str):
+        assert isinstance(found, tuple) and len(found) == len(expected)
+        for a, b in zip(found, expected, strict=True):
+            _same(a, b)
+    else:
+        assert found == expected
+
+
+@given(steps=report_steps, start_m=st.floats(0.0, 6000.0))
+def test_the_kernel_tracker_follows_as_its_plain_python_reference(city: RoadNetwork, city_plans: SignalPlans,
+                                                                   city_line: Trip, start_m: float,
+                                                                   steps: list[tuple]) -> None:
+    tracker = VehicleTracker(city, city_plans, [city_line])
+    reference = ReferenceTracker(city, city_plans, [city_line])
+    along_m, time_s = start_m, 1000.0
+    for moved_m, elapsed_s, aside_m, speed_m_s, doors_open, answer in steps:
+        along_m, time_s = min(along_m + moved_m, city_line.path.length_m), time_s + elapsed_s
+        lon, lat = drive(city, city_line, along_m)
+        position = PositionReport("bus-7", lon, lat + aside_m / 111_000.0, time_s, trip=city_line.trip_id,
+                                  speed_m_s=speed_m_s, doors_open=doors_open)
+        (found,), (expected,) = tracker.observe([position]), reference.observe([position])
+        assert isinstance(found, Step) and isinstance(expected, Step)
+        _same(tuple(found), tuple(expected))
+        if found.request is not None and answer is not None:
+            intersection = found.request.intersection
+            assert tracker.record("bus-7", intersection, answer) == reference.record("bus-7", intersection, answer)
+    _same(tuple(tracker.delays()), tuple(reference.delays()))
+    _same(tuple(tracker.expire(time_s + 11.0)), tuple(reference.expire(time_s + 11.0)))
