@@ -35,8 +35,8 @@ class TransitPath:
         stop_at_m: (S,) distance along the path of each stop, non-decreasing.
         crossing_intersection: (C,) index (in ``network.intersections``) of each signalised
             intersection crossed, in order, once per visit.
-        crossing_from_edge, crossing_to_edge: (C,) the movement through it: the edge the path comes
-            in on, and the edge it leaves by (-1 where the path ends inside the intersection).
+        crossing_from_edge, crossing_to_edge: (C,) the movement at its first stop line: the edge the
+            path comes in on, and the edge it takes after the stop line (-1 where the path ends there).
         crossing_stop_line_m: (C,) distance along the path of the stop line, the end of
             ``crossing_from_edge``.
         source: how the path was found (``"shape"``: matched from the feed's shape; ``"stops"``:
@@ -96,14 +96,9 @@ class TransitPath:
         keep = positions > 0
         intersections, positions = intersections[keep], positions[keep]
         from_edge = edges[positions - 1]
-        # The visit's last node: the path leaves the intersection by the edge after it.
-        of_node = network.intersections.of_node[nodes]
-        exits = np.empty(positions.size, dtype=np.int64)
-        for i, (k, start) in enumerate(zip(intersections.tolist(), positions.tolist(), strict=True)):
-            end = start
-            while end + 1 < nodes.size and of_node[end + 1] == k:
-                end += 1
-            exits[i] = edges[end] if end < edges.size else -1
+        # The movement at the first stop line: onto the edge after it (within the intersection, when
+        # it spans several nodes, as a traffic light controlling several junctions does).
+        exits = np.where(positions < edges.size, edges[np.minimum(positions, edges.size - 1)], -1)
         return cls(nodes=_frozen(nodes, np.int64), edges=_frozen(edges, np.int64), at_m=_frozen(at_m, np.float64),
                    stop_ids=tuple(str(s) for s in stop_ids), stop_at_m=_frozen(stops, np.float64),
                    crossing_intersection=_frozen(intersections, np.int64),

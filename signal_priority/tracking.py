@@ -454,7 +454,9 @@ class VehicleTracker:
         if action == k.A_DWELLING:
             return f"dwelling at stop {trip.path.stop_ids[int(values[k.U_STOP])]}"
         if action == k.A_NO_GROUP:
-            return f"no signal group for its movement at intersection {self._crossing_plan[int(values[k.U_CROSSING])]}"
+            plan_id = self._crossing_plan[int(values[k.U_CROSSING])]
+            return (f"no signal group for its movement at intersection {plan_id}" if plan_id in self.plans.ids
+                    else f"no signal plan for intersection {plan_id}: the engine does not drive it")
         if action == k.A_OFF_PATH:
             offset_m = values[k.U_OFFSET_M]
             return (f"{offset_m:.0f} m from its trip's path, more than {self.config.off_path_m:g} m"

@@ -316,3 +316,22 @@ def test_the_peak_hour_of_the_embedded_city(scenario: Scenario) -> None:
     assert change_over_seeds(runs, "classes", "bus", "signal_time_loss_s")["change_pct_ci95"][1] < 0.0
     assert change_over_seeds(runs, "classes", "emergency", "travel_time_s")["change_pct_ci95"][1] < 0.0
     assert change_over_seeds(runs, "classes", "car", "time_loss_s")["change_pct"] < 3.0
+
+
+def test_buses_that_send_only_their_positions_get_priority_from_the_engine(bologna: Path) -> None:
+    run = simulate(bologna, LoopOptions(duration_s=1200.0, corridors=False, requests_from="positions"))
+    requests = run["priority_requests"]
+    assert requests["errors"] == {}
+    # Each request made at a light for a vehicle, then its grants and denials, and a check-out once past.
+    assert requests["requests"] > 20
+    assert requests["plan_changes"] > 0
+    assert requests["checkouts"] >= requests["requests"] - 10
+    assert run["safety"]["violations"] == 0 and run["safety"]["refused_states"] == 0
+    use = run["grant_use"]
+    assert use["grants"] == use["crossed"] + use["not_crossed"] > 0
+
+
+def test_requests_from_positions_need_the_engine_in_the_loop() -> None:
+    with pytest.raises(InvalidInputError) as error:
+        LoopOptions(requests_from="positions", engine="tcp://127.0.0.1:5570")
+    assert error.value.field == "engine"
