@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import itertools
 import json
 import logging
@@ -20,6 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
+from zoneinfo import ZoneInfo
 
 from pilotage import __version__
 from pilotage.adapters.service import ROLES
@@ -30,6 +32,8 @@ from pilotage.core.protocol.schema import json_schemas, schema_text, write_json_
 from pilotage.routing.formats import FORMATS
 
 if TYPE_CHECKING:
+    from pilotage.adapters.config import ServeConfig
+    from pilotage.adapters.service import Service
     from pilotage.adapters.sumo.measures import Run
     from pilotage.adapters.sumo.network import ScenarioNetwork
 
@@ -74,6 +78,17 @@ def _parser() -> argparse.ArgumentParser:
     route.add_argument("--weight", choices=WEIGHTS, default="travel_time_s",
                        help="what to minimise (default: travel_time_s)")
     route.set_defaults(run=_network_route)
+
+    gtfs = commands.add_parser("gtfs", help="public-transport timetables on the road network (docs/positions.md)")
+    gtfs_commands = gtfs.add_subparsers(dest="gtfs_command", required=True, parser_class=_Parser)
+    check = gtfs_commands.add_parser("check", parents=[osm],
+                                     help="how a GTFS feed's trips match the network: trips matched, the signalised "
+                                          "intersections each crosses, shapes not matched and why; a map")
+    check.add_argument("feed", metavar="FEED", help="a GTFS feed: its zip file or folder")
+    check.add_argument("--date", metavar="YYYY-MM-DD", type=dt.date.fromisoformat,
+                       help="check the trips of that service day (default: every trip of the feed)")
+    check.add_argument("--out", metavar="DIR", help="write check.json, check.geojson and check.html there")
+    check.set_defaults(run=_gtfs_check)
     _add_service_commands(commands)
     return parser
 
@@ -119,6 +134,15 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
                        help="routing jobs submitted, SQLite (default: routing.sqlite in the state directory)")
     serve.add_argument("--metrics", metavar="HOST:PORT",
                        help="serve Prometheus metrics on http://HOST:PORT/metrics and a health check on /health")
+    serve.add_argument("--gtfs", metavar="FEED",
+                       help="a GTFS feed (zip or folder): its bus and tram trips, matched onto the network, are "
+                            "those vehicle.position names (docs/positions.md)")
+    serve.add_argument("--gtfs-date", metavar="YYYY-MM-DD", help="the feed's service day (default: today there)")
+    serve.add_argument("--vehicle-positions", metavar="SOURCE",
+                       help="a GTFS-Realtime VehiclePositions feed to follow: a file, an http(s):// URL, or "
+                            "zmq+tcp://HOST:PORT/TOPIC")
+    serve.add_argument("--trip-updates", metavar="FILE",
+                       help="write the followed trips' delays there every second (GTFS-Realtime TripUpdates)")
     serve.add_argument("--counts", nargs="+", metavar="CSV",
                        help="history of free spaces per car park (docs/parking.md), for the forecasts")
     serve.set_defaults(run=_serve)
@@ -296,6 +320,25 @@ def _network_info(args: argparse.Namespace) -> dict[str, object]:
     return summary
 
 
+def _gtfs_check(args: argparse.Namespace) -> dict[str, object]:
+    from pilotage.adapters.gtfs import check_feed, check_geojson, check_html, format_check, read_feed  # noqa: PLC0415
+
+    feed = read_feed(args.feed)
+    report = check_feed(feed, _load(args), service_date=args.date)
+    result: dict[str, Any] = report.to_dict()
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "check.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+        (out / "check.geojson").write_text(json.dumps(check_geojson(report)), encoding="utf-8")
+        (out / "check.html").write_text(check_html(report), encoding="utf-8")
+    if not args.json:
+        print(format_check(report))
+        if args.out:
+            print(f"report, GeoJSON and map in {args.out}/")
+    return result
+
+
 def _network_route(args: argparse.Namespace) -> dict[str, object]:
     network = _load(args)
     ends: list[dict[str, Any]] = []
@@ -465,6 +508,7 @@ def _serve(args: argparse.Namespace) -> None:
                       max_message_bytes=config.max_message_bytes, field_clock=field_clock,
                       command_ttl_s=config.command_ttl_s)
     logger.info("signal states in %s", signal_state)
+    _follow_transit(service, config)
     server = Server(service, bind=config.bind, events=config.pub, keys=config.keys, insecure=config.insecure,
                     queue_limit=config.queue_limit)
     metrics = serve_http(config.metrics, service.metrics, service.health) if config.metrics else None
@@ -478,6 +522,31 @@ def _serve(args: argparse.Namespace) -> None:
         if metrics is not None:
             metrics.shutdown()
         service.close()
+
+
+def _follow_transit(service: Service, config: ServeConfig) -> None:
+    """The trips of the configuration's GTFS feed to the service's tracker, and its GTFS-Realtime
+    link (positions read, trip updates written), if any."""
+    if config.gtfs is None:
+        if config.vehicle_positions or config.trip_updates:
+            raise InvalidInputError("expected --gtfs with --vehicle-positions or --trip-updates: positions name "
+                                    "the trips of a timetable", field="gtfs")
+        return
+    from pilotage.adapters.gtfs import read_feed, timetable  # noqa: PLC0415
+    from pilotage.adapters.gtfs_realtime import FeedLink, position_source  # noqa: PLC0415
+
+    feed = read_feed(config.gtfs)
+    day = (dt.date.fromisoformat(config.gtfs_date) if config.gtfs_date
+           else dt.datetime.now(ZoneInfo(feed.timezone)).date())
+    trips = timetable(feed, service.network, service_date=day, plans=service.priority.plans,
+                      day_start_s=None if config.clock == "wall" else 0.0)
+    service.tracker.add_trips(trips.trips)
+    logger.info("GTFS %s, %s: %d bus and tram trips followed on %d paths (%d left out); %.1f s matching",
+                config.gtfs, day, len(trips.trips), len(trips.paths), sum(trips.left_out.values()),
+                trips.match_time_s)
+    if config.vehicle_positions or config.trip_updates:
+        source = position_source(config.vehicle_positions) if config.vehicle_positions else None
+        service.timed_work.append(FeedLink(service, source, config.trip_updates))
 
 
 def _read_scenario(sumocfg: str) -> ScenarioNetwork:

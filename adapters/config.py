@@ -54,6 +54,14 @@ class ServeConfig(Struct, kw_only=True, frozen=True):
             adapter sends (``signals.command``), as a simulator or controllers keeping their own
             time do.
         command_ttl_s: how long a field adapter runs a command without a newer one (s).
+        gtfs: a GTFS feed (zip or folder): its bus and tram trips, matched onto the city's network,
+            are those ``vehicle.position`` names (docs/positions.md); None: no trip is known.
+        gtfs_date: the service day of the feed's trips (ISO date, ``YYYY-MM-DD``); None: today, in
+            the feed's timezone.
+        vehicle_positions: a GTFS-Realtime VehiclePositions source read as the buses' positions:
+            a file, an ``http(s)://`` URL, or ``zmq+tcp://HOST:PORT/TOPIC``; None: none.
+        trip_updates: the GTFS-Realtime TripUpdates file written every second with the delays of
+            the trips followed; None: none.
         priority: the parameters of bus and tram priority.
         corridors: the parameters of emergency corridors.
     """
@@ -75,6 +83,10 @@ class ServeConfig(Struct, kw_only=True, frozen=True):
     sumocfg: str | None = None
     clock: Literal["wall", "field"] = "wall"
     command_ttl_s: Annotated[float, Meta(gt=0.0, le=60.0)] = COMMAND_TTL_S
+    gtfs: str | None = None
+    gtfs_date: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")] | None = None
+    vehicle_positions: str | None = None
+    trip_updates: str | None = None
     priority: PriorityConfig = field(default_factory=PriorityConfig)
     corridors: CorridorConfig = field(default_factory=CorridorConfig)
 
@@ -83,7 +95,8 @@ class ServeConfig(Struct, kw_only=True, frozen=True):
 _OPTIONS = typing.get_type_hints(ServeConfig, include_extras=True)
 _TABLES = {"priority": PriorityConfig, "corridors": CorridorConfig}
 #: The options that name a file or a folder: relative ones in the file are relative to its folder.
-_PATHS = frozenset({"keys", "audit", "carparks", "parking_db", "routing_db", "state_db", "osm", "sumocfg"})
+_PATHS = frozenset({"keys", "audit", "carparks", "parking_db", "routing_db", "state_db", "osm", "sumocfg", "gtfs",
+                    "trip_updates"})
 
 
 def read_serve_config(path: str | os.PathLike[str] | None, flags: Mapping[str, object]) -> ServeConfig:

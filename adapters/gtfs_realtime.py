@@ -63,10 +63,11 @@ from google.transit import gtfs_realtime_pb2 as rt
 
 from pilotage import __version__
 from pilotage.core.errors import DataFileError, InvalidInputError, PilotageError
-from pilotage.core.protocol import VehiclePosition, from_engine
+from pilotage.core.protocol import VERSION, VehiclePosition, encode, from_engine, reply_code
 from pilotage.signal_priority.tracking import TripDelay
 
 if TYPE_CHECKING:
+    from pilotage.adapters.service import Service
     from pilotage.adapters.zeromq import Subscriber
 
 logger = logging.getLogger(__name__)
@@ -655,3 +656,65 @@ def position_source(spec: str, *, reader: VehiclePositionsReader | None = None, 
         return ZeroMQPositionSource(f"tcp://{parts.netloc}", topic, reader=reader)
     raise InvalidInputError(f"expected {_SPEC_SYNTAX}, got {spec!r}, of scheme {scheme}://; give a file without "
                             "file://", field="source")
+
+
+# -- into a service ---------------------------------------------------------------------------------
+
+#: The caller a position feed's positions are handled and audited as.
+FEED_CALLER_ROLE = "controller"
+
+
+class FeedLink:
+    """A GTFS-Realtime link of a server: the positions of a VehiclePositions source go through the
+    service as ``vehicle.position`` requests (so the tracker asks for priority for them, with the
+    same checks and the same audit as a client's positions), and the delays of the trips followed
+    are written as a TripUpdates feed. The service calls it with its timed work
+    (:attr:`Service.timed_work`), every 100 ms under a server.
+
+    Args:
+        service: the service the positions go to.
+        source: the VehiclePositions source (None: none read).
+        trip_updates: the TripUpdates file written (None: none).
+        every_s: how often the TripUpdates file is written (s, on the service's clock).
+    """
+
+    def __init__(self, service: Service, source: PositionSource | None = None,
+                 trip_updates: str | os.PathLike[str] | None = None, *, every_s: float = 1.0) -> None:
+        from pilotage.adapters.service import Caller  # noqa: PLC0415 - the service imports the engines
+
+        self.service = service
+        self.source = source
+        self.trip_updates = None if trip_updates is None else Path(trip_updates)
+        self.every_s = every_s
+        self.caller = Caller(f"gtfs-realtime:{source.spec}" if source is not None else "gtfs-realtime",
+                             FEED_CALLER_ROLE)
+        #: Positions read and rejected (by the reader: ``invalid_lat``...; by the service: its code).
+        self.read = 0
+        self.rejected: Counter[str] = Counter()
+        self._written_s = -math.inf
+        self._ids = 0
+
+    def __call__(self) -> None:
+        """Read what the source has, and write the trip updates when due."""
+        if self.source is not None:
+            batch = self.source.poll()
+            if batch is not None:
+                self._follow(batch)
+        now = float(self.service.clock())
+        if self.trip_updates is not None and now - self._written_s >= self.every_s:
+            self._written_s = now
+            write_trip_updates(self.trip_updates, trip_updates_feed(self.service.tracker.delays(), timestamp=now))
+
+    def _follow(self, batch: PositionBatch) -> None:
+        self.rejected.update(batch.rejected)
+        frames = []
+        for position in batch.positions:
+            self._ids += 1
+            frames.append(encode({"v": VERSION, "id": f"feed.{self._ids}", "type": "vehicle.position",
+                                  "body": position}))
+        replies = self.service.handle(frames, [self.caller] * len(frames)) if frames else []
+        for reply in replies:
+            code = reply_code(reply)
+            if code != "OK":
+                self.rejected[code] += 1
+        self.read += len(frames)

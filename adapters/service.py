@@ -246,6 +246,9 @@ class Service:
         self._turn_started_s = time.perf_counter()
         self._started_s = time.monotonic()
         self._pending: list[tuple[str, Callable[[], Struct]]] = []
+        #: Work run at every :meth:`tick` besides the engines' (a GTFS-Realtime feed read, ...); a
+        #: failure is logged and the service goes on.
+        self.timed_work: list[Callable[[], None]] = []
         # Each handler takes the body schema of its message type (wire.MESSAGES), which decode_request
         # returns as a Struct: the map cannot tie the two, so a handler's argument is Any here.
         self._handlers: dict[str, Callable[[Any], Struct]] = {
@@ -340,6 +343,11 @@ class Service:
             silent = []
         for release in silent:
             self._release(release, LOCAL_CALLER)
+        for work in self.timed_work:
+            try:
+                work()
+            except Exception:
+                logger.exception("internal error in %r; the server goes on", work)
         for incident, exits in ended.items():
             self._emit("corridor", partial(self._corridor_event, incident, "expired", [], exits))
             self._emit_signals([e.intersection for e in exits])

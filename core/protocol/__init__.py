@@ -837,6 +837,24 @@ def request_id(frame: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> str | Non
     return None
 
 
+_REPLY = msgspec.json.Decoder(Reply)
+
+
+def reply_code(reply: bytes) -> str:
+    """``OK`` for a reply frame that answers, else its error's code.
+
+    Raises:
+        MalformedMessageError: a frame that is not a reply.
+    """
+    try:
+        decoded = _REPLY.decode(reply)
+    except msgspec.DecodeError as exc:
+        raise _malformed(exc) from None
+    if decoded.ok:
+        return "OK"
+    return decoded.error.code if isinstance(decoded.error, Error) else "INTERNAL"
+
+
 def encode_reply(request_id: str, body: Struct) -> bytes:
     """The ``ok`` reply to request ``request_id``."""
     return _ENCODER.encode(Reply(VERSION, request_id, True, body=body))
