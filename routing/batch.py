@@ -26,7 +26,7 @@ from pilotage.core.protocol.jobs import Job
 from pilotage.routing.check import Feasibility, check_solution
 from pilotage.routing.formats import read_instance
 from pilotage.routing.jobs import JobProblem, job_problem
-from pilotage.routing.maps import render_html
+from pilotage.routing.maps import render_html, road_segments
 from pilotage.routing.problem import Problem
 from pilotage.routing.report import solution_document, solution_geojson
 from pilotage.routing.solution import Solution
@@ -100,7 +100,7 @@ def write_outputs(solved: Solved, out_dir: str | os.PathLike[str], stem: str,
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     collection = solution_geojson(solved.source, solved.solution, solved.feasibility)
-    background = [] if network is None else _roads(network)
+    background = [] if network is None else road_segments(network)
     p = solved.source.problem if isinstance(solved.source, JobProblem) else solved.source
     paths = {"solution": folder / f"{stem}.solution.json", "geojson": folder / f"{stem}.geojson",
              "map": folder / f"{stem}.html"}
@@ -167,12 +167,6 @@ def run_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, i
 def _stem(path: str | os.PathLike[str]) -> str:
     """The name a file's outputs take: ``bulky-waste`` for ``jobs/bulky-waste.json``."""
     return Path(path).name.split(".")[0]
-
-
-def _roads(network: RoadNetwork) -> list[tuple[tuple[float, float], tuple[float, float]]]:
-    lon, lat = network.node_lon.tolist(), network.node_lat.tolist()
-    return [((lon[u], lat[u]), (lon[v], lat[v]))
-            for u, v in zip(network.edge_source.tolist(), network.indices.tolist(), strict=True)]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from pilotage.core.errors import InvalidInputError
+from pilotage.core.network import RoadNetwork
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +160,22 @@ def render_html(collection: Mapping[str, Any], *, title: str, geographic: bool,
     svg = _svg(located, vehicles, view, background, geographic)
     body = f'<main>\n<div class="map">\n{svg}\n</div>\n{_legend(title, features, vehicles, geographic)}\n</main>'
     return _page(title, body, script=True)
+
+
+def road_segments(network: RoadNetwork, box: tuple[float, float, float, float] | None = None) -> list[
+        tuple[tuple[float, float], tuple[float, float]]]:
+    """The network's edges as ((lon, lat), (lon, lat)) segments, the background :func:`render_html`
+    draws: all of them, or those with an end inside ``box`` (min lon, min lat, max lon, max lat)."""
+    kept = np.arange(network.n_edges)
+    if box is not None:
+        min_lon, min_lat, max_lon, max_lat = box
+        inside = ((network.node_lon >= min_lon) & (network.node_lon <= max_lon)
+                  & (network.node_lat >= min_lat) & (network.node_lat <= max_lat))
+        kept = np.flatnonzero(inside[network.edge_source] | inside[network.indices])
+    tails, heads = network.edge_source[kept], network.indices[kept]
+    return [((a, b), (c, d)) for a, b, c, d in zip(network.node_lon[tails].tolist(), network.node_lat[tails].tolist(),
+                                                   network.node_lon[heads].tolist(), network.node_lat[heads].tolist(),
+                                                   strict=True)]
 
 
 def _parse(collection: Mapping[str, Any]) -> list[_Feature]:

@@ -2,6 +2,7 @@
 beside the repository, the clock moved by hand, and hypothesis profiles."""
 
 import os
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -107,3 +108,40 @@ def city_line(city: RoadNetwork) -> Trip:
     path = TransitPath.on(city, route.edges, stop_ids=tuple(f"stop-{i}" for i in range(stops_m.size)),
                           stop_at_m=stops_m, source="route")
     return Trip("line-1-trip-1", "line-1", "bus", path, CITY_LINE_START_S + stops_m / CITY_LINE_SPEED_M_S)
+
+
+@pytest.fixture(scope="session")
+def city_feed(tmp_path_factory: pytest.TempPathFactory, city: RoadNetwork, city_line: Trip) -> Path:
+    """A GTFS feed of the test line (``city_line``): one bus route, its trip every day of 2020-2035
+    at the same times of day (from :data:`CITY_LINE_START_S` after midnight), its stops, and its path
+    as the shape."""
+    path = city_line.path
+    stop_lon = np.interp(path.stop_at_m, path.at_m, city.node_lon[path.nodes])
+    stop_lat = np.interp(path.stop_at_m, path.at_m, city.node_lat[path.nodes])
+
+    def clock(seconds: float) -> str:
+        whole = round(seconds)
+        return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+    files = {
+        "agency.txt": "agency_id,agency_name,agency_url,agency_timezone\nA,Test line,https://example.org,"
+                      "Europe/Luxembourg\n",
+        "routes.txt": "route_id,agency_id,route_short_name,route_type\nline-1,A,1,3\n",
+        "calendar.txt": "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date\n"
+                        "daily,1,1,1,1,1,1,1,20200101,20351231\n",
+        "trips.txt": f"route_id,service_id,trip_id,shape_id\nline-1,daily,{city_line.trip_id},line-1-shape\n",
+        "stops.txt": "stop_id,stop_name,stop_lat,stop_lon\n" + "".join(
+            f"{stop},{stop},{lat:.7f},{lon:.7f}\n" for stop, lon, lat in zip(path.stop_ids, stop_lon, stop_lat,
+                                                                           strict=True)),
+        "stop_times.txt": "trip_id,arrival_time,departure_time,stop_id,stop_sequence\n" + "".join(
+            f"{city_line.trip_id},{clock(t)},{clock(t)},{stop},{n + 1}\n"
+            for n, (stop, t) in enumerate(zip(path.stop_ids, city_line.stop_times_s.tolist(), strict=True))),
+        "shapes.txt": "shape_id,shape_pt_lat,shape_pt_lon,shape_pt_sequence\n" + "".join(
+            f"line-1-shape,{lat:.7f},{lon:.7f},{n + 1}\n"
+            for n, (lon, lat) in enumerate(zip(city.node_lon[path.nodes], city.node_lat[path.nodes], strict=True))),
+    }
+    feed = tmp_path_factory.mktemp("gtfs") / "city-line.zip"
+    with zipfile.ZipFile(feed, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return feed

@@ -19,9 +19,12 @@ import numpy as np
 
 import pilotage
 from pilotage.core import RoadNetwork
+from pilotage.core.matching import match_polyline
 from pilotage.core.safety import check_schedule
 from pilotage.core.signals import SignalPlans
+from pilotage.core.transit import TransitPath, Trip
 from pilotage.signal_priority import Hold, PriorityConfig, PriorityEngine, PriorityRequest
+from pilotage.signal_priority.tracking import PositionReport, VehicleTracker
 from tests.signal_plans import crossroads
 
 # One degree of latitude on the sphere the kernels use (m).
@@ -44,7 +47,8 @@ def kernels(module: ModuleType) -> dict[str, Callable]:
 
 
 def run_each_layer() -> None:
-    """A street of three signal nodes 100 m apart: a position snapped, a route by A*, a matrix. The
+    """A street of three signal nodes 100 m apart: a position snapped, a route by A*, a matrix, a
+    polyline matched, two buses followed along a line (one by its trip, one by its route). The
     crossroads at 880 s: a late bus's green extension, its check-out, a pre-emption, and the plan
     through the safety monitor."""
     tail, head = np.array([0, 1, 1, 2]), np.array([1, 0, 2, 1])
@@ -56,7 +60,13 @@ def run_each_layer() -> None:
     origin, _ = street.snap(0.0, 10.0 / M_PER_DEG_LAT)
     street.shortest_path(origin, 2)
     street.matrix([0, 1], [1, 2], workers=1)
+    match_polyline(street, np.zeros(3), np.array([10.0, 100.0, 190.0]) / M_PER_DEG_LAT)
     plan = crossroads()
+    line = Trip("t-1", "line", "bus", TransitPath.on(street, np.array([0, 2]), stop_ids=("s",),
+                                                      stop_at_m=np.array([150.0])), np.array([900.0]))
+    tracker = VehicleTracker(street, SignalPlans([plan]), [line])
+    tracker.observe([PositionReport("bus-1", 0.0, 50.0 / M_PER_DEG_LAT, 880.0, trip="t-1"),
+                     PositionReport("bus-2", 0.0, 60.0 / M_PER_DEG_LAT, 880.0, route="line")])
     engine = PriorityEngine(SignalPlans([plan]), lambda: 880.0, PriorityConfig(bus_lateness_s=0.0))
     engine.decide([PriorityRequest("bus-1", "x", "main", 15.0, lateness_s=120.0)])
     engine.checkout("bus-1", "x")

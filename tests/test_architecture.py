@@ -50,6 +50,7 @@ HOMES: dict[str, str] = {
     "sumolib": "adapters/sumo/scenario.py",
     "matplotlib": "adapters/sumo/report.py",
     "google": "adapters/gtfs_realtime.py",
+    "partridge": "adapters/gtfs.py",
 }
 
 #: Modules that import a library outside its home today: breaches of the rule, each to move to the

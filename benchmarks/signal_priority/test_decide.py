@@ -19,10 +19,11 @@ from pilotage.core import RoadNetwork
 from pilotage.core._jit import kernel
 from pilotage.core.default_plans import default_plans
 from pilotage.core.signals import SignalPlans
-from pilotage.signal_priority import PriorityConfig, PriorityEngine, PriorityRequest, _kernels
+from pilotage.signal_priority import PriorityConfig, PriorityEngine, _kernels
+
+from .city_requests import NOW_S, city_requests
 
 GROUP = "priority decision, embedded city"
-NOW_S = 3600.0
 
 
 @kernel
@@ -34,16 +35,6 @@ def empty_kernel(values):
 @pytest.fixture(scope="module")
 def plans(city: RoadNetwork) -> SignalPlans:
     return SignalPlans(default_plans(city))
-
-
-def city_requests(plans: SignalPlans, count: int, rng: np.random.Generator) -> list[PriorityRequest]:
-    """``count`` late buses at random intersections, each for a group of its second stage."""
-    chosen = rng.choice(len(plans), size=count, replace=count > len(plans))
-    return [PriorityRequest(f"bus-{i}", plans.plans[k].id,
-                            plans.plans[k].group_names[int(np.argmax(plans.plans[k].stage_groups[1]))],
-                            float(rng.uniform(5.0, 60.0)), lateness_s=float(rng.uniform(60.0, 300.0)),
-                            occupancy=float(rng.uniform(0.0, 80.0)))
-            for i, k in enumerate(chosen)]
 
 
 def test_empty_numba_call(benchmark) -> None:

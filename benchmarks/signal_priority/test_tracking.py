@@ -23,7 +23,7 @@ from pilotage.core.transit import TransitPath, Trip
 from pilotage.signal_priority import PriorityConfig, PriorityEngine
 from pilotage.signal_priority.tracking import PositionReport, VehicleTracker
 
-from .test_decide import NOW_S, city_requests
+from .city_requests import NOW_S, city_requests
 
 GROUP = "priority from positions, embedded city"
 BUSES = 1000

@@ -26,9 +26,10 @@ HELSINKI_FROM, HELSINKI_TO = "24.9370,60.1643", "24.9500,60.1700"
 
 @pytest.fixture
 def served(city: RoadNetwork, serving: Callable[..., contextlib.AbstractContextManager[Served]],
-           tmp_path: Path) -> Iterator[Served]:
-    """`pilotage serve` in another process, its state in the test's folder."""
-    with serving(tmp_path / "state", tmp_path / "serve.log") as server:
+           tmp_path: Path, city_feed: Path) -> Iterator[Served]:
+    """`pilotage serve` in another process, its state in the test's folder, following the trips of
+    the test line's GTFS feed."""
+    with serving(tmp_path / "state", tmp_path / "serve.log", "--gtfs", str(city_feed)) as server:
         yield server
 
 
