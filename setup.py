@@ -44,7 +44,8 @@ setup(
         "gtfs-realtime-bindings>=2,<3",
     ],
     extras_require={
-        "sim": ["eclipse-sumo>=1.20,<2", "libsumo>=1.20,<2", "sumolib>=1.20,<2"],
+        # rtree: SUMO's gtfs2pt.py imports it (scenarios built from a GTFS feed).
+        "sim": ["eclipse-sumo>=1.20,<2", "libsumo>=1.20,<2", "sumolib>=1.20,<2", "rtree>=1.0,<2"],
         "plot": ["matplotlib>=3.7,<4"],
         "compare": ["pyvrp>=0.9,<1"],
         "test": ["pytest>=8,<10", "pytest-benchmark>=4,<6", "hypothesis>=6.100,<7", "ruff>=0.17,<0.18", "mypy>=2.4,<3",

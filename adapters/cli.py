@@ -224,6 +224,12 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
                           help="who asks for the buses' and trams' priority: the loop, from what SUMO knows of each "
                                "(loop), or pilotage, from each vehicle's position and trip alone, as in service "
                                "(positions; docs/positions.md)")
+    simulate.add_argument("--gtfs", metavar="FEED",
+                          help="with --requests-from positions: the GTFS feed whose trips the buses and trams run "
+                               "(their gtfs.trip_id parameter, as a scenario built from a feed has), followed on "
+                               "their trips' paths and times")
+    simulate.add_argument("--gtfs-date", metavar="YYYY-MM-DD", type=dt.date.fromisoformat,
+                          help="the feed's service day (required with --gtfs)")
     simulate.add_argument("--check", action="store_true",
                           help="read the scenario and say how each light will be driven, the buses, trams and "
                                "timetables found, then stop")
@@ -235,7 +241,8 @@ def _add_service_commands(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser("demo", parents=[sim], help="the embedded city's peak, priority and corridors off "
                                                            "then on, side by side")
     demo.set_defaults(run=_simulate, sumocfg=None, priority="on", corridors="on", compare="on", json=False,
-                      demo=True, own_control="on", time_space_line=None, check=False, requests_from="loop")
+                      demo=True, own_control="on", time_space_line=None, check=False, requests_from="loop",
+                      gtfs=None, gtfs_date=None)
 
     schema = commands.add_parser("schema", help="the wire protocol's JSON Schema: one message's, or every file")
     schema.add_argument("name", nargs="?", choices=sorted(json_schemas()), metavar="NAME",
@@ -591,7 +598,8 @@ def _run_simulation(args: argparse.Namespace) -> list[Run] | dict[str, object]:
                           min_lateness_s=args.min_lateness,
                           emergency_every_s=args.emergency_every, seed=args.seed,
                           sumo_args=tuple(args.sumo_args), engine=getattr(args, "engine", None),
-                          time_space_line=args.time_space_line, requests_from=args.requests_from)
+                          time_space_line=args.time_space_line, requests_from=args.requests_from,
+                          timetable=args.gtfs, timetable_date=args.gtfs_date)
     report_file = args.report or ("simulation/report.json" if demo else None)
     report = Path(report_file) if report_file else None
     if report is not None and report.suffix != ".json":

@@ -89,6 +89,7 @@ missing.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import itertools
 import logging
 import math
@@ -111,7 +112,9 @@ import msgspec
 import numpy as np
 
 from pilotage.adapters.field import FieldSignals
+from pilotage.adapters.gtfs import read_feed, timetable
 from pilotage.adapters.service import Service
+from pilotage.adapters.sumo.gtfs_scenario import TRIP_PARAM
 from pilotage.adapters.sumo.measures import (
     ApproachMeasures,
     CorridorRequests,
@@ -139,7 +142,7 @@ from pilotage.adapters.sumo.network import (
 )
 from pilotage.adapters.sumo.programs import GREEN_STATES
 from pilotage.adapters.zeromq import Client
-from pilotage.core import DataFileError, InvalidInputError
+from pilotage.core import DataFileError, InvalidInputError, RoadNetwork
 from pilotage.core import protocol as wire
 from pilotage.core.errors import TimedOutError, UnknownEntityError
 from pilotage.core.safety import GreenSchedule, check_schedule
@@ -217,6 +220,14 @@ class LoopOptions:
             what SUMO knows of each vehicle (its next light and link, the queue ahead of it);
             ``positions``, pilotage's tracker, from each vehicle's position and trip alone, as
             in service (docs/positions.md).
+        timetable: a GTFS feed whose trips the buses and trams run, each naming its trip in its
+            ``gtfs.trip_id`` parameter (as a scenario built by
+            :func:`~pilotage.adapters.sumo.gtfs_scenario.build_gtfs_scenario` does): with requests
+            from positions, its trips of ``timetable_date`` are matched onto the scenario's
+            network and the tracker follows each vehicle on its trip's path and times, so the
+            loop, the timetable and the positions all come from the feed (None: each vehicle's
+            trip is its SUMO route and stops).
+        timetable_date: the feed's service day (the simulation's clock is its time of day).
         own_control: SUMO runs the scenario's own traffic-light control untouched (its programs,
             actuated ones with their detectors): the engine drives no light, and priority and
             corridors are off. The arm that shows what pilotage's reading of the programs costs.
@@ -238,6 +249,8 @@ class LoopOptions:
     own_control: bool = False
     time_space_line: str | None = None
     requests_from: Literal["loop", "positions"] = "loop"
+    timetable: str | None = None
+    timetable_date: datetime.date | None = None
 
     def __post_init__(self) -> None:
         """Check every option's range.
@@ -265,6 +278,9 @@ class LoopOptions:
         if self.requests_from not in ("loop", "positions"):
             raise InvalidInputError(f"expected requests_from 'loop' or 'positions', got {self.requests_from!r}",
                                     field="requests_from")
+        if self.timetable is not None and (self.requests_from != "positions" or self.timetable_date is None):
+            raise InvalidInputError("expected requests from positions and a timetable_date with a timetable: the "
+                                    "feed's trips are what the tracker follows", field="timetable")
         if self.requests_from == "positions" and self.engine is not None:
             raise InvalidInputError("expected no engine with requests made from positions: the engine follows the "
                                     "simulated trips, which only an engine in this process knows", field="engine")
@@ -581,6 +597,17 @@ def _approaches(libsumo: ModuleType, tls: str) -> dict[str, _Approach]:
     return {edge: _Approach(tuple(lanes)) for edge, lanes in lanes_of_edge.items()}
 
 
+def _feed_trips(options: LoopOptions, network: RoadNetwork, plans: SignalPlans) -> tuple[Trip, ...]:
+    """The bus and tram trips of the options' GTFS feed on its day, matched onto the scenario's
+    network, their times on the simulation's clock (the time of day)."""
+    assert options.timetable is not None
+    found = timetable(read_feed(options.timetable), network, service_date=options.timetable_date, day_start_s=0.0,
+                      plans=plans)
+    logger.info("timetable %s, %s: %d trips on %d paths (%d left out)", options.timetable, options.timetable_date,
+                len(found.trips), len(found.paths), sum(found.left_out.values()))
+    return found.trips
+
+
 def _group_lanes(libsumo: ModuleType, light: Light) -> dict[int, tuple[str, ...]]:
     """The approach lanes of each signal group of a driven light: the incoming lanes of its links."""
     lanes: dict[int, dict[str, None]] = {}
@@ -637,6 +664,8 @@ class _Loop:
                 detection_m=options.request_range_m, renew_every_s=options.request_every_s)) if positions else None
             self.service = Service(self.net.network, self.signals, corridors=corridors, tracker=self.tracker,
                                    publish=self._event if positions else None)
+            if self.tracker is not None and options.timetable is not None:
+                self.tracker.add_trips(_feed_trips(options, self.net.network, plans))
         else:
             self.signals = FieldSignals(plans, clock=lambda: self.now)
             self.client = Client(options.engine, timeout_s=_ENGINE_TIMEOUT_S, retries=0)
@@ -691,6 +720,7 @@ class _Loop:
         # Requests from positions: when each vehicle last sent its position, the trips not followed
         # (a route off the network read), and each driven light's approach lanes per signal group.
         self._position_sent_s: dict[str, float] = {}
+        self._trip_of: dict[str, str] = {}
         self.trips_not_followed = 0
         self._queues_sent_s = -math.inf
         self._group_lanes = {light.tls: _group_lanes(libsumo, light) for light in self.net.lights} \
@@ -744,7 +774,12 @@ class _Loop:
             self.tracked[vehicle] = _Tracked(vehicle, PRIORITY_CLASS[vclass])
             self._maybe_record_route(vehicle)
             if self.tracker is not None:
-                self._follow_trip(vehicle, PRIORITY_CLASS[vclass])
+                # A vehicle of the feed's timetable is followed on its trip; any other on its route.
+                trip = self.sumo.vehicle.getParameter(vehicle, TRIP_PARAM)
+                if trip in self.tracker.trips:
+                    self._trip_of[vehicle] = trip
+                else:
+                    self._follow_trip(vehicle, PRIORITY_CLASS[vclass])
         elif kind == "emergency":
             tracked = self.tracked[vehicle] = _Tracked(vehicle, "emergency")
             self.emergency[vehicle] = {"vehicle": vehicle, "depart_s": self.now, "travel_time_s": None,
@@ -876,7 +911,8 @@ class _Loop:
         vehicle_api = self.sumo.vehicle
         lon, lat = lon_lat(self.sumo, np.array([vehicle_api.getPosition(vehicle)]), self.net.geo)
         self._position_sent_s[vehicle] = self.now
-        return {"vehicle": vehicle, "trip": vehicle, "lon": float(lon[0]), "lat": float(lat[0]), "time": self.now,
+        return {"vehicle": vehicle, "trip": self._trip_of.get(vehicle, vehicle), "lon": float(lon[0]),
+                "lat": float(lat[0]), "time": self.now,
                 "speed_m_s": max(float(speed), 0.0), "heading_deg": float(vehicle_api.getAngle(vehicle)) % 360.0,
                 "occupancy": float(vehicle_api.getPersonNumber(vehicle)), "doors_open": at_stop}
 
