@@ -622,7 +622,9 @@ class _Builder:
         nodes, distance_m = self.network.nearest_nodes(lon, lat)
         far = np.flatnonzero(distance_m > MAX_SNAP_DISTANCE_M)
         pieces = [] if far.size else [
-            self.network.shortest_path(int(a), int(b)).edges if a != b else np.empty(0, dtype=np.int64)
+            # Free-flow time on every road a bus may take, restricted ones included.
+            self.network.shortest_path(int(a), int(b), weight=self.network.travel_time_s).edges
+            if a != b else np.empty(0, dtype=np.int64)
             for a, b in zip(nodes[:-1].tolist(), nodes[1:].tolist(), strict=True)]
         edges = np.concatenate(pieces) if pieces else np.empty(0, dtype=np.int64)
         reason = ""

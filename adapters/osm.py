@@ -5,12 +5,21 @@ reads the file given, nothing else.
 
 The rules, applied in :func:`network_from_graph`:
 
-- **Drivable ways** (:func:`is_drivable`): ``highway`` in :data:`ROAD_CLASS_SPEED_KPH` (motorways
-  down to living streets, links, ``road``, ``busway`` and ``service``); not ``area=yes``; none of
-  ``access``, ``vehicle``, ``motor_vehicle``, ``motorcar`` is ``no`` or ``private``; a ``service``
-  way whose ``service`` tag is one of :data:`EXCLUDED_SERVICE` (parking aisles, driveways...) is
-  left out. Footways, paths, cycleways, steps, tracks, raceways, construction and the like are
-  not in the list, so they are left out.
+- **Drivable ways** (:func:`is_drivable`, open to cars): ``highway`` one of the car classes of
+  :data:`ROAD_CLASS_SPEED_KPH` (motorways down to living streets, links, ``road`` and ``service``);
+  not ``area=yes``; cars allowed by the most specific of ``motorcar``, ``motor_vehicle``,
+  ``vehicle``, ``access`` that is tagged (:data:`ACCESS_TAGS`: ``access=no`` with
+  ``motorcar=yes`` is open, no tag at all is open), that is, its value is not one of
+  :data:`CLOSED_ACCESS` (``destination``, ``delivery``, ``customers`` stay open: a car may drive
+  there to reach a place on it); a ``service`` way whose ``service`` tag is one of
+  :data:`EXCLUDED_SERVICE` (parking aisles, driveways...) is left out.
+- **Restricted ways** (:func:`is_restricted`, closed to cars, kept for buses, trams and emergency
+  vehicles): ``highway=busway`` and ``bus_guideway`` always; a way of a car class that cars may
+  not use, whatever its ``bus``/``psv``/``tram`` tags say, unless ``bus`` (or else ``psv``) closes
+  it too; ``highway=pedestrian`` and the service ways of :data:`EXCLUDED_SERVICE` only where
+  ``bus``, ``psv`` or ``tram`` is ``yes``, ``designated`` or ``permissive``. Their edges are marked
+  :attr:`~pilotage.core.RoadNetwork.restricted`: cars never route on them. Footways, paths,
+  cycleways, steps, tracks, raceways, construction and the like are neither, so they are left out.
 - **One-way streets** as osmnx reads them (``oneway=yes/true/1/-1/reverse``, roundabouts).
 - **Free-flow speed**: the ``maxspeed`` tag (:func:`parse_maxspeed`: km/h, mph, implicit values
   such as ``FR:urban``; the mean where several are given); where it gives nothing, the default of
@@ -18,7 +27,7 @@ The rules, applied in :func:`network_from_graph`:
 - **Length**: osmnx's ``length``; where a segment has none, the straight line between its nodes
   (before simplification, so a merged edge follows the street).
 - **Simplification**: chains of degree-two nodes are merged into one edge (osmnx), except at
-  traffic-signal nodes and where ``highway`` or ``maxspeed`` changes.
+  traffic-signal nodes and where ``highway``, ``maxspeed`` or being restricted changes.
 - **Signalised intersections**: ``highway=traffic_signals`` nodes, grouped as
   :data:`~pilotage.core.SIGNAL_GROUPING_RADIUS_M` says.
 
@@ -55,8 +64,9 @@ logger = logging.getLogger(__name__)
 #: (see ``data/ATTRIBUTION.md``).
 EMBEDDED_CITY = Path(__file__).with_name("data") / "luxembourg-lust.osm.xz"
 
-#: Drivable road classes (OSM ``highway`` values) and their free-flow speed (km/h) where no
-#: ``maxspeed`` is tagged: urban European defaults.
+#: Road classes (OSM ``highway`` values) a network may hold and their free-flow speed (km/h) where
+#: no ``maxspeed`` is tagged: urban European defaults. Those of :data:`CLOSED_TO_CARS` hold only
+#: restricted ways.
 ROAD_CLASS_SPEED_KPH: dict[str, float] = {
     "motorway": 110.0,
     "motorway_link": 60.0,
@@ -74,14 +84,32 @@ ROAD_CLASS_SPEED_KPH: dict[str, float] = {
     "road": 30.0,
     "busway": 50.0,
     "service": 20.0,
+    "bus_guideway": 50.0,
+    "pedestrian": 20.0,
 }
+
+#: Road classes cars never use: ways built for buses, and pedestrian streets (kept only where
+#: buses or trams are let in).
+CLOSED_TO_CARS = frozenset({"busway", "bus_guideway", "pedestrian"})
 
 #: ``service=*`` values of ``highway=service`` ways that are not through roads.
 EXCLUDED_SERVICE = frozenset({"parking_aisle", "parking", "driveway", "drive-through", "alley",
                               "emergency_access", "private"})
 
-#: Access tags that close a way to cars when ``no`` or ``private``.
-ACCESS_TAGS = ("access", "vehicle", "motor_vehicle", "motorcar")
+#: The access tags that say whether cars may use a way, the most specific first: the first one
+#: tagged decides (OSM's access hierarchy).
+ACCESS_TAGS = ("motorcar", "motor_vehicle", "vehicle", "access")
+
+#: The access tags of public transport: ``bus`` is more specific than ``psv``; ``tram`` opens a
+#: way to trams.
+PUBLIC_TRANSPORT_TAGS = ("bus", "psv", "tram")
+
+#: Access values that close a way to the vehicles the tag is about (the public's cars, or buses).
+CLOSED_ACCESS = frozenset({"no", "private", "agricultural", "forestry", "emergency", "military", "permit",
+                           "psv", "bus"})
+
+#: Access values of ``bus``, ``psv`` or ``tram`` that let buses or trams onto a way closed to cars.
+OPEN_ACCESS = frozenset({"yes", "designated", "permissive"})
 
 #: Implicit ``maxspeed`` values (the part after ``XX:``), km/h.
 IMPLICIT_MAXSPEED_KPH: dict[str, float] = {
@@ -97,21 +125,44 @@ IMPLICIT_MAXSPEED_KPH: dict[str, float] = {
 }
 
 #: Bump when a rule above changes, so cached networks are rebuilt.
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 
 _KPH_PER_MPH = 1.609344
 _NUMERIC_SPEED = re.compile(r"(\d+(?:\.\d+)?)\s*(mph|km/h|kmh|kph)?")
 _SIGNAL_MARK = "pilotage_signal"
+_RESTRICTED_MARK = "pilotage_restricted"
 
 
 def is_drivable(tags: Mapping[str, object]) -> bool:
     """Whether a way with these OSM tags is open to cars (the rule in the module docstring)."""
     highway = _first(tags.get("highway"))
-    if highway not in ROAD_CLASS_SPEED_KPH or _first(tags.get("area")) == "yes":
+    if highway not in ROAD_CLASS_SPEED_KPH or highway in CLOSED_TO_CARS or _first(tags.get("area")) == "yes":
         return False
-    if any(_first(tags.get(tag)) in ("no", "private") for tag in ACCESS_TAGS):
+    if _car_access(tags) in CLOSED_ACCESS:
         return False
     return not (highway == "service" and _first(tags.get("service")) in EXCLUDED_SERVICE)
+
+
+def is_restricted(tags: Mapping[str, object]) -> bool:
+    """Whether a way with these OSM tags is kept though closed to cars, for buses, trams and
+    emergency vehicles (the rule in the module docstring). False for a drivable way."""
+    highway = _first(tags.get("highway"))
+    if highway not in ROAD_CLASS_SPEED_KPH or _first(tags.get("area")) == "yes" or is_drivable(tags):
+        return False
+    if highway in ("busway", "bus_guideway"):
+        return True
+    # bus is more specific than psv: bus=yes with psv=no lets buses in.
+    bus = next((_first(tags[tag]) for tag in ("bus", "psv") if tags.get(tag) is not None), None)
+    opened = bus in OPEN_ACCESS or _first(tags.get("tram")) in OPEN_ACCESS
+    # A pedestrian street or a parking aisle is no road for a bus unless the map says buses go there.
+    if highway == "pedestrian" or (highway == "service" and _first(tags.get("service")) in EXCLUDED_SERVICE):
+        return opened
+    return opened or bus not in CLOSED_ACCESS
+
+
+def _car_access(tags: Mapping[str, object]) -> object:
+    # The most specific access tag present decides: access=no with motorcar=yes lets cars in.
+    return next((_first(tags[tag]) for tag in ACCESS_TAGS if tags.get(tag) is not None), None)
 
 
 def parse_maxspeed(value: object) -> float:
@@ -155,7 +206,7 @@ def read_osm(path: str | os.PathLike[str]) -> nx.MultiDiGraph:
     if not path.is_file():
         raise DataFileError(f"no OSM file at {path}; give the path of a .osm, .osm.xml, .gz, .bz2 or .xz extract")
     useful_tags = ox.settings.useful_tags_way
-    ox.settings.useful_tags_way = sorted({*useful_tags, *ACCESS_TAGS})
+    ox.settings.useful_tags_way = sorted({*useful_tags, *ACCESS_TAGS, *PUBLIC_TRANSPORT_TAGS})
     try:
         with tempfile.TemporaryDirectory(prefix="pilotage-osm-") as tmp:
             xml_path = decompressed(path, Path(tmp))
@@ -179,13 +230,17 @@ def network_from_graph(graph: nx.MultiDiGraph, *, grouping_radius_m: float = SIG
     import osmnx as ox  # noqa: PLC0415 - see read_osm
 
     report = dict(build_report or {})
-    drivable = [(u, v, k) for u, v, k, tags in graph.edges(keys=True, data=True) if is_drivable(tags)]
-    report["non_drivable_edges_dropped"] = graph.number_of_edges() - len(drivable)
-    # types-networkx types edge_subgraph's edges as (u, v) pairs; a multigraph's are (u, v, key).
-    graph = graph.edge_subgraph(drivable).copy()  # type: ignore[arg-type]
-    if graph.number_of_edges() == 0:
+    # The edges kept, each closed to cars (restricted) or not.
+    closed_to_cars = {(u, v, k): not is_drivable(tags) for u, v, k, tags in graph.edges(keys=True, data=True)
+                      if is_drivable(tags) or is_restricted(tags)}
+    report["non_drivable_edges_dropped"] = graph.number_of_edges() - len(closed_to_cars)
+    if all(closed_to_cars.values()):
         raise DataFileError("the map holds no drivable way (highway=motorway ... service, open to cars); "
                             "give an extract of a street network")
+    # types-networkx types edge_subgraph's edges as (u, v) pairs; a multigraph's are (u, v, key).
+    graph = graph.edge_subgraph(closed_to_cars).copy()  # type: ignore[arg-type]
+    for u, v, k, tags in graph.edges(keys=True, data=True):
+        tags[_RESTRICTED_MARK] = closed_to_cars[u, v, k]
     for _, tags in graph.nodes(data=True):
         if _first(tags.get("highway")) == "traffic_signals":
             tags[_SIGNAL_MARK] = True
@@ -199,7 +254,7 @@ def network_from_graph(graph: nx.MultiDiGraph, *, grouping_radius_m: float = SIG
         if no_length:
             ox.distance.add_edge_lengths(graph, edges=no_length)
         graph = ox.simplify_graph(graph, node_attrs_include=[_SIGNAL_MARK],
-                                  edge_attrs_differ=["highway", "maxspeed"])
+                                  edge_attrs_differ=["highway", "maxspeed", _RESTRICTED_MARK])
 
     nodes = list(graph.nodes)
     position = {node: i for i, node in enumerate(nodes)}
@@ -224,6 +279,7 @@ def network_from_graph(graph: nx.MultiDiGraph, *, grouping_radius_m: float = SIG
         road_class=road_class,
         road_classes=road_classes,
         edge_osmid=np.array([_osm_id(_first(d.get("osmid", -1))) for _, _, d in edges], dtype=np.int64),
+        restricted=np.array([bool(_first(d[_RESTRICTED_MARK])) for _, _, d in edges], dtype=np.bool_),
         signal_nodes=np.array([i for i, d in enumerate(node_data) if d.get(_SIGNAL_MARK)], dtype=np.int64),
         grouping_radius_m=grouping_radius_m,
         build_report=report,

@@ -3,7 +3,8 @@
 OpenStreetMap says where signals are, not how they are timed. So that every signalised intersection
 has a plan, each gets one built by these rules (the defaults of :class:`DefaultTimings`):
 
-- **Vehicle groups**: one per approach edge, named ``from-<OSM id of the upstream node>``.
+- **Vehicle groups**: one per approach edge, named ``from-<OSM id of the upstream node>``; a second
+  and third approach from the same node are ``from-<id>-2``, ``from-<id>-3``, in edge order.
 - **Stages**: approaches are grouped by axis (direction of travel modulo 180°): two approaches
   whose axes differ by at most 45° share a stage (single linkage), so opposite approaches run
   together; more than four axes are merged down to four by joining the closest. A single axis gives
@@ -120,9 +121,13 @@ def _plan(network: RoadNetwork, k: int, timings: DefaultTimings) -> Intersection
     width_m = np.array([ROAD_WIDTH_M.get(network.road_classes[c], DEFAULT_ROAD_WIDTH_M)
                         for c in network.road_class[approaches]])
     names: list[str] = []
+    # Approaches from one upstream node (parallel ways, or into several signal nodes) are numbered
+    # in edge order: from-X, from-X-2, from-X-3. No OSM id looks like "X-2", so names stay unique.
+    seen: dict[int, int] = {}
     for e in approaches:
-        name = f"from-{network.node_osmid[network.edge_source[e]]}"
-        names.append(name if name not in names else f"{name}-{names.count(name) + 1}")
+        upstream = int(network.node_osmid[network.edge_source[e]])
+        seen[upstream] = seen.get(upstream, 0) + 1
+        names.append(f"from-{upstream}" if seen[upstream] == 1 else f"from-{upstream}-{seen[upstream]}")
     n_vehicle = len(names)
     # A single axis: its traffic, then a stage for the pedestrians who cross it.
     single_axis = len(clusters) == 1

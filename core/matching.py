@@ -381,8 +381,9 @@ class Matcher:
                                     "edge; please report it with the polyline")
             piece = out[:count]
             if pieces:
+                # Along every road a bus may take, restricted ones included (the named weights are cars').
                 joint = network.shortest_path(int(network.indices[pieces[-1][-1]]),
-                                              int(network.edge_source[piece[0]]), weight="length_m")
+                                              int(network.edge_source[piece[0]]), weight=network.length_m)
                 pieces.append(joint.edges)
             pieces.append(piece)
         return np.concatenate(pieces)

@@ -5,8 +5,16 @@ Nodes and edges are numbered 0..n-1 and 0..m-1 (indices); the OSM ids stay besid
 ``indptr[u]:indptr[u + 1]``; ``indices[e]`` is the head of edge ``e``. Edge costs are
 ``length_m`` and ``travel_time_s`` (free flow, from ``speed_kph``).
 
-A network keeps only the largest strongly connected component of what it is built from, so every
-node reaches every other; :attr:`RoadNetwork.build_report` says what was dropped.
+Some edges are **restricted** (``restricted``): roads closed to cars that buses, trams and
+emergency vehicles may use (bus-only streets, busways, bus stations). The named weights of the
+shortest-path methods are car costs: a restricted edge costs inf there, so cars never route on
+one. An array of edge costs is used as given: a vehicle allowed on restricted edges passes its own.
+
+A network keeps the largest strongly connected component of its roads open to cars, so every node
+cars reach (``car_nodes``) reaches every other by car, and around it the nodes and restricted edges
+that vehicles allowed on them reach from it and leave back to it, so every node reaches every other
+over all edges. An edge with an end that cars do not reach is restricted. Places are snapped to
+the nodes cars reach only; :attr:`RoadNetwork.build_report` says what was dropped.
 """
 
 from __future__ import annotations
@@ -63,7 +71,7 @@ class LonLat(Protocol):
 
 
 _FILE_FORMAT = "pilotage.road-network"
-_FILE_VERSION = 1
+_FILE_VERSION = 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -165,7 +173,10 @@ class RoadNetwork:
     """A directed road graph in CSR arrays, with its signalised intersections.
 
     Build one with :meth:`from_edges` (the OSM adapter does, from an osmnx graph) or :meth:`load`.
-    All arrays are read-only.
+    All arrays are read-only. ``restricted`` (m,) bool marks the edges closed to cars, and
+    ``car_nodes`` (k,) int64 lists the nodes that cars reach (those with an edge open to cars), see
+    the module docstring; ``length_m`` and ``travel_time_s`` are those of every edge, restricted or
+    not.
     """
 
     def __init__(
@@ -181,6 +192,7 @@ class RoadNetwork:
         node_lat: np.ndarray,
         node_osmid: np.ndarray,
         edge_osmid: np.ndarray,
+        restricted: np.ndarray,
         intersections: SignalisedIntersections,
         build_report: dict[str, object],
     ) -> None:
@@ -194,10 +206,18 @@ class RoadNetwork:
         self.node_lat = _frozen(node_lat, np.float64)
         self.node_osmid = _frozen(node_osmid, np.int64)
         self.edge_osmid = _frozen(edge_osmid, np.int64)
+        self.restricted = _frozen(restricted, np.bool_)
         self.intersections = intersections
         self.build_report = dict(build_report)
         self.travel_time_s = _frozen(self.length_m / (self.speed_kph / 3.6), np.float64)
         self.edge_source = _frozen(np.repeat(np.arange(self.n_nodes), np.diff(self.indptr)), np.int64)
+        # The named weights as cars see them: a restricted edge is never relaxed at an infinite cost.
+        self._car_cost = {name: _closed(getattr(self, name), self.restricted) for name in WEIGHTS}
+        self._by_car = np.bincount(self.edge_source[~self.restricted], minlength=self.n_nodes) > 0
+        self.car_nodes = _frozen(np.flatnonzero(self._by_car), np.int64)
+        # Places are snapped to the nodes cars reach: their coordinates, for the nearest-node kernel.
+        self._car_lon = self.node_lon[self.car_nodes]
+        self._car_lat = self.node_lat[self.car_nodes]
         self._node_of_osmid = {int(o): i for i, o in enumerate(self.node_osmid)}
         self._heuristic_per_m: dict[str, float] = {}
         self._xyz_m: np.ndarray | None = None
@@ -220,11 +240,13 @@ class RoadNetwork:
         road_classes: Sequence[str],
         edge_osmid: np.ndarray,
         signal_nodes: np.ndarray,
+        restricted: np.ndarray | None = None,
         grouping_radius_m: float = SIGNAL_GROUPING_RADIUS_M,
         signal_intersection: np.ndarray | None = None,
         build_report: dict[str, object] | None = None,
     ) -> RoadNetwork:
-        """Build a network from node and edge lists, keeping the largest strongly connected component.
+        """Build a network from node and edge lists: the largest strongly connected component of the
+        edges open to cars, and what restricted edges join to it both ways (the module docstring).
 
         Args:
             node_osmid, node_lon, node_lat: (n,) node ids and coordinates (degrees).
@@ -234,6 +256,8 @@ class RoadNetwork:
             road_class: (m,) position of each edge's class in ``road_classes``.
             edge_osmid: (m,) OSM way id of each edge.
             signal_nodes: node positions carrying traffic signals.
+            restricted: (m,) bool, the edges closed to cars (default: none). An edge with an end that
+                cars cannot reach without a restricted edge becomes restricted too.
             grouping_radius_m: see :data:`SIGNAL_GROUPING_RADIUS_M`.
             signal_intersection: one label per entry of ``signal_nodes``, when the source already
                 says which signal nodes form one intersection (a SUMO traffic light controls its
@@ -243,7 +267,7 @@ class RoadNetwork:
 
         Raises:
             InvalidInputError: arrays of the wrong shape, or values out of range.
-            DataFileError: nothing left to build a network from.
+            DataFileError: nothing left to build a network from (no edge open to cars).
         """
         node_osmid = np.asarray(node_osmid, dtype=np.int64)
         node_lon = np.asarray(node_lon, dtype=np.float64)
@@ -255,6 +279,8 @@ class RoadNetwork:
         road_class = np.asarray(road_class, dtype=np.int64)
         edge_osmid = np.asarray(edge_osmid, dtype=np.int64)
         signal_nodes = np.asarray(signal_nodes, dtype=np.int64)
+        restricted = (np.zeros(tail.size, dtype=np.bool_) if restricted is None
+                      else np.asarray(restricted, dtype=np.bool_))
         if signal_intersection is not None:
             signal_intersection = np.asarray(signal_intersection, dtype=np.int64)
             _check_shape("signal_intersection", signal_intersection, signal_nodes.size)
@@ -262,7 +288,7 @@ class RoadNetwork:
         _check_shape("node_lon", node_lon, n)
         _check_shape("node_lat", node_lat, n)
         for name, values in (("tail", tail), ("head", head), ("length_m", length_m), ("speed_kph", speed_kph),
-                             ("road_class", road_class), ("edge_osmid", edge_osmid)):
+                             ("road_class", road_class), ("edge_osmid", edge_osmid), ("restricted", restricted)):
             _check_shape(name, values, m)
         if n == 0 or m == 0:
             raise DataFileError(f"expected a road graph with nodes and edges, got {n} nodes and {m} edges; "
@@ -286,11 +312,26 @@ class RoadNetwork:
         if not (np.isfinite(length_m).all() and (length_m >= 0).all()):
             raise InvalidInputError("expected every length_m finite and >= 0", field="length_m")
 
-        keep = _largest_strongly_connected(n, tail, head)
+        # Cars drive in the largest strongly connected component of the roads open to them. Kept
+        # around it: what buses reach from it and leave back to it over restricted edges (bus
+        # stations, bus-only streets with junctions of their own), so that no search ever meets a
+        # dead end. Every edge with an end outside the cars' component is closed to cars, so a car
+        # never enters a place it cannot leave.
+        car_labels = _strong_components(n, tail[~restricted], head[~restricted])
+        by_car = car_labels == np.bincount(car_labels).argmax()
+        road_labels = _strong_components(n, tail, head)
+        keep = road_labels == road_labels[np.argmax(by_car)]
         edge_kept = keep[tail] & keep[head]
+        beyond_cars = edge_kept & ~restricted & ~(by_car[tail] & by_car[head])
         report = dict(build_report or {})
         report["scc_dropped_nodes"] = int(n - keep.sum())
         report["scc_dropped_edges"] = int(m - edge_kept.sum())
+        report["restricted_edges_dropped"] = int((restricted & ~edge_kept).sum())
+        report["restricted_as_beyond_cars_reach"] = int(beyond_cars.sum())
+        if not (edge_kept & ~restricted & ~beyond_cars).any():
+            raise DataFileError(f"expected roads open to cars that join nodes both ways, got none ({m} edges, "
+                                f"{int(m - restricted.sum())} open to cars); check that the map holds drivable roads")
+        restricted = restricted | beyond_cars
         if report["scc_dropped_nodes"]:
             logger.info("kept the largest strongly connected component: dropped %d nodes and %d edges",
                         report["scc_dropped_nodes"], report["scc_dropped_edges"])
@@ -316,6 +357,7 @@ class RoadNetwork:
             node_lat=node_lat[keep],
             node_osmid=node_osmid[keep],
             edge_osmid=edge_osmid[edge_kept][order],
+            restricted=restricted[edge_kept][order],
             intersections=_no_intersections(n_kept),
             build_report=report,
         )
@@ -347,7 +389,9 @@ class RoadNetwork:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
                 if meta.get("format") != _FILE_FORMAT or meta.get("version") != _FILE_VERSION:
-                    raise DataFileError(f"{path} is not a pilotage road network of version {_FILE_VERSION}")
+                    raise DataFileError(f"{path} is not a pilotage road network of version {_FILE_VERSION} (format "
+                                        f"{meta.get('format')!r}, version {meta.get('version')!r}); build it again "
+                                        "from its map")
                 arrays = {name: data[name] for name in _NETWORK_ARRAYS}
                 intersections = SignalisedIntersections(
                     **{name: data[f"intersections_{name}"] for name in _INTERSECTION_ARRAYS})
@@ -380,6 +424,7 @@ class RoadNetwork:
         return {
             "nodes": self.n_nodes,
             "edges": self.n_edges,
+            "restricted_edges": int(self.restricted.sum()),
             "signalised_intersections": len(self.intersections),
             "signal_nodes": int(self.intersections.nodes.size),
             "length_km": round(float(self.length_m.sum()) / 1000.0, 3),
@@ -403,7 +448,12 @@ class RoadNetwork:
             raise UnknownEntityError(f"no node of the network has OSM id {osmid!r}", field=field) from None
 
     def nearest_nodes(self, lon: Iterable[float], lat: Iterable[float]) -> tuple[np.ndarray, np.ndarray]:
-        """Nearest node index and its great-circle distance (m) for each point (degrees)."""
+        """Nearest node that cars reach (index) and its great-circle distance (m), for each point
+        (degrees).
+
+        Raises:
+            InvalidInputError: not as many latitudes as longitudes, or a coordinate not finite.
+        """
         lon = np.ascontiguousarray(lon, dtype=np.float64).reshape(-1)
         lat = np.ascontiguousarray(lat, dtype=np.float64).reshape(-1)
         if lon.size != lat.size:
@@ -413,11 +463,12 @@ class RoadNetwork:
             raise InvalidInputError("expected finite coordinates, got NaN or inf", field="lon")
         node = np.empty(lon.size, dtype=np.int64)
         distance_m = np.empty(lon.size, dtype=np.float64)
-        _kernels.nearest_nodes(self.node_lon, self.node_lat, lon, lat, node, distance_m)
-        return node, distance_m
+        _kernels.nearest_nodes(self._car_lon, self._car_lat, lon, lat, node, distance_m)
+        car_node: np.ndarray = self.car_nodes[node]
+        return car_node, distance_m
 
     def snap(self, lon: float, lat: float, *, max_distance_m: float = MAX_SNAP_DISTANCE_M) -> tuple[int, float]:
-        """The node nearest to ``(lon, lat)``: its index and its distance (m) from the point.
+        """The node nearest to ``(lon, lat)`` that cars reach: its index and its distance (m) from the point.
 
         Raises:
             InvalidInputError: a coordinate that is not a finite number in range.
@@ -437,17 +488,24 @@ class RoadNetwork:
 
     def place_node(self, place: int | LonLat, field: str) -> int:
         """The node index of a place: the OSM id of a node, or a point (degrees) snapped to its
-        nearest node within :data:`MAX_SNAP_DISTANCE_M`. ``field`` names the place in the errors.
+        nearest node within :data:`MAX_SNAP_DISTANCE_M`; a node that cars reach, either way.
+        ``field`` names the place in the errors.
 
         Raises:
             UnknownEntityError: an OSM id no node has; its field is ``field``.
-            InvalidInputError: a point whose coordinates are out of range; its field is
-                ``field.lon`` or ``field.lat``.
+            InvalidInputError: the OSM id of a node that cars do not reach (its field is ``field``),
+                or a point whose coordinates are out of range (its field is ``field.lon`` or
+                ``field.lat``).
             OutsideNetworkError: a point farther than :data:`MAX_SNAP_DISTANCE_M` from every node;
                 its field is ``field.lon``.
         """
         if isinstance(place, int):
-            return self.node_index(place, field=field)
+            node = self.node_index(place, field=field)
+            if not self._by_car[node]:
+                raise InvalidInputError(f"OSM node {place} is on roads closed to cars (bus-only, or reached only "
+                                        "through such roads); give a node of a road open to cars, or a point",
+                                        field=field)
+            return node
         try:
             return self.snap(place.lon, place.lat)[0]
         except PilotageError as error:
@@ -459,15 +517,17 @@ class RoadNetwork:
                       method: Literal["astar", "dijkstra"] = "astar") -> Route:
         """The least-cost path from node ``origin`` to node ``destination`` (indices).
 
-        ``weight`` names an edge cost of the network, or gives one cost per edge (an array, for
-        other vehicles' travel times); the route's ``travel_time_s`` stays the free-flow time.
+        ``weight`` names an edge cost of the network, as cars see it (restricted edges excluded),
+        or gives one cost per edge (an array, for other vehicles' travel times, used as given:
+        restricted edges included, an inf cost excludes an edge); the route's ``travel_time_s``
+        stays the free-flow time.
 
         ``method="astar"`` guides the search with a straight-line lower bound, which is admissible
         for any edge costs: the bound is scaled by the smallest cost per metre of straight line over
-        all edges. Both methods return a least-cost path; A* settles fewer nodes.
+        all edges of finite cost. Both methods return a least-cost path; A* settles fewer nodes.
 
         Raises:
-            InvalidInputError: an unknown weight or method.
+            InvalidInputError: an unknown weight or method, or costs of the wrong shape or negative.
             UnknownEntityError: a node index out of range.
             NoRouteError: ``destination`` cannot be reached from ``origin``.
         """
@@ -488,8 +548,12 @@ class RoadNetwork:
         edges = np.empty(self.n_nodes, dtype=np.int64)
         count = _kernels.trace_path(pred_edge, self.edge_source, source, target, edges)
         if count < 0:
+            hint = ""
+            if not isinstance(weight, np.ndarray) and not (self._by_car[source] and self._by_car[target]):
+                hint = ("; cars do not reach both: only restricted edges lead there (for a vehicle allowed on them, "
+                        "give its own edge costs, such as weight=network.length_m)")
             raise NoRouteError(f"no path from node {origin} (OSM {self.node_osmid[source]}) to node "
-                               f"{destination} (OSM {self.node_osmid[target]})", field="destination")
+                               f"{destination} (OSM {self.node_osmid[target]}){hint}", field="destination")
         edges = edges[:count]
         nodes = np.empty(edges.size + 1, dtype=np.int64)
         nodes[0] = source
@@ -501,20 +565,24 @@ class RoadNetwork:
                      intersections=intersections, intersection_positions=positions)
 
     def one_to_many(self, origin: int, destinations: Iterable[int], *,
-                    weight: Weight = "travel_time_s") -> np.ndarray:
-        """Least costs from ``origin`` to each of ``destinations`` (node indices); inf if unreachable."""
+                    weight: Weight | np.ndarray = "travel_time_s") -> np.ndarray:
+        """Least costs from ``origin`` to each of ``destinations`` (node indices); inf if unreachable.
+        ``weight`` as in :meth:`matrix`."""
         costs: np.ndarray = self.matrix([origin], destinations, weight=weight, workers=1)[0]
         return costs
 
     def matrix(self, origins: Iterable[int], destinations: Iterable[int], *,
-               weight: Weight = "travel_time_s", workers: int | None = None) -> np.ndarray:
+               weight: Weight | np.ndarray = "travel_time_s", workers: int | None = None) -> np.ndarray:
         """Least-cost matrix ``out[i, j]`` from ``origins[i]`` to ``destinations[j]``; inf if unreachable.
+
+        ``weight`` names an edge cost of the network, as cars see it (restricted edges excluded), or
+        gives one cost per edge (an array, used as given), as in :meth:`shortest_path`.
 
         The origins are split across ``workers`` threads (default: the cores available to this
         process); the kernel releases the GIL, so they run in parallel.
 
         Raises:
-            InvalidInputError: an unknown weight, or workers < 1.
+            InvalidInputError: an unknown weight, costs of the wrong shape or negative, or workers < 1.
             UnknownEntityError: a node index out of range.
         """
         sources = self._nodes("origins", origins)
@@ -551,16 +619,16 @@ class RoadNetwork:
     # -- helpers --------------------------------------------------------------------------------
 
     def _weight(self, weight: Weight | np.ndarray) -> np.ndarray:
+        # An array is any vehicle's costs: inf closes an edge (the kernels never relax through one).
         if isinstance(weight, np.ndarray):
-            if weight.shape != (self.n_edges,) or not (np.isfinite(weight).all() and (weight >= 0).all()):
-                raise InvalidInputError(f"expected edge costs of shape ({self.n_edges},), finite and non-negative, "
-                                        f"got shape {weight.shape}", field="weight")
+            if weight.shape != (self.n_edges,) or not (weight >= 0).all():
+                raise InvalidInputError(f"expected edge costs of shape ({self.n_edges},), non-negative (inf closes "
+                                        f"an edge), got shape {weight.shape}", field="weight")
             return np.ascontiguousarray(weight, dtype=np.float64)
         if weight not in WEIGHTS:
             raise InvalidInputError(f"expected weight in {WEIGHTS} or an array of edge costs, got {weight!r}",
                                     field="weight")
-        cost: np.ndarray = getattr(self, weight)
-        return cost
+        return self._car_cost[weight]
 
     def _node(self, name: str, node: int) -> int:
         if isinstance(node, bool) or not isinstance(node, int | np.integer):
@@ -599,7 +667,8 @@ class RoadNetwork:
                 xyz_m = self._node_xyz_m()
                 self._chord_m = np.linalg.norm(xyz_m[self.indices] - xyz_m[self.edge_source], axis=1)
             cost = self._weight(weight)
-            moving = self._chord_m > 0
+            # An edge of infinite cost is never taken, so it bounds nothing.
+            moving = (self._chord_m > 0) & np.isfinite(cost)
             rate = float((cost[moving] / self._chord_m[moving]).min()) if moving.any() else 0.0
             # Slack against rounding, so the bound stays below every true cost.
             bound = rate * (1.0 - 1e-9)
@@ -610,7 +679,7 @@ class RoadNetwork:
 
 
 _NETWORK_ARRAYS = ("indptr", "indices", "length_m", "speed_kph", "road_class", "node_lon", "node_lat",
-                   "node_osmid", "edge_osmid")
+                   "node_osmid", "edge_osmid", "restricted")
 _INTERSECTION_ARRAYS = ("ids", "lon", "lat", "node_ptr", "nodes", "approach_ptr", "approach_edges", "of_node")
 
 
@@ -630,20 +699,29 @@ def _frozen(values: np.ndarray, dtype: type) -> np.ndarray:
     return array
 
 
+def _closed(cost: np.ndarray, restricted: np.ndarray) -> np.ndarray:
+    # Without restricted edges the costs are the network's own array: no copy.
+    if not restricted.any():
+        return cost
+    closed = np.where(restricted, np.inf, cost)
+    closed.flags.writeable = False
+    return closed
+
+
 def _check_shape(name: str, values: np.ndarray, size: int) -> None:
     if values.shape != (size,):
         raise InvalidInputError(f"expected {name} of shape ({size},), got {values.shape}", field=name)
 
 
-def _largest_strongly_connected(n: int, tail: np.ndarray, head: np.ndarray) -> np.ndarray:
+def _strong_components(n: int, tail: np.ndarray, head: np.ndarray) -> np.ndarray:
     # scipy.sparse costs a third of a second at import, and only a build needs it.
     from scipy.sparse import csr_matrix  # noqa: PLC0415
     from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
 
     graph = csr_matrix((np.ones(tail.size), (tail, head)), shape=(n, n))
+    labels: np.ndarray
     _, labels = connected_components(graph, directed=True, connection="strong")
-    in_largest: np.ndarray = labels == np.bincount(labels).argmax()
-    return in_largest
+    return labels
 
 
 def _no_intersections(n_nodes: int) -> SignalisedIntersections:
@@ -662,14 +740,15 @@ def _csr_groups(group: np.ndarray, members: np.ndarray, n_groups: int) -> tuple[
 
 def _group_signals(network: RoadNetwork, signals: np.ndarray, radius_m: float,
                    labels: np.ndarray | None) -> SignalisedIntersections:
-    from scipy.sparse import csr_matrix  # noqa: PLC0415 - see _largest_strongly_connected
+    from scipy.sparse import csr_matrix  # noqa: PLC0415 - see _strong_components
     from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
 
     if signals.size == 0:
         return _no_intersections(network.n_nodes)
     label: np.ndarray
     if labels is None:
-        road_m = network.matrix(signals, signals, weight="length_m")
+        # Along any road, restricted or not: a bus gate's signal belongs to the junction beside it.
+        road_m = network.matrix(signals, signals, weight=network.length_m)
         linked = csr_matrix((road_m <= radius_m) | (radius_m >= road_m.T))
         n_groups, label = connected_components(linked, directed=False)
     else:

@@ -371,10 +371,12 @@ class _Builder:
     def _segments(self, i: int, street: JobStreet) -> list[int]:
         network, where = self.network, f"streets[{i}]"
         if street.way is not None and street.from_ is None and street.to is None:
-            edges = np.flatnonzero(network.edge_osmid == street.way)
+            # Rounds drive on roads open to cars: a bus-only way is no street of theirs.
+            edges = np.flatnonzero((network.edge_osmid == street.way) & ~network.restricted)
             if not edges.size:
-                raise UnknownEntityError(f"street {street.id!r}: no road of the network is OSM way {street.way}; "
-                                         "check the way id (only drivable roads are kept)", field=f"{where}.way")
+                raise UnknownEntityError(f"street {street.id!r}: no road of the network open to cars is OSM way "
+                                         f"{street.way}; check the way id (only drivable roads are kept, and "
+                                         "bus-only ones are closed to rounds)", field=f"{where}.way")
             # One segment per pair of directions: keep u -> v, and v -> u only when u -> v is absent.
             kept, seen = [], set()
             for edge in edges.tolist():
@@ -396,14 +398,14 @@ class _Builder:
         if edge is None:
             edge = self._edge(v, u)
         if edge is None:
-            raise UnknownEntityError(f"street {street.id!r}: no road joins OSM nodes {street.from_} and {street.to} "
-                                     "directly; give the nodes of one segment, or the way id", field=where)
+            raise UnknownEntityError(f"street {street.id!r}: no road open to cars joins OSM nodes {street.from_} and "
+                                     f"{street.to} directly; give the nodes of one segment, or the way id", field=where)
         return [edge]
 
     def _edge(self, u: int, v: int) -> int | None:
         first, last = self.network.indptr[u], self.network.indptr[u + 1]
         heads = self.network.indices[first:last]
-        matches = np.flatnonzero(heads == v)
+        matches = np.flatnonzero((heads == v) & ~self.network.restricted[first:last])
         if not matches.size:
             return None
         lengths = self.network.length_m[first + matches]

@@ -85,16 +85,17 @@ def edge_travel_time_s(network: RoadNetwork, model: UrbanSpeeds = URBAN_SPEEDS) 
 
 
 def with_travel_times(network: RoadNetwork, travel_time_s: np.ndarray, source: str) -> RoadNetwork:
-    """``network`` with other edge travel times (s, one per edge, > 0): the same nodes, edges and
-    intersections, each edge's ``speed_kph`` its length over its time (an edge of zero length keeps
-    its own, its time being zero whatever the speed). ``source`` says where the times come from,
-    in the build report."""
+    """``network`` with other edge travel times (s, one per edge, > 0): the same nodes, edges (and
+    restricted edges) and intersections, each edge's ``speed_kph`` its length over its time (an edge
+    of zero length keeps its own, its time being zero whatever the speed). ``source`` says where the
+    times come from, in the build report."""
     speed_kph = network.speed_kph.copy()
     np.divide(network.length_m * 3.6, travel_time_s, out=speed_kph, where=network.length_m > 0)
     return RoadNetwork(indptr=network.indptr, indices=network.indices, length_m=network.length_m,
                        speed_kph=speed_kph, road_class=network.road_class, road_classes=network.road_classes,
                        node_lon=network.node_lon, node_lat=network.node_lat, node_osmid=network.node_osmid,
-                       edge_osmid=network.edge_osmid, intersections=network.intersections,
+                       edge_osmid=network.edge_osmid, restricted=network.restricted,
+                       intersections=network.intersections,
                        build_report={**network.build_report, "travel_times": source})
 
 

@@ -275,7 +275,7 @@ def test_a_feed_in_a_folder(city: RoadNetwork, tmp_path: Path) -> None:
 
 #: Milan's bus trips that should run on their shape's path from first stop to last (regression floor:
 #: 4,258 of 5,020 today; what is left out runs on ways the network does not have, see docs).
-MILAN_BUS_MATCHED_FLOOR = 0.84
+MILAN_BUS_MATCHED_FLOOR = 0.98
 
 
 @pytest.fixture(scope="module")

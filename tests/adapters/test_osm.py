@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pilotage.adapters import osm
-from pilotage.core import DataFileError, RoadNetwork
+from pilotage.core import DataFileError, InvalidInputError, NoRouteError, RoadNetwork
 
 TEST_DATA = Path(__file__).resolve().parents[1] / "data"
 HELSINKI = TEST_DATA / "helsinki-highways.osm.xz"
@@ -48,9 +48,99 @@ def test_parse_maxspeed(value: object, expected_kph: float) -> None:
     ({"highway": "tertiary", "access": "private"}, False),
     ({"highway": ["secondary", "tertiary"]}, True),
     ({}, False),
+    # The most specific access tag decides.
+    ({"highway": "primary", "access": "no", "motorcar": "yes"}, True),
+    ({"highway": "residential", "access": "yes", "motor_vehicle": "no"}, False),
+    ({"highway": "busway"}, False),
+    ({"highway": "pedestrian", "psv": "yes"}, False),
 ])
 def test_drivable_rule(tags: dict, drivable: bool) -> None:
     assert osm.is_drivable(tags) is drivable
+
+
+@pytest.mark.parametrize(("tags", "restricted"), [
+    ({"highway": "busway"}, True),
+    ({"highway": "bus_guideway"}, True),
+    ({"highway": "tertiary", "access": "no"}, True),  # a bus-only street, tagged as closed only
+    ({"highway": "residential", "access": "no", "psv": "yes", "tram": "yes"}, True),
+    ({"highway": "service", "access": "no", "psv": "yes"}, True),  # a bus station
+    ({"highway": "unclassified", "motor_vehicle": "no", "bus": "designated"}, True),
+    ({"highway": "residential", "access": "private"}, True),
+    ({"highway": "residential", "access": "no", "bus": "yes", "psv": "no"}, True),  # bus is more specific
+    ({"highway": "residential", "access": "no", "bus": "no"}, False),
+    ({"highway": "residential", "access": "no", "psv": "no"}, False),
+    ({"highway": "pedestrian"}, False),
+    ({"highway": "pedestrian", "access": "no"}, False),
+    ({"highway": "pedestrian", "psv": "yes"}, True),
+    ({"highway": "pedestrian", "motor_vehicle": "no", "tram": "yes"}, True),
+    ({"highway": "pedestrian", "area": "yes", "bus": "yes"}, False),
+    ({"highway": "service", "service": "parking_aisle", "access": "no"}, False),
+    ({"highway": "service", "service": "driveway", "access": "no", "psv": "yes"}, True),
+    ({"highway": "footway", "bus": "yes"}, False),
+    ({"highway": "cycleway", "access": "no"}, False),
+    ({"highway": "residential"}, False),  # drivable: open to cars, so not restricted
+    ({}, False),
+])
+def test_restricted_rule(tags: dict, restricted: bool) -> None:
+    assert osm.is_restricted(tags) is restricted
+    assert not (restricted and osm.is_drivable(tags))
+
+
+def write_osm(path: Path, nodes: dict[int, tuple[float, float]],
+              ways: list[tuple[int, list[int], dict[str, str]]]) -> Path:
+    """An OSM XML file of these nodes (id: lon, lat in degrees) and ways (id, node ids, tags)."""
+    lines = ["<?xml version='1.0' encoding='UTF-8'?>", "<osm version='0.6'>"]
+    lines += [f"<node id='{i}' lat='{lat}' lon='{lon}'/>" for i, (lon, lat) in nodes.items()]
+    lines += [f"<way id='{i}'>" + "".join(f"<nd ref='{r}'/>" for r in refs)
+              + "".join(f"<tag k='{k}' v='{v}'/>" for k, v in tags.items()) + "</way>" for i, refs, tags in ways]
+    path.write_text("\n".join([*lines, "</osm>"]))
+    return path
+
+
+def test_bus_only_roads_are_kept_restricted_and_cars_go_around(tmp_path: Path) -> None:
+    # Cars drive 1 -> 4 -> 5 -> 3 (600 m); the bus-only street 1 -> 2 -> 3 is 200 m. Off the car
+    # road 4 -> 5 hangs a bus station (junction 6, bus bay 7), a car-legal street 7 -> 9 that cars
+    # reach only through it, and a one-way busway 7 -> 8 to a dead end.
+    step = 0.0009  # about 100 m
+    nodes = {1: (0.0, 2 * step), 2: (step, 2 * step), 3: (2 * step, 2 * step), 4: (0.0, 0.0), 5: (2 * step, 0.0),
+             6: (step, -step / 2), 7: (step, -step), 8: (step, -2 * step), 9: (2 * step, -step)}
+    path = write_osm(tmp_path / "bus.osm", nodes, [
+        (10, [1, 4, 5, 3], {"highway": "residential"}),
+        (11, [1, 2, 3], {"highway": "tertiary", "access": "no", "psv": "yes"}),
+        (12, [4, 6, 5], {"highway": "service", "access": "no", "psv": "designated"}),
+        (13, [6, 7], {"highway": "busway"}),
+        (14, [7, 8], {"highway": "busway", "oneway": "yes"}),
+        (15, [7, 9], {"highway": "residential"}),
+        (16, [1, 5], {"highway": "footway"}),
+    ])
+    network = osm.load_network(path, cache_dir=tmp_path)
+    node = {int(osmid): i for i, osmid in enumerate(network.node_osmid)}
+    assert sorted(node) == [1, 3, 4, 5, 6, 7, 9]  # 2 merged into its street, 8 a dead end
+    assert network.summary()["restricted_edges"] == int(network.restricted.sum()) == 10
+    assert set(network.edge_osmid[network.restricted].tolist()) == {11, 12, 13, 15}
+    assert not network.restricted[network.edge_osmid == 10].any()
+    assert network.build_report["restricted_edges_dropped"] == 1
+    assert network.build_report["restricted_as_beyond_cars_reach"] == 2
+    assert sorted(network.node_osmid[network.car_nodes].tolist()) == [1, 3, 4, 5]
+
+    by_car = network.shortest_path(node[1], node[3], weight="length_m")
+    assert network.node_osmid[by_car.nodes].tolist() == [1, 4, 5, 3]
+    assert by_car.length_m == pytest.approx(600.0, rel=0.01)
+    assert network.matrix([node[1]], [node[3]], weight="length_m")[0, 0] == pytest.approx(by_car.length_m)
+    by_bus = network.shortest_path(node[1], node[3], weight=network.length_m)
+    assert network.edge_osmid[by_bus.edges].tolist() == [11]
+    assert by_bus.length_m == pytest.approx(200.0, rel=0.01)
+    to_bay = network.shortest_path(node[1], node[9], weight=network.travel_time_s)
+    assert network.node_osmid[to_bay.nodes].tolist() == [1, 4, 6, 7, 9]
+
+    # Cars are never placed where they could not leave.
+    assert network.snap(*nodes[7])[0] == node[4]
+    with pytest.raises(InvalidInputError, match="closed to cars") as error:
+        network.place_node(7, "origin")
+    assert error.value.field == "origin"
+    with pytest.raises(NoRouteError, match="restricted"):
+        network.shortest_path(node[1], node[7])
+    assert network.one_to_many(node[1], [node[7]])[0] == math.inf
 
 
 def test_embedded_city_is_at_dijon_scale(city: RoadNetwork) -> None:

@@ -1,4 +1,5 @@
-"""Default plans for the signalised intersections of the embedded city."""
+"""Default plans for the signalised intersections of the embedded city, and of a junction with
+several approaches from one upstream node."""
 
 import numpy as np
 import pytest
@@ -65,3 +66,18 @@ def test_one_call_decides_a_request_at_every_intersection(plans: SignalPlans) ->
     assert {d.strategy for d in granted} >= {"already_green", "early_green"}
     for plan in plans.plans:
         assert check_schedule(plan, engine.schedule(plan.id)) == []
+
+
+def test_approaches_from_one_upstream_node_get_unique_stable_names() -> None:
+    # Three parallel roads from node 200 (100 m north) and one from node 300 (100 m east) enter the
+    # signal node 100; a road leads back to each.
+    step = 100.0 / 111_195.0  # 100 m in degrees, near the equator
+    network = RoadNetwork.from_edges(
+        node_osmid=np.array([100, 200, 300]), node_lon=np.array([0.0, 0.0, step]), node_lat=np.array([0.0, step, 0.0]),
+        tail=np.array([1, 1, 1, 2, 0, 0]), head=np.array([0, 0, 0, 0, 1, 2]), length_m=np.full(6, np.nan),
+        speed_kph=np.full(6, 50.0), road_class=np.zeros(6, dtype=np.int64), road_classes=("residential",),
+        edge_osmid=np.arange(6), signal_nodes=np.array([0]))
+    (plan,) = default_plans(network)
+    vehicles = [name for name, kind in zip(plan.group_names, plan.group_kind, strict=True) if kind == VEHICLE]
+    assert vehicles == ["from-200", "from-200-2", "from-200-3", "from-300"]
+    assert default_plans(network)[0].group_names == plan.group_names

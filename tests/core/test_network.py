@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pilotage.core import (
+    DataFileError,
     InvalidInputError,
     NoRouteError,
     OutsideNetworkError,
@@ -103,6 +104,7 @@ def test_unknown_intersection_id_names_the_field() -> None:
     ({"length_m": np.array([1.0, -2.0])}, "length_m"),
     ({"node_lat": np.array([0.0])}, "node_lat"),
     ({"road_class": np.array([0, 3])}, "road_class"),
+    ({"restricted": np.array([False])}, "restricted"),
 ])
 def test_invalid_arrays_are_refused_with_the_field(override: dict, field: str) -> None:
     with pytest.raises(InvalidInputError) as error:
@@ -113,11 +115,35 @@ def test_invalid_arrays_are_refused_with_the_field(override: dict, field: str) -
 def test_save_and_load_round_trip(city: RoadNetwork, tmp_path: Path) -> None:
     city.save(tmp_path / "city.npz")
     loaded = RoadNetwork.load(tmp_path / "city.npz")
-    for name in ("indptr", "indices", "length_m", "travel_time_s", "node_osmid", "road_class", "edge_source"):
+    for name in ("indptr", "indices", "length_m", "travel_time_s", "node_osmid", "road_class", "edge_source",
+                 "restricted", "car_nodes"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(city, name))
     np.testing.assert_array_equal(loaded.intersections.approach_edges, city.intersections.approach_edges)
     assert loaded.summary() == city.summary()
     assert not loaded.indices.flags.writeable
+    assert not loaded.restricted.flags.writeable
+
+
+def test_restricted_edges_are_saved_and_files_of_another_version_refused(tmp_path: Path) -> None:
+    # The street's first two edges (0 -> 1 and its way back) are closed to cars.
+    network = line_network([50.0, 50.0], restricted=np.array([True, False, True, False]))
+    assert network.restricted.sum() == 2
+    assert network.summary()["restricted_edges"] == 2
+    network.save(tmp_path / "line.npz")
+    loaded = RoadNetwork.load(tmp_path / "line.npz")
+    np.testing.assert_array_equal(loaded.restricted, network.restricted)
+    assert loaded.summary() == network.summary()
+    with np.load(tmp_path / "line.npz") as data:
+        arrays = dict(data)
+    arrays["meta"] = np.array(str(arrays["meta"]).replace('"version": 2', '"version": 1'))
+    np.savez(tmp_path / "old.npz", **arrays)
+    with pytest.raises(DataFileError, match=r"version 1\).*build it again"):
+        RoadNetwork.load(tmp_path / "old.npz")
+
+
+def test_a_network_needs_roads_open_to_cars() -> None:
+    with pytest.raises(DataFileError, match="open to cars"):
+        line_network([50.0], restricted=np.array([True, True]))
 
 
 def test_snap_and_its_errors(city: RoadNetwork) -> None:
@@ -152,7 +178,7 @@ def test_no_route_is_a_clear_error() -> None:
         indptr=np.array([0, 1, 1]), indices=np.array([1]), length_m=np.array([50.0]), speed_kph=np.array([50.0]),
         road_class=np.array([0]), road_classes=("residential",), node_lon=network.node_lon,
         node_lat=network.node_lat, node_osmid=network.node_osmid, edge_osmid=np.array([1]),
-        intersections=network.intersections, build_report={})
+        restricted=np.array([False]), intersections=network.intersections, build_report={})
     assert one_way.shortest_path(0, 1).length_m == 50.0
     with pytest.raises(NoRouteError, match="no path"):
         one_way.shortest_path(1, 0)
@@ -249,3 +275,76 @@ def test_matrix_equals_networkx(city: RoadNetwork, city_graph: nx.MultiDiGraph, 
         np.testing.assert_allclose(matrix[i], [expected[d] for d in destinations], rtol=1e-9, atol=1e-6)
     np.testing.assert_array_equal(city.one_to_many(origins[0], destinations, weight=weight), matrix[0])
     np.testing.assert_array_equal(city.matrix(origins, destinations, weight=weight, workers=1), matrix)
+
+
+@pytest.fixture(scope="module")
+def restricted_city(city: RoadNetwork) -> RoadNetwork:
+    """The embedded city with its 130 km/h motorways (which set the A* bound) and one edge in fifty
+    closed to cars: the same nodes and edges, so a few nodes are out of the cars' reach."""
+    restricted = (city.speed_kph > 100.0) | (np.random.default_rng(7).random(city.n_edges) < 0.02)
+    return RoadNetwork(indptr=city.indptr, indices=city.indices, length_m=city.length_m, speed_kph=city.speed_kph,
+                       road_class=city.road_class, road_classes=city.road_classes, node_lon=city.node_lon,
+                       node_lat=city.node_lat, node_osmid=city.node_osmid, edge_osmid=city.edge_osmid,
+                       restricted=restricted, intersections=city.intersections, build_report={})
+
+
+def graph_without(network: RoadNetwork, closed: np.ndarray) -> nx.MultiDiGraph:
+    """The network as a networkx graph (edge keys: edge indices) without the ``closed`` edges: the reference."""
+    graph: nx.MultiDiGraph[int] = nx.MultiDiGraph()
+    graph.add_nodes_from(range(network.n_nodes))
+    for e in np.flatnonzero(~closed).tolist():
+        graph.add_edge(int(network.edge_source[e]), int(network.indices[e]), key=e,
+                       travel_time_s=float(network.travel_time_s[e]), length_m=float(network.length_m[e]))
+    return graph
+
+
+@pytest.fixture(scope="module")
+def restricted_city_by_car(restricted_city: RoadNetwork) -> nx.MultiDiGraph:
+    """``restricted_city`` without its restricted edges, as a networkx graph."""
+    return graph_without(restricted_city, restricted_city.restricted)
+
+
+@given(node_pairs, st.sampled_from(["travel_time_s", "length_m"]), st.sampled_from(["astar", "dijkstra"]))
+def test_cars_never_route_on_restricted_edges_as_networkx_without_them(restricted_city: RoadNetwork,
+                                                                      restricted_city_by_car: nx.MultiDiGraph,
+                                                                      pair: tuple[int, int], weight: Weight,
+                                                                      method: Method) -> None:
+    network, graph = restricted_city, restricted_city_by_car
+    origin, destination = (p % network.n_nodes for p in pair)
+    try:
+        expected = nx.dijkstra_path_length(graph, origin, destination, weight=weight)
+    except nx.NetworkXNoPath:
+        with pytest.raises(NoRouteError):
+            network.shortest_path(origin, destination, weight=weight, method=method)
+        assert network.one_to_many(origin, [destination], weight=weight)[0] == math.inf
+        return
+    route = network.shortest_path(origin, destination, weight=weight, method=method)
+    assert not network.restricted[route.edges].any()
+    assert getattr(route, weight) == pytest.approx(expected, rel=1e-9, abs=1e-6)
+    assert network.one_to_many(origin, [destination], weight=weight)[0] == pytest.approx(expected, rel=1e-9, abs=1e-6)
+
+
+@given(node_pairs, st.sampled_from(["astar", "dijkstra"]), st.integers(0, 2**32 - 1))
+def test_infinite_costs_of_its_own_close_edges_as_networkx_without_them(city: RoadNetwork, pair: tuple[int, int],
+                                                                       method: Method, seed: int) -> None:
+    closed = np.random.default_rng(seed).random(city.n_edges) < 0.2
+    costs = np.where(closed, math.inf, city.travel_time_s)
+    origin, destination = (p % city.n_nodes for p in pair)
+    graph = graph_without(city, closed)
+    try:
+        expected = nx.dijkstra_path_length(graph, origin, destination, weight="travel_time_s")
+    except nx.NetworkXNoPath:
+        with pytest.raises(NoRouteError):
+            city.shortest_path(origin, destination, weight=costs, method=method)
+        return
+    route = city.shortest_path(origin, destination, weight=costs, method=method)
+    assert not closed[route.edges].any()
+    assert route.travel_time_s == pytest.approx(expected, rel=1e-9, abs=1e-6)
+    np.testing.assert_allclose(city.matrix([origin], [destination], weight=costs), [[expected]], rtol=1e-9)
+
+
+def test_every_edge_closed_is_no_route_not_a_nan(city: RoadNetwork) -> None:
+    closed = np.full(city.n_edges, math.inf)
+    with pytest.raises(NoRouteError):
+        city.shortest_path(0, 1, weight=closed)
+    assert city.shortest_path(3, 3, weight=closed).edges.size == 0
