@@ -778,8 +778,8 @@ class _Loop:
                 trip = self.sumo.vehicle.getParameter(vehicle, TRIP_PARAM)
                 if trip in self.tracker.trips:
                     self._trip_of[vehicle] = trip
-                else:
-                    self._follow_trip(vehicle, PRIORITY_CLASS[vclass])
+                elif self._follow_trip(vehicle, PRIORITY_CLASS[vclass]):
+                    self._trip_of[vehicle] = vehicle
         elif kind == "emergency":
             tracked = self.tracked[vehicle] = _Tracked(vehicle, "emergency")
             self.emergency[vehicle] = {"vehicle": vehicle, "depart_s": self.now, "travel_time_s": None,
@@ -825,7 +825,8 @@ class _Loop:
             if self.tracker is not None:
                 # An AVL system's positions beyond the city's network are not the engine's to follow.
                 road = vehicle_api.getRoadID(vehicle)
-                if (self.options.priority and (road in self.net.edge_index or road.startswith(":"))
+                if (self.options.priority and vehicle in self._trip_of
+                        and (road in self.net.edge_index or road.startswith(":"))
                         and self.now - self._position_sent_s.get(vehicle, -math.inf) >= 1.0):
                     positions.append(self._position(vehicle, speed, at_stop))
                 continue
@@ -875,10 +876,11 @@ class _Loop:
                 "queue_vehicles": float(self._halted_ahead(vehicle, distance_m)),
                 "position": {"lon": float(lon[0]), "lat": float(lat[0])}}
 
-    def _follow_trip(self, vehicle: str, kind: str) -> None:
+    def _follow_trip(self, vehicle: str, kind: str) -> bool:
         """Give the tracker the trip of a bus or tram that set off: the longest run of its route on the
         network read (a route enters and leaves by the scenario's fringe), and its stops there with
-        when each is due (:func:`scheduled_arrival_s`). A route with no edge on it is not followed."""
+        when each is due (:func:`scheduled_arrival_s`). A route with no edge on it is not followed
+        (False)."""
         assert self.tracker is not None
         index = self.net.edge_index
         runs = [list(run) for on, run in itertools.groupby(
@@ -886,7 +888,7 @@ class _Loop:
             key=lambda edge: edge in index) if on]
         if not runs:
             self.trips_not_followed += 1
-            return
+            return False
         route = max(runs, key=len)
         edges = np.array([index[edge] for edge in route], dtype=np.int64)
         starts_m = np.concatenate(([0.0], np.cumsum(self.net.network.length_m[edges])))
@@ -905,13 +907,14 @@ class _Loop:
                               stop_at_m=np.maximum.accumulate(np.array(stop_at_m, dtype=np.float64)), source="route")
         self.tracker.add_trips([Trip(vehicle, self.sumo.vehicle.getLine(vehicle) or vehicle, kind, path,
                                      np.array(due_s, dtype=np.float64))])
+        return True
 
     def _position(self, vehicle: str, speed: float, at_stop: bool) -> dict[str, object]:
         """The ``vehicle.position`` body a bus or tram's AVL system would send now."""
         vehicle_api = self.sumo.vehicle
         lon, lat = lon_lat(self.sumo, np.array([vehicle_api.getPosition(vehicle)]), self.net.geo)
         self._position_sent_s[vehicle] = self.now
-        return {"vehicle": vehicle, "trip": self._trip_of.get(vehicle, vehicle), "lon": float(lon[0]),
+        return {"vehicle": vehicle, "trip": self._trip_of[vehicle], "lon": float(lon[0]),
                 "lat": float(lat[0]), "time": self.now,
                 "speed_m_s": max(float(speed), 0.0), "heading_deg": float(vehicle_api.getAngle(vehicle)) % 360.0,
                 "occupancy": float(vehicle_api.getPersonNumber(vehicle)), "doors_open": at_stop}
