@@ -24,7 +24,9 @@ their times), each position report goes through these steps.
    standing within ``stop_zone_m`` of a stop with its doors open or at walking pace is dwelling.
 4. **Lateness**: at its next stop with a scheduled time, the time it would reach it at its current
    speed (no less than half the limit) against the timetable; unknown (None) when no stop ahead
-   has a time.
+   has a time. Then the request gives instead its headways to the vehicles followed on the same
+   path ahead and behind (their distance at its speed), which the engine reads as a line run on
+   headways does: no priority for a vehicle closer to the one ahead than the one behind is to it.
 5. **Cancel**: a vehicle that reports nothing for ``stale_after_s`` (MMITSS drops a request after
    10 s without update), leaves its path, or changes trip has its request cancelled.
 
@@ -57,6 +59,9 @@ ON_PATH, OFF_PATH, FINISHED = "on_path", "off_path", "finished"
 
 # A vehicle this close to its path's end (m) has finished its trip.
 _END_M = 1.0
+#: Headways to the vehicles of a line are their distance at the vehicle's speed, and no less than
+#: this one (m/s: a bus stopped is not infinitely far from the next).
+HEADWAY_SPEED_M_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -321,6 +326,8 @@ class VehicleTracker:
                                               f"no position for {self.config.stale_after_s:g} s"))
             del self._row[vehicle]
             self._free.append(row)
+            # Out of the headways of its line.
+            self._vehicles[row, _kernels.V_STATE] = _kernels.FINISHED
         return releases
 
     def delays(self) -> list[TripDelay]:
@@ -435,16 +442,36 @@ class VehicleTracker:
             self._request[row], self._reason[row] = REQUESTED, ""
         reason = ""
         if action == k.A_REQUEST:
+            # Without a time ahead, whether it runs early or late is told by the vehicles of its line.
+            ahead_s, behind_s = self._headways_s(row, trip) if timed_stop < 0 else (None, None)
             request = PriorityRequest(
                 vehicle=vehicle, intersection=self._crossing_plan[crossing], group=str(self._crossing_group[crossing]),
                 eta_s=values[k.U_EARLIEST_S], vehicle_class=report.vehicle_class or trip.vehicle_class,
                 lateness_s=0.0 if timed_stop < 0 else values[k.U_LATENESS_S], occupancy=report.occupancy or 0.0,
-                eta_window_s=values[k.U_WINDOW_S], distance_m=values[k.U_TO_LINE_M])
+                eta_window_s=values[k.U_WINDOW_S], headway_ahead_s=ahead_s, headway_behind_s=behind_s,
+                distance_m=values[k.U_TO_LINE_M])
         elif action != k.A_NOT_DUE:
             reason = self._why_not(action, values, trip)
         tracked = self._tracked(row, _STATES[int(values[k.U_STATE])], values[k.U_ALONG_M],
                                 int(self._vehicles[row, k.V_CROSSING]), reason or self._reason[row])
         return Step(tracked, request, releases, asked)
+
+    def _headways_s(self, row: int, trip: Trip) -> tuple[float | None, float | None]:
+        """The time to the vehicle ahead on the same path and of its line, and from the one behind
+        (s; None: none followed), at the vehicle's speed (no less than :data:`HEADWAY_SPEED_M_S`)."""
+        k = _kernels
+        vehicles = self._vehicles[:len(self._names)]
+        trip_path = self._kernel_paths()[8]
+        same = (vehicles[:, k.V_STATE] == k.ON_PATH) & (trip_path[vehicles[:, k.V_TRIP].astype(np.int64)]
+                                                        == self._path_index[id(trip.path)])
+        same[row] = False
+        if not same.any():
+            return None, None
+        gaps_m = vehicles[same, k.V_ALONG_M] - vehicles[row, k.V_ALONG_M]
+        speed_m_s = max(float(vehicles[row, k.V_SPEED_M_S]), HEADWAY_SPEED_M_S)
+        ahead, behind = gaps_m[gaps_m > 0.0], gaps_m[gaps_m <= 0.0]
+        return (float(ahead.min()) / speed_m_s if ahead.size else None,
+                float(-behind.max()) / speed_m_s if behind.size else None)
 
     def _why_not(self, action: int, values: list[float], trip: Trip) -> str:
         """Why no request is made at the vehicle's next crossing."""

@@ -30,6 +30,7 @@ from pilotage.signal_priority.tracking import (
     CANCELLED,
     CHECKED_OUT,
     FINISHED,
+    HEADWAY_SPEED_M_S,
     OFF_PATH,
     ON_PATH,
     REQUESTED,
@@ -1098,12 +1099,22 @@ class ReferenceTracker:
             2.0 * config.acceleration_m_s2)
         latest_s = max(earliest_s, distance_m / speed_m_s)
         lateness_s = 0.0 if followed.lateness_s is None else followed.lateness_s
+        ahead_s = behind_s = None
+        if followed.lateness_s is None:
+            # The vehicles on the same path, ahead and behind, at this one's speed (at least 5 m/s).
+            others = [v.along_m - followed.along_m for v in self._vehicles.values()
+                      if v is not followed and v.state == ON_PATH and v.trip.path is followed.trip.path]
+            speed = max(followed.speed_m_s, HEADWAY_SPEED_M_S)
+            ahead_s = min((gap for gap in others if gap > 0), default=None)
+            behind_s = max((gap for gap in others if gap <= 0), default=None)
+            ahead_s = None if ahead_s is None else ahead_s / speed
+            behind_s = None if behind_s is None else -behind_s / speed
         return PriorityRequest(
             vehicle=followed.vehicle, intersection=plan_id, group=group, eta_s=min(earliest_s, config.max_eta_s),
             vehicle_class=report.vehicle_class or followed.trip.vehicle_class,
             lateness_s=lateness_s, occupancy=report.occupancy or 0.0,
             eta_window_s=min(latest_s - earliest_s + config.eta_margin_s, config.max_eta_s),
-            distance_m=distance_m), ""
+            headway_ahead_s=ahead_s, headway_behind_s=behind_s, distance_m=distance_m), ""
 
     def _lateness_s(self, followed: _Vehicle, now_s: float, speed_limit_m_s: float) -> float | None:
         """How late the vehicle will reach its next stop with a time, at its current speed (no less

@@ -302,3 +302,17 @@ def test_the_kernel_tracker_follows_as_its_plain_python_reference(city: RoadNetw
             assert tracker.record("bus-7", intersection, answer) == reference.record("bus-7", intersection, answer)
     _same(tuple(tracker.delays()), tuple(reference.delays()))
     _same(tuple(tracker.expire(time_s + 11.0)), tuple(reference.expire(time_s + 11.0)))
+
+
+def test_without_a_time_ahead_requests_give_the_headways_of_the_line(city: RoadNetwork, city_plans: SignalPlans,
+                                                                      city_line: Trip) -> None:
+    untimed = Trip("line-1-untimed", "line-1", "bus", city_line.path)
+    tracker = VehicleTracker(city, city_plans, [untimed])
+    stop_line_m = float(untimed.path.crossing_stop_line_m[clear_crossing(untimed)])
+    for vehicle, along_m in (("bus-ahead", stop_line_m + 300.0), ("bus-behind", stop_line_m - 1000.0)):
+        one(tracker, PositionReport(vehicle, *drive(city, untimed, along_m), 1000.0, trip=untimed.trip_id))
+    step = one(tracker, PositionReport("bus-7", *drive(city, untimed, stop_line_m - 100.0), 1000.0,
+                                       trip=untimed.trip_id, speed_m_s=10.0))
+    assert step.request is not None and step.tracked.lateness_s is None
+    assert step.request.headway_ahead_s == pytest.approx(400.0 / 10.0, rel=1e-6)
+    assert step.request.headway_behind_s == pytest.approx(900.0 / 10.0, rel=1e-6)
