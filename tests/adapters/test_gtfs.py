@@ -286,6 +286,7 @@ def milan(shared_data: Callable[..., Path], cache_dir: Path) -> CheckReport:
     return check_feed(feed, network)
 
 
+@pytest.mark.slow
 def test_milan_buses_run_on_their_shapes(milan: CheckReport) -> None:
     totals = milan.totals()
     assert totals["trips"] == 9349  # 5,020 bus and 4,329 tram trips; the 1,259 metro trips are left out
@@ -300,6 +301,7 @@ def test_milan_buses_run_on_their_shapes(milan: CheckReport) -> None:
     assert totals["match_time_s"] < 10.0
 
 
+@pytest.mark.slow
 def test_milan_bus_paths_cross_the_signals_along_their_shapes(milan: CheckReport) -> None:
     """The intersections a matched bus path crosses against the signalised intersections whose centre
     lies within 15 m of its shape: most of the latter are crossed, and few crossed are far."""

@@ -52,9 +52,9 @@ def test_a_positions_feed_makes_requests_check_outs_events_and_trip_updates(
         # The first heartbeat shows the subscription is in place.
         assert subscriber.receive(timeout_s=10.0)[0] == "server"
         events: list[tuple[str, dict[str, Any]]] = []
-        # A position a second (GTFS-Realtime times are whole seconds), from 200 m before the stop line
+        # A position a second (GTFS-Realtime times are whole seconds), from 150 m before the stop line
         # to 40 m past it; each feed has the latest position only, as an AVL system's does.
-        for along_m in np.arange(stop_line_m - 200.0, stop_line_m + 40.0, 24.0):
+        for along_m in np.arange(stop_line_m - 150.0, stop_line_m + 40.0, 36.0):
             time.sleep(1.0 - time.time() % 1.0)
             now = time.time()
             _write(positions, vehicle_positions_feed([_position(city, city_line, along_m, now)], timestamp=now))

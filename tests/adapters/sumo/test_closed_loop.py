@@ -319,7 +319,7 @@ def test_the_peak_hour_of_the_embedded_city(scenario: Scenario) -> None:
 
 
 def test_buses_that_send_only_their_positions_get_priority_from_the_engine(bologna: Path) -> None:
-    run = simulate(bologna, LoopOptions(duration_s=1200.0, corridors=False, requests_from="positions"))
+    run = simulate(bologna, LoopOptions(duration_s=900.0, corridors=False, requests_from="positions"))
     requests = run["priority_requests"]
     assert requests["errors"] == {}
     # Each request made at a light for a vehicle, then its grants and denials, and a check-out once past.
