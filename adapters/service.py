@@ -806,7 +806,7 @@ class Service:
             try:
                 self.priority.validate(request)
             except PilotageError as error:
-                self._audit(caller, message.type, frame, wire.encode_error(None, error))
+                self._audit(caller, message.type, frame, wire.encode_error(_generated_id(request.vehicle), error))
                 self._rejected(request, str(error))
                 continue
             valid.append((request, caller, frame))
@@ -821,12 +821,14 @@ class Service:
         changed = []
         for (request, caller, frame), decision in zip(valid, decisions, strict=True):
             if decision.unsafe:
-                self._audit(caller, message.type, frame, wire.encode_error(None, UnsafePlanError(decision.reason)))
+                self._audit(caller, message.type, frame,
+                            wire.encode_error(_generated_id(request.vehicle), UnsafePlanError(decision.reason)))
                 self._rejected(request, f"the safety monitor refused the plan: {decision.reason}")
                 continue
             self.metrics.decisions.labels(decision.decision, decision.strategy).inc()
             self._audit(caller, message.type, frame,
-                        wire.encode_reply(request.vehicle, wire.from_engine(decision, wire.PriorityDecision)))
+                        wire.encode_reply(_generated_id(request.vehicle),
+                                          wire.from_engine(decision, wire.PriorityDecision)))
             if decision.decision != "granted":
                 self._rejected(request, decision.reason)
                 continue
@@ -849,9 +851,9 @@ class Service:
         try:
             ended_early = self.priority.checkout(release.vehicle, release.intersection)
         except PilotageError as error:
-            self._audit(caller, "priority.checkout", frame, wire.encode_error(None, error))
+            self._audit(caller, "priority.checkout", frame, wire.encode_error(_generated_id(release.vehicle), error))
             return
-        self._audit(caller, "priority.checkout", frame, wire.encode_reply(release.vehicle,
+        self._audit(caller, "priority.checkout", frame, wire.encode_reply(_generated_id(release.vehicle),
                                                                           wire.CheckedOut(ended_early)))
         self._emit_generated(release.vehicle, release.intersection, release.state, release.group,
                              reason=release.reason)
@@ -867,10 +869,15 @@ class Service:
             reason, True))
 
 
+def _generated_id(vehicle: str) -> str:
+    """The request id of what pilotage did from a vehicle's positions, in the audit log."""
+    return f"position:{vehicle}"[:64]
+
+
 def _generated_frame(message_type: str, vehicle: str, body: Struct) -> bytes:
     """The request a client would have sent for what pilotage did from a vehicle's positions, as
     the audit log records it: its id names the vehicle."""
-    return wire.encode({"v": wire.VERSION, "id": f"position:{vehicle}"[:64], "type": message_type, "body": body})
+    return wire.encode({"v": wire.VERSION, "id": _generated_id(vehicle), "type": message_type, "body": body})
 
 
 def _in_body(error: PilotageError) -> PilotageError:

@@ -3,6 +3,7 @@ GTFS-Realtime file of a bus's positions makes requests, a check-out and events, 
 comes out as TripUpdates, and a file that is no feed is counted while the server goes on."""
 
 import contextlib
+import json
 import os
 import time
 from collections.abc import Callable
@@ -80,3 +81,9 @@ def test_a_positions_feed_makes_requests_check_outs_events_and_trip_updates(
     assert update.trip_update.vehicle.id == "bus-7"
     assert update.trip_update.stop_time_update[0].stop_id in path.stop_ids
     assert "not_a_feed" in served.log.read_text() or "not a GTFS-Realtime feed" in served.log.read_text()
+    # The requests and check-outs made for the bus are audited as a client's, from the feed's client.
+    audited = [json.loads(line) for line in (tmp_path / "state" / "audit.jsonl").read_text().splitlines()]
+    made = [line for line in audited if line.get("type") in ("priority.request", "priority.checkout")]
+    assert {line["type"] for line in made} == {"priority.request", "priority.checkout"}
+    assert all(line["request"]["id"] == line["reply"]["id"] == "position:bus-7" for line in made)
+    assert all(line["client"] == f"gtfs-realtime:{positions}" for line in made)
