@@ -721,6 +721,7 @@ class _Loop:
         # (a route off the network read), and each driven light's approach lanes per signal group.
         self._position_sent_s: dict[str, float] = {}
         self._trip_of: dict[str, str] = {}
+        self._paths: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[float, ...]], TransitPath] = {}
         self.trips_not_followed = 0
         self._queues_sent_s = -math.inf
         self._group_lanes = {light.tls: _group_lanes(libsumo, light) for light in self.net.lights} \
@@ -903,8 +904,14 @@ class _Loop:
             stop_ids.append(stop.stoppingPlaceID or f"{vehicle}-stop-{n}")
             stop_at_m.append(min(starts_m[position] + stop.endPos, starts_m[position + 1]))
             due_s.append(scheduled_arrival_s(stop))
-        path = TransitPath.on(self.net.network, edges, stop_ids=tuple(stop_ids),
-                              stop_at_m=np.maximum.accumulate(np.array(stop_at_m, dtype=np.float64)), source="route")
+        # Vehicles of one route and stops share its path, so the tracker sees them as one line
+        # (their headways, when no timetable gives a time).
+        key = (tuple(route), tuple(stop_ids), tuple(stop_at_m))
+        if key not in self._paths:
+            self._paths[key] = TransitPath.on(self.net.network, edges, stop_ids=tuple(stop_ids),
+                                              stop_at_m=np.maximum.accumulate(np.array(stop_at_m, dtype=np.float64)),
+                                              source="route")
+        path = self._paths[key]
         self.tracker.add_trips([Trip(vehicle, self.sumo.vehicle.getLine(vehicle) or vehicle, kind, path,
                                      np.array(due_s, dtype=np.float64))])
         return True
