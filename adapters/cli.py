@@ -316,13 +316,14 @@ def _network_info(args: argparse.Namespace) -> dict[str, object]:
     min_lon, min_lat, max_lon, max_lat = summary["bounding_box"]
     print(f"road network of {report.get('source', 'the given graph')}")
     print(f"  nodes                     {summary['nodes']:>8,}")
-    print(f"  edges                     {summary['edges']:>8,}")
+    print(f"  edges                     {summary['edges']:>8,}"
+          f"   ({summary['restricted_edges']:,} restricted: buses and trams, not cars)")
     print(f"  signalised intersections  {summary['signalised_intersections']:>8,}"
           f"   ({summary['signal_nodes']} signal nodes)")
     print(f"  road length               {summary['length_km']:>8,.1f} km")
     print(f"  bounding box              lon {min_lon:.4f}..{max_lon:.4f}, lat {min_lat:.4f}..{max_lat:.4f}")
-    print(f"  dropped                   {report['non_drivable_edges_dropped']:,} non-drivable edges; "
-          f"{report['scc_dropped_nodes']:,} nodes and {report['scc_dropped_edges']:,} edges outside "
+    print(f"  dropped                   {report['non_drivable_edges_dropped']:,} edges open to neither cars nor "
+          f"buses; {report['scc_dropped_nodes']:,} nodes and {report['scc_dropped_edges']:,} edges outside "
           "the largest strongly connected component")
     return summary
 
