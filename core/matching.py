@@ -41,7 +41,6 @@ from pilotage.core.network import RoadNetwork, _frozen
 
 logger = logging.getLogger(__name__)
 
-_M_PER_DEG = _kernels.EARTH_RADIUS_M * math.pi / 180.0
 
 
 @dataclass(frozen=True)
@@ -142,9 +141,7 @@ class MatchedPath:
 class _Grid:
     """The network's nodes in a local plane (m) and a grid of its edges, for the candidate search."""
 
-    lon0: float
-    lat0: float
-    m_per_deg_lon: float
+    network: RoadNetwork
     node_x: np.ndarray
     node_y: np.ndarray
     x0: float
@@ -157,20 +154,13 @@ class _Grid:
     slack_m: np.ndarray
 
     def project(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Positions (m) in the grid's plane of points in degrees."""
-        x = np.ascontiguousarray((lon - self.lon0) * self.m_per_deg_lon)
-        y = np.ascontiguousarray((lat - self.lat0) * _M_PER_DEG)
-        return x, y
+        """Positions (m) in the grid's plane (the network's, :meth:`RoadNetwork.planar_m`) of points in degrees."""
+        return self.network.planar_m(lon, lat)
 
 
 def _grid(network: RoadNetwork, cell_m: float, curve_allowance_m: float) -> _Grid:
-    # Equirectangular plane about the network's centre: over a city's extent the scale error stays
-    # under a few tenths of a percent, centimetres at the search radius.
-    lon0 = float(network.node_lon.mean())
-    lat0 = float(network.node_lat.mean())
-    m_per_deg_lon = _M_PER_DEG * math.cos(math.radians(lat0))
-    node_x = np.ascontiguousarray((network.node_lon - lon0) * m_per_deg_lon)
-    node_y = np.ascontiguousarray((network.node_lat - lat0) * _M_PER_DEG)
+    # The network's own plane: over a city's extent its scale error is centimetres at the search radius.
+    node_x, node_y = network.planar_m(network.node_lon, network.node_lat)
     # An edge longer than the straight line between its nodes is a curved street: no point of it lies
     # farther from that line than half the other side of a triangle with the edge's length as its two
     # other sides, sqrt(length^2 - chord^2) / 2 (the bound is met by a street that bends once).
@@ -188,7 +178,7 @@ def _grid(network: RoadNetwork, cell_m: float, curve_allowance_m: float) -> _Gri
     np.cumsum(counts, out=cell_ptr[1:])
     cell_edges = np.empty(int(cell_ptr[-1]), dtype=np.int64)
     _kernels.edge_grid_fill(node_x, node_y, tails, heads, slack_m, x0, y0, cell_m, nx, ny, cell_ptr, cell_edges)
-    return _Grid(lon0=lon0, lat0=lat0, m_per_deg_lon=m_per_deg_lon, node_x=node_x, node_y=node_y, x0=x0, y0=y0,
+    return _Grid(network=network, node_x=node_x, node_y=node_y, x0=x0, y0=y0,
                  cell_m=cell_m, nx=nx, ny=ny, cell_ptr=cell_ptr, cell_edges=cell_edges, slack_m=slack_m)
 
 

@@ -190,7 +190,6 @@ class TripDelay:
     time_s: float
 
 
-_EARTH_RADIUS_M = 6_371_009.0
 # The kernel's states and actions, as named here.
 _STATES = {_kernels.ON_PATH: ON_PATH, _kernels.OFF_PATH: OFF_PATH, _kernels.FINISHED: FINISHED}
 _GROWTH = 2
@@ -215,7 +214,6 @@ class VehicleTracker:
         self.config = config or TrackingConfig()
         self.trips: dict[str, Trip] = {}
         self._settings = _settings(self.config)
-        self._lat0 = math.radians(float(np.mean(network.node_lat))) if network.n_nodes else 0.0
         self._trips_of_route: dict[str, list[Trip]] = {}
         # Paths and trips, packed for the kernel (built again when trips are added).
         self._path_index: dict[int, int] = {}
@@ -275,7 +273,7 @@ class VehicleTracker:
             accepted.append((i, row, releases))
         if accepted:
             n = len(accepted)
-            rows[:n, _kernels.P_X_M], rows[:n, _kernels.P_Y_M] = self._planar(lon[:n], lat[:n])
+            rows[:n, _kernels.P_X_M], rows[:n, _kernels.P_Y_M] = self.network.planar_m(lon[:n], lat[:n])
             out = np.empty((n, _kernels.N_TRACK_OUT))
             (path_ptr, point_x_m, point_y_m, point_at_m, point_speed_m_s, crossing_ptr, crossing_line_m,
              crossing_grouped, trip_path, stop_ptr, stop_at_m, stop_due_s) = self._kernel_paths()
@@ -403,7 +401,7 @@ class VehicleTracker:
         path_ptr, point_x_m, point_y_m, point_at_m = self._kernel_paths()[:4]
         paths = np.array([self._path_index[id(t.path)] for t in candidates], dtype=np.int64)
         n = paths.size
-        x, y = self._planar(np.full(n, report.lon), np.full(n, report.lat))
+        x, y = self.network.planar_m(np.full(n, report.lon), np.full(n, report.lat))
         along_m = np.empty(n)
         offset_m = np.empty(n)
         _kernels.locate_on_paths(path_ptr, point_x_m, point_y_m, point_at_m, paths, np.full(n, -np.inf),
@@ -549,7 +547,7 @@ class VehicleTracker:
         path = trip.path
         if id(path) not in self._path_index:
             self._path_index[id(path)] = len(self._path_parts)
-            x, y = self._planar(self.network.node_lon[path.nodes], self.network.node_lat[path.nodes])
+            x, y = self.network.planar_m(self.network.node_lon[path.nodes], self.network.node_lat[path.nodes])
             # The speed limit of the edge each point starts (the last point: the last edge's).
             speed_m_s = self.network.speed_kph[np.append(path.edges, path.edges[-1])] / 3.6
             grouped = []
@@ -609,13 +607,6 @@ class VehicleTracker:
         first, last = int(ptr[path]), int(ptr[path + 1]) - 1
         s = min(max(first + int(np.searchsorted(at_m[first:last + 1], along_m, side="right")) - 1, first), last - 1)
         return math.degrees(math.atan2(x_m[s + 1] - x_m[s], y_m[s + 1] - y_m[s])) % 360.0
-
-    def _planar(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Local planar coordinates (m) of points (degrees): equirectangular around the network's
-        mean latitude, exact to well under a metre across a city."""
-        x: np.ndarray = np.ascontiguousarray(np.radians(lon) * math.cos(self._lat0) * _EARTH_RADIUS_M)
-        y: np.ndarray = np.ascontiguousarray(np.radians(lat) * _EARTH_RADIUS_M)
-        return x, y
 
 
 def _settings(config: TrackingConfig) -> np.ndarray:

@@ -25,7 +25,6 @@ from pilotage.core.transit import Trip
 from pilotage.signal_priority import PriorityConfig, PriorityRequest
 from pilotage.signal_priority import _kernels as kn
 from pilotage.signal_priority.tracking import (
-    _EARTH_RADIUS_M,
     _END_M,
     CANCELLED,
     CHECKED_OUT,
@@ -848,7 +847,6 @@ class ReferenceTracker:
         self._trips_of_route: dict[str, list[Trip]] = {}
         self._vehicles: dict[str, _Vehicle] = {}
         self._paths = _Paths()
-        self._lat0 = math.radians(float(np.mean(network.node_lat))) if network.n_nodes else 0.0
         self.add_trips(trips)
 
     def add_trips(self, trips: Iterable[Trip]) -> None:
@@ -1019,7 +1017,7 @@ class ReferenceTracker:
                 to_m[i] = followed.along_m + max_speed_m_s * (report.time_s - followed.located_s) + config.off_path_m
             else:
                 from_m[i], to_m[i] = -math.inf, math.inf
-        x, y = self._planar(lon, lat)
+        x, y = self.network.planar_m(lon, lat)
         along_m = np.empty(n)
         offset_m = np.empty(n)
         for i in range(n):
@@ -1182,7 +1180,7 @@ class ReferenceTracker:
         key = id(trip.path)
         if key not in paths.index:
             nodes = trip.path.nodes
-            x, y = self._planar(self.network.node_lon[nodes], self.network.node_lat[nodes])
+            x, y = self.network.planar_m(self.network.node_lon[nodes], self.network.node_lat[nodes])
             paths.index[key] = len(paths.x_m)
             paths.x_m.append(x)
             paths.y_m.append(y)
@@ -1197,10 +1195,3 @@ class ReferenceTracker:
             paths.packed = (np.array(paths.ptr, dtype=np.int64), np.concatenate(paths.x_m),
                             np.concatenate(paths.y_m), np.concatenate(paths.at_m))
         return paths.packed
-
-    def _planar(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Local planar coordinates (m) of points (degrees): equirectangular around the network's
-        mean latitude, exact to well under a metre across a city."""
-        x: np.ndarray = np.ascontiguousarray(np.radians(lon) * math.cos(self._lat0) * _EARTH_RADIUS_M)
-        y: np.ndarray = np.ascontiguousarray(np.radians(lat) * _EARTH_RADIUS_M)
-        return x, y
